@@ -1,0 +1,3 @@
+from bconnect.cli.main import main
+
+main()

@@ -1,0 +1,160 @@
+"""`bconnect dev`: a controller (and, with the data-plane work, a worker) in one process,
+seeded with Boundary's dev-mode fixtures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+
+import click
+
+DEFAULT_API = "127.0.0.1:9200"
+DEFAULT_PROXY = "127.0.0.1:9202"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "-help", "--help"]})
+@click.option(
+    "-api-listen-address",
+    "--api-listen-address",
+    "api_address",
+    default=DEFAULT_API,
+    show_default=True,
+    help="Address the controller API listens on (port 0 picks a free one).",
+)
+@click.option(
+    "-proxy-listen-address",
+    "--proxy-listen-address",
+    "proxy_address",
+    default=DEFAULT_PROXY,
+    show_default=True,
+    help="Worker proxy address handed to clients in authorization tokens.",
+)
+@click.option(
+    "-database-url",
+    "--database-url",
+    "database_url",
+    envvar="BCONNECT_DATABASE_URL",
+    default=None,
+    help="SQLite path or URL (default: a fresh file in a temporary directory).",
+)
+@click.option(
+    "-login-name", "--login-name", default="admin", show_default=True, help="Admin login name."
+)
+@click.option(
+    "-password",
+    "--password",
+    default="password",
+    show_default=True,
+    help="Admin password (also used for the unprivileged 'user').",
+)
+@click.option(
+    "-target-default-port",
+    "--target-default-port",
+    "target_port",
+    type=click.IntRange(1, 65535),
+    default=22,
+    show_default=True,
+    help="Default port of the generated targets.",
+)
+@click.option(
+    "-job-interval",
+    "--job-interval",
+    type=click.FloatRange(0.05, 3600),
+    default=5.0,
+    show_default=True,
+    help="Seconds between session clean-up runs.",
+)
+@click.option(
+    "-log-level",
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=lambda: os.environ.get("BCONNECT_LOG_LEVEL", "info").lower(),
+    help="Log level (env BCONNECT_LOG_LEVEL).",
+)
+def dev(
+    api_address: str,
+    proxy_address: str,
+    database_url: str | None,
+    login_name: str,
+    password: str,
+    target_port: int,
+    job_interval: float,
+    log_level: str,
+) -> None:
+    """Start a controller for development, seeded with Boundary's dev fixtures.
+
+    It listens on Boundary's dev ports and creates the org o_1234567890, the project
+    p_1234567890, the auth method ampw_1234567890 with users admin and user (password
+    "password"), and the targets ttcp_1234567890 and ttcp_0987654321. Ctrl-C stops it.
+
+    \b
+    Example:
+      bconnect dev
+      bconnect dev -api-listen-address 127.0.0.1:9300 -database-url ./dev.db
+    """
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from bconnect.controller.server import Controller, ListenError, bind
+    from bconnect.controller.settings import Settings
+    from bconnect.controller.storage.db import SchemaTooNewError
+
+    if login_name != "admin":
+        raise click.UsageError("only the admin login name 'admin' is supported for now")
+    if len(password) < 8:
+        raise click.UsageError("-password must be at least 8 characters")
+    if database_url is None:
+        tmpdir = tempfile.mkdtemp(prefix="bconnect-dev-")
+        database_url = os.path.join(tmpdir, "bconnect.db")
+    try:
+        sock = bind(api_address, 9200)
+    except (ListenError, ValueError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    host, port = sock.getsockname()[:2]
+    settings = Settings(
+        database_url=database_url,
+        worker_addresses=[proxy_address],
+        api_address=f"{host}:{port}",
+        job_interval=job_interval,
+    )
+    try:
+        controller = Controller.open(
+            settings,
+            dev_seed=True,
+            admin_password=password,
+            user_password=password,
+            target_port=target_port,
+        )
+    except SchemaTooNewError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - a database we cannot open is a user problem
+        click.echo(f"Error: cannot open the database {database_url}: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"""==> bconnect dev started! Log data will follow below.
+
+          Controller API: http://{host}:{port}
+            Worker proxy: {proxy_address} (handed to clients in authorization tokens)
+                Database: {controller.engine.url.render_as_string(hide_password=True)}
+
+   [Auth Method] ID: ampw_1234567890   Login Name: {login_name}   Password: {password}
+   [Unprivileged] Login Name: user   Password: {password}
+   [Targets] ttcp_1234567890 (127.0.0.1:{target_port}), ttcp_0987654321 (host sources)
+
+Authenticate with:
+  bconnect authenticate password -addr http://{host}:{port} \\
+      -auth-method-id ampw_1234567890 -login-name {login_name}
+""",
+        nl=True,
+    )
+    sys.stdout.flush()
+    try:
+        controller.serve(sock, log_level="debug" if log_level == "debug" else "warning")
+    finally:
+        controller.close()
+    click.echo("==> bconnect dev shutdown complete")

@@ -1,0 +1,59 @@
+"""The `bconnect` command group.
+
+Subcommands are imported lazily (only the one being run), so `bconnect --help`
+never imports the server stack or plugin client libraries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from bconnect import __version__
+
+# command name -> "module:attribute"; modules live in bconnect.cli
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dev": ("bconnect.cli.dev:dev", "Start a controller (and worker) for development"),
+}
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None or cmd_name not in COMMANDS:
+            return cmd
+        module_name, attr = COMMANDS[cmd_name][0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from the table above, so listing commands imports nothing.
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-version", "--version", prog_name="bconnect")
+def cli() -> None:
+    """bconnect: reach private hosts through an identity-aware proxy.
+
+    \b
+    Example:
+      bconnect dev
+      bconnect authenticate password -auth-method-id ampw_1234567890 -login-name admin
+      bconnect sessions list -scope-id p_1234567890
+    """
+
+
+def main() -> None:
+    cli.main(args=sys.argv[1:], prog_name="bconnect")

@@ -1,0 +1,208 @@
+"""Authorizing a session on a target: choose the endpoint, mint the session certificate,
+record the session, broker credentials and encode the authorization token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from bconnect.controller import errors
+from bconnect.controller.context import Ctx
+from bconnect.controller.resources import drop_none, fmt_time
+from bconnect.controller.sessionstate import Status
+from bconnect.controller.storage import schema as t
+from bconnect.core.certs import mint_session_certificate, split_host
+from bconnect.core.token import AuthzData, ScopeInfo, encode_authz_token
+from bconnect.ids import new_id
+
+# A worker that has not reported for this long is not offered to clients.
+WORKER_STALE_AFTER = timedelta(seconds=30)
+
+
+def choose_endpoint(
+    ctx: Ctx, target: Any, host_id: str | None
+) -> tuple[str, int, str | None, str | None]:
+    """Return (host address, port, host_set_id, host_id) for a new session."""
+    port = target.default_port
+    if target.address:
+        if host_id:
+            raise errors.invalid_field("host_id", "This target has an address, not hosts.")
+        address, host_set_id = target.address, None
+    else:
+        candidates = ctx.conn.execute(
+            select(t.hosts.c.id, t.hosts.c.address, t.host_set_members.c.host_set_id)
+            .join(t.host_set_members, t.host_set_members.c.host_id == t.hosts.c.id)
+            .join(
+                t.target_host_sources,
+                t.target_host_sources.c.host_set_id == t.host_set_members.c.host_set_id,
+            )
+            .where(t.target_host_sources.c.target_id == target.id)
+            .order_by(t.hosts.c.id)
+        ).all()
+        if host_id:
+            candidates = [c for c in candidates if c.id == host_id]
+            if not candidates:
+                raise errors.invalid_field("host_id", f"{host_id} is not a host of this target.")
+        if not candidates:
+            raise errors.invalid_field(
+                "id", "The target has no address and no hosts in its host sources."
+            )
+        chosen = random.choice(candidates)
+        address, host_id, host_set_id = chosen.address, chosen.id, chosen.host_set_id
+    if ":" in address and not address.startswith("["):
+        # host:port in the address overrides the default port (not for bare IPv6)
+        head, _, tail = address.rpartition(":")
+        if tail.isdigit() and ":" not in head:
+            address, port = head, int(tail)
+    if not port:
+        raise errors.invalid_field("attributes.default_port", "The target has no default port.")
+    return address, port, host_set_id, host_id
+
+
+def worker_addresses(ctx: Ctx) -> list[str]:
+    """Proxy addresses of workers that reported recently, else the configured ones."""
+    fresh = ctx.conn.execute(
+        select(t.workers.c.address).where(
+            t.workers.c.last_status_time >= ctx.now - WORKER_STALE_AFTER,
+            t.workers.c.address.is_not(None),
+        )
+    ).all()
+    found = sorted({w.address for w in fresh})
+    return found or list(ctx.settings.worker_addresses)
+
+
+def credential_source_info(row: Any) -> dict[str, Any]:
+    """How a target lists a credential it brokers."""
+    return drop_none(
+        {
+            "id": row.id,
+            "credential_store_id": row.credential_store_id,
+            "name": row.name or None,
+            "description": row.description or None,
+            "type": "static",
+            "credential_type": row.type,
+        }
+    )
+
+
+def brokered_credentials(ctx: Ctx, target_id: str) -> list[dict[str, Any]]:
+    rows = ctx.conn.execute(
+        select(t.credentials)
+        .join(
+            t.target_credential_sources,
+            t.target_credential_sources.c.credential_id == t.credentials.c.id,
+        )
+        .where(
+            t.target_credential_sources.c.target_id == target_id,
+            t.target_credential_sources.c.purpose == "brokered",
+        )
+        .order_by(t.credentials.c.id)
+    ).all()
+    out = []
+    for row in rows:
+        secret = json.loads(row.secret)
+        decoded = dict(secret.get("object") or {}) if row.type == "json" else dict(secret)
+        if row.username:
+            decoded["username"] = row.username
+        out.append(
+            {
+                "credential_source": credential_source_info(row),
+                "secret": {
+                    "raw": base64.b64encode(json.dumps(decoded).encode()).decode(),
+                    "decoded": decoded,
+                },
+                "credential": decoded,
+            }
+        )
+    return out
+
+
+def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, Any]:
+    address, port, host_set_id, host_id = choose_endpoint(ctx, target, host_id)
+    session_id = new_id("s")
+    expiration = ctx.now + timedelta(seconds=target.session_max_seconds)
+    # A session never outlives the auth token that created it.
+    if ctx.auth_token is not None and ctx.auth_token.expiration_time < expiration:
+        expiration = ctx.auth_token.expiration_time
+    expiration = expiration.replace(microsecond=0)
+    workers = worker_addresses(ctx)
+    cert, key = mint_session_certificate(
+        session_id, [split_host(w) for w in workers], expiration, not_before=ctx.now
+    )
+    host = f"[{address}]" if ":" in address else address
+    endpoint = f"tcp://{host}:{port}"
+    ctx.conn.execute(
+        insert(t.sessions).values(
+            id=session_id,
+            scope_id=target.scope_id,
+            target_id=target.id,
+            type=target.type,
+            user_id=ctx.user_id,
+            auth_token_id=ctx.auth_token.id,
+            host_set_id=host_set_id,
+            host_id=host_id,
+            endpoint=endpoint,
+            expiration_time=expiration,
+            connection_limit=target.session_connection_limit,
+            certificate=cert,
+            private_key=key,
+            worker_filter=target.worker_filter,
+            status=Status.PENDING.value,
+            created_time=ctx.now,
+            updated_time=ctx.now,
+            version=1,
+        )
+    )
+    ctx.conn.execute(
+        insert(t.session_states).values(
+            session_id=session_id, status=Status.PENDING.value, start_time=ctx.now
+        )
+    )
+    scope = ctx.scope_info(target.scope_id)
+    token = encode_authz_token(
+        AuthzData(
+            session_id=session_id,
+            target_id=target.id,
+            scope=ScopeInfo(
+                id=scope["id"],
+                type=scope["type"],
+                name=scope.get("name", ""),
+                description=scope.get("description", ""),
+                parent_scope_id=scope.get("parent_scope_id", ""),
+            ),
+            created_time=ctx.now,
+            type=target.type,
+            connection_limit=target.session_connection_limit,
+            endpoint_port=port,
+            expiration=expiration,
+            certificate=cert,
+            private_key=key,
+            host_id=host_id or "",
+            endpoint=endpoint,
+            worker_addresses=tuple(workers),
+            default_client_port=target.default_client_port or 0,
+        )
+    )
+    return drop_none(
+        {
+            "session_id": session_id,
+            "target_id": target.id,
+            "scope": scope,
+            "created_time": fmt_time(ctx.now),
+            "user_id": ctx.user_id,
+            "host_set_id": host_set_id,
+            "host_id": host_id,
+            "type": target.type,
+            "authorization_token": token,
+            "connection_limit": target.session_connection_limit,
+            "endpoint": endpoint,
+            "endpoint_port": port,
+            "expiration": fmt_time(expiration),
+            "credentials": brokered_credentials(ctx, target.id) or None,
+        }
+    )

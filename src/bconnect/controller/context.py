@@ -1,0 +1,170 @@
+"""Per-request context: the database transaction, the caller and their ACL."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from bconnect.controller import errors
+from bconnect.controller.grants import ANON, AUTHENTICATED, Acl, RoleGrants, parse_grant
+from bconnect.controller.secrets import token_hash, token_id_of
+from bconnect.controller.storage import schema as t
+
+log = logging.getLogger(__name__)
+
+TOKEN_LIFETIME = timedelta(days=7)
+# approximate_last_used_time is refreshed at most this often (saves a write per request)
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Ctx:
+    conn: Connection
+    now: datetime
+    scopes: dict[str, Any]
+    acl: Acl
+    user_id: str | None = None
+    auth_token: Any = None
+    settings: Any = None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- scopes
+    def scope_row(self, scope_id: str) -> Any:
+        row = self.scopes.get(scope_id)
+        if row is None:
+            raise errors.not_found(scope_id)
+        return row
+
+    def scope_info(self, scope_id: str) -> dict[str, Any]:
+        row = self.scope_row(scope_id)
+        info: dict[str, Any] = {"id": row.id, "type": row.type}
+        if row.name:
+            info["name"] = row.name
+        if row.description:
+            info["description"] = row.description
+        if row.parent_id:
+            info["parent_scope_id"] = row.parent_id
+        return info
+
+    def descendants(self, scope_id: str, include_self: bool = True) -> list[str]:
+        out = [scope_id] if include_self else []
+        frontier = [scope_id]
+        while frontier:
+            nxt = [s.id for s in self.scopes.values() if s.parent_id in frontier]
+            out.extend(nxt)
+            frontier = nxt
+        return out
+
+    # ---------------------------------------------------------------- permissions
+    def require(
+        self,
+        scope_id: str,
+        rtype: str,
+        action: str,
+        resource_id: str | None = None,
+        owner_id: str | None = None,
+    ) -> None:
+        if not self.acl.allowed(scope_id, rtype, action, resource_id, owner_id):
+            if self.user_id is None:
+                raise errors.Unauthenticated("Unauthenticated, or invalid token.")
+            raise errors.denied()
+
+
+def load_scopes(conn: Connection) -> dict[str, Any]:
+    return {row.id: row for row in conn.execute(select(t.scopes))}
+
+
+def build_acl(conn: Connection, user_id: str | None, scopes: dict[str, Any]) -> Acl:
+    principals = [ANON] + ([AUTHENTICATED, user_id] if user_id else [])
+    role_ids = [
+        r.role_id
+        for r in conn.execute(
+            select(t.role_principals.c.role_id).where(
+                t.role_principals.c.principal_id.in_(principals)
+            )
+        )
+    ]
+    if not role_ids:
+        return Acl(user_id)
+    role_scope = {
+        r.id: r.scope_id
+        for r in conn.execute(
+            select(t.roles.c.id, t.roles.c.scope_id).where(t.roles.c.id.in_(role_ids))
+        )
+    }
+    grant_scopes: dict[str, set[str]] = {rid: set() for rid in role_ids}
+    for r in conn.execute(
+        select(t.role_grant_scopes).where(t.role_grant_scopes.c.role_id.in_(role_ids))
+    ):
+        grant_scopes[r.role_id].add(r.grant_scope)
+    grants: dict[str, list] = {rid: [] for rid in role_ids}
+    for r in conn.execute(
+        select(t.role_grants)
+        .where(t.role_grants.c.role_id.in_(role_ids))
+        .order_by(t.role_grants.c.position)
+    ):
+        text = r.canonical_grant
+        if user_id:
+            text = text.replace("{{.User.Id}}", user_id).replace("{{user.id}}", user_id)
+        try:
+            grants[r.role_id].append(parse_grant(text))
+        except ValueError:
+            log.warning("ignoring unparsable grant on role %s", r.role_id)
+    parents = {sid: row.parent_id for sid, row in scopes.items()}
+    roles = [
+        RoleGrants(role_scope[rid], frozenset(grant_scopes[rid]), tuple(grants[rid]))
+        for rid in role_ids
+        if rid in role_scope
+    ]
+    return Acl.build(user_id, roles, parents)
+
+
+def authenticate_bearer(conn: Connection, authorization: str | None, now: datetime) -> Any:
+    """Return the auth-token row for a Bearer header, None without one; raise when bad."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthenticated("Unauthenticated, or invalid token.")
+    token = token.strip()
+    token_id = token_id_of(token)
+    if token_id is None:
+        raise errors.Unauthenticated("Unauthenticated, or invalid token.")
+    row = conn.execute(select(t.auth_tokens).where(t.auth_tokens.c.id == token_id)).first()
+    if row is None or not hmac.compare_digest(row.token_hash, token_hash(token)):
+        raise errors.Unauthenticated("Unauthenticated, or invalid token.")
+    if row.expiration_time <= now:
+        raise errors.Unauthenticated("Unauthenticated, or invalid token.")
+    if now - row.approximate_last_used_time > LAST_USED_GRANULARITY:
+        conn.execute(
+            update(t.auth_tokens)
+            .where(t.auth_tokens.c.id == token_id)
+            .values(approximate_last_used_time=now)
+        )
+    return row
+
+
+def make_ctx(conn: Connection, authorization: str | None, settings: Any = None) -> Ctx:
+    now = utcnow()
+    token_row = authenticate_bearer(conn, authorization, now)
+    user_id = token_row.user_id if token_row is not None else None
+    scopes = load_scopes(conn)
+    acl = build_acl(conn, user_id, scopes)
+    return Ctx(
+        conn=conn,
+        now=now,
+        scopes=scopes,
+        acl=acl,
+        user_id=user_id,
+        auth_token=token_row,
+        settings=settings,
+    )

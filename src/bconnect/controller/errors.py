@@ -1,0 +1,92 @@
+"""API errors in Boundary's shape: ``{"kind", "op", "message", "details"}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiException(Exception):
+    """An error the API reports to the client; never carries a secret."""
+
+    status = 500
+    kind = "Internal"
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None, op: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        self.op = op
+
+    def body(self, op: str = "") -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": self.kind,
+            "op": self.op or op,
+            "message": self.message,
+        }
+        if self.fields:
+            body["details"] = {
+                "request_fields": [
+                    {"name": name, "description": desc} for name, desc in self.fields.items()
+                ]
+            }
+        return body
+
+
+class InvalidArgument(ApiException):
+    status = 400
+    kind = "InvalidArgument"
+
+
+class Unauthenticated(ApiException):
+    status = 401
+    kind = "Unauthenticated"
+
+
+class PermissionDenied(ApiException):
+    status = 403
+    kind = "PermissionDenied"
+
+
+class NotFound(ApiException):
+    status = 404
+    kind = "NotFound"
+
+
+class MethodNotAllowed(ApiException):
+    status = 405
+    kind = "MethodNotAllowed"
+
+
+class Conflict(ApiException):
+    """A uniqueness or state conflict (Boundary reports these as InvalidArgument 400)."""
+
+    status = 400
+    kind = "InvalidArgument"
+
+
+class PayloadTooLarge(ApiException):
+    status = 413
+    kind = "InvalidArgument"
+
+
+class Internal(ApiException):
+    status = 500
+    kind = "Internal"
+
+
+def invalid_field(name: str, description: str) -> InvalidArgument:
+    return InvalidArgument("Errors in provided fields.", fields={name: description})
+
+
+def version_mismatch() -> InvalidArgument:
+    return invalid_field(
+        "version", "Version does not match the current version of the resource; read it again."
+    )
+
+
+def not_found(resource_id: str) -> NotFound:
+    return NotFound(f"Resource not found: {resource_id}")
+
+
+def denied() -> PermissionDenied:
+    return PermissionDenied("Forbidden.")

@@ -1,0 +1,290 @@
+"""/v1/auth-methods (password), :authenticate, /v1/accounts and /v1/auth-tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import insert, select, update
+
+from bconnect.controller import errors
+from bconnect.controller import resources as res
+from bconnect.controller.app import transaction
+from bconnect.controller.context import TOKEN_LIFETIME, Ctx
+from bconnect.controller.models import (
+    AccountCreate,
+    AccountUpdate,
+    AuthenticateRequest,
+    AuthenticateResponse,
+    AuthMethodCreate,
+    AuthMethodUpdate,
+    ChangePassword,
+    ItemResponse,
+    SetPassword,
+)
+from bconnect.controller.routes.common import add_standard_routes, item
+from bconnect.controller.secrets import hash_password, mint_auth_token, token_hash, verify_password
+from bconnect.controller.storage import schema as t
+from bconnect.ids import new_id
+
+router = APIRouter(tags=["auth"])
+
+# Failed logins before an account is locked out, and for how long.
+LOCKOUT_THRESHOLD = 10
+LOCKOUT_SECONDS = 60
+
+
+def _render_method(ctx: Ctx, row: Any) -> dict[str, Any]:
+    primary = ctx.scopes[row.scope_id].primary_auth_method_id == row.id
+    return {
+        "is_primary": primary or None,
+        "attributes": {
+            "min_login_name_length": row.min_login_name_length,
+            "min_password_length": row.min_password_length,
+        },
+    }
+
+
+def _render_account(ctx: Ctx, row: Any) -> dict[str, Any]:
+    return {"attributes": {"login_name": row.login_name}}
+
+
+def _render_token(ctx: Ctx, row: Any) -> dict[str, Any]:
+    return {
+        "user_id": row.user_id,
+        "auth_method_id": row.auth_method_id,
+        "account_id": row.account_id,
+        "created_time": res.fmt_time(row.created_time),
+        "updated_time": res.fmt_time(row.updated_time),
+        "approximate_last_used_time": res.fmt_time(row.approximate_last_used_time),
+        "expiration_time": res.fmt_time(row.expiration_time),
+    }
+
+
+METHODS = res.Kind("auth-method", "auth-methods", t.auth_methods, render=_render_method)
+ACCOUNTS = res.Kind(
+    "account",
+    "accounts",
+    t.accounts,
+    parent="auth_method_id",
+    parent_table=t.auth_methods,
+    render=_render_account,
+    show_scope_id=False,
+)
+TOKENS = res.Kind(
+    "auth-token",
+    "auth-tokens",
+    t.auth_tokens,
+    owner_col="user_id",
+    render=_render_token,
+    has_common=False,
+)
+
+for _kind in (METHODS, ACCOUNTS, TOKENS):
+    add_standard_routes(router, _kind)
+
+# ---------------------------------------------------------------- auth methods
+
+
+@router.post("/v1/auth-methods", response_model=ItemResponse, response_model_exclude_none=True)
+def create_auth_method(request: Request, body: AuthMethodCreate) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        scope = ctx.scope_row(body.scope_id)
+        if scope.type == "project":
+            raise errors.invalid_field("scope_id", "Auth methods live in global or org scopes.")
+        ctx.require(scope.id, "auth-method", "create")
+        attrs = body.attributes
+        values = {
+            "id": new_id("ampw"),
+            "scope_id": scope.id,
+            "type": "password",
+            "name": body.name,
+            "description": body.description,
+            "min_login_name_length": (attrs.min_login_name_length if attrs else None) or 3,
+            "min_password_length": (attrs.min_password_length if attrs else None) or 8,
+        }
+        return item(res.render(ctx, METHODS, res.insert_row(ctx, METHODS, values)))
+
+
+@router.patch(
+    "/v1/auth-methods/{id}", response_model=ItemResponse, response_model_exclude_none=True
+)
+def update_auth_method(request: Request, id: str, body: AuthMethodUpdate) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        row = res.read_checked(ctx, METHODS, id, "update")
+        values = res.common_updates(body)
+        if body.attributes is not None:
+            values.update(
+                {
+                    k: v
+                    for k, v in body.attributes.model_dump().items()
+                    if k in body.attributes.model_fields_set and v is not None
+                }
+            )
+        row = res.update_row(ctx, METHODS, row, body.version, values)
+        return item(res.render(ctx, METHODS, row))
+
+
+@router.post(
+    "/v1/auth-methods/{id}:authenticate",
+    response_model=AuthenticateResponse,
+    response_model_exclude_none=True,
+)
+def authenticate(request: Request, id: str, body: AuthenticateRequest) -> dict[str, Any]:
+    """Exchange a login name and password for an auth token (7 days)."""
+    with transaction(request) as ctx:
+        method = res.get_row(ctx, METHODS, id)
+        ctx.require(method.scope_id, "auth-method", "authenticate", method.id)
+        login = body.attributes.login_name
+        account = ctx.conn.execute(
+            select(t.accounts).where(
+                t.accounts.c.auth_method_id == id, t.accounts.c.login_name == login
+            )
+        ).first()
+        locked = account is not None and account.locked_until and account.locked_until > ctx.now
+        ok = verify_password(account.password_hash if account else None, body.attributes.password)
+        if locked or not ok:
+            if account is not None and not locked:
+                failures = account.failed_attempts + 1
+                values: dict[str, Any] = {"failed_attempts": failures}
+                if failures >= LOCKOUT_THRESHOLD:
+                    values = {
+                        "failed_attempts": 0,
+                        "locked_until": ctx.now + timedelta(seconds=LOCKOUT_SECONDS),
+                    }
+                ctx.conn.execute(
+                    update(t.accounts).where(t.accounts.c.id == account.id).values(**values)
+                )
+            # Leave the block normally so the failure count is committed, then refuse.
+            failed = True
+        else:
+            failed = False
+            result = _login(ctx, method, account)
+    if failed:
+        raise errors.Unauthenticated("Unable to authenticate: invalid login name or password.")
+    return result
+
+
+def _login(ctx: Ctx, method: Any, account: Any) -> dict[str, Any]:
+    """Mint an auth token for a verified account."""
+    user_id = ctx.conn.execute(
+        select(t.user_accounts.c.user_id).where(t.user_accounts.c.account_id == account.id)
+    ).scalar()
+    if user_id is None:
+        raise errors.Unauthenticated("Unable to authenticate: account has no user.")
+    if account.failed_attempts:
+        ctx.conn.execute(
+            update(t.accounts).where(t.accounts.c.id == account.id).values(failed_attempts=0)
+        )
+    token_id, token = mint_auth_token()
+    ctx.conn.execute(
+        insert(t.auth_tokens).values(
+            id=token_id,
+            scope_id=method.scope_id,
+            token_hash=token_hash(token),
+            user_id=user_id,
+            account_id=account.id,
+            auth_method_id=method.id,
+            created_time=ctx.now,
+            updated_time=ctx.now,
+            approximate_last_used_time=ctx.now,
+            expiration_time=ctx.now + TOKEN_LIFETIME,
+        )
+    )
+    row = res.get_row(ctx, TOKENS, token_id)
+    ctx.user_id = user_id
+    attrs = res.render(ctx, TOKENS, row, ["read:self", "delete:self"])
+    attrs["token"] = token
+    return {"command": "login", "attributes": attrs}
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def _check_password(method: Any, password: str) -> None:
+    if len(password) < method.min_password_length:
+        raise errors.invalid_field(
+            "attributes.password",
+            f"Length must be at least {method.min_password_length}.",
+        )
+
+
+@router.post("/v1/accounts", response_model=ItemResponse, response_model_exclude_none=True)
+def create_account(request: Request, body: AccountCreate) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        method = res.get_row(ctx, METHODS, body.auth_method_id)
+        ctx.require(method.scope_id, "account", "create")
+        login = body.attributes.login_name
+        if len(login) < method.min_login_name_length or login != login.lower().strip():
+            raise errors.invalid_field(
+                "attributes.login_name",
+                f"Must be lower case, at least {method.min_login_name_length} characters.",
+            )
+        if body.attributes.password is None:
+            raise errors.invalid_field("attributes.password", "This field is required.")
+        _check_password(method, body.attributes.password)
+        exists = ctx.conn.execute(
+            select(t.accounts.c.id).where(
+                t.accounts.c.auth_method_id == method.id, t.accounts.c.login_name == login
+            )
+        ).first()
+        if exists:
+            raise errors.invalid_field("attributes.login_name", "Login name already in use.")
+        values = {
+            "id": new_id("acctpw"),
+            "scope_id": method.scope_id,
+            "auth_method_id": method.id,
+            "type": "password",
+            "login_name": login,
+            "password_hash": hash_password(body.attributes.password),
+            "name": body.name,
+            "description": body.description,
+        }
+        return item(res.render(ctx, ACCOUNTS, res.insert_row(ctx, ACCOUNTS, values)))
+
+
+@router.patch("/v1/accounts/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+def update_account(request: Request, id: str, body: AccountUpdate) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        row = res.read_checked(ctx, ACCOUNTS, id, "update")
+        values = res.common_updates(body)
+        if body.attributes is not None and body.attributes.login_name is not None:
+            values["login_name"] = body.attributes.login_name
+        row = res.update_row(ctx, ACCOUNTS, row, body.version, values)
+        return item(res.render(ctx, ACCOUNTS, row))
+
+
+@router.post(
+    "/v1/accounts/{id}:set-password",
+    response_model=ItemResponse,
+    response_model_exclude_none=True,
+)
+def set_password(request: Request, id: str, body: SetPassword) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        row = res.read_checked(ctx, ACCOUNTS, id, "set-password")
+        _check_password(res.get_row(ctx, METHODS, row.auth_method_id), body.password)
+        values = {"password_hash": hash_password(body.password)}
+        return item(
+            res.render(ctx, ACCOUNTS, res.update_row(ctx, ACCOUNTS, row, body.version, values))
+        )
+
+
+@router.post(
+    "/v1/accounts/{id}:change-password",
+    response_model=ItemResponse,
+    response_model_exclude_none=True,
+)
+def change_password(request: Request, id: str, body: ChangePassword) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        row = res.read_checked(ctx, ACCOUNTS, id, "change-password")
+        if not verify_password(row.password_hash, body.current_password):
+            raise errors.invalid_field("current_password", "Incorrect password.")
+        _check_password(res.get_row(ctx, METHODS, row.auth_method_id), body.new_password)
+        values = {"password_hash": hash_password(body.new_password)}
+        return item(
+            res.render(ctx, ACCOUNTS, res.update_row(ctx, ACCOUNTS, row, body.version, values))
+        )
+
+
+# ---------------------------------------------------------------- auth tokens

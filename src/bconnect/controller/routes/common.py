@@ -1,0 +1,99 @@
+"""Pieces every router uses: list query parameters and response helpers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from bconnect.controller.models import ItemResponse, ListResponse
+from bconnect.controller.resources import Kind, ListQuery
+
+PageSize = Annotated[int | None, Query(ge=0, le=10000, description="Items per page (max 1000)")]
+ListToken = Annotated[str | None, Query(max_length=4096, description="From the previous page")]
+Filter = Annotated[str | None, Query(max_length=4096, description="go-bexpr filter over /item")]
+Recursive = Annotated[bool, Query(description="Include descendant scopes")]
+
+
+def list_query(
+    parent_id: str | None,
+    recursive: bool = False,
+    filter: str | None = None,
+    page_size: int | None = None,
+    list_token: str | None = None,
+    include_terminated: bool = False,
+) -> ListQuery:
+    return ListQuery(
+        parent_id=parent_id,
+        recursive=recursive,
+        filter=filter,
+        page_size=page_size,
+        list_token=list_token,
+        include_terminated=include_terminated,
+    )
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def item(value: dict[str, Any]) -> dict[str, Any]:
+    return {"item": value}
+
+
+def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> None:
+    """GET list, GET read and DELETE for a collection, named the Boundary way."""
+    from bconnect.controller import resources as res
+    from bconnect.controller.app import transaction
+
+    path = f"/v1/{kind.collection}"
+    recursive_ok = kind.parent == "scope_id"
+    default_parent = "global" if recursive_ok else None
+
+    def list_handler(
+        request: Request,
+        parent_id: Annotated[str | None, Query(alias=kind.parent)] = default_parent,
+        recursive: Recursive = False,
+        filter: Filter = None,
+        page_size: PageSize = None,
+        list_token: ListToken = None,
+    ) -> dict[str, Any]:
+        with transaction(request) as ctx:
+            q = list_query(parent_id, recursive and recursive_ok, filter, page_size, list_token)
+            return res.list_items(ctx, kind, q)
+
+    def read_handler(request: Request, id: str) -> dict[str, Any]:
+        with transaction(request) as ctx:
+            return item(res.render(ctx, kind, res.read_checked(ctx, kind, id)))
+
+    def delete_handler(request: Request, id: str) -> Response:
+        with transaction(request) as ctx:
+            res.delete_row(ctx, kind, id)
+        return no_content()
+
+    name = kind.collection.replace("-", "_")
+    router.add_api_route(
+        path,
+        list_handler,
+        methods=["GET"],
+        name=f"list_{name}",
+        response_model=ListResponse,
+        response_model_exclude_none=True,
+    )
+    if read:
+        router.add_api_route(
+            path + "/{id}",
+            read_handler,
+            methods=["GET"],
+            name=f"read_{name}",
+            response_model=ItemResponse,
+            response_model_exclude_none=True,
+        )
+    router.add_api_route(
+        path + "/{id}",
+        delete_handler,
+        methods=["DELETE"],
+        name=f"delete_{name}",
+        status_code=204,
+        response_class=Response,
+    )

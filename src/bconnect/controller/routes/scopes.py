@@ -1,0 +1,145 @@
+"""/v1/scopes: global, org and project scopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import delete, select
+
+from bconnect.controller import errors
+from bconnect.controller import resources as res
+from bconnect.controller.app import transaction
+from bconnect.controller.context import Ctx
+from bconnect.controller.models import ItemResponse, ListResponse, ScopeCreate, ScopeUpdate
+from bconnect.controller.routes.common import (
+    Filter,
+    ListToken,
+    PageSize,
+    Recursive,
+    item,
+    list_query,
+    no_content,
+)
+from bconnect.controller.storage import schema as t
+from bconnect.ids import new_id
+
+router = APIRouter(tags=["scopes"])
+
+CHILD_TYPE = {"global": "org", "org": "project"}
+PREFIX = {"org": "o", "project": "p"}
+# What may be created inside a scope, for authorized_collection_actions.
+COLLECTIONS = {
+    "global": ("scope", "auth-method", "user", "role", "worker"),
+    "org": ("scope", "auth-method", "user", "role"),
+    "project": ("host-catalog", "target", "credential-store", "role", "session"),
+}
+PLURAL = {
+    "scope": "scopes",
+    "auth-method": "auth-methods",
+    "user": "users",
+    "role": "roles",
+    "worker": "workers",
+    "host-catalog": "host-catalogs",
+    "target": "targets",
+    "credential-store": "credential-stores",
+    "session": "sessions",
+}
+# Tables whose rows live in a scope, in the order they can be deleted.
+CONTENTS = (
+    t.sessions,
+    t.targets,
+    t.credentials,
+    t.credential_stores,
+    t.host_sets,
+    t.hosts,
+    t.host_catalogs,
+    t.roles,
+    t.auth_tokens,
+    t.accounts,
+    t.users,
+    t.auth_methods,
+)
+
+
+def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
+    collections = {}
+    for rtype in COLLECTIONS.get(row.type, ()):
+        actions = ctx.acl.authorized_collection_actions(row.id, rtype)
+        if actions:
+            collections[PLURAL[rtype]] = actions
+    return {
+        "primary_auth_method_id": row.primary_auth_method_id,
+        "authorized_collection_actions": collections or None,
+    }
+
+
+KIND = res.Kind("scope", "scopes", t.scopes, scope_col="parent_id", render=_render)
+
+
+@router.get("/v1/scopes", response_model=ListResponse, response_model_exclude_none=True)
+def list_scopes(
+    request: Request,
+    scope_id: str = "global",
+    recursive: Recursive = False,
+    filter: Filter = None,
+    page_size: PageSize = None,
+    list_token: ListToken = None,
+) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        q = list_query(scope_id, recursive, filter, page_size, list_token)
+        return res.list_items(ctx, KIND, q)
+
+
+@router.get("/v1/scopes/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+def read_scope(request: Request, id: str) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        row = ctx.scope_row(id)
+        ctx.require(KIND.scope_of(row), "scope", "read", row.id)
+        return item(res.render(ctx, KIND, row))
+
+
+@router.post("/v1/scopes", response_model=ItemResponse, response_model_exclude_none=True)
+def create_scope(request: Request, body: ScopeCreate) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        parent = ctx.scope_row(body.scope_id)
+        ctx.require(parent.id, "scope", "create")
+        child = CHILD_TYPE.get(parent.type)
+        if child is None:
+            raise errors.invalid_field("scope_id", "Projects cannot contain scopes.")
+        values = {
+            "id": new_id(PREFIX[child]),
+            "type": child,
+            "parent_id": parent.id,
+            "name": body.name,
+            "description": body.description,
+        }
+        row = res.insert_row(ctx, KIND, values)
+        ctx.scopes[row.id] = row
+        return item(res.render(ctx, KIND, row))
+
+
+@router.patch("/v1/scopes/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+def update_scope(request: Request, id: str, body: ScopeUpdate) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        row = res.read_checked(ctx, KIND, id, "update")
+        values = res.common_updates(body, ("name", "description", "primary_auth_method_id"))
+        row = res.update_row(ctx, KIND, row, body.version, values)
+        ctx.scopes[row.id] = row
+        return item(res.render(ctx, KIND, row))
+
+
+@router.delete("/v1/scopes/{id}", status_code=204)
+def delete_scope(request: Request, id: str):  # noqa: ANN201
+    with transaction(request) as ctx:
+        if id == "global":
+            raise errors.invalid_field("id", "The global scope cannot be deleted.")
+        children = ctx.conn.execute(select(t.scopes.c.id).where(t.scopes.c.parent_id == id))
+        if children.first() is not None:
+            raise errors.invalid_field("id", "Delete the scopes inside this scope first.")
+        res.read_checked(ctx, KIND, id, "delete")
+        # Everything inside the scope goes with it, children before parents.
+        for table in CONTENTS:
+            ctx.conn.execute(delete(table).where(table.c.scope_id == id))
+        res.delete_row(ctx, KIND, id)
+    return no_content()

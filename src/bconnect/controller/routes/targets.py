@@ -1,0 +1,283 @@
+"""/v1/targets (tcp), host and credential sources, and :authorize-session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from bconnect.controller import errors
+from bconnect.controller import resources as res
+from bconnect.controller.app import transaction
+from bconnect.controller.authorize import authorize_session, credential_source_info
+from bconnect.controller.context import Ctx
+from bconnect.controller.models import (
+    AuthorizeSessionRequest,
+    AuthorizeSessionResponse,
+    CredentialSourceIds,
+    HostSourceIds,
+    ItemResponse,
+    TargetCreate,
+    TargetUpdate,
+)
+from bconnect.controller.routes.common import add_standard_routes, item
+from bconnect.controller.storage import schema as t
+from bconnect.ids import new_id
+
+router = APIRouter(tags=["targets"])
+
+BROKERED = "brokered"
+INJECTED = "injected_application"
+
+
+def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
+    host_sets = ctx.conn.execute(
+        select(t.host_sets.c.id, t.host_sets.c.host_catalog_id)
+        .join(t.target_host_sources, t.target_host_sources.c.host_set_id == t.host_sets.c.id)
+        .where(t.target_host_sources.c.target_id == row.id)
+        .order_by(t.host_sets.c.id)
+    ).all()
+    creds = ctx.conn.execute(
+        select(t.credentials, t.target_credential_sources.c.purpose)
+        .join(
+            t.target_credential_sources,
+            t.target_credential_sources.c.credential_id == t.credentials.c.id,
+        )
+        .where(t.target_credential_sources.c.target_id == row.id)
+        .order_by(t.credentials.c.id)
+    ).all()
+    brokered = [c for c in creds if c.purpose == BROKERED]
+    injected = [c for c in creds if c.purpose == INJECTED]
+    attrs = {
+        k: getattr(row, k)
+        for k in ("default_port", "default_client_port")
+        if getattr(row, k) is not None
+    }
+    return {
+        "address": row.address or None,
+        "host_source_ids": [h.id for h in host_sets] or None,
+        "host_sources": [{"id": h.id, "host_catalog_id": h.host_catalog_id} for h in host_sets]
+        or None,
+        "session_max_seconds": row.session_max_seconds,
+        "session_connection_limit": row.session_connection_limit,
+        "worker_filter": row.worker_filter or None,
+        "brokered_credential_source_ids": [c.id for c in brokered] or None,
+        "brokered_credential_sources": [credential_source_info(c) for c in brokered] or None,
+        "injected_application_credential_source_ids": [c.id for c in injected] or None,
+        "attributes": attrs or None,
+    }
+
+
+TARGETS = res.Kind("target", "targets", t.targets, render=_render)
+add_standard_routes(router, TARGETS)
+
+
+def _validate_address(ctx: Ctx, target_id: str | None, address: str | None) -> None:
+    if address is None:
+        return
+    if not address.strip() or any(c.isspace() for c in address.strip()):
+        raise errors.invalid_field("address", "Must be a host name or IP address.")
+    if target_id is not None:
+        has_sources = ctx.conn.execute(
+            select(t.target_host_sources.c.host_set_id).where(
+                t.target_host_sources.c.target_id == target_id
+            )
+        ).first()
+        if has_sources:
+            raise errors.invalid_field("address", "A target has an address or host sources.")
+
+
+@router.post("/v1/targets", response_model=ItemResponse, response_model_exclude_none=True)
+def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        scope = ctx.scope_row(body.scope_id)
+        if scope.type != "project":
+            raise errors.invalid_field("scope_id", "Targets live in project scopes.")
+        ctx.require(scope.id, "target", "create")
+        _validate_address(ctx, None, body.address)
+        attrs = body.attributes
+        values = {
+            "id": new_id("ttcp"),
+            "scope_id": scope.id,
+            "type": "tcp",
+            "name": body.name,
+            "description": body.description,
+            "address": body.address.strip() if body.address else None,
+            "default_port": attrs.default_port if attrs else None,
+            "default_client_port": attrs.default_client_port if attrs else None,
+            "session_max_seconds": body.session_max_seconds or 28800,
+            "session_connection_limit": (
+                body.session_connection_limit if body.session_connection_limit is not None else -1
+            ),
+            "worker_filter": body.worker_filter,
+        }
+        if values["session_connection_limit"] == 0:
+            raise errors.invalid_field("session_connection_limit", "Must be -1 or positive.")
+        return item(res.render(ctx, TARGETS, res.insert_row(ctx, TARGETS, values)))
+
+
+@router.patch("/v1/targets/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, Any]:
+    with transaction(request) as ctx:
+        row = res.read_checked(ctx, TARGETS, id, "update")
+        values = res.common_updates(
+            body,
+            (
+                "name",
+                "description",
+                "address",
+                "session_max_seconds",
+                "session_connection_limit",
+                "worker_filter",
+            ),
+        )
+        if "name" in values and not values["name"]:
+            raise errors.invalid_field("name", "A target needs a name.")
+        if values.get("session_connection_limit") == 0:
+            raise errors.invalid_field("session_connection_limit", "Must be -1 or positive.")
+        for field, default in (("session_max_seconds", 28800), ("session_connection_limit", -1)):
+            if field in values and values[field] is None:
+                values[field] = default
+        _validate_address(ctx, id, values.get("address"))
+        if body.attributes is not None:
+            values.update(body.attributes.model_dump(exclude_unset=True))
+        row = res.update_row(ctx, TARGETS, row, body.version, values)
+        return item(res.render(ctx, TARGETS, row))
+
+
+def _host_sources(action: str):  # noqa: ANN202
+    def handler(request: Request, id: str, body: HostSourceIds) -> dict[str, Any]:
+        with transaction(request) as ctx:
+            target = res.get_row(ctx, TARGETS, id)
+
+            def validate(host_set_id: str) -> None:
+                if target.address:
+                    raise errors.invalid_field(
+                        "host_source_ids", "A target has an address or host sources."
+                    )
+                hs = ctx.conn.execute(
+                    select(t.host_sets.c.scope_id).where(t.host_sets.c.id == host_set_id)
+                ).first()
+                if hs is None or hs.scope_id != target.scope_id:
+                    raise errors.invalid_field(
+                        "host_source_ids", f"{host_set_id} is not a host set in this project."
+                    )
+
+            row = res.change_links(
+                ctx,
+                TARGETS,
+                id,
+                action,
+                body.version,
+                t.target_host_sources,
+                "target_id",
+                "host_set_id",
+                body.host_source_ids,
+                validate,
+            )
+            return item(res.render(ctx, TARGETS, row))
+
+    return handler
+
+
+def _credential_sources(action: str):  # noqa: ANN202
+    def handler(request: Request, id: str, body: CredentialSourceIds) -> dict[str, Any]:
+        with transaction(request) as ctx:
+            target = res.get_row(ctx, TARGETS, id)
+
+            def validate(cred_id: str) -> None:
+                cred = ctx.conn.execute(
+                    select(t.credentials.c.scope_id).where(t.credentials.c.id == cred_id)
+                ).first()
+                if cred is None or cred.scope_id != target.scope_id:
+                    raise errors.invalid_field(
+                        "brokered_credential_source_ids",
+                        f"{cred_id} is not a credential in this project.",
+                    )
+
+            row = target
+            for purpose, ids in (
+                (BROKERED, body.brokered_credential_source_ids),
+                (INJECTED, body.injected_application_credential_source_ids),
+            ):
+                if not ids and not action.startswith("set"):
+                    continue
+                row = res.change_links(
+                    ctx,
+                    TARGETS,
+                    id,
+                    action,
+                    row.version,
+                    t.target_credential_sources,
+                    "target_id",
+                    "credential_id",
+                    ids,
+                    validate,
+                    extra={"purpose": purpose},
+                )
+            if row is target:
+                raise errors.invalid_field(
+                    "brokered_credential_source_ids", "Must contain at least one id."
+                )
+            return item(res.render(ctx, TARGETS, row))
+
+    return handler
+
+
+for _action, _factory in (
+    ("add-host-sources", _host_sources),
+    ("set-host-sources", _host_sources),
+    ("remove-host-sources", _host_sources),
+    ("add-credential-sources", _credential_sources),
+    ("set-credential-sources", _credential_sources),
+    ("remove-credential-sources", _credential_sources),
+):
+    router.add_api_route(
+        "/v1/targets/{id}:" + _action,
+        _factory(_action),
+        methods=["POST"],
+        name=_action.replace("-", "_") + "_target",
+        response_model=ItemResponse,
+        response_model_exclude_none=True,
+    )
+
+
+@router.post(
+    "/v1/targets/{id}:authorize-session",
+    response_model=AuthorizeSessionResponse,
+    response_model_exclude_none=True,
+)
+def authorize(request: Request, id: str, body: AuthorizeSessionRequest | None = None) -> Any:
+    """Create a session on a target and return its authorization token."""
+    body = body or AuthorizeSessionRequest()
+    with transaction(request) as ctx:
+        target = _find_target(ctx, id, body)
+        ctx.require(target.scope_id, "target", "authorize-session", target.id)
+        if ctx.user_id is None:
+            raise errors.Unauthenticated("Authorizing a session needs an authenticated user.")
+        return {"item": authorize_session(ctx, target, body.host_id)}
+
+
+def _find_target(ctx: Ctx, id_or_name: str, body: AuthorizeSessionRequest) -> Any:
+    if body.scope_id or body.scope_name:
+        scope_id = body.scope_id
+        if scope_id is None:
+            matches = [
+                s.id
+                for s in ctx.scopes.values()
+                if s.name == body.scope_name and s.type == "project"
+            ]
+            if len(matches) != 1:
+                raise errors.invalid_field(
+                    "scope_name", f"No single project named {body.scope_name!r}."
+                )
+            scope_id = matches[0]
+        name = body.name or id_or_name
+        row = ctx.conn.execute(
+            select(t.targets).where(t.targets.c.scope_id == scope_id, t.targets.c.name == name)
+        ).first()
+        if row is None:
+            raise errors.NotFound(f"Target {name!r} not found in scope {scope_id}.")
+        return row
+    return res.get_row(ctx, TARGETS, id_or_name)

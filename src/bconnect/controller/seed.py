@@ -1,0 +1,234 @@
+"""The `bconnect dev` seed data: Boundary's dev-mode fixed ids (PROTOCOL.md §5)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from bconnect.controller.grants import ANON, AUTHENTICATED, parse_grant
+from bconnect.controller.secrets import hash_password
+from bconnect.controller.storage import schema as t
+
+SUFFIX = "1234567890"
+DEV = {
+    "org": f"o_{SUFFIX}",
+    "project": f"p_{SUFFIX}",
+    "auth_method": f"ampw_{SUFFIX}",
+    "admin_user": f"u_{SUFFIX}",
+    "user": "u_0987654321",
+    "admin_account": f"acctpw_{SUFFIX}",
+    "user_account": "acctpw_0987654321",
+    "host_catalog": f"hcst_{SUFFIX}",
+    "host_set": f"hsst_{SUFFIX}",
+    "host": f"hst_{SUFFIX}",
+    "target": f"ttcp_{SUFFIX}",
+    "host_target": "ttcp_0987654321",
+}
+
+
+def _common(now: datetime, name: str | None, description: str | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": description,
+        "created_time": now,
+        "updated_time": now,
+        "version": 1,
+    }
+
+
+def ensure_global_scope(conn: Connection, now: datetime) -> None:
+    """Every database has the global scope and the anonymous login role."""
+    if conn.execute(select(t.scopes.c.id).where(t.scopes.c.id == "global")).first():
+        return
+    conn.execute(
+        insert(t.scopes).values(
+            id="global",
+            type="global",
+            parent_id=None,
+            **_common(now, "global", "Global Scope"),
+        )
+    )
+    _role(
+        conn,
+        now,
+        "r_default_global",
+        "global",
+        "Login and Default Grants",
+        ["this", "descendants"],
+        [ANON],
+        [
+            "ids=*;type=scope;actions=list,no-op",
+            "ids=*;type=auth-method;actions=authenticate,list",
+            "ids=*;type=auth-token;actions=list,read:self,delete:self",
+        ],
+    )
+
+
+def _role(
+    conn: Connection,
+    now: datetime,
+    role_id: str,
+    scope_id: str,
+    name: str,
+    grant_scopes: list[str],
+    principals: list[str],
+    grants: list[str],
+) -> None:
+    conn.execute(insert(t.roles).values(id=role_id, scope_id=scope_id, **_common(now, name)))
+    for gs in grant_scopes:
+        conn.execute(insert(t.role_grant_scopes).values(role_id=role_id, grant_scope=gs))
+    for p in principals:
+        conn.execute(insert(t.role_principals).values(role_id=role_id, principal_id=p))
+    for pos, raw in enumerate(grants, 1):
+        conn.execute(
+            insert(t.role_grants).values(
+                role_id=role_id,
+                position=pos,
+                canonical_grant=parse_grant(raw).canonical(),
+                raw_grant=raw,
+            )
+        )
+
+
+def seed_dev(
+    conn: Connection,
+    now: datetime,
+    *,
+    admin_password: str = "password",
+    user_password: str = "password",
+    target_port: int = 22,
+) -> bool:
+    """Create the dev fixtures unless they exist. Returns True when it created them."""
+    ensure_global_scope(conn, now)
+    if conn.execute(select(t.scopes.c.id).where(t.scopes.c.id == DEV["org"])).first():
+        return False
+    d = DEV
+    conn.execute(
+        insert(t.scopes).values(
+            id=d["org"],
+            type="org",
+            parent_id="global",
+            **_common(now, "Generated org scope", "Provides an initial org scope in Boundary"),
+        )
+    )
+    conn.execute(
+        insert(t.scopes).values(
+            id=d["project"],
+            type="project",
+            parent_id=d["org"],
+            **_common(
+                now, "Generated project scope", "Provides an initial project scope in Boundary"
+            ),
+        )
+    )
+    conn.execute(
+        insert(t.auth_methods).values(
+            id=d["auth_method"],
+            scope_id="global",
+            type="password",
+            min_login_name_length=3,
+            min_password_length=8,
+            **_common(now, "Generated global scope initial password auth method"),
+        )
+    )
+    conn.execute(
+        update(t.scopes)
+        .where(t.scopes.c.id == "global")
+        .values(primary_auth_method_id=d["auth_method"])
+    )
+    for user, account, login, password, name in (
+        (d["admin_user"], d["admin_account"], "admin", admin_password, "admin"),
+        (d["user"], d["user_account"], "user", user_password, "user"),
+    ):
+        conn.execute(insert(t.users).values(id=user, scope_id="global", **_common(now, name)))
+        conn.execute(
+            insert(t.accounts).values(
+                id=account,
+                scope_id="global",
+                auth_method_id=d["auth_method"],
+                type="password",
+                login_name=login,
+                password_hash=hash_password(password),
+                failed_attempts=0,
+                **_common(now, None),
+            )
+        )
+        conn.execute(insert(t.user_accounts).values(user_id=user, account_id=account))
+    _role(
+        conn,
+        now,
+        f"r_admin_{SUFFIX}"[:16],
+        "global",
+        "Administration",
+        ["this", "descendants"],
+        [d["admin_user"]],
+        ["ids=*;type=*;actions=*"],
+    )
+    _role(
+        conn,
+        now,
+        f"r_prdef_{SUFFIX}"[:16],
+        d["project"],
+        "Default Grants",
+        ["this"],
+        [AUTHENTICATED],
+        [
+            "ids=*;type=target;actions=list,read,authorize-session",
+            "ids=*;type=session;actions=list,read:self,cancel:self",
+        ],
+    )
+    conn.execute(
+        insert(t.host_catalogs).values(
+            id=d["host_catalog"],
+            scope_id=d["project"],
+            type="static",
+            **_common(now, "Generated host catalog", "Provides an initial host catalog"),
+        )
+    )
+    conn.execute(
+        insert(t.hosts).values(
+            id=d["host"],
+            scope_id=d["project"],
+            host_catalog_id=d["host_catalog"],
+            type="static",
+            address="localhost",
+            **_common(now, "Generated host", "Provides an initial host"),
+        )
+    )
+    conn.execute(
+        insert(t.host_sets).values(
+            id=d["host_set"],
+            scope_id=d["project"],
+            host_catalog_id=d["host_catalog"],
+            type="static",
+            **_common(now, "Generated host set", "Provides an initial host set"),
+        )
+    )
+    conn.execute(insert(t.host_set_members).values(host_set_id=d["host_set"], host_id=d["host"]))
+    for target, name, address in (
+        (d["target"], "Generated target with a direct address", "127.0.0.1"),
+        (d["host_target"], "Generated target using host sources", None),
+    ):
+        conn.execute(
+            insert(t.targets).values(
+                id=target,
+                scope_id=d["project"],
+                type="tcp",
+                address=address,
+                default_port=target_port,
+                session_max_seconds=28800,
+                session_connection_limit=-1,
+                **_common(now, name, "Provides an initial target"),
+            )
+        )
+    conn.execute(
+        insert(t.target_host_sources).values(target_id=d["host_target"], host_set_id=d["host_set"])
+    )
+    return True
+
+
+def random_password() -> str:
+    return secrets.token_urlsafe(12)

@@ -1,0 +1,88 @@
+"""Running the controller: open the database, migrate, seed, and serve the API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from bconnect.controller.context import utcnow
+from bconnect.controller.seed import ensure_global_scope, seed_dev
+from bconnect.controller.settings import Settings
+from bconnect.controller.storage.db import make_engine, migrate
+
+log = logging.getLogger(__name__)
+
+
+class ListenError(OSError):
+    """A listener could not be opened (port in use, bad address)."""
+
+
+def parse_address(address: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        return address, default_port
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid listen address {address!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def bind(address: str, default_port: int) -> socket.socket:
+    """Bind a listening TCP socket now, so a port in use is reported before anything starts."""
+    host, port = parse_address(address, default_port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass
+class Controller:
+    settings: Settings
+    engine: Engine
+
+    @classmethod
+    def open(cls, settings: Settings, *, dev_seed: bool = False, **seed_args) -> Controller:  # noqa: ANN003
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        with engine.begin() as conn:
+            if dev_seed:
+                seed_dev(conn, utcnow(), **seed_args)
+            else:
+                ensure_global_scope(conn, utcnow())
+        return cls(settings, engine)
+
+    def app(self):  # noqa: ANN201
+        from bconnect.controller.app import create_app
+
+        return create_app(self.settings, self.engine)
+
+    def uvicorn_server(self, log_level: str = "warning"):  # noqa: ANN201
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.app(),
+            log_level=log_level,
+            access_log=log_level == "debug",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        return uvicorn.Server(config)
+
+    def serve(self, sock: socket.socket, log_level: str = "warning") -> None:
+        """Serve until SIGINT/SIGTERM (uvicorn installs the handlers)."""
+        server = self.uvicorn_server(log_level)
+        asyncio.run(server.serve(sockets=[sock]))
+
+    def close(self) -> None:
+        self.engine.dispose()

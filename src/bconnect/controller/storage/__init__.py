@@ -1,0 +1,1 @@
+"""Controller storage: SQLAlchemy Core schema, engine set-up and Alembic migrations."""

@@ -1,0 +1,96 @@
+"""Engine creation and schema migration (Alembic) for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer bconnect than this one."""
+
+
+def normalize_url(url: str) -> str:
+    """Accept a bare path, ``sqlite:///…`` or ``postgresql://…`` and return an SQLAlchemy URL."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite's own
+            # transaction handling would start deferred transactions behind our back).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            for pragma in (
+                "journal_mode=WAL",
+                "foreign_keys=ON",
+                "synchronous=NORMAL",
+                "busy_timeout=30000",
+            ):
+                cur.execute(f"PRAGMA {pragma}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn) -> None:  # noqa: ANN001
+            # Take the write lock at BEGIN so concurrent writers queue on busy_timeout
+            # instead of failing on a read-to-write lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _alembic_config(engine: Engine):  # noqa: ANN202
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; refuse a schema newer than this code."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(engine)
+    script = ScriptDirectory.from_config(cfg)
+    current = current_revision(engine)
+    if current is not None and script.get_revision(current) is None:
+        raise SchemaTooNewError(
+            f"database schema revision {current} is newer than this bconnect "
+            f"(knows up to {script.get_current_head()}); upgrade bconnect"
+        )
+    if current != script.get_current_head():
+        log.info("migrating database schema %s -> %s", current, script.get_current_head())
+        command.upgrade(cfg, "head")

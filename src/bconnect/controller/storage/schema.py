@@ -1,0 +1,380 @@
+"""The controller's relational schema (SQLAlchemy Core), one table per Boundary resource.
+
+Every resource row carries ``scope_id`` (denormalised for child resources such as hosts
+or credentials) so permission checks and recursive listing need no joins. Times are
+stored as UTC; ``version`` implements optimistic locking.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always handed back tz-aware in UTC (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):  # noqa: ANN001
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):  # noqa: ANN001
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _id(**kw) -> Column:  # noqa: ANN003
+    return Column("id", String(32), primary_key=True, **kw)
+
+
+def _common() -> list[Column]:
+    return [
+        Column("name", String(128), nullable=True),
+        Column("description", Text, nullable=True),
+        Column("created_time", UTCDateTime, nullable=False),
+        Column("updated_time", UTCDateTime, nullable=False),
+        Column("version", Integer, nullable=False, default=1),
+    ]
+
+
+def _scope_fk(nullable: bool = False) -> Column:
+    return Column("scope_id", String(32), ForeignKey("scopes.id"), nullable=nullable, index=True)
+
+
+scopes = Table(
+    "scopes",
+    metadata,
+    _id(),
+    Column("type", String(16), nullable=False),
+    Column("parent_id", String(32), ForeignKey("scopes.id"), nullable=True, index=True),
+    Column("primary_auth_method_id", String(32), nullable=True),
+    *_common(),
+)
+
+auth_methods = Table(
+    "auth_methods",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("type", String(16), nullable=False),
+    Column("min_login_name_length", Integer, nullable=False, default=3),
+    Column("min_password_length", Integer, nullable=False, default=8),
+    *_common(),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("auth_method_id", String(32), ForeignKey("auth_methods.id"), nullable=False, index=True),
+    Column("type", String(16), nullable=False),
+    Column("login_name", String(255), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime, nullable=True),
+    *_common(),
+    UniqueConstraint("auth_method_id", "login_name", name="uq_accounts_login"),
+)
+
+users = Table("users", metadata, _id(), _scope_fk(), *_common())
+
+user_accounts = Table(
+    "user_accounts",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "account_id",
+        String(32),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+roles = Table("roles", metadata, _id(), _scope_fk(), *_common())
+
+role_grant_scopes = Table(
+    "role_grant_scopes",
+    metadata,
+    Column("role_id", String(32), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("grant_scope", String(32), primary_key=True),
+)
+
+role_principals = Table(
+    "role_principals",
+    metadata,
+    Column("role_id", String(32), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("principal_id", String(32), primary_key=True),
+)
+
+role_grants = Table(
+    "role_grants",
+    metadata,
+    Column("role_id", String(32), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("canonical_grant", Text, nullable=False),
+    Column("raw_grant", Text, nullable=False),
+)
+
+auth_tokens = Table(
+    "auth_tokens",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("auth_method_id", String(32), nullable=False),
+    Column("created_time", UTCDateTime, nullable=False),
+    Column("updated_time", UTCDateTime, nullable=False),
+    Column("approximate_last_used_time", UTCDateTime, nullable=False),
+    Column("expiration_time", UTCDateTime, nullable=False),
+)
+
+host_catalogs = Table(
+    "host_catalogs",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("type", String(16), nullable=False),
+    *_common(),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column(
+        "host_catalog_id",
+        String(32),
+        ForeignKey("host_catalogs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("type", String(16), nullable=False),
+    Column("address", String(255), nullable=False),
+    *_common(),
+)
+
+host_sets = Table(
+    "host_sets",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column(
+        "host_catalog_id",
+        String(32),
+        ForeignKey("host_catalogs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("type", String(16), nullable=False),
+    *_common(),
+)
+
+host_set_members = Table(
+    "host_set_members",
+    metadata,
+    Column(
+        "host_set_id",
+        String(32),
+        ForeignKey("host_sets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("host_id", String(32), ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("type", String(16), nullable=False),
+    Column("address", String(255), nullable=True),
+    Column("default_port", Integer, nullable=True),
+    Column("default_client_port", Integer, nullable=True),
+    Column("session_max_seconds", Integer, nullable=False, default=28800),
+    Column("session_connection_limit", Integer, nullable=False, default=-1),
+    Column("worker_filter", Text, nullable=True),
+    *_common(),
+    UniqueConstraint("scope_id", "name", name="uq_targets_scope_name"),
+)
+
+target_host_sources = Table(
+    "target_host_sources",
+    metadata,
+    Column("target_id", String(32), ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "host_set_id",
+        String(32),
+        ForeignKey("host_sets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+credential_stores = Table(
+    "credential_stores",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("type", String(16), nullable=False),
+    Column("hmac_key", LargeBinary, nullable=False),
+    *_common(),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column(
+        "credential_store_id",
+        String(32),
+        ForeignKey("credential_stores.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("type", String(32), nullable=False),
+    Column("username", String(255), nullable=True),
+    # JSON object with the secret parts (password, private_key, passphrase, object).
+    Column("secret", Text, nullable=False),
+    *_common(),
+)
+
+target_credential_sources = Table(
+    "target_credential_sources",
+    metadata,
+    Column("target_id", String(32), ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "credential_id",
+        String(32),
+        ForeignKey("credentials.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("purpose", String(32), primary_key=True),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    _id(),
+    Column("scope_id", String(32), nullable=False, default="global"),
+    Column("type", String(16), nullable=False, default="pki"),
+    Column("address", String(255), nullable=True),
+    Column("tags", Text, nullable=False, default="{}"),
+    Column("key_hash", String(64), nullable=True),
+    Column("release_version", String(64), nullable=True),
+    Column("last_status_time", UTCDateTime, nullable=True),
+    *_common(),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("target_id", String(32), nullable=False, index=True),
+    Column("type", String(16), nullable=False),
+    Column("user_id", String(32), nullable=False, index=True),
+    Column("auth_token_id", String(32), nullable=False),
+    Column("host_set_id", String(32), nullable=True),
+    Column("host_id", String(32), nullable=True),
+    Column("endpoint", String(512), nullable=False),
+    Column("expiration_time", UTCDateTime, nullable=False, index=True),
+    Column("connection_limit", Integer, nullable=False),
+    Column("certificate", LargeBinary, nullable=False),
+    # The worker presents the session certificate as its TLS server certificate, so the
+    # controller keeps the key to hand it to the worker that serves the session.
+    Column("private_key", LargeBinary, nullable=False),
+    Column("tofu_token_hash", String(64), nullable=True),
+    Column("worker_filter", Text, nullable=True),
+    Column("worker_id", String(32), nullable=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("termination_reason", String(64), nullable=True),
+    Column("created_time", UTCDateTime, nullable=False),
+    Column("updated_time", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Index("ix_sessions_listing", "created_time", "id"),
+)
+
+session_states = Table(
+    "session_states",
+    metadata,
+    Column(
+        "session_id",
+        String(32),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("status", String(16), primary_key=True),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=True),
+)
+
+session_connections = Table(
+    "session_connections",
+    metadata,
+    _id(),
+    Column(
+        "session_id",
+        String(32),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("status", String(16), nullable=False),
+    Column("client_tcp_address", String(64), nullable=True),
+    Column("client_tcp_port", Integer, nullable=True),
+    Column("endpoint_tcp_address", String(64), nullable=True),
+    Column("endpoint_tcp_port", Integer, nullable=True),
+    Column("bytes_up", BigInteger, nullable=False, default=0),
+    Column("bytes_down", BigInteger, nullable=False, default=0),
+    Column("closed_reason", String(64), nullable=True),
+    Column("worker_id", String(32), nullable=True),
+    Column("created_time", UTCDateTime, nullable=False),
+    Column("updated_time", UTCDateTime, nullable=False),
+)
+
+deleted_items = Table(
+    "deleted_items",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("collection", String(32), nullable=False),
+    Column("scope_id", String(32), nullable=False),
+    Column("delete_time", UTCDateTime, nullable=False, index=True),
+)

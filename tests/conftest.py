@@ -1,0 +1,112 @@
+"""Shared fixtures: real controllers served by uvicorn on ephemeral 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bconnect.controller.server import Controller, bind
+from bconnect.controller.settings import Settings
+
+ADMIN = ("admin", "password")
+USER = ("user", "password")
+AUTH_METHOD = "ampw_1234567890"
+
+
+@dataclass
+class RunningController:
+    """A controller on a real socket, plus helpers to talk to it over HTTP."""
+
+    controller: Controller
+    addr: str
+    _server: Any
+    _thread: threading.Thread
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def engine(self):  # noqa: ANN201
+        return self.controller.engine
+
+    def login(self, login_name: str, password: str = "password") -> str:
+        resp = requests.post(
+            f"{self.addr}/v1/auth-methods/{AUTH_METHOD}:authenticate",
+            json={
+                "command": "login",
+                "attributes": {"login_name": login_name, "password": password},
+            },
+            timeout=10,
+        )
+        resp.raise_for_status()
+        return resp.json()["attributes"]["token"]
+
+    def token(self, who: str) -> str:
+        if who not in self._tokens:
+            self._tokens[who] = self.login(who)
+        return self._tokens[who]
+
+    def request(self, method: str, path: str, who: str | None = "admin", **kw: Any):  # noqa: ANN201
+        headers = kw.pop("headers", {})
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.token(who)}"
+        return requests.request(method, f"{self.addr}{path}", headers=headers, timeout=30, **kw)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self.controller.close()
+
+
+def start_controller(db_path: Path, job_interval: float = 0.2, **seed: Any) -> RunningController:
+    sock = bind("127.0.0.1:0", 0)
+    host, port = sock.getsockname()[:2]
+    settings = Settings(
+        database_url=str(db_path),
+        api_address=f"{host}:{port}",
+        worker_addresses=["127.0.0.1:9202"],
+        job_interval=job_interval,
+    )
+    controller = Controller.open(settings, dev_seed=True, **seed)
+    server = controller.uvicorn_server()
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("controller did not start")
+        time.sleep(0.02)
+    return RunningController(controller, f"http://{host}:{port}", server, thread)
+
+
+@pytest.fixture(scope="session")
+def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningController]:
+    """One controller shared by the tests that only add to its data."""
+    running = start_controller(tmp_path_factory.mktemp("ctl") / "bconnect.db")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def fresh_controller(tmp_path: Path) -> Iterator[RunningController]:
+    """A controller of the test's own, for tests that need an empty, known state."""
+    running = start_controller(tmp_path / "bconnect.db")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def cli_env(controller: RunningController, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Environment for running the CLI against the shared controller, hermetically."""
+    monkeypatch.setenv("BOUNDARY_ADDR", controller.addr)
+    monkeypatch.setenv("BCONNECT_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("BCONNECT_KEYRING_TYPE", "file")
+    for var in ("BOUNDARY_TOKEN", "BCONNECT_TOKEN", "BOUNDARY_CLI_FORMAT", "BCONNECT_CLI_FORMAT"):
+        monkeypatch.delenv(var, raising=False)
+    return controller
