@@ -1,6 +1,9 @@
-"""Pieces every router uses: list query parameters and response helpers."""
+"""Pieces every router uses: list query parameters and response helpers.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: the generated handlers close over
+per-collection values in their annotations, which FastAPI must evaluate at once.
+"""
+
 
 from typing import Annotated, Any
 

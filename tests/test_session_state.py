@@ -1,0 +1,67 @@
+"""The session state machine and list tokens, without a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bconnect.controller import listing
+from bconnect.controller.sessionstate import InvalidTransition, check_transition, termination_due
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        ("pending", "active"),
+        ("pending", "canceling"),
+        ("active", "canceling"),
+        ("canceling", "terminated"),
+        ("active", "terminated"),
+    ],
+)
+def test_allowed_transitions(current: str, new: str) -> None:
+    assert check_transition(current, new) == new
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        ("terminated", "active"),
+        ("canceling", "active"),
+        ("active", "pending"),
+        ("terminated", "canceling"),
+    ],
+)
+def test_forbidden_transitions(current: str, new: str) -> None:
+    with pytest.raises(InvalidTransition):
+        check_transition(current, new)
+
+
+def test_termination_rules() -> None:
+    assert termination_due("active", NOW, NOW, 1, -1, 1) == "timed out"
+    assert termination_due("canceling", LATER, NOW, 0, -1, 3) == "canceled"
+    assert termination_due("canceling", LATER, NOW, 1, -1, 3) is None
+    assert termination_due("active", LATER, NOW, 0, 2, 2) == "connection limit"
+    assert termination_due("active", LATER, NOW, 1, 2, 2) is None
+    assert termination_due("active", LATER, NOW, 0, -1, 50) is None
+    assert termination_due("pending", LATER, NOW, 0, 1, 0) is None
+    assert termination_due("terminated", NOW, LATER, 0, -1, 0) is None
+
+
+def test_list_token_round_trip_and_mismatch() -> None:
+    fp = listing.query_fingerprint("sessions", "p_1", True)
+    tok = listing.ListToken("sessions", fp, NOW, "s_123")
+    text = listing.encode_list_token(tok)
+    assert listing.decode_list_token(text, "sessions", fp) == tok
+    with pytest.raises(listing.ListTokenError):
+        listing.decode_list_token(text, "targets", fp)
+    with pytest.raises(listing.ListTokenError):
+        listing.decode_list_token(text, "sessions", "other")
+    with pytest.raises(listing.ListTokenError):
+        listing.decode_list_token("!!not a token", "sessions", fp)
+    assert listing.clamp_page_size(5000) == 1000
+    assert listing.clamp_page_size(None) == listing.DEFAULT_PAGE_SIZE
