@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 # RFC 3339 in UTC with "Z", as protobuf-JSON writes timestamps (0, 3 or 6 fraction digits).
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
@@ -576,3 +576,36 @@ class ErrorBody(Out):
     op: str
     message: str
     details: ErrorDetails | None = None
+
+
+# ---------------------------------------------------------------- typed envelopes
+
+
+def item_response(model: type[BaseModel]) -> type[BaseModel]:
+    """``{"item": <model>}`` for reads, creates, updates and actions."""
+    name = model.__name__.removesuffix("Item") + "Response"
+    return create_model(name, __base__=Out, item=(model, ...))
+
+
+def list_response(model: type[BaseModel]) -> type[BaseModel]:
+    """A list page whose items are ``model``."""
+    name = model.__name__.removesuffix("Item") + "List"
+    return create_model(
+        name, __base__=ListResponse, items=(list[model], Field(default_factory=list))
+    )
+
+
+ScopeResponse = item_response(ScopeItem)
+AuthMethodResponse = item_response(AuthMethodItem)
+AccountResponse = item_response(AccountItem)
+UserResponse = item_response(UserItem)
+RoleResponse = item_response(RoleItem)
+HostCatalogResponse = item_response(HostCatalogItem)
+HostResponse = item_response(HostItem)
+HostSetResponse = item_response(HostSetItem)
+TargetResponse = item_response(TargetItem)
+CredentialStoreResponse = item_response(CredentialStoreItem)
+CredentialResponse = item_response(CredentialItem)
+SessionResponse = item_response(SessionItem)
+WorkerResponse = item_response(WorkerItem)
+AuthTokenResponse = item_response(AuthTokenItem)

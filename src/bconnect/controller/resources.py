@@ -33,6 +33,7 @@ class Kind:
     has_common: bool = True  # name/description/version columns
     show_scope_id: bool = True
     scope_col: str = "scope_id"  # scopes keep their parent in parent_id
+    model: Any = None  # the pydantic item model (for the OpenAPI document)
 
     def scope_of(self, row: Any) -> str:
         return getattr(row, self.scope_col) or "global"

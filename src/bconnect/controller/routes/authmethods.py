@@ -14,13 +14,17 @@ from bconnect.controller.app import transaction
 from bconnect.controller.context import TOKEN_LIFETIME, Ctx
 from bconnect.controller.models import (
     AccountCreate,
+    AccountItem,
+    AccountResponse,
     AccountUpdate,
     AuthenticateRequest,
     AuthenticateResponse,
     AuthMethodCreate,
+    AuthMethodItem,
+    AuthMethodResponse,
     AuthMethodUpdate,
+    AuthTokenItem,
     ChangePassword,
-    ItemResponse,
     SetPassword,
 )
 from bconnect.controller.routes.common import add_standard_routes, item
@@ -62,7 +66,9 @@ def _render_token(ctx: Ctx, row: Any) -> dict[str, Any]:
     }
 
 
-METHODS = res.Kind("auth-method", "auth-methods", t.auth_methods, render=_render_method)
+METHODS = res.Kind(
+    "auth-method", "auth-methods", t.auth_methods, render=_render_method, model=AuthMethodItem
+)
 ACCOUNTS = res.Kind(
     "account",
     "accounts",
@@ -71,6 +77,7 @@ ACCOUNTS = res.Kind(
     parent_table=t.auth_methods,
     render=_render_account,
     show_scope_id=False,
+    model=AccountItem,
 )
 TOKENS = res.Kind(
     "auth-token",
@@ -79,6 +86,7 @@ TOKENS = res.Kind(
     owner_col="user_id",
     render=_render_token,
     has_common=False,
+    model=AuthTokenItem,
 )
 
 for _kind in (METHODS, ACCOUNTS, TOKENS):
@@ -87,7 +95,9 @@ for _kind in (METHODS, ACCOUNTS, TOKENS):
 # ---------------------------------------------------------------- auth methods
 
 
-@router.post("/v1/auth-methods", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post(
+    "/v1/auth-methods", response_model=AuthMethodResponse, response_model_exclude_none=True
+)
 def create_auth_method(request: Request, body: AuthMethodCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         scope = ctx.scope_row(body.scope_id)
@@ -108,7 +118,7 @@ def create_auth_method(request: Request, body: AuthMethodCreate) -> dict[str, An
 
 
 @router.patch(
-    "/v1/auth-methods/{id}", response_model=ItemResponse, response_model_exclude_none=True
+    "/v1/auth-methods/{id}", response_model=AuthMethodResponse, response_model_exclude_none=True
 )
 def update_auth_method(request: Request, id: str, body: AuthMethodUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
@@ -210,7 +220,7 @@ def _check_password(method: Any, password: str) -> None:
         )
 
 
-@router.post("/v1/accounts", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post("/v1/accounts", response_model=AccountResponse, response_model_exclude_none=True)
 def create_account(request: Request, body: AccountCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         method = res.get_row(ctx, METHODS, body.auth_method_id)
@@ -244,7 +254,7 @@ def create_account(request: Request, body: AccountCreate) -> dict[str, Any]:
         return item(res.render(ctx, ACCOUNTS, res.insert_row(ctx, ACCOUNTS, values)))
 
 
-@router.patch("/v1/accounts/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch("/v1/accounts/{id}", response_model=AccountResponse, response_model_exclude_none=True)
 def update_account(request: Request, id: str, body: AccountUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, ACCOUNTS, id, "update")
@@ -257,7 +267,7 @@ def update_account(request: Request, id: str, body: AccountUpdate) -> dict[str, 
 
 @router.post(
     "/v1/accounts/{id}:set-password",
-    response_model=ItemResponse,
+    response_model=AccountResponse,
     response_model_exclude_none=True,
 )
 def set_password(request: Request, id: str, body: SetPassword) -> dict[str, Any]:
@@ -272,7 +282,7 @@ def set_password(request: Request, id: str, body: SetPassword) -> dict[str, Any]
 
 @router.post(
     "/v1/accounts/{id}:change-password",
-    response_model=ItemResponse,
+    response_model=AccountResponse,
     response_model_exclude_none=True,
 )
 def change_password(request: Request, id: str, body: ChangePassword) -> dict[str, Any]:

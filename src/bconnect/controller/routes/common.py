@@ -4,12 +4,11 @@ No `from __future__ import annotations` here: the generated handlers close over
 per-collection values in their annotations, which FastAPI must evaluate at once.
 """
 
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from bconnect.controller.models import ItemResponse, ListResponse
+from bconnect.controller.models import item_response, list_response
 from bconnect.controller.resources import Kind, ListQuery
 
 PageSize = Annotated[int | None, Query(ge=0, le=10000, description="Items per page (max 1000)")]
@@ -80,7 +79,7 @@ def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> Non
         list_handler,
         methods=["GET"],
         name=f"list_{name}",
-        response_model=ListResponse,
+        response_model=list_response(kind.model),
         response_model_exclude_none=True,
     )
     if read:
@@ -89,7 +88,7 @@ def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> Non
             read_handler,
             methods=["GET"],
             name=f"read_{name}",
-            response_model=ItemResponse,
+            response_model=item_response(kind.model),
             response_model_exclude_none=True,
         )
     router.add_api_route(

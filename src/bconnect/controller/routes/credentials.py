@@ -18,10 +18,13 @@ from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.models import (
     CredentialCreate,
+    CredentialItem,
+    CredentialResponse,
     CredentialStoreCreate,
+    CredentialStoreItem,
+    CredentialStoreResponse,
     CredentialStoreUpdate,
     CredentialUpdate,
-    ItemResponse,
 )
 from bconnect.controller.routes.common import add_standard_routes, item
 from bconnect.controller.secrets import hmac_secret
@@ -64,7 +67,11 @@ def _render_credential(ctx: Ctx, row: Any) -> dict[str, Any]:
 
 
 STORES = res.Kind(
-    "credential-store", "credential-stores", t.credential_stores, render=_render_store
+    "credential-store",
+    "credential-stores",
+    t.credential_stores,
+    render=_render_store,
+    model=CredentialStoreItem,
 )
 CREDENTIALS = res.Kind(
     "credential",
@@ -74,12 +81,17 @@ CREDENTIALS = res.Kind(
     parent_table=t.credential_stores,
     render=_render_credential,
     show_scope_id=False,
+    model=CredentialItem,
 )
 for _kind in (STORES, CREDENTIALS):
     add_standard_routes(router, _kind)
 
 
-@router.post("/v1/credential-stores", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post(
+    "/v1/credential-stores",
+    response_model=CredentialStoreResponse,
+    response_model_exclude_none=True,
+)
 def create_credential_store(request: Request, body: CredentialStoreCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         scope = ctx.scope_row(body.scope_id)
@@ -98,7 +110,9 @@ def create_credential_store(request: Request, body: CredentialStoreCreate) -> di
 
 
 @router.patch(
-    "/v1/credential-stores/{id}", response_model=ItemResponse, response_model_exclude_none=True
+    "/v1/credential-stores/{id}",
+    response_model=CredentialStoreResponse,
+    response_model_exclude_none=True,
 )
 def update_credential_store(
     request: Request, id: str, body: CredentialStoreUpdate
@@ -129,7 +143,7 @@ def _secret_fields(ctype: str, attrs: Any) -> tuple[str | None, dict[str, Any]]:
     return attrs.username, secret
 
 
-@router.post("/v1/credentials", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post("/v1/credentials", response_model=CredentialResponse, response_model_exclude_none=True)
 def create_credential(request: Request, body: CredentialCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         scope_id = res.parent_scope(ctx, CREDENTIALS, body.credential_store_id)
@@ -148,7 +162,9 @@ def create_credential(request: Request, body: CredentialCreate) -> dict[str, Any
         return item(res.render(ctx, CREDENTIALS, res.insert_row(ctx, CREDENTIALS, values)))
 
 
-@router.patch("/v1/credentials/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch(
+    "/v1/credentials/{id}", response_model=CredentialResponse, response_model_exclude_none=True
+)
 def update_credential(request: Request, id: str, body: CredentialUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, CREDENTIALS, id, "update")

@@ -13,13 +13,18 @@ from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.models import (
     HostCatalogCreate,
+    HostCatalogItem,
+    HostCatalogResponse,
     HostCatalogUpdate,
     HostCreate,
     HostIds,
+    HostItem,
+    HostResponse,
     HostSetCreate,
+    HostSetItem,
+    HostSetResponse,
     HostSetUpdate,
     HostUpdate,
-    ItemResponse,
 )
 from bconnect.controller.routes.common import add_standard_routes, item
 from bconnect.controller.storage import schema as t
@@ -47,7 +52,9 @@ def _render_set(ctx: Ctx, row: Any) -> dict[str, Any]:
     return {"host_ids": ids or None}
 
 
-CATALOGS = res.Kind("host-catalog", "host-catalogs", t.host_catalogs, render=_render_catalog)
+CATALOGS = res.Kind(
+    "host-catalog", "host-catalogs", t.host_catalogs, render=_render_catalog, model=HostCatalogItem
+)
 HOSTS = res.Kind(
     "host",
     "hosts",
@@ -56,6 +63,7 @@ HOSTS = res.Kind(
     parent_table=t.host_catalogs,
     render=_render_host,
     show_scope_id=False,
+    model=HostItem,
 )
 HOST_SETS = res.Kind(
     "host-set",
@@ -65,6 +73,7 @@ HOST_SETS = res.Kind(
     parent_table=t.host_catalogs,
     render=_render_set,
     show_scope_id=False,
+    model=HostSetItem,
 )
 for _kind in (CATALOGS, HOSTS, HOST_SETS):
     add_standard_routes(router, _kind)
@@ -77,7 +86,9 @@ def _project(ctx: Ctx, scope_id: str) -> Any:
     return scope
 
 
-@router.post("/v1/host-catalogs", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post(
+    "/v1/host-catalogs", response_model=HostCatalogResponse, response_model_exclude_none=True
+)
 def create_host_catalog(request: Request, body: HostCatalogCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         scope = _project(ctx, body.scope_id)
@@ -93,7 +104,7 @@ def create_host_catalog(request: Request, body: HostCatalogCreate) -> dict[str, 
 
 
 @router.patch(
-    "/v1/host-catalogs/{id}", response_model=ItemResponse, response_model_exclude_none=True
+    "/v1/host-catalogs/{id}", response_model=HostCatalogResponse, response_model_exclude_none=True
 )
 def update_host_catalog(request: Request, id: str, body: HostCatalogUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
@@ -114,7 +125,7 @@ def _catalog_child(ctx: Ctx, kind: res.Kind, catalog_id: str, prefix: str, extra
     }
 
 
-@router.post("/v1/hosts", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post("/v1/hosts", response_model=HostResponse, response_model_exclude_none=True)
 def create_host(request: Request, body: HostCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         values = _catalog_child(
@@ -131,7 +142,7 @@ def create_host(request: Request, body: HostCreate) -> dict[str, Any]:
         return item(res.render(ctx, HOSTS, res.insert_row(ctx, HOSTS, values)))
 
 
-@router.patch("/v1/hosts/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch("/v1/hosts/{id}", response_model=HostResponse, response_model_exclude_none=True)
 def update_host(request: Request, id: str, body: HostUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, HOSTS, id, "update")
@@ -142,7 +153,7 @@ def update_host(request: Request, id: str, body: HostUpdate) -> dict[str, Any]:
         return item(res.render(ctx, HOSTS, row))
 
 
-@router.post("/v1/host-sets", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post("/v1/host-sets", response_model=HostSetResponse, response_model_exclude_none=True)
 def create_host_set(request: Request, body: HostSetCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         values = _catalog_child(
@@ -155,7 +166,9 @@ def create_host_set(request: Request, body: HostSetCreate) -> dict[str, Any]:
         return item(res.render(ctx, HOST_SETS, res.insert_row(ctx, HOST_SETS, values)))
 
 
-@router.patch("/v1/host-sets/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch(
+    "/v1/host-sets/{id}", response_model=HostSetResponse, response_model_exclude_none=True
+)
 def update_host_set(request: Request, id: str, body: HostSetUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, HOST_SETS, id, "update")
@@ -200,6 +213,6 @@ for _action in ("add-hosts", "set-hosts", "remove-hosts"):
         _host_set_hosts(_action),
         methods=["POST"],
         name=_action.replace("-", "_") + "_host_set",
-        response_model=ItemResponse,
+        response_model=HostSetResponse,
         response_model_exclude_none=True,
     )

@@ -16,11 +16,14 @@ from bconnect.controller.models import (
     AccountIds,
     GrantScopeIds,
     GrantStrings,
-    ItemResponse,
     PrincipalIds,
     RoleCreate,
+    RoleItem,
+    RoleResponse,
     RoleUpdate,
     UserCreate,
+    UserItem,
+    UserResponse,
     UserUpdate,
 )
 from bconnect.controller.routes.common import add_standard_routes, item
@@ -86,15 +89,15 @@ def _principal_info(ctx: Ctx, principal_id: str) -> dict[str, str]:
     return {"id": principal_id, "type": "user", "scope_id": scope or "global"}
 
 
-USERS = res.Kind("user", "users", t.users, render=_render_user)
-ROLES = res.Kind("role", "roles", t.roles, render=_render_role)
+USERS = res.Kind("user", "users", t.users, render=_render_user, model=UserItem)
+ROLES = res.Kind("role", "roles", t.roles, render=_render_role, model=RoleItem)
 
 
 for _kind in (USERS, ROLES):
     add_standard_routes(router, _kind)
 
 
-@router.post("/v1/users", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post("/v1/users", response_model=UserResponse, response_model_exclude_none=True)
 def create_user(request: Request, body: UserCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         scope = ctx.scope_row(body.scope_id)
@@ -110,7 +113,7 @@ def create_user(request: Request, body: UserCreate) -> dict[str, Any]:
         return item(res.render(ctx, USERS, res.insert_row(ctx, USERS, values)))
 
 
-@router.patch("/v1/users/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch("/v1/users/{id}", response_model=UserResponse, response_model_exclude_none=True)
 def update_user(request: Request, id: str, body: UserUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, USERS, id, "update")
@@ -163,7 +166,7 @@ for _action in ("add-accounts", "set-accounts", "remove-accounts"):
         _user_accounts(_action),
         methods=["POST"],
         name=_action.replace("-", "_") + "_user",
-        response_model=ItemResponse,
+        response_model=UserResponse,
         response_model_exclude_none=True,
     )
 
@@ -195,7 +198,7 @@ def _ancestors(ctx: Ctx, scope_id: str) -> list[str]:
     return out
 
 
-@router.post("/v1/roles", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post("/v1/roles", response_model=RoleResponse, response_model_exclude_none=True)
 def create_role(request: Request, body: RoleCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         scope = ctx.scope_row(body.scope_id)
@@ -215,7 +218,7 @@ def create_role(request: Request, body: RoleCreate) -> dict[str, Any]:
         return item(res.render(ctx, ROLES, row))
 
 
-@router.patch("/v1/roles/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch("/v1/roles/{id}", response_model=RoleResponse, response_model_exclude_none=True)
 def update_role(request: Request, id: str, body: RoleUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, ROLES, id, "update")
@@ -349,6 +352,6 @@ for _action, _factory in (
         _factory(_action),
         methods=["POST"],
         name=_action.replace("-", "_") + "_role",
-        response_model=ItemResponse,
+        response_model=RoleResponse,
         response_model_exclude_none=True,
     )

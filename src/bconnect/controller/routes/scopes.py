@@ -11,7 +11,13 @@ from bconnect.controller import errors
 from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
-from bconnect.controller.models import ItemResponse, ListResponse, ScopeCreate, ScopeUpdate
+from bconnect.controller.models import (
+    ScopeCreate,
+    ScopeItem,
+    ScopeResponse,
+    ScopeUpdate,
+    list_response,
+)
 from bconnect.controller.routes.common import (
     Filter,
     ListToken,
@@ -74,10 +80,10 @@ def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
     }
 
 
-KIND = res.Kind("scope", "scopes", t.scopes, scope_col="parent_id", render=_render)
+KIND = res.Kind("scope", "scopes", t.scopes, scope_col="parent_id", render=_render, model=ScopeItem)
 
 
-@router.get("/v1/scopes", response_model=ListResponse, response_model_exclude_none=True)
+@router.get("/v1/scopes", response_model=list_response(ScopeItem), response_model_exclude_none=True)
 def list_scopes(
     request: Request,
     scope_id: str = "global",
@@ -91,7 +97,7 @@ def list_scopes(
         return res.list_items(ctx, KIND, q)
 
 
-@router.get("/v1/scopes/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.get("/v1/scopes/{id}", response_model=ScopeResponse, response_model_exclude_none=True)
 def read_scope(request: Request, id: str) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = ctx.scope_row(id)
@@ -99,7 +105,7 @@ def read_scope(request: Request, id: str) -> dict[str, Any]:
         return item(res.render(ctx, KIND, row))
 
 
-@router.post("/v1/scopes", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post("/v1/scopes", response_model=ScopeResponse, response_model_exclude_none=True)
 def create_scope(request: Request, body: ScopeCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         parent = ctx.scope_row(body.scope_id)
@@ -119,7 +125,7 @@ def create_scope(request: Request, body: ScopeCreate) -> dict[str, Any]:
         return item(res.render(ctx, KIND, row))
 
 
-@router.patch("/v1/scopes/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch("/v1/scopes/{id}", response_model=ScopeResponse, response_model_exclude_none=True)
 def update_scope(request: Request, id: str, body: ScopeUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, KIND, id, "update")

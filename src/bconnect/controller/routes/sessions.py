@@ -12,7 +12,7 @@ from bconnect.controller import errors, sessionops
 from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
-from bconnect.controller.models import ItemResponse, ListResponse, VersionOnly
+from bconnect.controller.models import SessionItem, SessionResponse, VersionOnly, list_response
 from bconnect.controller.routes.common import (
     Filter,
     ListToken,
@@ -89,11 +89,19 @@ def _details(ctx: Ctx, row: Any) -> dict[str, Any]:
 
 
 SESSIONS = res.Kind(
-    "session", "sessions", t.sessions, owner_col="user_id", render=_render, has_common=False
+    "session",
+    "sessions",
+    t.sessions,
+    owner_col="user_id",
+    render=_render,
+    has_common=False,
+    model=SessionItem,
 )
 
 
-@router.get("/v1/sessions", response_model=ListResponse, response_model_exclude_none=True)
+@router.get(
+    "/v1/sessions", response_model=list_response(SessionItem), response_model_exclude_none=True
+)
 def list_sessions(
     request: Request,
     scope_id: str = "global",
@@ -111,7 +119,7 @@ def list_sessions(
         return res.list_items(ctx, SESSIONS, q, where, visible)
 
 
-@router.get("/v1/sessions/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.get("/v1/sessions/{id}", response_model=SessionResponse, response_model_exclude_none=True)
 def read_session(request: Request, id: str) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, SESSIONS, id)
@@ -119,7 +127,7 @@ def read_session(request: Request, id: str) -> dict[str, Any]:
 
 
 @router.post(
-    "/v1/sessions/{id}:cancel", response_model=ItemResponse, response_model_exclude_none=True
+    "/v1/sessions/{id}:cancel", response_model=SessionResponse, response_model_exclude_none=True
 )
 def cancel_session(request: Request, id: str, body: VersionOnly) -> dict[str, Any]:
     """Cancel a session: ``canceling`` until its worker reports nothing open."""

@@ -17,8 +17,9 @@ from bconnect.controller.models import (
     AuthorizeSessionResponse,
     CredentialSourceIds,
     HostSourceIds,
-    ItemResponse,
     TargetCreate,
+    TargetItem,
+    TargetResponse,
     TargetUpdate,
 )
 from bconnect.controller.routes.common import add_standard_routes, item
@@ -69,7 +70,7 @@ def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
     }
 
 
-TARGETS = res.Kind("target", "targets", t.targets, render=_render)
+TARGETS = res.Kind("target", "targets", t.targets, render=_render, model=TargetItem)
 add_standard_routes(router, TARGETS)
 
 
@@ -88,7 +89,7 @@ def _validate_address(ctx: Ctx, target_id: str | None, address: str | None) -> N
             raise errors.invalid_field("address", "A target has an address or host sources.")
 
 
-@router.post("/v1/targets", response_model=ItemResponse, response_model_exclude_none=True)
+@router.post("/v1/targets", response_model=TargetResponse, response_model_exclude_none=True)
 def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         scope = ctx.scope_row(body.scope_id)
@@ -117,7 +118,7 @@ def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
         return item(res.render(ctx, TARGETS, res.insert_row(ctx, TARGETS, values)))
 
 
-@router.patch("/v1/targets/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch("/v1/targets/{id}", response_model=TargetResponse, response_model_exclude_none=True)
 def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, TARGETS, id, "update")
@@ -238,7 +239,7 @@ for _action, _factory in (
         _factory(_action),
         methods=["POST"],
         name=_action.replace("-", "_") + "_target",
-        response_model=ItemResponse,
+        response_model=TargetResponse,
         response_model_exclude_none=True,
     )
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
-from bconnect.controller.models import ItemResponse, WorkerUpdate
+from bconnect.controller.models import WorkerItem, WorkerResponse, WorkerUpdate
 from bconnect.controller.routes.common import add_standard_routes, item
 from bconnect.controller.storage import schema as t
 
@@ -38,11 +38,11 @@ def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
     }
 
 
-WORKERS = res.Kind("worker", "workers", t.workers, render=_render)
+WORKERS = res.Kind("worker", "workers", t.workers, render=_render, model=WorkerItem)
 add_standard_routes(router, WORKERS)
 
 
-@router.patch("/v1/workers/{id}", response_model=ItemResponse, response_model_exclude_none=True)
+@router.patch("/v1/workers/{id}", response_model=WorkerResponse, response_model_exclude_none=True)
 def update_worker(request: Request, id: str, body: WorkerUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, WORKERS, id, "update")
