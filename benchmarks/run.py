@@ -1,0 +1,222 @@
+"""bconnect benchmarks: each figure is measured beside its reference in the same run.
+
+    python benchmarks/run.py            # full run
+    python benchmarks/run.py --quick    # seconds-long smoke run (CI)
+
+Writes benchmarks/results.json. The server under test runs in its own process
+(`bconnect dev` on an ephemeral 127.0.0.1 port); load comes from this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+BCONNECT = [sys.executable, "-m", "bconnect"]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def time_command(argv: list[str], runs: int) -> float:
+    """Median wall time of a command, in seconds."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def bench_cli_startup(runs: int) -> dict:
+    ref = time_command([sys.executable, "-c", "import click"], runs)
+    main_help = time_command([*BCONNECT, "--help"], runs)
+    sessions_help = time_command([*BCONNECT, "sessions", "list", "--help"], runs)
+    return {
+        "python -c 'import click' (s)": round(ref, 4),
+        "bconnect --help (s)": round(main_help, 4),
+        "bconnect sessions list --help (s)": round(sessions_help, 4),
+        "bconnect --help / import click": round(main_help / ref, 2),
+        "sessions list --help / import click": round(sessions_help / ref, 2),
+        "target ratio": 2.0,
+    }
+
+
+class DevServer:
+    """`bconnect dev` in a child process on a free port."""
+
+    def __init__(self) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="bconnect-bench-")
+        self.proc = subprocess.Popen(
+            [
+                *BCONNECT,
+                "dev",
+                "-api-listen-address",
+                "127.0.0.1:0",
+                "-database-url",
+                os.path.join(self.tmp.name, "bench.db"),
+                "-log-level",
+                "warning",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        self.addr = None
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"Controller API: (http://\S+)", line)
+            if m:
+                self.addr = m.group(1)
+                break
+        if self.addr is None:
+            self.stop()
+            raise RuntimeError("bconnect dev did not start")
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        while True:
+            try:
+                requests.get(f"{self.addr}/v1/scopes", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.05)
+        resp = requests.post(
+            f"{self.addr}/v1/auth-methods/ampw_1234567890:authenticate",
+            json={
+                "command": "login",
+                "attributes": {"login_name": "admin", "password": "password"},
+            },
+            timeout=10,
+        )
+        self.token = resp.json()["attributes"]["token"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.tmp.cleanup()
+
+
+def bench_authorize(server: DevServer, clients: int, seconds: float) -> dict:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    url = f"{server.addr}/v1/targets/ttcp_1234567890:authorize-session"
+    stop_at = time.monotonic() + seconds
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def worker() -> None:
+        nonlocal errors
+        session = requests.Session()
+        mine = []
+        bad = 0
+        while time.monotonic() < stop_at:
+            start = time.perf_counter()
+            resp = session.post(url, json={}, headers=headers, timeout=30)
+            mine.append(time.perf_counter() - start)
+            bad += resp.status_code != 200
+        with lock:
+            latencies.extend(mine)
+            errors += bad
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for _ in range(clients):
+            pool.submit(worker)
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors,
+        "req/s": round(len(latencies) / elapsed, 1),
+        "p50 ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99 ms": round(percentile(latencies, 99) * 1000, 2),
+        "target": ">= 300 req/s, p99 <= 50 ms",
+    }
+
+
+def bench_list(server: DevServer, runs: int) -> dict:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    url = f"{server.addr}/v1/sessions?scope_id=p_1234567890&page_size=1000"
+    samples = []
+    count = 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        body = requests.get(url, headers=headers, timeout=60).json()
+        samples.append(time.perf_counter() - start)
+        count = len(body["items"])
+    return {
+        "sessions in store": body["est_item_count"],
+        "page items": count,
+        "median ms": round(statistics.median(samples) * 1000, 1),
+        "target": "<= 200 ms for a page of 1,000 among 100,000 (full run seeds fewer for now)",
+    }
+
+
+def machine() -> dict:
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "git revision": rev or "unknown",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    args = parser.parse_args()
+    quick = args.quick
+
+    results: dict = {"machine": machine(), "quick": quick}
+    results["cli start-up"] = bench_cli_startup(3 if quick else 15)
+    server = DevServer()
+    try:
+        results["authorize-session (SQLite)"] = bench_authorize(
+            server, clients=8, seconds=1.0 if quick else 10.0
+        )
+        results["sessions list"] = bench_list(server, 2 if quick else 10)
+    finally:
+        server.stop()
+
+    for section, figures in results.items():
+        if not isinstance(figures, dict):
+            continue
+        print(f"\n{section}")
+        for key, value in figures.items():
+            print(f"  {key:<40} {value}")
+    out = HERE / "results.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    failed = results["authorize-session (SQLite)"]["errors"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
