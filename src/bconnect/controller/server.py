@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 from dataclasses import dataclass
 
@@ -80,9 +81,23 @@ class Controller:
         return uvicorn.Server(config)
 
     def serve(self, sock: socket.socket, log_level: str = "warning") -> None:
-        """Serve until SIGINT/SIGTERM (uvicorn installs the handlers)."""
+        """Serve until SIGINT/SIGTERM, then return normally.
+
+        uvicorn shuts down gracefully on either signal and then re-raises it; SIGTERM is
+        mapped to KeyboardInterrupt like SIGINT so both end here as a clean stop.
+        """
+
+        def _interrupt(_signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         server = self.uvicorn_server(log_level)
-        asyncio.run(server.serve(sockets=[sock]))
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        except KeyboardInterrupt:
+            log.debug("stopped by signal")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -78,6 +78,15 @@ def head_revision(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
 
 
+def _known(script, revision: str) -> bool:  # noqa: ANN001
+    from alembic.util import CommandError
+
+    try:
+        return script.get_revision(revision) is not None
+    except (CommandError, KeyError):
+        return False
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; refuse a schema newer than this code."""
     from alembic import command
@@ -86,7 +95,7 @@ def migrate(engine: Engine) -> None:
     cfg = _alembic_config(engine)
     script = ScriptDirectory.from_config(cfg)
     current = current_revision(engine)
-    if current is not None and script.get_revision(current) is None:
+    if current is not None and not _known(script, current):
         raise SchemaTooNewError(
             f"database schema revision {current} is newer than this bconnect "
             f"(knows up to {script.get_current_head()}); upgrade bconnect"
