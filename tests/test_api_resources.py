@@ -131,7 +131,7 @@ def test_target_crud_with_versions(controller) -> None:
         },
     )
     assert created.status_code == 200, created.text
-    target = created.json()["item"]
+    target = created.json()
     assert target["id"].startswith("ttcp_") and len(target["id"]) == 15
     assert target["version"] == 1
     assert target["attributes"] == {"default_port": 5432, "default_client_port": 15432}
@@ -146,21 +146,21 @@ def test_target_crud_with_versions(controller) -> None:
         "PATCH", f"/v1/targets/{tid}", json={"version": 1, "description": "primary db"}
     )
     assert updated.status_code == 200
-    assert updated.json()["item"]["version"] == 2
-    assert updated.json()["item"]["description"] == "primary db"
+    assert updated.json()["version"] == 2
+    assert updated.json()["description"] == "primary db"
 
     stale = controller.request(
         "PATCH", f"/v1/targets/{tid}", json={"version": 1, "description": "lost update"}
     )
     assert stale.status_code == 400
     assert stale.json()["details"]["request_fields"][0]["name"] == "version"
-    after = controller.request("GET", f"/v1/targets/{tid}").json()["item"]
+    after = controller.request("GET", f"/v1/targets/{tid}").json()
     assert after["description"] == "primary db" and after["version"] == 2
 
     cleared = controller.request(
         "PATCH", f"/v1/targets/{tid}", json={"version": 2, "description": None}
     )
-    assert "description" not in cleared.json()["item"]
+    assert "description" not in cleared.json()
 
     assert controller.request("DELETE", f"/v1/targets/{tid}").status_code == 204
     assert controller.request("GET", f"/v1/targets/{tid}").status_code == 404
@@ -169,22 +169,22 @@ def test_target_crud_with_versions(controller) -> None:
 def test_hosts_host_sets_and_host_sources(controller) -> None:
     cat = controller.request(
         "POST", "/v1/host-catalogs", json={"scope_id": PROJECT, "name": unique("cat")}
-    ).json()["item"]
+    ).json()
     host = controller.request(
         "POST",
         "/v1/hosts",
         json={"host_catalog_id": cat["id"], "attributes": {"address": "127.0.0.1"}},
-    ).json()["item"]
+    ).json()
     assert host["id"].startswith("hst_") and host["attributes"] == {"address": "127.0.0.1"}
     hset = controller.request(
         "POST", "/v1/host-sets", json={"host_catalog_id": cat["id"], "name": "set"}
-    ).json()["item"]
+    ).json()
     added = controller.request(
         "POST",
         f"/v1/host-sets/{hset['id']}:add-hosts",
         json={"version": 1, "host_ids": [host["id"]]},
     )
-    assert added.status_code == 200 and added.json()["item"]["host_ids"] == [host["id"]]
+    assert added.status_code == 200 and added.json()["host_ids"] == [host["id"]]
     listed = controller.request("GET", f"/v1/hosts?host_catalog_id={cat['id']}").json()
     assert [h["id"] for h in listed["items"]] == [host["id"]]
 
@@ -192,19 +192,19 @@ def test_hosts_host_sets_and_host_sources(controller) -> None:
         "POST",
         "/v1/targets",
         json={"scope_id": PROJECT, "name": unique("hs"), "attributes": {"default_port": 8080}},
-    ).json()["item"]
+    ).json()
     with_src = controller.request(
         "POST",
         f"/v1/targets/{target['id']}:add-host-sources",
         json={"version": 1, "host_source_ids": [hset["id"]]},
     )
     assert with_src.status_code == 200
-    assert with_src.json()["item"]["host_source_ids"] == [hset["id"]]
+    assert with_src.json()["host_source_ids"] == [hset["id"]]
     auth = controller.request(
         "POST",
         f"/v1/targets/{target['id']}:authorize-session",
         json={"host_id": host["id"]},
-    ).json()["item"]
+    ).json()
     assert auth["endpoint"] == "tcp://127.0.0.1:8080" and auth["host_id"] == host["id"]
     wrong = controller.request(
         "POST", f"/v1/targets/{target['id']}:authorize-session", json={"host_id": "hst_1234567890"}
@@ -215,7 +215,7 @@ def test_hosts_host_sets_and_host_sources(controller) -> None:
 def test_brokered_credentials(controller) -> None:
     store = controller.request(
         "POST", "/v1/credential-stores", json={"scope_id": PROJECT, "name": unique("store")}
-    ).json()["item"]
+    ).json()
     cred = controller.request(
         "POST",
         "/v1/credentials",
@@ -226,7 +226,7 @@ def test_brokered_credentials(controller) -> None:
         },
     )
     assert cred.status_code == 200, cred.text
-    item = cred.json()["item"]
+    item = cred.json()
     assert item["id"].startswith("credup_")
     assert "s3cret-pw" not in cred.text and "password_hmac" in item["attributes"]
     read = controller.request("GET", f"/v1/credentials/{item['id']}")
@@ -253,16 +253,16 @@ def test_brokered_credentials(controller) -> None:
             "address": "127.0.0.1",
             "attributes": {"default_port": 5432},
         },
-    ).json()["item"]
+    ).json()
     linked = controller.request(
         "POST",
         f"/v1/targets/{target['id']}:add-credential-sources",
         json={"version": 1, "brokered_credential_source_ids": [item["id"]]},
     )
     assert linked.status_code == 200, linked.text
-    assert linked.json()["item"]["brokered_credential_source_ids"] == [item["id"]]
+    assert linked.json()["brokered_credential_source_ids"] == [item["id"]]
     auth = controller.request("POST", f"/v1/targets/{target['id']}:authorize-session", json={})
-    creds = auth.json()["item"]["credentials"]
+    creds = auth.json()["credentials"]
     assert creds[0]["credential_source"]["credential_type"] == "username_password"
     assert creds[0]["credential"] == {"username": "postgres", "password": "s3cret-pw"}
     assert creds[0]["secret"]["decoded"] == creds[0]["credential"]
@@ -273,17 +273,17 @@ def test_users_accounts_roles(controller) -> None:
         "POST", "/v1/scopes", json={"scope_id": "global", "name": unique("org")}
     )
     assert org.status_code == 200
-    org_id = org.json()["item"]["id"]
+    org_id = org.json()["id"]
     proj = controller.request("POST", "/v1/scopes", json={"scope_id": org_id, "name": "proj"})
-    proj_id = proj.json()["item"]["id"]
-    assert proj.json()["item"]["type"] == "project"
+    proj_id = proj.json()["id"]
+    assert proj.json()["type"] == "project"
     nested = controller.request("POST", "/v1/scopes", json={"scope_id": proj_id})
     assert nested.status_code == 400
 
     am = controller.request(
         "POST", "/v1/auth-methods", json={"scope_id": org_id, "type": "password"}
     )
-    am_id = am.json()["item"]["id"]
+    am_id = am.json()["id"]
     acct = controller.request(
         "POST",
         "/v1/accounts",
@@ -291,7 +291,7 @@ def test_users_accounts_roles(controller) -> None:
             "auth_method_id": am_id,
             "attributes": {"login_name": "alice", "password": "alicepass1"},
         },
-    ).json()["item"]
+    ).json()
     short = controller.request(
         "POST",
         "/v1/accounts",
@@ -300,7 +300,7 @@ def test_users_accounts_roles(controller) -> None:
     assert short.status_code == 400
     user = controller.request(
         "POST", "/v1/users", json={"scope_id": org_id, "name": "alice"}
-    ).json()["item"]
+    ).json()
     controller.request(
         "POST",
         f"/v1/users/{user['id']}:add-accounts",
@@ -308,7 +308,7 @@ def test_users_accounts_roles(controller) -> None:
     ).raise_for_status()
     role = controller.request(
         "POST", "/v1/roles", json={"scope_id": proj_id, "name": "readers"}
-    ).json()["item"]
+    ).json()
     assert role["grant_scope_ids"] == ["this"]
     bad = controller.request(
         "POST",
@@ -327,7 +327,7 @@ def test_users_accounts_roles(controller) -> None:
         json={"version": 2, "principal_ids": [user["id"]]},
     )
     assert r.status_code == 200, r.text
-    assert r.json()["item"]["principal_ids"] == [user["id"]]
+    assert r.json()["principal_ids"] == [user["id"]]
 
     login = requests.post(
         f"{controller.addr}/v1/auth-methods/{am_id}:authenticate",

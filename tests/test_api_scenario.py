@@ -33,7 +33,7 @@ def test_scopes_list_recursive(controller) -> None:
 def test_authorize_read_cancel_terminate(controller) -> None:
     resp = controller.request("POST", "/v1/targets/ttcp_1234567890:authorize-session", json={})
     assert resp.status_code == 200, resp.text
-    auth = resp.json()["item"]
+    auth = resp.json()
     assert auth["target_id"] == "ttcp_1234567890"
     assert auth["endpoint"] == "tcp://127.0.0.1:22"
     assert auth["endpoint_port"] == 22
@@ -64,7 +64,7 @@ def test_authorize_read_cancel_terminate(controller) -> None:
 
     read = controller.request("GET", f"/v1/sessions/{auth['session_id']}")
     assert read.status_code == 200
-    session = read.json()["item"]
+    session = read.json()
     assert session["status"] == "pending"
     assert session["states"][0]["status"] == "pending"
     assert session["user_id"] == "u_1234567890"
@@ -76,10 +76,10 @@ def test_authorize_read_cancel_terminate(controller) -> None:
         json={"version": session["version"]},
     )
     assert cancel.status_code == 200, cancel.text
-    assert cancel.json()["item"]["status"] == "canceling"
+    assert cancel.json()["status"] == "canceling"
 
     def terminated():  # noqa: ANN202
-        item = controller.request("GET", f"/v1/sessions/{auth['session_id']}").json()["item"]
+        item = controller.request("GET", f"/v1/sessions/{auth['session_id']}").json()
         return item if item["status"] == "terminated" else None
 
     final = wait_for(terminated)
@@ -104,7 +104,7 @@ def test_authorize_by_name_and_host_source(controller) -> None:
         json={"scope_id": "p_1234567890"},
     )
     assert by_name.status_code == 200, by_name.text
-    item = by_name.json()["item"]
+    item = by_name.json()
     assert item["target_id"] == "ttcp_0987654321"
     assert item["host_id"] == "hst_1234567890"
     assert item["host_set_id"] == "hsst_1234567890"
@@ -114,7 +114,7 @@ def test_authorize_by_name_and_host_source(controller) -> None:
 def test_user_cannot_touch_admin_session(controller) -> None:
     auth = controller.request(
         "POST", "/v1/targets/ttcp_1234567890:authorize-session", json={}
-    ).json()["item"]
+    ).json()
     sid = auth["session_id"]
     assert controller.request("GET", f"/v1/sessions/{sid}", who="user").status_code == 403
     cancel = controller.request(
@@ -129,7 +129,7 @@ def test_user_cannot_touch_admin_session(controller) -> None:
     # but the user's own session is theirs to read and cancel
     own = controller.request(
         "POST", "/v1/targets/ttcp_1234567890:authorize-session", who="user", json={}
-    ).json()["item"]
+    ).json()
     listed = controller.request("GET", "/v1/sessions?scope_id=p_1234567890", who="user").json()
     assert [s["id"] for s in listed["items"]] == [own["session_id"]]
     assert listed["items"][0]["authorized_actions"] == ["read:self", "cancel:self"]
@@ -160,13 +160,13 @@ def test_session_expires(controller) -> None:
         },
     )
     assert target.status_code == 200, target.text
-    tid = target.json()["item"]["id"]
+    tid = target.json()["id"]
     sid = controller.request("POST", f"/v1/targets/{tid}:authorize-session", json={}).json()[
-        "item"
-    ]["session_id"]
+        "session_id"
+    ]
 
     def done():  # noqa: ANN202
-        item = controller.request("GET", f"/v1/sessions/{sid}").json()["item"]
+        item = controller.request("GET", f"/v1/sessions/{sid}").json()
         return item if item["status"] == "terminated" else None
 
     final = wait_for(done, timeout=15)

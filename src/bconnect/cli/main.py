@@ -16,6 +16,30 @@ from bconnect import __version__
 # command name -> "module:attribute"; modules live in bconnect.cli
 COMMANDS: dict[str, tuple[str, str]] = {
     "dev": ("bconnect.cli.dev:dev", "Start a controller (and worker) for development"),
+    "accounts": ("bconnect.cli.accounts:accounts", "Manage accounts"),
+    "auth-methods": ("bconnect.cli.auth_methods:auth_methods", "Manage auth methods"),
+    "auth-tokens": ("bconnect.cli.auth_tokens:auth_tokens", "Manage auth tokens"),
+    "authenticate": (
+        "bconnect.cli.authenticate:authenticate",
+        "Authenticate the CLI and store the token",
+    ),
+    "credential-stores": (
+        "bconnect.cli.credential_stores:credential_stores",
+        "Manage credential stores",
+    ),
+    "credentials": ("bconnect.cli.credentials:credentials", "Manage credentials"),
+    "host-catalogs": ("bconnect.cli.host_catalogs:host_catalogs", "Manage host catalogs"),
+    "host-sets": ("bconnect.cli.host_sets:host_sets", "Manage host sets"),
+    "hosts": ("bconnect.cli.hosts:hosts", "Manage hosts"),
+    "logout": (
+        "bconnect.cli.authenticate:logout",
+        "Delete the current token within the controller and forget it locally",
+    ),
+    "roles": ("bconnect.cli.roles:roles", "Manage roles"),
+    "scopes": ("bconnect.cli.scopes:scopes", "Manage scopes"),
+    "sessions": ("bconnect.cli.sessions:sessions", "List, read and cancel sessions"),
+    "targets": ("bconnect.cli.targets:targets", "Manage targets and authorize sessions"),
+    "users": ("bconnect.cli.users:users", "Manage users"),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}

@@ -446,10 +446,6 @@ class SessionAuthorization(Out):
     credentials: list[SessionCredential] | None = None
 
 
-class AuthorizeSessionResponse(Out):
-    item: SessionAuthorization
-
-
 # ---------------------------------------------------------------- credentials
 
 
@@ -578,13 +574,9 @@ class ErrorBody(Out):
     details: ErrorDetails | None = None
 
 
-# ---------------------------------------------------------------- typed envelopes
-
-
-def item_response(model: type[BaseModel]) -> type[BaseModel]:
-    """``{"item": <model>}`` for reads, creates, updates and actions."""
-    name = model.__name__.removesuffix("Item") + "Response"
-    return create_model(name, __base__=Out, item=(model, ...))
+# ---------------------------------------------------------------- response bodies
+# Reads, creates, updates and actions answer with the resource itself: Boundary's gateway
+# uses ``response_body: "item"``, so there is no ``item`` envelope on the wire.
 
 
 def list_response(model: type[BaseModel]) -> type[BaseModel]:
@@ -595,17 +587,17 @@ def list_response(model: type[BaseModel]) -> type[BaseModel]:
     )
 
 
-ScopeResponse = item_response(ScopeItem)
-AuthMethodResponse = item_response(AuthMethodItem)
-AccountResponse = item_response(AccountItem)
-UserResponse = item_response(UserItem)
-RoleResponse = item_response(RoleItem)
-HostCatalogResponse = item_response(HostCatalogItem)
-HostResponse = item_response(HostItem)
-HostSetResponse = item_response(HostSetItem)
-TargetResponse = item_response(TargetItem)
-CredentialStoreResponse = item_response(CredentialStoreItem)
-CredentialResponse = item_response(CredentialItem)
-SessionResponse = item_response(SessionItem)
-WorkerResponse = item_response(WorkerItem)
-AuthTokenResponse = item_response(AuthTokenItem)
+ScopeResponse = ScopeItem
+AuthMethodResponse = AuthMethodItem
+AccountResponse = AccountItem
+UserResponse = UserItem
+RoleResponse = RoleItem
+HostCatalogResponse = HostCatalogItem
+HostResponse = HostItem
+HostSetResponse = HostSetItem
+TargetResponse = TargetItem
+CredentialStoreResponse = CredentialStoreItem
+CredentialResponse = CredentialItem
+SessionResponse = SessionItem
+WorkerResponse = WorkerItem
+AuthTokenResponse = AuthTokenItem

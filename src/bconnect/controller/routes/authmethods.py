@@ -27,7 +27,7 @@ from bconnect.controller.models import (
     ChangePassword,
     SetPassword,
 )
-from bconnect.controller.routes.common import add_standard_routes, item
+from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.secrets import hash_password, mint_auth_token, token_hash, verify_password
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
@@ -114,7 +114,7 @@ def create_auth_method(request: Request, body: AuthMethodCreate) -> dict[str, An
             "min_login_name_length": (attrs.min_login_name_length if attrs else None) or 3,
             "min_password_length": (attrs.min_password_length if attrs else None) or 8,
         }
-        return item(res.render(ctx, METHODS, res.insert_row(ctx, METHODS, values)))
+        return res.render(ctx, METHODS, res.insert_row(ctx, METHODS, values))
 
 
 @router.patch(
@@ -133,7 +133,7 @@ def update_auth_method(request: Request, id: str, body: AuthMethodUpdate) -> dic
                 }
             )
         row = res.update_row(ctx, METHODS, row, body.version, values)
-        return item(res.render(ctx, METHODS, row))
+        return res.render(ctx, METHODS, row)
 
 
 @router.post(
@@ -251,7 +251,7 @@ def create_account(request: Request, body: AccountCreate) -> dict[str, Any]:
             "name": body.name,
             "description": body.description,
         }
-        return item(res.render(ctx, ACCOUNTS, res.insert_row(ctx, ACCOUNTS, values)))
+        return res.render(ctx, ACCOUNTS, res.insert_row(ctx, ACCOUNTS, values))
 
 
 @router.patch("/v1/accounts/{id}", response_model=AccountResponse, response_model_exclude_none=True)
@@ -262,7 +262,7 @@ def update_account(request: Request, id: str, body: AccountUpdate) -> dict[str, 
         if body.attributes is not None and body.attributes.login_name is not None:
             values["login_name"] = body.attributes.login_name
         row = res.update_row(ctx, ACCOUNTS, row, body.version, values)
-        return item(res.render(ctx, ACCOUNTS, row))
+        return res.render(ctx, ACCOUNTS, row)
 
 
 @router.post(
@@ -275,9 +275,7 @@ def set_password(request: Request, id: str, body: SetPassword) -> dict[str, Any]
         row = res.read_checked(ctx, ACCOUNTS, id, "set-password")
         _check_password(res.get_row(ctx, METHODS, row.auth_method_id), body.password)
         values = {"password_hash": hash_password(body.password)}
-        return item(
-            res.render(ctx, ACCOUNTS, res.update_row(ctx, ACCOUNTS, row, body.version, values))
-        )
+        return res.render(ctx, ACCOUNTS, res.update_row(ctx, ACCOUNTS, row, body.version, values))
 
 
 @router.post(
@@ -292,9 +290,7 @@ def change_password(request: Request, id: str, body: ChangePassword) -> dict[str
             raise errors.invalid_field("current_password", "Incorrect password.")
         _check_password(res.get_row(ctx, METHODS, row.auth_method_id), body.new_password)
         values = {"password_hash": hash_password(body.new_password)}
-        return item(
-            res.render(ctx, ACCOUNTS, res.update_row(ctx, ACCOUNTS, row, body.version, values))
-        )
+        return res.render(ctx, ACCOUNTS, res.update_row(ctx, ACCOUNTS, row, body.version, values))
 
 
 # ---------------------------------------------------------------- auth tokens

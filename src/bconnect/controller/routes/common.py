@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from bconnect.controller.models import item_response, list_response
+from bconnect.controller.models import list_response
 from bconnect.controller.resources import Kind, ListQuery
 
 PageSize = Annotated[int | None, Query(ge=0, le=10000, description="Items per page (max 1000)")]
@@ -39,10 +39,6 @@ def no_content() -> Response:
     return Response(status_code=204)
 
 
-def item(value: dict[str, Any]) -> dict[str, Any]:
-    return {"item": value}
-
-
 def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> None:
     """GET list, GET read and DELETE for a collection, named the Boundary way."""
     from bconnect.controller import resources as res
@@ -66,7 +62,7 @@ def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> Non
 
     def read_handler(request: Request, id: str) -> dict[str, Any]:
         with transaction(request) as ctx:
-            return item(res.render(ctx, kind, res.read_checked(ctx, kind, id)))
+            return res.render(ctx, kind, res.read_checked(ctx, kind, id))
 
     def delete_handler(request: Request, id: str) -> Response:
         with transaction(request) as ctx:
@@ -88,7 +84,7 @@ def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> Non
             read_handler,
             methods=["GET"],
             name=f"read_{name}",
-            response_model=item_response(kind.model),
+            response_model=kind.model,
             response_model_exclude_none=True,
         )
     router.add_api_route(

@@ -26,7 +26,7 @@ from bconnect.controller.models import (
     CredentialStoreUpdate,
     CredentialUpdate,
 )
-from bconnect.controller.routes.common import add_standard_routes, item
+from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.secrets import hmac_secret
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
@@ -106,7 +106,7 @@ def create_credential_store(request: Request, body: CredentialStoreCreate) -> di
             "name": body.name,
             "description": body.description,
         }
-        return item(res.render(ctx, STORES, res.insert_row(ctx, STORES, values)))
+        return res.render(ctx, STORES, res.insert_row(ctx, STORES, values))
 
 
 @router.patch(
@@ -120,7 +120,7 @@ def update_credential_store(
     with transaction(request) as ctx:
         row = res.read_checked(ctx, STORES, id, "update")
         row = res.update_row(ctx, STORES, row, body.version, res.common_updates(body))
-        return item(res.render(ctx, STORES, row))
+        return res.render(ctx, STORES, row)
 
 
 def _secret_fields(ctype: str, attrs: Any) -> tuple[str | None, dict[str, Any]]:
@@ -159,7 +159,7 @@ def create_credential(request: Request, body: CredentialCreate) -> dict[str, Any
             "name": body.name,
             "description": body.description,
         }
-        return item(res.render(ctx, CREDENTIALS, res.insert_row(ctx, CREDENTIALS, values)))
+        return res.render(ctx, CREDENTIALS, res.insert_row(ctx, CREDENTIALS, values))
 
 
 @router.patch(
@@ -177,4 +177,4 @@ def update_credential(request: Request, id: str, body: CredentialUpdate) -> dict
             current.update({k: v for k, v in patch.items() if v is not None})
             values["secret"] = json.dumps(current)
         row = res.update_row(ctx, CREDENTIALS, row, body.version, values)
-        return item(res.render(ctx, CREDENTIALS, row))
+        return res.render(ctx, CREDENTIALS, row)

@@ -26,7 +26,7 @@ from bconnect.controller.models import (
     HostSetUpdate,
     HostUpdate,
 )
-from bconnect.controller.routes.common import add_standard_routes, item
+from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
 
@@ -100,7 +100,7 @@ def create_host_catalog(request: Request, body: HostCatalogCreate) -> dict[str, 
             "name": body.name,
             "description": body.description,
         }
-        return item(res.render(ctx, CATALOGS, res.insert_row(ctx, CATALOGS, values)))
+        return res.render(ctx, CATALOGS, res.insert_row(ctx, CATALOGS, values))
 
 
 @router.patch(
@@ -110,7 +110,7 @@ def update_host_catalog(request: Request, id: str, body: HostCatalogUpdate) -> d
     with transaction(request) as ctx:
         row = res.read_checked(ctx, CATALOGS, id, "update")
         row = res.update_row(ctx, CATALOGS, row, body.version, res.common_updates(body))
-        return item(res.render(ctx, CATALOGS, row))
+        return res.render(ctx, CATALOGS, row)
 
 
 def _catalog_child(ctx: Ctx, kind: res.Kind, catalog_id: str, prefix: str, extra: dict) -> Any:
@@ -139,7 +139,7 @@ def create_host(request: Request, body: HostCreate) -> dict[str, Any]:
                 "address": body.attributes.address.strip(),
             },
         )
-        return item(res.render(ctx, HOSTS, res.insert_row(ctx, HOSTS, values)))
+        return res.render(ctx, HOSTS, res.insert_row(ctx, HOSTS, values))
 
 
 @router.patch("/v1/hosts/{id}", response_model=HostResponse, response_model_exclude_none=True)
@@ -150,7 +150,7 @@ def update_host(request: Request, id: str, body: HostUpdate) -> dict[str, Any]:
         if body.attributes is not None:
             values["address"] = body.attributes.address.strip()
         row = res.update_row(ctx, HOSTS, row, body.version, values)
-        return item(res.render(ctx, HOSTS, row))
+        return res.render(ctx, HOSTS, row)
 
 
 @router.post("/v1/host-sets", response_model=HostSetResponse, response_model_exclude_none=True)
@@ -163,7 +163,7 @@ def create_host_set(request: Request, body: HostSetCreate) -> dict[str, Any]:
             "hsst",
             {"name": body.name, "description": body.description},
         )
-        return item(res.render(ctx, HOST_SETS, res.insert_row(ctx, HOST_SETS, values)))
+        return res.render(ctx, HOST_SETS, res.insert_row(ctx, HOST_SETS, values))
 
 
 @router.patch(
@@ -173,7 +173,7 @@ def update_host_set(request: Request, id: str, body: HostSetUpdate) -> dict[str,
     with transaction(request) as ctx:
         row = res.read_checked(ctx, HOST_SETS, id, "update")
         row = res.update_row(ctx, HOST_SETS, row, body.version, res.common_updates(body))
-        return item(res.render(ctx, HOST_SETS, row))
+        return res.render(ctx, HOST_SETS, row)
 
 
 def _host_set_hosts(action: str):  # noqa: ANN202
@@ -202,7 +202,7 @@ def _host_set_hosts(action: str):  # noqa: ANN202
                 body.host_ids,
                 validate,
             )
-            return item(res.render(ctx, HOST_SETS, row))
+            return res.render(ctx, HOST_SETS, row)
 
     return handler
 

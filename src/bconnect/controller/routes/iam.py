@@ -26,7 +26,7 @@ from bconnect.controller.models import (
     UserResponse,
     UserUpdate,
 )
-from bconnect.controller.routes.common import add_standard_routes, item
+from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id, prefix_of
 
@@ -110,7 +110,7 @@ def create_user(request: Request, body: UserCreate) -> dict[str, Any]:
             "name": body.name,
             "description": body.description,
         }
-        return item(res.render(ctx, USERS, res.insert_row(ctx, USERS, values)))
+        return res.render(ctx, USERS, res.insert_row(ctx, USERS, values))
 
 
 @router.patch("/v1/users/{id}", response_model=UserResponse, response_model_exclude_none=True)
@@ -118,7 +118,7 @@ def update_user(request: Request, id: str, body: UserUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, USERS, id, "update")
         row = res.update_row(ctx, USERS, row, body.version, res.common_updates(body))
-        return item(res.render(ctx, USERS, row))
+        return res.render(ctx, USERS, row)
 
 
 def _user_accounts(action: str):  # noqa: ANN202
@@ -155,7 +155,7 @@ def _user_accounts(action: str):  # noqa: ANN202
                 body.account_ids,
                 validate,
             )
-            return item(res.render(ctx, USERS, row))
+            return res.render(ctx, USERS, row)
 
     return handler
 
@@ -215,7 +215,7 @@ def create_role(request: Request, body: RoleCreate) -> dict[str, Any]:
         row = res.insert_row(ctx, ROLES, values)
         for gs in dict.fromkeys(grant_scopes):
             ctx.conn.execute(insert(t.role_grant_scopes).values(role_id=row.id, grant_scope=gs))
-        return item(res.render(ctx, ROLES, row))
+        return res.render(ctx, ROLES, row)
 
 
 @router.patch("/v1/roles/{id}", response_model=RoleResponse, response_model_exclude_none=True)
@@ -223,7 +223,7 @@ def update_role(request: Request, id: str, body: RoleUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, ROLES, id, "update")
         row = res.update_row(ctx, ROLES, row, body.version, res.common_updates(body))
-        return item(res.render(ctx, ROLES, row))
+        return res.render(ctx, ROLES, row)
 
 
 def _role_principals(action: str):  # noqa: ANN202
@@ -252,7 +252,7 @@ def _role_principals(action: str):  # noqa: ANN202
                 body.principal_ids,
                 validate,
             )
-            return item(res.render(ctx, ROLES, row))
+            return res.render(ctx, ROLES, row)
 
     return handler
 
@@ -273,7 +273,7 @@ def _role_grant_scopes(action: str):  # noqa: ANN202
                 body.grant_scope_ids,
                 lambda gs: _check_grant_scope(ctx, role.scope_id, gs),
             )
-            return item(res.render(ctx, ROLES, row))
+            return res.render(ctx, ROLES, row)
 
     return handler
 
@@ -331,7 +331,7 @@ def _role_grants(action: str):  # noqa: ANN202
                         )
                     )
             row = res.update_row(ctx, ROLES, row, body.version, {})
-            return item(res.render(ctx, ROLES, row))
+            return res.render(ctx, ROLES, row)
 
     return handler
 

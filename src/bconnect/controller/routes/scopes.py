@@ -23,7 +23,6 @@ from bconnect.controller.routes.common import (
     ListToken,
     PageSize,
     Recursive,
-    item,
     list_query,
     no_content,
 )
@@ -102,7 +101,7 @@ def read_scope(request: Request, id: str) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = ctx.scope_row(id)
         ctx.require(KIND.scope_of(row), "scope", "read", row.id)
-        return item(res.render(ctx, KIND, row))
+        return res.render(ctx, KIND, row)
 
 
 @router.post("/v1/scopes", response_model=ScopeResponse, response_model_exclude_none=True)
@@ -122,7 +121,7 @@ def create_scope(request: Request, body: ScopeCreate) -> dict[str, Any]:
         }
         row = res.insert_row(ctx, KIND, values)
         ctx.scopes[row.id] = row
-        return item(res.render(ctx, KIND, row))
+        return res.render(ctx, KIND, row)
 
 
 @router.patch("/v1/scopes/{id}", response_model=ScopeResponse, response_model_exclude_none=True)
@@ -132,7 +131,7 @@ def update_scope(request: Request, id: str, body: ScopeUpdate) -> dict[str, Any]
         values = res.common_updates(body, ("name", "description", "primary_auth_method_id"))
         row = res.update_row(ctx, KIND, row, body.version, values)
         ctx.scopes[row.id] = row
-        return item(res.render(ctx, KIND, row))
+        return res.render(ctx, KIND, row)
 
 
 @router.delete("/v1/scopes/{id}", status_code=204)

@@ -18,7 +18,6 @@ from bconnect.controller.routes.common import (
     ListToken,
     PageSize,
     Recursive,
-    item,
     list_query,
 )
 from bconnect.controller.sessionstate import InvalidTransition, Status
@@ -123,7 +122,7 @@ def list_sessions(
 def read_session(request: Request, id: str) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, SESSIONS, id)
-        return item({**res.render(ctx, SESSIONS, row), **_details(ctx, row)})
+        return {**res.render(ctx, SESSIONS, row), **_details(ctx, row)}
 
 
 @router.post(
@@ -141,4 +140,4 @@ def cancel_session(request: Request, id: str, body: VersionOnly) -> dict[str, An
             except InvalidTransition as exc:
                 raise errors.invalid_field("id", str(exc)) from None
         row = res.get_row(ctx, SESSIONS, id)
-        return item({**res.render(ctx, SESSIONS, row), **_details(ctx, row)})
+        return {**res.render(ctx, SESSIONS, row), **_details(ctx, row)}

@@ -14,15 +14,15 @@ from bconnect.controller.authorize import authorize_session, credential_source_i
 from bconnect.controller.context import Ctx
 from bconnect.controller.models import (
     AuthorizeSessionRequest,
-    AuthorizeSessionResponse,
     CredentialSourceIds,
     HostSourceIds,
+    SessionAuthorization,
     TargetCreate,
     TargetItem,
     TargetResponse,
     TargetUpdate,
 )
-from bconnect.controller.routes.common import add_standard_routes, item
+from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
 
@@ -115,7 +115,7 @@ def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
         }
         if values["session_connection_limit"] == 0:
             raise errors.invalid_field("session_connection_limit", "Must be -1 or positive.")
-        return item(res.render(ctx, TARGETS, res.insert_row(ctx, TARGETS, values)))
+        return res.render(ctx, TARGETS, res.insert_row(ctx, TARGETS, values))
 
 
 @router.patch("/v1/targets/{id}", response_model=TargetResponse, response_model_exclude_none=True)
@@ -144,7 +144,7 @@ def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, An
         if body.attributes is not None:
             values.update(body.attributes.model_dump(exclude_unset=True))
         row = res.update_row(ctx, TARGETS, row, body.version, values)
-        return item(res.render(ctx, TARGETS, row))
+        return res.render(ctx, TARGETS, row)
 
 
 def _host_sources(action: str):  # noqa: ANN202
@@ -177,7 +177,7 @@ def _host_sources(action: str):  # noqa: ANN202
                 body.host_source_ids,
                 validate,
             )
-            return item(res.render(ctx, TARGETS, row))
+            return res.render(ctx, TARGETS, row)
 
     return handler
 
@@ -221,7 +221,7 @@ def _credential_sources(action: str):  # noqa: ANN202
                 raise errors.invalid_field(
                     "brokered_credential_source_ids", "Must contain at least one id."
                 )
-            return item(res.render(ctx, TARGETS, row))
+            return res.render(ctx, TARGETS, row)
 
     return handler
 
@@ -246,7 +246,7 @@ for _action, _factory in (
 
 @router.post(
     "/v1/targets/{id}:authorize-session",
-    response_model=AuthorizeSessionResponse,
+    response_model=SessionAuthorization,
     response_model_exclude_none=True,
 )
 def authorize(request: Request, id: str, body: AuthorizeSessionRequest | None = None) -> Any:
@@ -257,7 +257,7 @@ def authorize(request: Request, id: str, body: AuthorizeSessionRequest | None = 
         ctx.require(target.scope_id, "target", "authorize-session", target.id)
         if ctx.user_id is None:
             raise errors.Unauthenticated("Authorizing a session needs an authenticated user.")
-        return {"item": authorize_session(ctx, target, body.host_id)}
+        return authorize_session(ctx, target, body.host_id)
 
 
 def _find_target(ctx: Ctx, id_or_name: str, body: AuthorizeSessionRequest) -> Any:

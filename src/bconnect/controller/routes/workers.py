@@ -12,7 +12,7 @@ from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.models import WorkerItem, WorkerResponse, WorkerUpdate
-from bconnect.controller.routes.common import add_standard_routes, item
+from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.storage import schema as t
 
 router = APIRouter(tags=["workers"])
@@ -47,4 +47,4 @@ def update_worker(request: Request, id: str, body: WorkerUpdate) -> dict[str, An
     with transaction(request) as ctx:
         row = res.read_checked(ctx, WORKERS, id, "update")
         row = res.update_row(ctx, WORKERS, row, body.version, res.common_updates(body))
-        return item(res.render(ctx, WORKERS, row))
+        return res.render(ctx, WORKERS, row)

@@ -1,0 +1,457 @@
+"""A small client for the Boundary controller HTTP API.
+
+The client speaks the API described in PROTOCOL.md section 1 and works against a
+real Boundary controller as well as bconnect's own::
+
+    from bconnect import Client
+
+    with Client("http://127.0.0.1:9200", token=token) as client:
+        for session in client.list("sessions", scope_id="p_1234567890")["items"]:
+            print(session["id"], session["status"])
+
+Every call returns the decoded JSON body as an :class:`ApiResponse` (a ``dict``
+that also carries the HTTP status code). Errors from the controller raise
+:class:`ApiError`; a controller that cannot be reached raises
+:class:`ControllerUnreachable`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "ApiError",
+    "ApiResponse",
+    "Client",
+    "ControllerUnreachable",
+    "token_id",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDR = "http://127.0.0.1:9200"
+USER_AGENT = "bconnect"
+
+
+class ApiError(Exception):
+    """An error returned by the controller (or raised while talking to it).
+
+    Attributes mirror Boundary's error body: ``kind`` (``NotFound``,
+    ``PermissionDenied``, ``Unauthenticated``, ``InvalidArgument``, ...), ``op``,
+    ``message`` and ``details`` (``{"request_fields": [{"name", "description"}]}``),
+    plus the HTTP ``status`` and the raw decoded ``body``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        kind: str = "",
+        op: str = "",
+        message: str = "",
+        details: dict[str, Any] | None = None,
+        *,
+        body: Any = None,
+    ) -> None:
+        self.status = status
+        self.kind = kind
+        self.op = op
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+        self.body = body
+        super().__init__(message)
+
+    @classmethod
+    def from_response(cls, response: requests.Response) -> ApiError:
+        """Build an error from a non-2xx response, tolerating non-JSON bodies."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            details = body.get("details")
+            return cls(
+                response.status_code,
+                kind=str(body.get("kind") or ""),
+                op=str(body.get("op") or ""),
+                message=str(body.get("message") or response.reason or ""),
+                details=details if isinstance(details, dict) else None,
+                body=body,
+            )
+        text = (response.text or "").strip().splitlines()
+        message = text[0][:200] if text else (response.reason or "")
+        return cls(response.status_code, kind="Unknown", message=message, body=None)
+
+    @property
+    def request_fields(self) -> list[dict[str, str]]:
+        """Field-specific errors (``[{"name": ..., "description": ...}]``)."""
+        fields = self.details.get("request_fields") or []
+        return [f for f in fields if isinstance(f, dict)]
+
+    def __str__(self) -> str:
+        head = f"{self.kind or 'Error'} ({self.status})" if self.status else self.kind or "Error"
+        parts = [f"{head}: {self.message}" if self.message else head]
+        for field in self.request_fields:
+            parts.append(f"{field.get('name', '?')}: {field.get('description', '')}")
+        return "; ".join(parts)
+
+
+class ControllerUnreachable(ApiError):
+    """The controller could not be reached (connection refused, DNS, timeout, TLS).
+
+    ``str(err)`` is exactly ``unable to reach the controller at <addr>``; the
+    underlying cause is kept in ``reason``.
+    """
+
+    def __init__(self, addr: str, reason: str = "") -> None:
+        super().__init__(0, kind="Unavailable", message=f"unable to reach the controller at {addr}")
+        self.addr = addr
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ApiResponse(dict):  # type: ignore[type-arg]
+    """A decoded JSON object that also remembers the HTTP status code.
+
+    ``has_body`` is False when the controller answered with an empty body
+    (for example ``204 No Content`` on delete).
+    """
+
+    status_code: int
+    has_body: bool
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        status_code: int = 200,
+        has_body: bool = True,
+    ) -> None:
+        super().__init__(data or {})
+        self.status_code = status_code
+        self.has_body = has_body and data is not None
+
+
+def token_id(token: str) -> str:
+    """Return the public auth-token ID (``at_xxxxxxxxxx``) of a token ``at_<id>_s1<secret>``."""
+    parts = token.split("_")
+    if len(parts) < 3 or not parts[0] or not parts[1]:
+        raise ValueError("Unexpected stored token format")
+    return "_".join(parts[:2])
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _path(path: str) -> str:
+    path = path.strip()
+    if path.startswith("/v1/"):
+        return path
+    return "/v1/" + path.lstrip("/")
+
+
+def _seg(value: str) -> str:
+    """Quote one path segment (an ID or a target name)."""
+    return quote(str(value), safe="")
+
+
+def _unwrap_item(data: ApiResponse) -> ApiResponse:
+    """Return the resource of a single-item response.
+
+    Boundary's gateway returns the resource itself as the body
+    (``response_body: "item"``); tolerate ``{"item": {...}}`` envelopes too.
+    """
+    item = data.get("item")
+    if isinstance(item, dict) and set(data) <= {"item", "uri"}:
+        return ApiResponse(item, status_code=data.status_code, has_body=data.has_body)
+    return data
+
+
+class Client:
+    """A client for one controller, backed by a :class:`requests.Session`.
+
+    ``addr`` is the controller's API address (``http(s)://host:port``); ``token``
+    an auth token (``at_..._s1...``) sent as ``Authorization: Bearer``. The
+    client is a context manager and can be reused for many calls.
+    """
+
+    def __init__(
+        self,
+        addr: str = DEFAULT_ADDR,
+        token: str | None = None,
+        *,
+        timeout: float = 30,
+        tls_insecure: bool = False,
+        ca_cert: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        addr = (addr or DEFAULT_ADDR).strip().rstrip("/")
+        parts = urlsplit(addr)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"invalid controller address {addr!r}: expected a URL such as {DEFAULT_ADDR}"
+            )
+        self.addr = addr
+        self.token = token
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers.setdefault("User-Agent", USER_AGENT)
+        if tls_insecure:
+            self.session.verify = False
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        elif ca_cert:
+            self.session.verify = ca_cert
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the underlying HTTP session."""
+        self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(addr={self.addr!r}, token={'***' if self.token else None})"
+
+    # -- generic requests ------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> ApiResponse:
+        """Send one request and return the decoded JSON body.
+
+        ``path`` is relative to ``/v1/`` (``"targets"``, ``"sessions/s_123:cancel"``).
+        Parameters whose value is None are dropped; booleans become ``true``/``false``.
+        """
+        url = self.addr + _path(path)
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        log.debug("%s %s %s", method, url, sorted(query))
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=query or None,
+                json=json,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except requests.exceptions.SSLError as exc:
+            log.debug("TLS error talking to %s: %s", self.addr, exc)
+            raise ControllerUnreachable(self.addr, f"TLS error: {exc}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            log.debug("cannot reach %s: %s", self.addr, exc)
+            raise ControllerUnreachable(self.addr, str(exc)) from None
+        log.debug("%s %s -> %s", method, url, response.status_code)
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        if not response.content.strip():
+            return ApiResponse(None, status_code=response.status_code, has_body=False)
+        try:
+            data = response.json()
+        except ValueError:
+            raise ApiError(
+                response.status_code,
+                kind="Unknown",
+                message="the controller returned a response that is not JSON",
+            ) from None
+        if not isinstance(data, dict):
+            data = {"value": data}
+        return ApiResponse(data, status_code=response.status_code)
+
+    def get(self, path: str, **params: Any) -> ApiResponse:
+        """``GET /v1/<path>?<params>``."""
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json: Any = None) -> ApiResponse:
+        """``POST /v1/<path>`` with a JSON body."""
+        return self.request("POST", path, json=json if json is not None else {})
+
+    def patch(self, path: str, json: Any) -> ApiResponse:
+        """``PATCH /v1/<path>`` with a JSON body."""
+        return self.request("PATCH", path, json=json)
+
+    def delete(self, path: str) -> ApiResponse:
+        """``DELETE /v1/<path>``; the result is usually empty (``status_code`` 204)."""
+        return self.request("DELETE", path)
+
+    def list_all(self, collection_path: str, **params: Any) -> ApiResponse:
+        """List a collection, following ``list_token`` pagination to the end.
+
+        While the controller answers ``response_type: "delta"`` the returned
+        ``list_token`` is sent back for the next page. Items seen again are
+        updated in place and ``removed_ids`` are dropped, as Boundary's own
+        client does. The result has all ``items`` and the last page's metadata.
+        """
+        page = self.get(collection_path, **params)
+        if page.get("response_type", "complete") != "delta" or not page.get("list_token"):
+            return page
+        items: list[dict[str, Any]] = list(page.get("items") or [])
+        index = {item.get("id"): i for i, item in enumerate(items)}
+        removed: list[str] = []
+        pages = 1
+        while page.get("response_type") == "delta" and page.get("list_token"):
+            page = self.get(collection_path, **{**params, "list_token": page["list_token"]})
+            pages += 1
+            for item in page.get("items") or []:
+                pos = index.get(item.get("id"))
+                if pos is None:
+                    index[item.get("id")] = len(items)
+                    items.append(item)
+                else:
+                    items[pos] = item
+            for rid in page.get("removed_ids") or []:
+                removed.append(rid)
+                if rid in index:
+                    items = [i for i in items if i.get("id") != rid]
+                    index = {item.get("id"): i for i, item in enumerate(items)}
+        items.sort(key=lambda i: str(i.get("created_time") or ""), reverse=True)
+        log.debug("listed %s in %d pages", collection_path, pages)
+        result = ApiResponse(dict(page), status_code=page.status_code)
+        result["items"] = items
+        result["removed_ids"] = sorted(set(removed))
+        result["est_item_count"] = len(items)
+        return result
+
+    # -- typed helpers ---------------------------------------------------------------------
+
+    def read(self, collection: str, id: str) -> ApiResponse:
+        """Read one resource: ``GET /v1/<collection>/<id>``."""
+        return _unwrap_item(self.get(f"{collection}/{_seg(id)}"))
+
+    def create(
+        self,
+        collection: str,
+        body: Mapping[str, Any],
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> ApiResponse:
+        """Create a resource: ``POST /v1/<collection>`` with the resource as body.
+
+        ``params`` are optional query parameters (e.g. ``skip_admin_role_creation``).
+        """
+        return _unwrap_item(self.request("POST", collection, params=params, json=dict(body)))
+
+    def update(
+        self, collection: str, id: str, body: Mapping[str, Any], version: int | None = None
+    ) -> ApiResponse:
+        """Update a resource with ``PATCH``; reads it first when ``version`` is None."""
+        if version is None:
+            version = self.read(collection, id).get("version")
+        return _unwrap_item(self.patch(f"{collection}/{_seg(id)}", {**body, "version": version}))
+
+    def delete_resource(self, collection: str, id: str) -> ApiResponse:
+        """Delete a resource: ``DELETE /v1/<collection>/<id>``."""
+        return self.delete(f"{collection}/{_seg(id)}")
+
+    def action(
+        self,
+        collection: str,
+        id: str,
+        action: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        auto_version: bool = False,
+    ) -> ApiResponse:
+        """Run a custom action: ``POST /v1/<collection>/<id>:<action>``.
+
+        With ``auto_version=True`` and no ``version`` in *body*, the resource is
+        read first and its current version is sent (check-and-set).
+        """
+        payload = dict(body or {})
+        if auto_version and payload.get("version") is None:
+            payload["version"] = self.read(collection, id).get("version")
+        return _unwrap_item(self.post(f"{collection}/{_seg(id)}:{action}", payload))
+
+    def authenticate_password(
+        self, auth_method_id: str, login_name: str, password: str
+    ) -> dict[str, Any]:
+        """Log in with a password auth method and return the token's ``attributes``.
+
+        The result holds ``id``, ``token``, ``user_id``, ``auth_method_id``,
+        ``account_id``, ``expiration_time``, ...
+        """
+        body = self.authenticate_password_raw(auth_method_id, login_name, password)
+        attributes = body.get("attributes")
+        if not isinstance(attributes, dict) or not attributes.get("token"):
+            raise ApiError(
+                body.status_code,
+                kind="Unknown",
+                message="the controller's authenticate response has no token",
+            )
+        return attributes
+
+    def authenticate_password_raw(
+        self, auth_method_id: str, login_name: str, password: str
+    ) -> ApiResponse:
+        """Like :meth:`authenticate_password` but return the whole response body."""
+        return self.post(
+            f"auth-methods/{_seg(auth_method_id)}:authenticate",
+            {"command": "login", "attributes": {"login_name": login_name, "password": password}},
+        )
+
+    def authorize_session(
+        self,
+        target_id: str | None = None,
+        *,
+        target_name: str | None = None,
+        scope_id: str | None = None,
+        scope_name: str | None = None,
+        host_id: str | None = None,
+    ) -> ApiResponse:
+        """Authorize a session on a target and return the session authorization.
+
+        The target is named by ID, or by ``target_name`` plus ``scope_id`` or
+        ``scope_name``. The result holds ``session_id``, ``authorization_token``,
+        ``endpoint``, ``credentials``, ...
+        """
+        if not target_id:
+            if not target_name:
+                raise ValueError("a target ID, or a target name with a scope, is required")
+            if bool(scope_id) == bool(scope_name):
+                raise ValueError("a target name needs exactly one of scope_id or scope_name")
+        body: dict[str, Any] = {}
+        if host_id:
+            body["host_id"] = host_id
+        if scope_id:
+            body["scope_id"] = scope_id
+        if scope_name:
+            body["scope_name"] = scope_name
+        if target_name:
+            body["name"] = target_name
+        ident = target_id or target_name or ""
+        return _unwrap_item(self.post(f"targets/{_seg(ident)}:authorize-session", body))
+
+    def cancel_session(self, id: str, version: int | None = None) -> ApiResponse:
+        """Cancel a session; reads it first for its version when ``version`` is None."""
+        if version is None:
+            version = self.read("sessions", id).get("version")
+        return _unwrap_item(self.post(f"sessions/{_seg(id)}:cancel", {"version": version}))
+
+    def list(self, collection: str, **params: Any) -> ApiResponse:  # noqa: A003
+        """List a collection (all pages); ``params`` are query parameters such as
+        ``scope_id``, ``recursive``, ``filter``, ``include_terminated``."""
+        return self.list_all(collection, **params)
