@@ -272,7 +272,7 @@ def test_target_create_update_and_sources(fake: FakeController, run: Any) -> Non
     }
 
     result = run("targets", "add-host-sources", "-id", "ttcp_1234567890")
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert "No host sources supplied via -host-source" in result.stderr
 
 
@@ -302,9 +302,9 @@ def test_authorize_session_by_name(fake: FakeController, run: Any) -> None:
     assert fake.requests[-1].body == {"scope_id": "p_1234567890", "name": "Generated target"}
 
     result = run("targets", "authorize-session", "-name", "x")
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     result = run("targets", "authorize-session", "-id", "ttcp_1", "-name", "x")
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert "Cannot specify a target ID and also other lookup parameters" in result.stderr
 
 

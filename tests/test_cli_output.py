@@ -363,7 +363,7 @@ def test_exit_code_api_error(fake: FakeController, run) -> None:  # type: ignore
 
 def test_exit_code_user_and_usage_errors(run) -> None:  # type: ignore[no-untyped-def]
     result = run("sessions", "read")
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert "ID is required but not passed in via -id" in result.stderr
     result = run("sessions", "read", "-no-such-flag")
     assert result.exit_code == 2

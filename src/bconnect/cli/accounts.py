@@ -6,6 +6,7 @@ from typing import Any
 
 from bconnect.cli import output
 from bconnect.cli.options import (
+    FlagError,
     GlobalOptions,
     UserError,
     group,
@@ -131,7 +132,7 @@ def create_password(
 ) -> None:
     method = AUTH_METHOD.require(auth_method_id)
     if not login_name:
-        raise UserError("Login Name must be passed in via -login-name")
+        raise FlagError("Login Name must be passed in via -login-name")
     attributes: dict[str, Any] = {"login_name": login_name, "password": read_new_password(password)}
     body = {
         "auth_method_id": method,

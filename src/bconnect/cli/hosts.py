@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bconnect.cli import output
-from bconnect.cli.options import GlobalOptions, UserError, group, string_option
+from bconnect.cli.options import FlagError, GlobalOptions, group, string_option
 from bconnect.cli.output import COMMON_ITEM_FIELDS, ItemField, ListField
 from bconnect.cli.resources import (
     HOST_CATALOG,
@@ -107,7 +107,7 @@ def create_static(
 ) -> None:
     catalog = HOST_CATALOG.require(host_catalog_id)
     if not address:
-        raise UserError("Address must be provided via -address")
+        raise FlagError("Address must be provided via -address")
     body = {
         "host_catalog_id": catalog,
         "type": "static",

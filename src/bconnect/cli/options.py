@@ -63,6 +63,7 @@ CONTEXT_SETTINGS: dict[str, Any] = {
 
 EXIT_API_ERROR = 1
 EXIT_USER_ERROR = 3
+EXIT_USAGE_ERROR = 2
 
 log = logging.getLogger("bconnect")
 
@@ -74,6 +75,12 @@ class UserError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(self.format_message(), err=True)
+
+
+class FlagError(UserError):
+    """A required flag is missing or flags conflict: a usage error (exit 2)."""
+
+    exit_code = EXIT_USAGE_ERROR
 
 
 class ControllerError(Exception):
@@ -331,11 +338,13 @@ def _report(opts: GlobalOptions, exc: BaseException) -> int:
                 f": {exc.filename}" if exc.filename else ""
             )
         opts.echo(output.cli_error_json(message) if opts.json else message, err=True)
-        return EXIT_USER_ERROR
+        return getattr(exc, "exit_code", EXIT_USER_ERROR)
     if opts.json:
         opts.echo(output.api_error_json(err, context), err=True)
-    else:
+    elif opts.verbose:
         opts.echo(output.api_error_text(err, context), err=True)
+    else:
+        opts.echo(output.api_error_line(err, context), err=True)
     return EXIT_API_ERROR
 
 

@@ -319,6 +319,21 @@ def api_error_text(err: ApiError, context: str = "", width: int | None = None) -
     return wrap_for_help_text(lines, width)
 
 
+def api_error_line(err: ApiError, context: str = "") -> str:
+    """One line for a controller error: context, message, kind and status, and the
+    fields the controller named (``-v`` prints Boundary's full block instead)."""
+    head = f"{context}: " if context else "Error: "
+    line = f"{head}{err.message or err.kind} ({err.kind}, {err.status})"
+    fields = [f for f in err.request_fields if f.get("name") != "update_mask"]
+    if fields:
+        parts = []
+        for f in fields:
+            name = str(f.get("name", "")).removeprefix("attributes.").replace("_", "-")
+            parts.append(f"-{name}: {f.get('description', '')}")
+        line += " [" + "; ".join(parts) + "]"
+    return line
+
+
 def api_error_json(err: ApiError, context: str = "") -> str:
     """Boundary's JSON rendering of a controller error."""
     out: dict[str, Any] = {}

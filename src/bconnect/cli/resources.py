@@ -17,8 +17,8 @@ from bconnect.cli import output
 from bconnect.cli.options import (
     CONTEXT_SETTINGS,
     Command,
+    FlagError,
     GlobalOptions,
-    UserError,
     api_command,
     bool_option,
     controller_call,
@@ -88,7 +88,7 @@ class Parent:
 
     def require(self, value: str | None) -> str:
         if not value:
-            raise UserError(f"{self.label} must be passed in via -{self.flag} or {self.envvar[-1]}")
+            raise FlagError(f"{self.label} must be passed in via -{self.flag} or {self.envvar[-1]}")
         return value
 
 
@@ -178,7 +178,7 @@ def command(name: str, help: str, options: Sequence[Decorator] = ()) -> Decorato
 def require_id(value: str | None) -> str:
     """The ``-id`` value, or Boundary's user error when it is missing."""
     if not value:
-        raise UserError("ID is required but not passed in via -id")
+        raise FlagError("ID is required but not passed in via -id")
     return value
 
 
@@ -377,7 +377,7 @@ def set_members_command(
         require_id(id_)
         members: list[str] | None = list(values)
         if not members:
-            raise UserError(missing or f"No {noun.replace('-', ' ')} supplied via -{flag}")
+            raise FlagError(missing or f"No {noun.replace('-', ' ')} supplied via -{flag}")
         if verb == "set" and members == ["null"]:
             members = []
         for member in members if validate else ():

@@ -12,6 +12,7 @@ import click
 
 from bconnect.cli import output
 from bconnect.cli.options import (
+    FlagError,
     GlobalOptions,
     UserError,
     controller_call,
@@ -475,14 +476,14 @@ def authorize_session(
                 else:
                     scope_name = None
         if name or scope_id or scope_name:
-            raise UserError("Cannot specify a target ID and also other lookup parameters")
+            raise FlagError("Cannot specify a target ID and also other lookup parameters")
     elif not name or not (scope_id or scope_name):
-        raise UserError(
+        raise FlagError(
             "ID was not passed in, but no combination of name and scope ID/name was passed "
             "in either"
         )
     elif scope_id and scope_name:
-        raise UserError("Both scope ID and scope name cannot be provided")
+        raise FlagError("Both scope ID and scope name cannot be provided")
     client = opts.client()
     with controller_call("authorize-session", "a session against target"):
         item = client.authorize_session(
