@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from bconnect.cli.reference import render
@@ -11,7 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_cli_reference_is_current() -> None:
     committed = (ROOT / "docs" / "cli.md").read_text()
-    assert committed == render(), "regenerate: python -m bconnect.cli.reference > docs/cli.md"
+    current = render()
+    diff = "\n".join(
+        difflib.unified_diff(committed.splitlines(), current.splitlines(), lineterm="", n=1)
+    )
+    assert committed == current, (
+        "regenerate: python -m bconnect.cli.reference > docs/cli.md\n" + diff[:3000]
+    )
 
 
 def test_readme_starts_with_the_two_commands() -> None:

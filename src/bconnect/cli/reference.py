@@ -11,7 +11,7 @@ import importlib
 
 import click
 
-from bconnect.cli.main import COMMANDS, cli
+from bconnect.cli.main import COMMANDS, CONTEXT_SETTINGS, cli
 
 INTRO = """\
 # CLI reference
@@ -42,7 +42,7 @@ Generated from `--help` by `python -m bconnect.cli.reference`; do not edit by ha
 
 
 def _walk(name: str, cmd: click.Command, parent: click.Context, depth: int) -> list[str]:
-    ctx = click.Context(cmd, info_name=name, parent=parent)
+    ctx = click.Context(cmd, info_name=name, parent=parent, **cmd.context_settings)
     path = ctx.command_path
     out = [f"{'#' * min(depth, 4)} `{path}`", "", "```", cmd.get_help(ctx), "```", ""]
     if isinstance(cmd, click.Group):
@@ -54,7 +54,8 @@ def _walk(name: str, cmd: click.Command, parent: click.Context, depth: int) -> l
 
 
 def render() -> str:
-    root = click.Context(cli, info_name="bconnect", max_content_width=100, terminal_width=100)
+    settings = {**CONTEXT_SETTINGS, "max_content_width": 100, "terminal_width": 100}
+    root = click.Context(cli, info_name="bconnect", **settings)
     lines = [INTRO, "## `bconnect`", "", "```", cli.get_help(root), "```", ""]
     for name in sorted(COMMANDS):
         module, attr = COMMANDS[name][0].split(":")
