@@ -61,7 +61,10 @@ def render() -> str:
         module, attr = COMMANDS[name][0].split(":")
         cmd = getattr(importlib.import_module(module), attr)
         lines += _walk(name, cmd, root, 3)
-    return "\n".join(lines).rstrip() + "\n"
+    text = "\n".join(lines).rstrip() + "\n"
+    # Click versions order the equal-length help aliases differently; pick one order so
+    # the reference does not churn between environments (the alignment is unchanged).
+    return text.replace("-help, -h, --help", "-h, -help, --help")
 
 
 if __name__ == "__main__":
