@@ -427,3 +427,37 @@ def test_pagination_returns_each_session_once(fresh_controller) -> None:
     )
     assert other.status_code == 400
     assert other.json()["details"]["request_fields"][0]["name"] == "list_token"
+
+
+def test_deleting_containers_takes_their_contents(controller) -> None:
+    org = controller.request("POST", "/v1/scopes", json={"scope_id": "global"}).json()["id"]
+    proj = controller.request("POST", "/v1/scopes", json={"scope_id": org}).json()["id"]
+    target = controller.request(
+        "POST",
+        "/v1/targets",
+        json={
+            "scope_id": proj,
+            "name": "t",
+            "address": "127.0.0.1",
+            "attributes": {"default_port": 1},
+        },
+    ).json()["id"]
+    sid = controller.request("POST", f"/v1/targets/{target}:authorize-session", json={}).json()[
+        "session_id"
+    ]
+    am = controller.request("POST", "/v1/auth-methods", json={"scope_id": org}).json()["id"]
+    acct = controller.request(
+        "POST",
+        "/v1/accounts",
+        json={"auth_method_id": am, "attributes": {"login_name": "carol", "password": "carolpass"}},
+    ).json()["id"]
+
+    # an auth method takes its accounts with it
+    assert controller.request("DELETE", f"/v1/auth-methods/{am}").status_code == 204
+    assert controller.request("GET", f"/v1/accounts/{acct}").status_code == 404
+
+    # an org takes its projects, their targets and sessions
+    assert controller.request("DELETE", f"/v1/scopes/{org}").status_code == 204
+    for path in (f"/v1/scopes/{proj}", f"/v1/targets/{target}", f"/v1/sessions/{sid}"):
+        assert controller.request("GET", path).status_code == 404, path
+    assert controller.request("DELETE", "/v1/scopes/global").status_code == 400

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
@@ -136,15 +136,19 @@ def update_scope(request: Request, id: str, body: ScopeUpdate) -> dict[str, Any]
 
 @router.delete("/v1/scopes/{id}", status_code=204)
 def delete_scope(request: Request, id: str):  # noqa: ANN201
+    """Delete a scope with everything in it, its child scopes included (as Boundary)."""
     with transaction(request) as ctx:
         if id == "global":
             raise errors.invalid_field("id", "The global scope cannot be deleted.")
-        children = ctx.conn.execute(select(t.scopes.c.id).where(t.scopes.c.parent_id == id))
-        if children.first() is not None:
-            raise errors.invalid_field("id", "Delete the scopes inside this scope first.")
         res.read_checked(ctx, KIND, id, "delete")
-        # Everything inside the scope goes with it, children before parents.
-        for table in CONTENTS:
-            ctx.conn.execute(delete(table).where(table.c.scope_id == id))
+        # deepest scopes first, and in each the contents before the containers
+        for scope_id in reversed(ctx.descendants(id)):
+            for table in CONTENTS:
+                ctx.conn.execute(delete(table).where(table.c.scope_id == scope_id))
+            ctx.conn.execute(
+                delete(t.role_grant_scopes).where(t.role_grant_scopes.c.grant_scope == scope_id)
+            )
+            if scope_id != id:
+                ctx.conn.execute(delete(t.scopes).where(t.scopes.c.id == scope_id))
         res.delete_row(ctx, KIND, id)
     return no_content()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:10:40.763022
+Create Date: 2026-11-23 18:28:43.594030
 """
 
 import sqlalchemy as sa
@@ -334,6 +334,7 @@ def upgrade() -> None:
             ["auth_method_id"],
             ["auth_methods.id"],
             name=op.f("fk_accounts_auth_method_id_auth_methods"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["scope_id"], ["scopes.id"], name=op.f("fk_accounts_scope_id_scopes")
