@@ -1,0 +1,55 @@
+"""Storage: the migrations build exactly the declared schema, SQLite runs in WAL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from bconnect.controller.storage.db import (
+    SchemaTooNewError,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+    normalize_url,
+)
+from bconnect.controller.storage.schema import metadata
+
+
+def test_migrations_match_the_schema(tmp_path: Path) -> None:
+    engine = make_engine(str(tmp_path / "m.db"))
+    migrate(engine)
+    assert current_revision(engine) == head_revision(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == [], "schema.py changed without a migration: " + repr(diff)[:2000]
+    migrate(engine)  # idempotent
+    engine.dispose()
+
+
+def test_sqlite_is_wal_with_foreign_keys(tmp_path: Path) -> None:
+    engine = make_engine(str(tmp_path / "w.db"))
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    engine = make_engine(str(tmp_path / "n.db"))
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    with pytest.raises(SchemaTooNewError, match="newer than this bconnect"):
+        migrate(engine)
+    engine.dispose()
+
+
+def test_normalize_url() -> None:
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert normalize_url("/tmp/a.db") == "sqlite:////tmp/a.db"
