@@ -59,3 +59,18 @@ def test_filters(expr: str, expected: bool) -> None:
 def test_bad_filters(expr: str) -> None:
     with pytest.raises(FilterError):
         compile_filter(expr)
+
+
+def test_catastrophic_pattern_is_linear() -> None:
+    # With a backtracking engine this would run for longer than the test timeout.
+    pred = compile_filter('"/item/name" matches "^(\\\\w+\\\\s?)*!$"')
+    assert pred({"item": {"name": "a" * 20000}}) is False
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["(" * 100 + '"/item/a" == "b"' + ")" * 100, "not " * 100 + '"/item/a" == "b"', "x" * 5000],
+)
+def test_nesting_and_length_limits(expr: str) -> None:
+    with pytest.raises(FilterError):
+        compile_filter(expr)

@@ -54,7 +54,7 @@ def test_termination_rules() -> None:
 
 def test_list_token_round_trip_and_mismatch() -> None:
     fp = listing.query_fingerprint("sessions", "p_1", True)
-    tok = listing.ListToken("sessions", fp, NOW, "s_123")
+    tok = listing.ListToken("sessions", fp, "page", NOW, None, NOW, "s_123")
     text = listing.encode_list_token(tok)
     assert listing.decode_list_token(text, "sessions", fp) == tok
     with pytest.raises(listing.ListTokenError):
@@ -63,5 +63,10 @@ def test_list_token_round_trip_and_mismatch() -> None:
         listing.decode_list_token(text, "sessions", "other")
     with pytest.raises(listing.ListTokenError):
         listing.decode_list_token("!!not a token", "sessions", fp)
+    done = listing.ListToken("sessions", fp, "done", NOW)
+    assert listing.decode_list_token(listing.encode_list_token(done), "sessions", fp) == done
+    bad = listing.ListToken("sessions", fp, "refresh", NOW)  # a refresh needs its start
+    with pytest.raises(listing.ListTokenError):
+        listing.decode_list_token(listing.encode_list_token(bad), "sessions", fp)
     assert listing.clamp_page_size(5000) == 1000
     assert listing.clamp_page_size(None) == listing.DEFAULT_PAGE_SIZE

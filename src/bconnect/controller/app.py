@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,29 +14,123 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bconnect import __version__
 from bconnect.controller import errors
-from bconnect.controller.context import Ctx, make_ctx
+from bconnect.controller.context import Ctx, make_ctx, touch_token
 from bconnect.controller.jobs import job_loop
 from bconnect.controller.settings import Settings
+from bconnect.controller.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer at_…")
 
 
 @contextmanager
-def transaction(request: Request) -> Iterator[Ctx]:
-    """One database transaction per request, with the caller resolved and their ACL built."""
+def transaction(request: Request, *, write: bool | None = None) -> Iterator[Ctx]:
+    """One database transaction per request, with the caller resolved and their ACL built.
+
+    GET requests read in a plain transaction (on SQLite, WAL readers block nobody);
+    others take the write lock at BEGIN. A read that finds the caller's token due for
+    an approximate_last_used_time refresh writes it afterwards, in a short transaction.
+    """
     engine: Engine = request.app.state.engine
-    with engine.begin() as conn:
-        yield make_ctx(conn, request.headers.get("authorization"), request.app.state.settings)
+    if write is None:
+        write = request.method not in ("GET", "HEAD")
+    header = request.headers.get("authorization")
+    with engine.connect() as conn:
+        if not write:
+            conn.execution_options(bconnect_read_only=True)
+        with conn.begin():
+            ctx = make_ctx(conn, header, request.app.state.settings)
+            if write and ctx.touch_token:
+                touch_token(conn, ctx.auth_token.id, ctx.now)
+            yield ctx
+    if not write and ctx.touch_token:
+        with engine.begin() as conn:
+            touch_token(conn, ctx.auth_token.id, ctx.now)
 
 
 def _op(request: Request) -> str:
     route = request.scope.get("route")
     name = getattr(route, "name", "") or ""
     return f"controller.api.{name}" if name else ""
+
+
+class RequestShape:
+    """ASGI middleware: bodies are JSON whatever their Content-Type (as in Boundary, so
+    ``curl -d`` works), and no body may exceed ``max_body_bytes``: counted as it
+    arrives, so a chunked upload without Content-Length is cut off too."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            body = errors.PayloadTooLarge("Request body too large.").body()
+            await JSONResponse(body, status_code=413)(scope, receive, send)
+            return
+        if scope["method"] in ("POST", "PATCH", "PUT"):
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, "Request body too large.")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+ERROR_RESPONSES = {
+    "400": "InvalidArgument: a field is wrong (details.request_fields names it)",
+    "401": "Unauthenticated: no, expired or revoked token where one is needed",
+    "403": "PermissionDenied: the caller's grants do not allow this",
+    "404": "NotFound: no such resource",
+    "413": "Request body larger than the limit",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, corrected to what the controller really sends: errors use
+    Boundary's body with 400/401/403/404 (never FastAPI's 422)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    from bconnect.controller.models import ErrorBody
+
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in error_schema.pop("$defs", {}).items():
+        schemas[name] = sub
+    schemas["Error"] = error_schema
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for path in doc.get("paths", {}).values():
+        for op in path.values():
+            responses = op.setdefault("responses", {})
+            responses.pop("422", None)
+            for code, text in ERROR_RESPONSES.items():
+                responses.setdefault(code, {"description": text, **ref})
+    app.openapi_schema = doc
+    return doc
 
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
@@ -62,6 +157,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.login_throttle = LoginThrottle()
     for router in ROUTERS:
         app.include_router(router)
 
@@ -82,6 +178,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kinds = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthenticated"}
+        if exc.status_code >= 500:
+            kinds[exc.status_code] = "Internal"
         body = {
             "kind": kinds.get(exc.status_code, "InvalidArgument"),
             "op": _op(request),
@@ -95,17 +193,6 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         body = errors.Internal("Internal error.").body(_op(request))
         return JSONResponse(body, status_code=500)
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next):  # noqa: ANN001, ANN202
-        # Boundary reads every body as JSON whatever the Content-Type (curl -d sends
-        # form encoding by default); do the same.
-        if request.method in ("POST", "PATCH", "PUT"):
-            headers = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"content-type"]
-            request.scope["headers"] = [*headers, (b"content-type", b"application/json")]
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            body = errors.PayloadTooLarge("Request body too large.").body()
-            return JSONResponse(body, status_code=413)
-        return await call_next(request)
-
+    app.add_middleware(RequestShape, max_body_bytes=settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

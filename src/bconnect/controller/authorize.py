@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from bconnect.controller import errors
+from bconnect.controller.addresses import endpoint as make_endpoint
 from bconnect.controller.context import Ctx
 from bconnect.controller.resources import drop_none, fmt_time
 from bconnect.controller.sessionstate import Status
@@ -54,11 +55,6 @@ def choose_endpoint(
             )
         chosen = random.choice(candidates)
         address, host_id, host_set_id = chosen.address, chosen.id, chosen.host_set_id
-    if ":" in address and not address.startswith("["):
-        # host:port in the address overrides the default port (not for bare IPv6)
-        head, _, tail = address.rpartition(":")
-        if tail.isdigit() and ":" not in head:
-            address, port = head, int(tail)
     if not port:
         raise errors.invalid_field("attributes.default_port", "The target has no default port.")
     return address, port, host_set_id, host_id
@@ -125,17 +121,16 @@ def brokered_credentials(ctx: Ctx, target_id: str) -> list[dict[str, Any]]:
 def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, Any]:
     address, port, host_set_id, host_id = choose_endpoint(ctx, target, host_id)
     session_id = new_id("s")
+    # Whole seconds (a certificate's NotAfter has no fraction), rounded up; but a session
+    # never outlives the auth token that created it.
     expiration = ctx.now + timedelta(seconds=target.session_max_seconds)
-    # A session never outlives the auth token that created it.
+    if expiration.microsecond:
+        expiration = expiration.replace(microsecond=0) + timedelta(seconds=1)
     if ctx.auth_token is not None and ctx.auth_token.expiration_time < expiration:
-        expiration = ctx.auth_token.expiration_time
-    expiration = expiration.replace(microsecond=0)
+        expiration = ctx.auth_token.expiration_time.replace(microsecond=0)
     workers = worker_addresses(ctx)
-    cert, key = mint_session_certificate(
-        session_id, [split_host(w) for w in workers], expiration, not_before=ctx.now
-    )
-    host = f"[{address}]" if ":" in address else address
-    endpoint = f"tcp://{host}:{port}"
+    cert, key = mint_session_certificate(session_id, [split_host(w) for w in workers], expiration)
+    endpoint = make_endpoint(address, port)
     ctx.conn.execute(
         insert(t.sessions).values(
             id=session_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,8 @@ class Ctx:
     user_id: str | None = None
     auth_token: Any = None
     settings: Any = None
-    _cache: dict[str, Any] = field(default_factory=dict)
+    # set when the token's approximate_last_used_time is due for a refresh
+    touch_token: bool = False
 
     # ---------------------------------------------------------------- scopes
     def scope_row(self, scope_id: str) -> Any:
@@ -129,7 +130,11 @@ def build_acl(conn: Connection, user_id: str | None, scopes: dict[str, Any]) -> 
 
 
 def authenticate_bearer(conn: Connection, authorization: str | None, now: datetime) -> Any:
-    """Return the auth-token row for a Bearer header, None without one; raise when bad."""
+    """Return the auth-token row for a Bearer header, None without one; raise when bad.
+
+    Deleting an account, unlinking it from its user or deleting its auth method deletes
+    its tokens (foreign-key cascades and the users' account actions), so a row found here
+    belongs to a live account."""
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
@@ -144,13 +149,16 @@ def authenticate_bearer(conn: Connection, authorization: str | None, now: dateti
         raise errors.Unauthenticated("Unauthenticated, or invalid token.")
     if row.expiration_time <= now:
         raise errors.Unauthenticated("Unauthenticated, or invalid token.")
-    if now - row.approximate_last_used_time > LAST_USED_GRANULARITY:
-        conn.execute(
-            update(t.auth_tokens)
-            .where(t.auth_tokens.c.id == token_id)
-            .values(approximate_last_used_time=now)
-        )
     return row
+
+
+def touch_token(conn: Connection, token_id: str, now: datetime) -> None:
+    """Record that a token was used (at most once per LAST_USED_GRANULARITY)."""
+    conn.execute(
+        update(t.auth_tokens)
+        .where(t.auth_tokens.c.id == token_id)
+        .values(approximate_last_used_time=now)
+    )
 
 
 def make_ctx(conn: Connection, authorization: str | None, settings: Any = None) -> Ctx:
@@ -167,4 +175,6 @@ def make_ctx(conn: Connection, authorization: str | None, settings: Any = None) 
         user_id=user_id,
         auth_token=token_row,
         settings=settings,
+        touch_token=token_row is not None
+        and now - token_row.approximate_last_used_time > LAST_USED_GRANULARITY,
     )

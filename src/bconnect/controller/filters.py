@@ -9,6 +9,9 @@ Supported, as Boundary documents them::
 
 Selectors are JSON pointers into ``{"item": <resource>}`` (quoted or bare). Values are
 compared as strings, as go-bexpr does for the string fields Boundary filters on.
+
+``matches`` uses RE2 (linear time, as go-bexpr does), so a caller's pattern cannot stall
+the controller; expressions nest at most ``MAX_DEPTH`` levels.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import re2
+
 Predicate = Callable[[dict[str, Any]], bool]
+MAX_DEPTH = 32
+MAX_LENGTH = 4096
 
 
 class FilterError(ValueError):
@@ -95,9 +102,17 @@ def _empty(value: Any) -> bool:
 
 class _Parser:
     def __init__(self, text: str) -> None:
+        if len(text) > MAX_LENGTH:
+            raise FilterError(f"filter expression is longer than {MAX_LENGTH} characters")
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise FilterError(f"filter expression nests deeper than {MAX_DEPTH} levels")
 
     def peek(self, offset: int = 0) -> _Tok | None:
         j = self.i + offset
@@ -140,12 +155,16 @@ class _Parser:
     def parse_not(self) -> Predicate:
         if self.word() == "not":
             self.take()
+            self.nest()
             inner = self.parse_not()
+            self.depth -= 1
             return lambda d: not inner(d)
         tok = self.peek()
         if tok is not None and tok.kind == "(":
             self.take()
+            self.nest()
             inner = self.parse_or()
+            self.depth -= 1
             close = self.take()
             if close.kind != ")":
                 raise FilterError(f"expected ')' at position {close.pos}")
@@ -189,8 +208,8 @@ class _Parser:
             right = self.operand()
             if op == "matches":
                 try:
-                    rx = re.compile(right)
-                except re.error as exc:
+                    rx = re2.compile(right)
+                except re2.error as exc:
                     raise FilterError(f"bad regular expression {right!r}: {exc}") from None
                 return lambda d: bool(rx.search(_as_text(_lookup(d, left)))) != negate
             if op == "contains":

@@ -1,9 +1,14 @@
-"""List tokens and pagination positions (pure).
+"""List tokens (pure).
 
-A list token is opaque to clients: URL-safe base64 of a small JSON document saying
-which collection it lists, a fingerprint of the query (so a token is not reused for a
-different filter or scope) and where the next page starts, or, once a listing is
-complete, the time it finished (a later request with it returns what changed since).
+A list token is opaque to clients: URL-safe base64 of a small JSON document saying which
+collection it lists, a fingerprint of the query (a token is refused for another filter or
+scope), and where the listing stands:
+
+- ``page``: paging through the first, full listing (newest ``created_time`` first);
+- ``refresh``: paging through what changed since a complete listing (newest
+  ``updated_time`` first, only rows updated in ``[since, started)``);
+- ``done``: a pass is complete; the next request starts a refresh from ``started``, the
+  moment that pass began, so nothing created or changed while it was paged is missed.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 1000
+
+Phase = Literal["page", "refresh", "done"]
 
 
 class ListTokenError(ValueError):
@@ -26,11 +34,11 @@ class ListTokenError(ValueError):
 class ListToken:
     collection: str
     fingerprint: str
-    # paging: the last item returned, in sort order (created_time desc, id desc)
-    last_created: datetime | None = None
+    phase: Phase
+    started: datetime  # when the pass (or, for "done", the completed pass) began
+    since: datetime | None = None  # refresh lower bound
+    last_sort: datetime | None = None  # position: the last row returned
     last_id: str | None = None
-    # refresh: when the complete listing was taken
-    refresh_from: datetime | None = None
 
 
 def query_fingerprint(*parts: object) -> str:
@@ -49,9 +57,11 @@ def encode_list_token(token: ListToken) -> str:
     doc = {
         "c": token.collection,
         "f": token.fingerprint,
-        "t": _ts(token.last_created),
+        "p": token.phase,
+        "s": _ts(token.started),
+        "r": _ts(token.since),
+        "t": _ts(token.last_sort),
         "i": token.last_id,
-        "r": _ts(token.refresh_from),
     }
     raw = json.dumps(doc, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -64,11 +74,19 @@ def decode_list_token(text: str, collection: str, fingerprint: str) -> ListToken
         token = ListToken(
             collection=doc["c"],
             fingerprint=doc["f"],
-            last_created=_parse_ts(doc.get("t")),
+            phase=doc["p"],
+            started=_parse_ts(doc["s"]),
+            since=_parse_ts(doc.get("r")),
+            last_sort=_parse_ts(doc.get("t")),
             last_id=doc.get("i"),
-            refresh_from=_parse_ts(doc.get("r")),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+        if token.phase not in ("page", "refresh", "done") or token.started is None:
+            raise ValueError("bad phase")
+        if token.phase == "refresh" and token.since is None:
+            raise ValueError("refresh without a start")
+        if (token.last_sort is None) != (token.last_id is None):
+            raise ValueError("half a position")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ListTokenError("list_token is malformed") from exc
     if token.collection != collection:
         raise ListTokenError(f"list_token is for {token.collection}, not {collection}")
@@ -78,6 +96,7 @@ def decode_list_token(text: str, collection: str, fingerprint: str) -> ListToken
 
 
 def clamp_page_size(page_size: int | None) -> int:
+    """Boundary's rule: 0 or unset means the default; larger than the maximum is cut."""
     if page_size is None or page_size == 0:
         return DEFAULT_PAGE_SIZE
     if page_size < 0:

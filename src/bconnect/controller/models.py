@@ -60,8 +60,8 @@ class VersionOnly(Strict):
     version: int = Field(ge=1)
 
 
-Name = str | None
-Description = str | None
+Name = Annotated[str | None, Field(max_length=128)]
+Description = Annotated[str | None, Field(max_length=1024)]
 
 
 # ---------------------------------------------------------------- scopes

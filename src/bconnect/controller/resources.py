@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, tuple_, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bconnect.controller import errors, listing
+from bconnect.controller import errors
 from bconnect.controller.context import Ctx
-from bconnect.controller.filters import FilterError, compile_filter
 from bconnect.controller.storage import schema as t
 
 Renderer = Callable[[Ctx, Any], dict[str, Any]]
@@ -156,22 +155,79 @@ def update_row(
     return get_row(ctx, kind, row.id)
 
 
+def patch_row(ctx: Ctx, kind: Kind, row: Any, version: int, values: dict[str, Any]) -> Any:
+    """A PATCH: like update_row, but an update that sets nothing is an error (Boundary
+    reports an empty update mask)."""
+    if not values:
+        raise errors.invalid_field("update_mask", "No fields included in the update.")
+    return update_row(ctx, kind, row, version, values)
+
+
 def common_updates(body: Any, fields: Iterable[str] = ("name", "description")) -> dict[str, Any]:
     """The fields a PATCH body sets (an explicit null clears a field)."""
     return {f: getattr(body, f) for f in fields if f in body.model_fields_set}
 
 
+# What a delete takes with it through foreign-key cascades: collection -> children.
+CASCADES: dict[str, list[tuple[str, Table, str]]] = {
+    "host-catalogs": [
+        ("hosts", t.hosts, "host_catalog_id"),
+        ("host-sets", t.host_sets, "host_catalog_id"),
+    ],
+    "credential-stores": [("credentials", t.credentials, "credential_store_id")],
+    "auth-methods": [
+        ("accounts", t.accounts, "auth_method_id"),
+        ("auth-tokens", t.auth_tokens, "auth_method_id"),
+    ],
+    "accounts": [("auth-tokens", t.auth_tokens, "account_id")],
+    "users": [("auth-tokens", t.auth_tokens, "user_id")],
+}
+PARENT_COL = {
+    "hosts": "host_catalog_id",
+    "host-sets": "host_catalog_id",
+    "credentials": "credential_store_id",
+    "accounts": "auth_method_id",
+}
+OWNER_COL = {"auth-tokens": "user_id", "sessions": "user_id"}
+
+
+def record_deleted(ctx: Ctx, collection: str, table: Table, where: Any) -> None:
+    """Note rows about to be deleted (and what cascades with them) so list refreshes can
+    report them in ``removed_ids``."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(coll: str, tbl: Table, clause: Any) -> None:
+        rows = ctx.conn.execute(select(tbl).where(clause)).all()
+        for row in rows:
+            parent = PARENT_COL.get(coll)
+            owner = OWNER_COL.get(coll)
+            found.setdefault(
+                row.id,
+                {
+                    "id": row.id,
+                    "collection": coll,
+                    "scope_id": getattr(row, "scope_id", None)
+                    or getattr(row, "parent_id", None)
+                    or "global",
+                    "parent_id": getattr(row, parent) if parent else None,
+                    "owner_id": getattr(row, owner) if owner else None,
+                    "delete_time": ctx.now,
+                },
+            )
+        ids = [r.id for r in rows]
+        for child, child_table, fk in CASCADES.get(coll, ()):
+            if ids:
+                walk(child, child_table, child_table.c[fk].in_(ids))
+
+    walk(collection, table, where)
+    if found:
+        ctx.conn.execute(insert(t.deleted_items), list(found.values()))
+
+
 def delete_row(ctx: Ctx, kind: Kind, resource_id: str) -> None:
     row = read_checked(ctx, kind, resource_id, "delete")
+    record_deleted(ctx, kind.collection, kind.table, kind.table.c.id == row.id)
     ctx.conn.execute(delete(kind.table).where(kind.table.c.id == row.id))
-    ctx.conn.execute(
-        insert(t.deleted_items).values(
-            id=row.id,
-            collection=kind.collection,
-            scope_id=kind.scope_of(row),
-            delete_time=ctx.now,
-        )
-    )
 
 
 def linked_ids(ctx: Ctx, link: Table, key_col: str, key: str, value_col: str) -> list[str]:
@@ -193,8 +249,12 @@ def change_links(
     values: list[str],
     validate: Callable[[str], None],
     extra: dict[str, Any] | None = None,
+    on_removed: Callable[[list[str]], None] | None = None,
+    bump: bool = True,
 ) -> Any:
-    """add-*/set-*/remove-* membership actions; bumps the owner's version."""
+    """add-*/set-*/remove-* membership actions; bumps the owner's version (unless the
+    caller makes several changes and bumps once itself). ``on_removed`` hears which
+    values were taken out."""
     row = read_checked(ctx, kind, resource_id, action)
     if row.version != version:
         raise errors.version_mismatch()
@@ -228,170 +288,6 @@ def change_links(
         )
     if to_remove:
         ctx.conn.execute(delete(link).where(*where, link.c[value_col].in_(to_remove)))
-    return update_row(ctx, kind, row, version, {})
-
-
-# ---------------------------------------------------------------- listing
-
-
-@dataclass
-class ListQuery:
-    parent_id: str | None = None
-    recursive: bool = False
-    filter: str | None = None
-    page_size: int | None = None
-    list_token: str | None = None
-    include_terminated: bool = False
-
-
-def list_items(
-    ctx: Ctx,
-    kind: Kind,
-    q: ListQuery,
-    extra_where: Iterable[Any] = (),
-    visible: Callable[[Any], bool] | None = None,
-) -> dict[str, Any]:
-    """One page of a collection, newest first, with Boundary's list-token paging."""
-    try:
-        page_size = listing.clamp_page_size(q.page_size)
-    except ValueError as exc:
-        raise errors.invalid_field("page_size", str(exc)) from None
-    predicate = None
-    if q.filter:
-        try:
-            predicate = compile_filter(q.filter)
-        except FilterError as exc:
-            raise errors.invalid_field("filter", str(exc)) from None
-
-    table = kind.table
-    where: list[Any] = list(extra_where)
-    if kind.parent == "scope_id":
-        root = q.parent_id or "global"
-        ctx.scope_row(root)
-        candidates = ctx.descendants(root) if q.recursive else [root]
-        allowed = [s for s in candidates if ctx.acl.allowed(s, kind.rtype, "list")]
-        if not q.recursive and not allowed:
-            ctx.require(root, kind.rtype, "list")
-        where.append(table.c[kind.scope_col].in_(allowed))
-    else:
-        scope_id = parent_scope(ctx, kind, q.parent_id)
-        ctx.require(scope_id, kind.rtype, "list")
-        where.append(table.c[kind.parent] == q.parent_id)
-
-    fingerprint = listing.query_fingerprint(
-        kind.collection, q.parent_id, q.recursive, q.filter, q.include_terminated, ctx.user_id
-    )
-    token = None
-    if q.list_token:
-        try:
-            token = listing.decode_list_token(q.list_token, kind.collection, fingerprint)
-        except listing.ListTokenError as exc:
-            raise errors.invalid_field("list_token", str(exc)) from None
-
-    est = ctx.conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-
-    def accept(row: Any) -> dict[str, Any] | None:
-        if visible is not None and not visible(row):
-            return None
-        owner = getattr(row, kind.owner_col) if kind.owner_col else None
-        actions = ctx.acl.authorized_actions(kind.scope_of(row), kind.rtype, row.id, owner)
-        if not actions:
-            return None
-        item = render(ctx, kind, row, actions)
-        if predicate is not None and not predicate({"item": item}):
-            return None
-        return item
-
-    if token is not None and token.refresh_from is not None:
-        return _refresh(ctx, kind, where, token, fingerprint, accept, visible, est)
-
-    items: list[dict[str, Any]] = []
-    order = (table.c.created_time.desc(), table.c.id.desc())
-    position = (token.last_created, token.last_id) if token else None
-    more = False
-    chunk = max(page_size + 1, 100)
-    last_row = None
-    while True:
-        stmt = select(table).where(*where)
-        if position is not None:
-            stmt = stmt.where(tuple_(table.c.created_time, table.c.id) < tuple_(*position))
-        rows = ctx.conn.execute(stmt.order_by(*order).limit(chunk)).all()
-        for row in rows:
-            item = accept(row)
-            if item is None:
-                position = (row.created_time, row.id)
-                continue
-            if len(items) == page_size:
-                more = True
-                break
-            items.append(item)
-            last_row = row
-            position = (row.created_time, row.id)
-        if more or len(rows) < chunk:
-            break
-
-    if more:
-        next_token = listing.ListToken(
-            kind.collection, fingerprint, last_row.created_time, last_row.id
-        )
-    else:
-        next_token = listing.ListToken(kind.collection, fingerprint, refresh_from=ctx.now)
-    return {
-        "items": items,
-        "response_type": "delta" if more else "complete",
-        "list_token": listing.encode_list_token(next_token),
-        "sort_by": "created_time",
-        "sort_dir": "desc",
-        "removed_ids": [],
-        "est_item_count": est,
-    }
-
-
-def _refresh(
-    ctx: Ctx,
-    kind: Kind,
-    where: list[Any],
-    token: listing.ListToken,
-    fingerprint: str,
-    accept: Callable[[Any], dict[str, Any] | None],
-    visible: Callable[[Any], bool] | None,
-    est: int,
-) -> dict[str, Any]:
-    """What changed since a complete listing: updated items and removed ids."""
-    table = kind.table
-    since = token.refresh_from
-    base_where = [w for w in where]
-    rows = ctx.conn.execute(
-        select(table)
-        .where(*base_where, table.c.updated_time >= since)
-        .order_by(table.c.updated_time.desc(), table.c.id.desc())
-        .limit(listing.MAX_PAGE_SIZE)
-    ).all()
-    items: list[dict[str, Any]] = []
-    removed: list[str] = []
-    for row in rows:
-        item = accept(row)
-        if item is None:
-            if visible is not None and not visible(row):
-                removed.append(row.id)
-            continue
-        items.append(item)
-    removed.extend(
-        r.id
-        for r in ctx.conn.execute(
-            select(t.deleted_items.c.id).where(
-                t.deleted_items.c.collection == kind.collection,
-                t.deleted_items.c.delete_time >= since,
-            )
-        )
-    )
-    next_token = listing.ListToken(kind.collection, fingerprint, refresh_from=ctx.now)
-    return {
-        "items": items,
-        "response_type": "complete",
-        "list_token": listing.encode_list_token(next_token),
-        "sort_by": "updated_time",
-        "sort_dir": "desc",
-        "removed_ids": removed,
-        "est_item_count": est,
-    }
+        if on_removed is not None:
+            on_removed(list(to_remove))
+    return update_row(ctx, kind, row, version, {}) if bump else row

@@ -152,7 +152,6 @@ def seed_dev(
                 type="password",
                 login_name=login,
                 password_hash=hash_password(password),
-                failed_attempts=0,
                 **_common(now, None),
             )
         )

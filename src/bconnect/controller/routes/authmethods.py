@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
@@ -30,13 +31,10 @@ from bconnect.controller.models import (
 from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.secrets import hash_password, mint_auth_token, token_hash, verify_password
 from bconnect.controller.storage import schema as t
+from bconnect.controller.throttle import LoginThrottle
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["auth"])
-
-# Failed logins before an account is locked out, and for how long.
-LOCKOUT_THRESHOLD = 10
-LOCKOUT_SECONDS = 60
 
 
 def _render_method(ctx: Ctx, row: Any) -> dict[str, Any]:
@@ -132,7 +130,7 @@ def update_auth_method(request: Request, id: str, body: AuthMethodUpdate) -> dic
                     if k in body.attributes.model_fields_set and v is not None
                 }
             )
-        row = res.update_row(ctx, METHODS, row, body.version, values)
+        row = res.patch_row(ctx, METHODS, row, body.version, values)
         return res.render(ctx, METHODS, row)
 
 
@@ -142,51 +140,44 @@ def update_auth_method(request: Request, id: str, body: AuthMethodUpdate) -> dic
     response_model_exclude_none=True,
 )
 def authenticate(request: Request, id: str, body: AuthenticateRequest) -> dict[str, Any]:
-    """Exchange a login name and password for an auth token (7 days)."""
-    with transaction(request) as ctx:
+    """Exchange a login name and password for an auth token (7 days).
+
+    The password hash is checked outside any database transaction, so slow argon2 work
+    never holds the database (and many logins run in parallel)."""
+    login = body.attributes.login_name
+    with transaction(request, write=False) as ctx:
         method = res.get_row(ctx, METHODS, id)
         ctx.require(method.scope_id, "auth-method", "authenticate", method.id)
-        login = body.attributes.login_name
         account = ctx.conn.execute(
             select(t.accounts).where(
                 t.accounts.c.auth_method_id == id, t.accounts.c.login_name == login
             )
         ).first()
-        locked = account is not None and account.locked_until and account.locked_until > ctx.now
-        ok = verify_password(account.password_hash if account else None, body.attributes.password)
-        if locked or not ok:
-            if account is not None and not locked:
-                failures = account.failed_attempts + 1
-                values: dict[str, Any] = {"failed_attempts": failures}
-                if failures >= LOCKOUT_THRESHOLD:
-                    values = {
-                        "failed_attempts": 0,
-                        "locked_until": ctx.now + timedelta(seconds=LOCKOUT_SECONDS),
-                    }
-                ctx.conn.execute(
-                    update(t.accounts).where(t.accounts.c.id == account.id).values(**values)
-                )
-            # Leave the block normally so the failure count is committed, then refuse.
-            failed = True
-        else:
-            failed = False
-            result = _login(ctx, method, account)
-    if failed:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else ""
+    key = (id, login, client)
+    clock = time.monotonic()
+    if throttle.blocked(key, clock) or not verify_password(
+        account.password_hash if account else None, body.attributes.password
+    ):
+        throttle.failed(key, clock)
         raise errors.Unauthenticated("Unable to authenticate: invalid login name or password.")
-    return result
+    throttle.succeeded(key)
+    with transaction(request, write=True) as ctx:
+        return _login(ctx, method, account)
 
 
 def _login(ctx: Ctx, method: Any, account: Any) -> dict[str, Any]:
-    """Mint an auth token for a verified account."""
+    """Mint an auth token for a verified account (if it still has its user)."""
+    current = ctx.conn.execute(
+        select(t.accounts.c.password_hash).where(t.accounts.c.id == account.id)
+    ).scalar()
     user_id = ctx.conn.execute(
         select(t.user_accounts.c.user_id).where(t.user_accounts.c.account_id == account.id)
     ).scalar()
-    if user_id is None:
-        raise errors.Unauthenticated("Unable to authenticate: account has no user.")
-    if account.failed_attempts:
-        ctx.conn.execute(
-            update(t.accounts).where(t.accounts.c.id == account.id).values(failed_attempts=0)
-        )
+    if current != account.password_hash or user_id is None:
+        # deleted, unlinked or its password changed while we were checking
+        raise errors.Unauthenticated("Unable to authenticate: invalid login name or password.")
     token_id, token = mint_auth_token()
     ctx.conn.execute(
         insert(t.auth_tokens).values(
@@ -212,6 +203,29 @@ def _login(ctx: Ctx, method: Any, account: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- accounts
 
 
+LOGIN_NAME = re.compile(r"[a-z0-9._@+-]+")
+
+
+def _check_login_name(ctx: Ctx, method: Any, login: str, account_id: str = "") -> str:
+    """Boundary's rules: lower case, no spaces, long enough, unique in the auth method."""
+    if len(login) < method.min_login_name_length or not LOGIN_NAME.fullmatch(login):
+        raise errors.invalid_field(
+            "attributes.login_name",
+            f"Must be at least {method.min_login_name_length} lower-case letters, digits "
+            "or ._@+- characters.",
+        )
+    taken = ctx.conn.execute(
+        select(t.accounts.c.id).where(
+            t.accounts.c.auth_method_id == method.id,
+            t.accounts.c.login_name == login,
+            t.accounts.c.id != account_id,
+        )
+    ).first()
+    if taken:
+        raise errors.invalid_field("attributes.login_name", "Login name already in use.")
+    return login
+
+
 def _check_password(method: Any, password: str) -> None:
     if len(password) < method.min_password_length:
         raise errors.invalid_field(
@@ -225,22 +239,10 @@ def create_account(request: Request, body: AccountCreate) -> dict[str, Any]:
     with transaction(request) as ctx:
         method = res.get_row(ctx, METHODS, body.auth_method_id)
         ctx.require(method.scope_id, "account", "create")
-        login = body.attributes.login_name
-        if len(login) < method.min_login_name_length or login != login.lower().strip():
-            raise errors.invalid_field(
-                "attributes.login_name",
-                f"Must be lower case, at least {method.min_login_name_length} characters.",
-            )
+        login = _check_login_name(ctx, method, body.attributes.login_name)
         if body.attributes.password is None:
             raise errors.invalid_field("attributes.password", "This field is required.")
         _check_password(method, body.attributes.password)
-        exists = ctx.conn.execute(
-            select(t.accounts.c.id).where(
-                t.accounts.c.auth_method_id == method.id, t.accounts.c.login_name == login
-            )
-        ).first()
-        if exists:
-            raise errors.invalid_field("attributes.login_name", "Login name already in use.")
         values = {
             "id": new_id("acctpw"),
             "scope_id": method.scope_id,
@@ -260,8 +262,11 @@ def update_account(request: Request, id: str, body: AccountUpdate) -> dict[str, 
         row = res.read_checked(ctx, ACCOUNTS, id, "update")
         values = res.common_updates(body)
         if body.attributes is not None and body.attributes.login_name is not None:
-            values["login_name"] = body.attributes.login_name
-        row = res.update_row(ctx, ACCOUNTS, row, body.version, values)
+            method = res.get_row(ctx, METHODS, row.auth_method_id)
+            values["login_name"] = _check_login_name(
+                ctx, method, body.attributes.login_name, account_id=row.id
+            )
+        row = res.patch_row(ctx, ACCOUNTS, row, body.version, values)
         return res.render(ctx, ACCOUNTS, row)
 
 

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from bconnect.controller.lists import ListQuery, list_items
 from bconnect.controller.models import list_response
-from bconnect.controller.resources import Kind, ListQuery
+from bconnect.controller.resources import Kind
 
-PageSize = Annotated[int | None, Query(ge=0, le=10000, description="Items per page (max 1000)")]
+PageSize = Annotated[int | None, Query(ge=0, description="Items per page (at most 1000 are sent)")]
 ListToken = Annotated[str | None, Query(max_length=4096, description="From the previous page")]
 Filter = Annotated[str | None, Query(max_length=4096, description="go-bexpr filter over /item")]
 Recursive = Annotated[bool, Query(description="Include descendant scopes")]
@@ -58,7 +59,7 @@ def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> Non
     ) -> dict[str, Any]:
         with transaction(request) as ctx:
             q = list_query(parent_id, recursive and recursive_ok, filter, page_size, list_token)
-            return res.list_items(ctx, kind, q)
+            return list_items(ctx, kind, q)
 
     def read_handler(request: Request, id: str) -> dict[str, Any]:
         with transaction(request) as ctx:

@@ -119,7 +119,7 @@ def update_credential_store(
 ) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, STORES, id, "update")
-        row = res.update_row(ctx, STORES, row, body.version, res.common_updates(body))
+        row = res.patch_row(ctx, STORES, row, body.version, res.common_updates(body))
         return res.render(ctx, STORES, row)
 
 
@@ -176,5 +176,5 @@ def update_credential(request: Request, id: str, body: CredentialUpdate) -> dict
                 values["username"] = patch.pop("username")
             current.update({k: v for k, v in patch.items() if v is not None})
             values["secret"] = json.dumps(current)
-        row = res.update_row(ctx, CREDENTIALS, row, body.version, values)
+        row = res.patch_row(ctx, CREDENTIALS, row, body.version, values)
         return res.render(ctx, CREDENTIALS, row)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
+from bconnect.controller.addresses import parse_address
 from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.models import (
@@ -79,6 +80,13 @@ for _kind in (CATALOGS, HOSTS, HOST_SETS):
     add_standard_routes(router, _kind)
 
 
+def _address(text: str) -> str:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise errors.invalid_field("attributes.address", str(exc)) from None
+
+
 def _project(ctx: Ctx, scope_id: str) -> Any:
     scope = ctx.scope_row(scope_id)
     if scope.type != "project":
@@ -109,7 +117,7 @@ def create_host_catalog(request: Request, body: HostCatalogCreate) -> dict[str, 
 def update_host_catalog(request: Request, id: str, body: HostCatalogUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, CATALOGS, id, "update")
-        row = res.update_row(ctx, CATALOGS, row, body.version, res.common_updates(body))
+        row = res.patch_row(ctx, CATALOGS, row, body.version, res.common_updates(body))
         return res.render(ctx, CATALOGS, row)
 
 
@@ -136,7 +144,7 @@ def create_host(request: Request, body: HostCreate) -> dict[str, Any]:
             {
                 "name": body.name,
                 "description": body.description,
-                "address": body.attributes.address.strip(),
+                "address": _address(body.attributes.address),
             },
         )
         return res.render(ctx, HOSTS, res.insert_row(ctx, HOSTS, values))
@@ -148,8 +156,8 @@ def update_host(request: Request, id: str, body: HostUpdate) -> dict[str, Any]:
         row = res.read_checked(ctx, HOSTS, id, "update")
         values = res.common_updates(body)
         if body.attributes is not None:
-            values["address"] = body.attributes.address.strip()
-        row = res.update_row(ctx, HOSTS, row, body.version, values)
+            values["address"] = _address(body.attributes.address)
+        row = res.patch_row(ctx, HOSTS, row, body.version, values)
         return res.render(ctx, HOSTS, row)
 
 
@@ -172,7 +180,7 @@ def create_host_set(request: Request, body: HostSetCreate) -> dict[str, Any]:
 def update_host_set(request: Request, id: str, body: HostSetUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, HOST_SETS, id, "update")
-        row = res.update_row(ctx, HOST_SETS, row, body.version, res.common_updates(body))
+        row = res.patch_row(ctx, HOST_SETS, row, body.version, res.common_updates(body))
         return res.render(ctx, HOST_SETS, row)
 
 

@@ -117,22 +117,32 @@ def create_user(request: Request, body: UserCreate) -> dict[str, Any]:
 def update_user(request: Request, id: str, body: UserUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, USERS, id, "update")
-        row = res.update_row(ctx, USERS, row, body.version, res.common_updates(body))
+        row = res.patch_row(ctx, USERS, row, body.version, res.common_updates(body))
         return res.render(ctx, USERS, row)
+
+
+def _forget_tokens(ctx: Ctx, user_id: str, account_ids: list[str]) -> None:
+    """An account taken from its user stops authenticating that user at once."""
+    gone = (t.auth_tokens.c.user_id == user_id) & t.auth_tokens.c.account_id.in_(account_ids)
+    res.record_deleted(ctx, "auth-tokens", t.auth_tokens, gone)
+    ctx.conn.execute(delete(t.auth_tokens).where(gone))
 
 
 def _user_accounts(action: str):  # noqa: ANN202
     def handler(request: Request, id: str, body: AccountIds) -> dict[str, Any]:
         with transaction(request) as ctx:
+            user = res.get_row(ctx, USERS, id)
 
             def validate(account_id: str) -> None:
-                if (
-                    ctx.conn.execute(
-                        select(t.accounts.c.id).where(t.accounts.c.id == account_id)
-                    ).first()
-                    is None
-                ):
+                account = ctx.conn.execute(
+                    select(t.accounts.c.scope_id).where(t.accounts.c.id == account_id)
+                ).first()
+                if account is None:
                     raise errors.invalid_field("account_ids", f"Unknown account {account_id}.")
+                if account.scope_id != user.scope_id:
+                    raise errors.invalid_field(
+                        "account_ids", f"Account {account_id} is not in the user's scope."
+                    )
                 owner = ctx.conn.execute(
                     select(t.user_accounts.c.user_id).where(
                         t.user_accounts.c.account_id == account_id
@@ -154,6 +164,7 @@ def _user_accounts(action: str):  # noqa: ANN202
                 "account_id",
                 body.account_ids,
                 validate,
+                on_removed=lambda gone: _forget_tokens(ctx, id, gone),
             )
             return res.render(ctx, USERS, row)
 
@@ -222,7 +233,7 @@ def create_role(request: Request, body: RoleCreate) -> dict[str, Any]:
 def update_role(request: Request, id: str, body: RoleUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, ROLES, id, "update")
-        row = res.update_row(ctx, ROLES, row, body.version, res.common_updates(body))
+        row = res.patch_row(ctx, ROLES, row, body.version, res.common_updates(body))
         return res.render(ctx, ROLES, row)
 
 

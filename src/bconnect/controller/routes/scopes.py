@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
+from bconnect.controller.lists import list_items
 from bconnect.controller.models import (
     ScopeCreate,
     ScopeItem,
@@ -50,20 +51,20 @@ PLURAL = {
     "credential-store": "credential-stores",
     "session": "sessions",
 }
-# Tables whose rows live in a scope, in the order they can be deleted.
+# What lives in a scope, in the order it can be deleted: (collection, table).
 CONTENTS = (
-    t.sessions,
-    t.targets,
-    t.credentials,
-    t.credential_stores,
-    t.host_sets,
-    t.hosts,
-    t.host_catalogs,
-    t.roles,
-    t.auth_tokens,
-    t.accounts,
-    t.users,
-    t.auth_methods,
+    ("sessions", t.sessions),
+    ("targets", t.targets),
+    ("credentials", t.credentials),
+    ("credential-stores", t.credential_stores),
+    ("host-sets", t.host_sets),
+    ("hosts", t.hosts),
+    ("host-catalogs", t.host_catalogs),
+    ("roles", t.roles),
+    ("auth-tokens", t.auth_tokens),
+    ("accounts", t.accounts),
+    ("users", t.users),
+    ("auth-methods", t.auth_methods),
 )
 
 
@@ -93,7 +94,7 @@ def list_scopes(
 ) -> dict[str, Any]:
     with transaction(request) as ctx:
         q = list_query(scope_id, recursive, filter, page_size, list_token)
-        return res.list_items(ctx, KIND, q)
+        return list_items(ctx, KIND, q)
 
 
 @router.get("/v1/scopes/{id}", response_model=ScopeResponse, response_model_exclude_none=True)
@@ -129,7 +130,16 @@ def update_scope(request: Request, id: str, body: ScopeUpdate) -> dict[str, Any]
     with transaction(request) as ctx:
         row = res.read_checked(ctx, KIND, id, "update")
         values = res.common_updates(body, ("name", "description", "primary_auth_method_id"))
-        row = res.update_row(ctx, KIND, row, body.version, values)
+        primary = values.get("primary_auth_method_id")
+        if primary is not None:
+            method = ctx.conn.execute(
+                select(t.auth_methods.c.scope_id).where(t.auth_methods.c.id == primary)
+            ).first()
+            if method is None or method.scope_id != row.id:
+                raise errors.invalid_field(
+                    "primary_auth_method_id", "Must be an auth method in this scope."
+                )
+        row = res.patch_row(ctx, KIND, row, body.version, values)
         ctx.scopes[row.id] = row
         return res.render(ctx, KIND, row)
 
@@ -143,12 +153,15 @@ def delete_scope(request: Request, id: str):  # noqa: ANN201
         res.read_checked(ctx, KIND, id, "delete")
         # deepest scopes first, and in each the contents before the containers
         for scope_id in reversed(ctx.descendants(id)):
-            for table in CONTENTS:
-                ctx.conn.execute(delete(table).where(table.c.scope_id == scope_id))
+            for collection, table in CONTENTS:
+                in_scope = table.c.scope_id == scope_id
+                res.record_deleted(ctx, collection, table, in_scope)
+                ctx.conn.execute(delete(table).where(in_scope))
             ctx.conn.execute(
                 delete(t.role_grant_scopes).where(t.role_grant_scopes.c.grant_scope == scope_id)
             )
             if scope_id != id:
+                res.record_deleted(ctx, "scopes", t.scopes, t.scopes.c.id == scope_id)
                 ctx.conn.execute(delete(t.scopes).where(t.scopes.c.id == scope_id))
         res.delete_row(ctx, KIND, id)
     return no_content()

@@ -12,6 +12,7 @@ from bconnect.controller import errors, sessionops
 from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
+from bconnect.controller.lists import list_items
 from bconnect.controller.models import SessionItem, SessionResponse, VersionOnly, list_response
 from bconnect.controller.routes.common import (
     Filter,
@@ -115,7 +116,7 @@ def list_sessions(
         q = list_query(scope_id, recursive, filter, page_size, list_token, include_terminated)
         where = [] if include_terminated else [t.sessions.c.status != Status.TERMINATED.value]
         visible = None if include_terminated else (lambda r: r.status != "terminated")
-        return res.list_items(ctx, SESSIONS, q, where, visible)
+        return list_items(ctx, SESSIONS, q, where, visible)
 
 
 @router.get("/v1/sessions/{id}", response_model=SessionResponse, response_model_exclude_none=True)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
+from bconnect.controller.addresses import parse_address
 from bconnect.controller.app import transaction
 from bconnect.controller.authorize import authorize_session, credential_source_info
 from bconnect.controller.context import Ctx
@@ -74,11 +75,14 @@ TARGETS = res.Kind("target", "targets", t.targets, render=_render, model=TargetI
 add_standard_routes(router, TARGETS)
 
 
-def _validate_address(ctx: Ctx, target_id: str | None, address: str | None) -> None:
+def _validate_address(ctx: Ctx, target_id: str | None, address: str | None) -> str | None:
+    """The normalised address (None clears it); a target has an address or host sources."""
     if address is None:
-        return
-    if not address.strip() or any(c.isspace() for c in address.strip()):
-        raise errors.invalid_field("address", "Must be a host name or IP address.")
+        return None
+    try:
+        address = parse_address(address)
+    except ValueError as exc:
+        raise errors.invalid_field("address", str(exc)) from None
     if target_id is not None:
         has_sources = ctx.conn.execute(
             select(t.target_host_sources.c.host_set_id).where(
@@ -87,6 +91,7 @@ def _validate_address(ctx: Ctx, target_id: str | None, address: str | None) -> N
         ).first()
         if has_sources:
             raise errors.invalid_field("address", "A target has an address or host sources.")
+    return address
 
 
 @router.post("/v1/targets", response_model=TargetResponse, response_model_exclude_none=True)
@@ -96,7 +101,7 @@ def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
         if scope.type != "project":
             raise errors.invalid_field("scope_id", "Targets live in project scopes.")
         ctx.require(scope.id, "target", "create")
-        _validate_address(ctx, None, body.address)
+        address = _validate_address(ctx, None, body.address)
         attrs = body.attributes
         values = {
             "id": new_id("ttcp"),
@@ -104,7 +109,7 @@ def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
             "type": "tcp",
             "name": body.name,
             "description": body.description,
-            "address": body.address.strip() if body.address else None,
+            "address": address,
             "default_port": attrs.default_port if attrs else None,
             "default_client_port": attrs.default_client_port if attrs else None,
             "session_max_seconds": body.session_max_seconds or 28800,
@@ -140,10 +145,11 @@ def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, An
         for field, default in (("session_max_seconds", 28800), ("session_connection_limit", -1)):
             if field in values and values[field] is None:
                 values[field] = default
-        _validate_address(ctx, id, values.get("address"))
+        if "address" in values:
+            values["address"] = _validate_address(ctx, id, values["address"])
         if body.attributes is not None:
             values.update(body.attributes.model_dump(exclude_unset=True))
-        row = res.update_row(ctx, TARGETS, row, body.version, values)
+        row = res.patch_row(ctx, TARGETS, row, body.version, values)
         return res.render(ctx, TARGETS, row)
 
 
@@ -197,30 +203,40 @@ def _credential_sources(action: str):  # noqa: ANN202
                         f"{cred_id} is not a credential in this project.",
                     )
 
-            row = target
-            for purpose, ids in (
-                (BROKERED, body.brokered_credential_source_ids),
-                (INJECTED, body.injected_application_credential_source_ids),
-            ):
-                if not ids and not action.startswith("set"):
-                    continue
-                row = res.change_links(
+            if action.startswith("set"):
+                changes = [
+                    (BROKERED, body.brokered_credential_source_ids),
+                    (INJECTED, body.injected_application_credential_source_ids),
+                ]
+            else:
+                changes = [
+                    (purpose, ids)
+                    for purpose, ids in (
+                        (BROKERED, body.brokered_credential_source_ids),
+                        (INJECTED, body.injected_application_credential_source_ids),
+                    )
+                    if ids
+                ]
+            if not changes:
+                raise errors.invalid_field(
+                    "brokered_credential_source_ids", "Must contain at least one id."
+                )
+            for purpose, ids in changes:
+                res.change_links(
                     ctx,
                     TARGETS,
                     id,
                     action,
-                    row.version,
+                    body.version,
                     t.target_credential_sources,
                     "target_id",
                     "credential_id",
                     ids,
                     validate,
                     extra={"purpose": purpose},
+                    bump=False,
                 )
-            if row is target:
-                raise errors.invalid_field(
-                    "brokered_credential_source_ids", "Must contain at least one id."
-                )
+            row = res.update_row(ctx, TARGETS, target, body.version, {})
             return res.render(ctx, TARGETS, row)
 
     return handler
@@ -245,7 +261,7 @@ for _action, _factory in (
 
 
 @router.post(
-    "/v1/targets/{id}:authorize-session",
+    "/v1/targets/{id:path}:authorize-session",
     response_model=SessionAuthorization,
     response_model_exclude_none=True,
 )

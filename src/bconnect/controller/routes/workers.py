@@ -46,5 +46,5 @@ add_standard_routes(router, WORKERS)
 def update_worker(request: Request, id: str, body: WorkerUpdate) -> dict[str, Any]:
     with transaction(request) as ctx:
         row = res.read_checked(ctx, WORKERS, id, "update")
-        row = res.update_row(ctx, WORKERS, row, body.version, res.common_updates(body))
+        row = res.patch_row(ctx, WORKERS, row, body.version, res.common_updates(body))
         return res.render(ctx, WORKERS, row)

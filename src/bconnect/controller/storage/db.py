@@ -48,9 +48,13 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # noqa: ANN001
-            # Take the write lock at BEGIN so concurrent writers queue on busy_timeout
-            # instead of failing on a read-to-write lock upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock at BEGIN so concurrent writers queue on busy_timeout
+            # instead of failing on a read-to-write lock upgrade; readers (marked by the
+            # caller) start a plain snapshot that blocks nobody under WAL.
+            if conn.get_execution_options().get("bconnect_read_only"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

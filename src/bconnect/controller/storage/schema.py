@@ -111,8 +111,6 @@ accounts = Table(
     Column("type", String(16), nullable=False),
     Column("login_name", String(255), nullable=False),
     Column("password_hash", Text, nullable=False),
-    Column("failed_attempts", Integer, nullable=False, default=0),
-    Column("locked_until", UTCDateTime, nullable=True),
     *_common(),
     UniqueConstraint("auth_method_id", "login_name", name="uq_accounts_login"),
 )
@@ -163,8 +161,13 @@ auth_tokens = Table(
     _scope_fk(),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("account_id", String(32), nullable=False),
-    Column("auth_method_id", String(32), nullable=False),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "auth_method_id",
+        String(32),
+        ForeignKey("auth_methods.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("created_time", UTCDateTime, nullable=False),
     Column("updated_time", UTCDateTime, nullable=False),
     Column("approximate_last_used_time", UTCDateTime, nullable=False),
@@ -382,5 +385,9 @@ deleted_items = Table(
     Column("id", String(32), primary_key=True),
     Column("collection", String(32), nullable=False),
     Column("scope_id", String(32), nullable=False),
+    # the list parent for collections listed under another resource (hosts, accounts, ...)
+    Column("parent_id", String(32), nullable=True),
+    # the user a session or auth token belonged to (lists of :self items report only theirs)
+    Column("owner_id", String(32), nullable=True),
     Column("delete_time", UTCDateTime, nullable=False, index=True),
 )

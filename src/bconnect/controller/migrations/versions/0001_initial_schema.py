@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:28:43.594030
+Create Date: 2026-11-23 18:37:23.344202
 """
 
 import sqlalchemy as sa
@@ -23,6 +23,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("collection", sa.String(length=32), nullable=False),
         sa.Column("scope_id", sa.String(length=32), nullable=False),
+        sa.Column("parent_id", sa.String(length=32), nullable=True),
+        sa.Column("owner_id", sa.String(length=32), nullable=True),
         sa.Column(
             "delete_time",
             bconnect.controller.storage.schema.UTCDateTime(timezone=True),
@@ -311,12 +313,6 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=16), nullable=False),
         sa.Column("login_name", sa.String(length=255), nullable=False),
         sa.Column("password_hash", sa.Text(), nullable=False),
-        sa.Column("failed_attempts", sa.Integer(), nullable=False),
-        sa.Column(
-            "locked_until",
-            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
-            nullable=True,
-        ),
         sa.Column("name", sa.String(length=128), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column(
@@ -347,46 +343,6 @@ def upgrade() -> None:
             batch_op.f("ix_accounts_auth_method_id"), ["auth_method_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_accounts_scope_id"), ["scope_id"], unique=False)
-
-    op.create_table(
-        "auth_tokens",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("scope_id", sa.String(length=32), nullable=False),
-        sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.String(length=32), nullable=False),
-        sa.Column("account_id", sa.String(length=32), nullable=False),
-        sa.Column("auth_method_id", sa.String(length=32), nullable=False),
-        sa.Column(
-            "created_time",
-            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_time",
-            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
-            nullable=False,
-        ),
-        sa.Column(
-            "approximate_last_used_time",
-            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
-            nullable=False,
-        ),
-        sa.Column(
-            "expiration_time",
-            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["scope_id"], ["scopes.id"], name=op.f("fk_auth_tokens_scope_id_scopes")
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_auth_tokens_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_tokens")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_auth_tokens_token_hash")),
-    )
-    with op.batch_alter_table("auth_tokens", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_auth_tokens_scope_id"), ["scope_id"], unique=False)
 
     op.create_table(
         "credentials",
@@ -589,6 +545,58 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("session_id", "status", name=op.f("pk_session_states")),
     )
     op.create_table(
+        "auth_tokens",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("scope_id", sa.String(length=32), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("account_id", sa.String(length=32), nullable=False),
+        sa.Column("auth_method_id", sa.String(length=32), nullable=False),
+        sa.Column(
+            "created_time",
+            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_time",
+            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
+            nullable=False,
+        ),
+        sa.Column(
+            "approximate_last_used_time",
+            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
+            nullable=False,
+        ),
+        sa.Column(
+            "expiration_time",
+            bconnect.controller.storage.schema.UTCDateTime(timezone=True),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_auth_tokens_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["auth_method_id"],
+            ["auth_methods.id"],
+            name=op.f("fk_auth_tokens_auth_method_id_auth_methods"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["scope_id"], ["scopes.id"], name=op.f("fk_auth_tokens_scope_id_scopes")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_auth_tokens_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_auth_tokens_token_hash")),
+    )
+    with op.batch_alter_table("auth_tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_auth_tokens_scope_id"), ["scope_id"], unique=False)
+
+    op.create_table(
         "host_set_members",
         sa.Column("host_set_id", sa.String(length=32), nullable=False),
         sa.Column("host_id", sa.String(length=32), nullable=False),
@@ -672,6 +680,10 @@ def downgrade() -> None:
     op.drop_table("target_host_sources")
     op.drop_table("target_credential_sources")
     op.drop_table("host_set_members")
+    with op.batch_alter_table("auth_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_auth_tokens_scope_id"))
+
+    op.drop_table("auth_tokens")
     op.drop_table("session_states")
     with op.batch_alter_table("session_connections", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_session_connections_session_id"))
@@ -695,10 +707,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_credentials_credential_store_id"))
 
     op.drop_table("credentials")
-    with op.batch_alter_table("auth_tokens", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_auth_tokens_scope_id"))
-
-    op.drop_table("auth_tokens")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_accounts_scope_id"))
         batch_op.drop_index(batch_op.f("ix_accounts_auth_method_id"))

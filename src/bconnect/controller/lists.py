@@ -1,0 +1,194 @@
+"""Listing a collection: permissions, filters, pages and refreshes (see listing.py for
+the token). Boundary's semantics: newest first, ``response_type`` "delta" while more pages
+follow, and the last page's token later returns what changed, with ``removed_ids``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, false, func, or_, select, tuple_
+
+from bconnect.controller import errors, listing
+from bconnect.controller.context import Ctx
+from bconnect.controller.filters import FilterError, compile_filter
+from bconnect.controller.resources import Kind, parent_scope, render
+from bconnect.controller.storage import schema as t
+
+
+@dataclass
+class ListQuery:
+    parent_id: str | None = None
+    recursive: bool = False
+    filter: str | None = None
+    page_size: int | None = None
+    list_token: str | None = None
+    include_terminated: bool = False
+
+
+@dataclass
+class Reach:
+    """What part of a collection the caller may list."""
+
+    clause: Any  # SQL condition on the collection's table
+    scopes: list[str]  # scopes the listing covers
+    everyone: list[str]  # of those, where the caller reads all items, not only their own
+
+
+def _reach(ctx: Ctx, kind: Kind, q: ListQuery) -> Reach:
+    """Which rows the caller may see at all, and the scopes the listing covers."""
+    table = kind.table
+    if kind.parent == "scope_id":
+        root = q.parent_id or "global"
+        ctx.scope_row(root)
+        candidates = ctx.descendants(root) if q.recursive else [root]
+        scopes = [s for s in candidates if ctx.acl.allowed(s, kind.rtype, "list")]
+        if not q.recursive and not scopes:
+            ctx.require(root, kind.rtype, "list")
+        in_scope = table.c[kind.scope_col].in_(scopes)
+    else:
+        scope_id = parent_scope(ctx, kind, q.parent_id)
+        ctx.require(scope_id, kind.rtype, "list")
+        scopes = [scope_id]
+        in_scope = table.c[kind.parent] == q.parent_id
+    if kind.owner_col is None:
+        return Reach(in_scope, scopes, scopes)
+    # Where the caller reads only their own (read:self), count and fetch only theirs.
+    everyone = [s for s in scopes if ctx.acl.allowed(s, kind.rtype, "read")]
+    own = table.c[kind.owner_col] == ctx.user_id if ctx.user_id else false()
+    return Reach(and_(in_scope, or_(table.c[kind.scope_col].in_(everyone), own)), scopes, everyone)
+
+
+def list_items(
+    ctx: Ctx,
+    kind: Kind,
+    q: ListQuery,
+    extra_where: Iterable[Any] = (),
+    visible: Callable[[Any], bool] | None = None,
+) -> dict[str, Any]:
+    """One page. ``extra_where`` narrows the full listing (e.g. no terminated sessions);
+    in a refresh, rows it would hide are judged by ``visible`` and reported removed."""
+    try:
+        page_size = listing.clamp_page_size(q.page_size)
+    except ValueError as exc:
+        raise errors.invalid_field("page_size", str(exc)) from None
+    predicate = None
+    if q.filter:
+        try:
+            predicate = compile_filter(q.filter)
+        except FilterError as exc:
+            raise errors.invalid_field("filter", str(exc)) from None
+
+    table = kind.table
+    reach = _reach(ctx, kind, q)
+    base = reach.clause
+    fingerprint = listing.query_fingerprint(
+        kind.collection, q.parent_id, q.recursive, q.filter, q.include_terminated, ctx.user_id
+    )
+    token = None
+    if q.list_token:
+        try:
+            token = listing.decode_list_token(q.list_token, kind.collection, fingerprint)
+        except listing.ListTokenError as exc:
+            raise errors.invalid_field("list_token", str(exc)) from None
+
+    if token is None:
+        phase, started, since, position = "page", ctx.now, None, None
+    elif token.phase == "done":
+        phase, started, since, position = "refresh", ctx.now, token.started, None
+    else:
+        phase, started, since = token.phase, token.started, token.since
+        position = (token.last_sort, token.last_id)
+
+    where = [base]
+    if phase == "page":
+        sort_col = table.c.created_time
+        where.extend(extra_where)
+    else:
+        sort_col = table.c.updated_time
+        where += [sort_col >= since, sort_col < started]
+
+    est = ctx.conn.execute(
+        select(func.count()).select_from(table).where(base, *extra_where)
+    ).scalar_one()
+
+    items: list[dict[str, Any]] = []
+    removed: list[str] = []
+    more = False
+    last_row = None
+    chunk = max(page_size + 1, 100)
+    while True:
+        stmt = select(table).where(*where)
+        if position is not None:
+            stmt = stmt.where(tuple_(sort_col, table.c.id) < tuple_(*position))
+        rows = ctx.conn.execute(stmt.order_by(sort_col.desc(), table.c.id.desc()).limit(chunk))
+        rows = rows.all()
+        for row in rows:
+            if phase == "refresh" and visible is not None and not visible(row):
+                removed.append(row.id)
+                position = (getattr(row, sort_col.name), row.id)
+                continue
+            item = _accept(ctx, kind, row, predicate)
+            if item is not None:
+                if len(items) == page_size:
+                    more = True
+                    break
+                items.append(item)
+                last_row = row
+            position = (getattr(row, sort_col.name), row.id)
+        if more or len(rows) < chunk:
+            break
+
+    if more:
+        next_token = listing.ListToken(
+            kind.collection,
+            fingerprint,
+            phase,
+            started,
+            since,
+            getattr(last_row, sort_col.name),
+            last_row.id,
+        )
+    else:
+        if phase == "refresh":
+            removed += _deleted_since(ctx, kind, reach, q, since, started)
+        next_token = listing.ListToken(kind.collection, fingerprint, "done", started)
+    return {
+        "items": items,
+        "response_type": "delta" if more else "complete",
+        "list_token": listing.encode_list_token(next_token),
+        "sort_by": sort_col.name,
+        "sort_dir": "desc",
+        "removed_ids": removed,
+        "est_item_count": est,
+    }
+
+
+def _accept(ctx: Ctx, kind: Kind, row: Any, predicate: Any) -> dict[str, Any] | None:
+    """The rendered item if the caller may see it and it passes the filter."""
+    owner = getattr(row, kind.owner_col) if kind.owner_col else None
+    actions = ctx.acl.authorized_actions(kind.scope_of(row), kind.rtype, row.id, owner)
+    if not actions:
+        return None
+    item = render(ctx, kind, row, actions)
+    if predicate is not None and not predicate({"item": item}):
+        return None
+    return item
+
+
+def _deleted_since(
+    ctx: Ctx, kind: Kind, reach: Reach, q: ListQuery, since: Any, until: Any
+) -> list[str]:
+    d = t.deleted_items
+    where = [
+        d.c.collection == kind.collection,
+        d.c.delete_time >= since,
+        d.c.delete_time < until,
+        d.c.scope_id.in_(reach.scopes),
+    ]
+    if kind.parent != "scope_id":
+        where.append(d.c.parent_id == q.parent_id)
+    if kind.owner_col is not None:
+        where.append(or_(d.c.scope_id.in_(reach.everyone), d.c.owner_id == ctx.user_id))
+    return [r.id for r in ctx.conn.execute(select(d.c.id).where(*where))]
