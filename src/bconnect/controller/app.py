@@ -63,13 +63,20 @@ class RequestShape:
     ``curl -d`` works), and no body may exceed ``max_body_bytes``: counted as it
     arrives, so a chunked upload without Content-Length is cut off too."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, settings: Settings) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        # The cluster API lives on the cluster listener only, and nothing else does.
+        on_cluster = (scope.get("server") or (None, None))[1] == self.settings.cluster_port
+        if on_cluster != scope["path"].startswith("/v1/cluster/"):
+            body = errors.not_found(scope["path"]).body()
+            await JSONResponse(body, status_code=404)(scope, receive, send)
             return
         limit = self.max_body_bytes
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
@@ -193,6 +200,6 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         body = errors.Internal("Internal error.").body(_op(request))
         return JSONResponse(body, status_code=500)
 
-    app.add_middleware(RequestShape, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestShape, max_body_bytes=settings.max_body_bytes, settings=settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -80,7 +82,32 @@ class Controller:
         )
         return uvicorn.Server(config)
 
-    def serve(self, sock: socket.socket, log_level: str = "warning") -> None:
+    async def run(
+        self,
+        server: Any,
+        api_sock: socket.socket,
+        cluster_sock: socket.socket | None = None,
+        worker: Any = None,
+    ) -> None:
+        """Serve the API (and the cluster API on its own listener) with uvicorn, and run
+        an embedded worker beside it in the same loop, until uvicorn is told to exit."""
+        sockets = [api_sock] + ([cluster_sock] if cluster_sock is not None else [])
+        worker_task = asyncio.ensure_future(worker.run()) if worker is not None else None
+        try:
+            await server.serve(sockets=sockets)
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker_task
+
+    def serve(
+        self,
+        api_sock: socket.socket,
+        cluster_sock: socket.socket | None = None,
+        worker: Any = None,
+        log_level: str = "warning",
+    ) -> None:
         """Serve until SIGINT/SIGTERM, then return normally.
 
         uvicorn shuts down gracefully on either signal and then re-raises it; SIGTERM is
@@ -93,7 +120,7 @@ class Controller:
         previous = signal.signal(signal.SIGTERM, _interrupt)
         server = self.uvicorn_server(log_level)
         try:
-            asyncio.run(server.serve(sockets=[sock]))
+            asyncio.run(self.run(server, api_sock, cluster_sock, worker))
         except KeyboardInterrupt:
             log.debug("stopped by signal")
         finally:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from bconnect.controller.sessionstate import ClosedReason, Status, check_transition, termination_due
+from bconnect.controller.sessionstate import (
+    ClosedReason,
+    Status,
+    TerminationReason,
+    check_transition,
+    termination_due,
+)
 from bconnect.controller.storage import schema as t
+from bconnect.ids import new_id
 
 
 def set_status(
@@ -70,7 +79,6 @@ def close_open_connections(conn: Connection, session_id: str, reason: str, now: 
 def terminate_due_sessions(conn: Connection, now: datetime) -> list[str]:
     """The periodic job: terminate expired sessions, canceled ones with nothing open, and
     ones that used up their connections. Returns the ids it terminated."""
-    done = []
     candidates = conn.execute(
         select(t.sessions).where(
             t.sessions.c.status != Status.TERMINATED.value,
@@ -79,21 +87,204 @@ def terminate_due_sessions(conn: Connection, now: datetime) -> list[str]:
             | (t.sessions.c.status == Status.ACTIVE.value),
         )
     ).all()
-    for session in candidates:
-        open_count, used = connection_counts(conn, session.id)
-        reason = termination_due(
-            session.status,
-            session.expiration_time,
-            now,
-            open_count,
-            session.connection_limit,
-            used,
+    return [s.id for s in candidates if _terminate_if_due(conn, s, now)]
+
+
+# ---------------------------------------------------------------- worker-driven changes
+
+
+class Refusal(Exception):
+    """The worker may not proceed; ``kind`` is one of docs/cluster-api.md's kinds."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def tofu_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def lock_session(conn: Connection, session_id: str) -> Any:
+    """The session row, locked for the rest of the transaction where the database can."""
+    stmt = select(t.sessions).where(t.sessions.c.id == session_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).first()
+
+
+def authorize_connection(
+    conn: Connection, session_id: str, tofu_token: str, worker_id: str | None, now: datetime
+) -> dict[str, Any] | None:
+    """Admit one more connection (None: no such session). Activates a pending session
+    and pins its tofu token; checks state, expiry, token and the connection limit in one
+    transaction, so concurrent connects cannot exceed the limit."""
+    session = lock_session(conn, session_id)
+    if session is None:
+        return None
+    if session.status in (Status.CANCELING.value, Status.TERMINATED.value):
+        raise Refusal("SessionNotActive", f"session is {session.status}")
+    if session.expiration_time <= now:
+        raise Refusal("SessionExpired", "session has expired")
+    pinned = tofu_hash(tofu_token)
+    if session.status == Status.PENDING.value:
+        conn.execute(
+            update(t.sessions)
+            .where(t.sessions.c.id == session.id)
+            .values(tofu_token_hash=pinned, worker_id=worker_id)
         )
-        if reason is None:
-            continue
+        set_status(conn, session, Status.ACTIVE, now)
+    elif not hmac.compare_digest(session.tofu_token_hash or "", pinned):
+        raise Refusal("TofuMismatch", "tofu token not allowed")
+    _, used = connection_counts(conn, session.id)
+    limit = session.connection_limit
+    if 0 <= limit <= used:
+        raise Refusal("ConnectionLimitReached", "connection limit reached")
+    connection_id = new_id("sc")
+    conn.execute(
+        t.session_connections.insert().values(
+            id=connection_id,
+            session_id=session.id,
+            status="authorized",
+            bytes_up=0,
+            bytes_down=0,
+            worker_id=worker_id,
+            created_time=now,
+            updated_time=now,
+        )
+    )
+    return {
+        "connection_id": connection_id,
+        "connections_left": -1 if limit < 0 else limit - used - 1,
+        "connection_limit": limit,
+        "expiration": session.expiration_time,
+        "endpoint": session.endpoint,
+    }
+
+
+def connection_connected(
+    conn: Connection, connection_id: str, now: datetime, **addresses: Any
+) -> bool:
+    result = conn.execute(
+        update(t.session_connections)
+        .where(
+            t.session_connections.c.id == connection_id,
+            t.session_connections.c.status == "authorized",
+        )
+        .values(status="connected", updated_time=now, **addresses)
+    )
+    return result.rowcount == 1
+
+
+def connection_closed(
+    conn: Connection,
+    connection_id: str,
+    now: datetime,
+    bytes_up: int,
+    bytes_down: int,
+    closed_reason: str,
+) -> bool:
+    """Record a closed connection, then end its session if that was what it waited for."""
+    row = conn.execute(
+        select(t.session_connections).where(t.session_connections.c.id == connection_id)
+    ).first()
+    if row is None:
+        return False
+    if row.status != "closed":
+        conn.execute(
+            update(t.session_connections)
+            .where(t.session_connections.c.id == connection_id)
+            .values(
+                status="closed",
+                bytes_up=max(bytes_up, row.bytes_up),
+                bytes_down=max(bytes_down, row.bytes_down),
+                closed_reason=closed_reason,
+                updated_time=now,
+            )
+        )
+    session = lock_session(conn, row.session_id)
+    if session is not None:
+        _terminate_if_due(conn, session, now)
+    return True
+
+
+def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: datetime) -> bool:
+    """The client proxy's SESSION_CANCEL: the end user is done with the session."""
+    session = lock_session(conn, session_id)
+    if session is None:
+        return False
+    if session.tofu_token_hash and not hmac.compare_digest(
+        session.tofu_token_hash, tofu_hash(tofu_token)
+    ):
+        raise Refusal("TofuMismatch", "tofu token not allowed")
+    if session.status in (Status.PENDING.value, Status.ACTIVE.value):
+        conn.execute(
+            update(t.sessions)
+            .where(t.sessions.c.id == session.id)
+            .values(termination_reason=TerminationReason.CLOSED_BY_END_USER.value)
+        )
+        set_status(conn, session, Status.CANCELING, now)
+        _terminate_if_due(conn, lock_session(conn, session_id), now)
+    return True
+
+
+def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
+    """Terminate ``session`` if its time has come (see sessionstate.termination_due).
+    Open connections are waited for, except past expiry, when they are closed."""
+    open_count, used = connection_counts(conn, session.id)
+    reason = termination_due(
+        session.status, session.expiration_time, now, open_count, session.connection_limit, used
+    )
+    if reason is not None and (open_count == 0 or reason is TerminationReason.TIMED_OUT):
         if open_count:
-            closed = ClosedReason.TIMED_OUT if reason == "timed out" else ClosedReason.CANCELED
-            close_open_connections(conn, session.id, closed.value, now)
-        set_status(conn, session, Status.TERMINATED, now, reason=reason.value)
-        done.append(session.id)
-    return done
+            close_open_connections(conn, session.id, ClosedReason.TIMED_OUT.value, now)
+        set_status(conn, session, Status.TERMINATED, now, session.termination_reason or reason)
+        return True
+    return False
+
+
+def worker_status(
+    conn: Connection, worker_id: str, reports: list[dict[str, Any]], now: datetime
+) -> dict[str, list[str]]:
+    """Take a worker's status report; answer which sessions and connections to close."""
+    conn.execute(update(t.workers).where(t.workers.c.id == worker_id).values(last_status_time=now))
+    ids = [r["connection_id"] for r in reports]
+    if not ids:
+        return {"cancel_sessions": [], "cancel_connections": []}
+    rows = conn.execute(
+        select(
+            t.session_connections.c.id,
+            t.session_connections.c.status,
+            t.session_connections.c.bytes_up,
+            t.session_connections.c.bytes_down,
+            t.sessions.c.id.label("session_id"),
+            t.sessions.c.status.label("session_status"),
+            t.sessions.c.expiration_time,
+        )
+        .join(t.sessions, t.sessions.c.id == t.session_connections.c.session_id)
+        .where(t.session_connections.c.id.in_(ids))
+    ).all()
+    known = {r.id: r for r in rows}
+    cancel_sessions: set[str] = set()
+    cancel_connections: list[str] = []
+    for report in reports:
+        row = known.get(report["connection_id"])
+        if row is None:
+            cancel_connections.append(report["connection_id"])
+            continue
+        if row.status != "closed":
+            conn.execute(
+                update(t.session_connections)
+                .where(t.session_connections.c.id == row.id)
+                .values(
+                    bytes_up=max(int(report.get("bytes_up", 0)), row.bytes_up),
+                    bytes_down=max(int(report.get("bytes_down", 0)), row.bytes_down),
+                    updated_time=now,
+                )
+            )
+        else:
+            cancel_connections.append(row.id)
+        if row.session_status in ("canceling", "terminated") or row.expiration_time <= now:
+            cancel_sessions.add(row.session_id)
+    return {"cancel_sessions": sorted(cancel_sessions), "cancel_connections": cancel_connections}

@@ -13,3 +13,7 @@ class Settings:
     api_address: str = "127.0.0.1:9200"
     job_interval: float = 5.0
     max_body_bytes: int = 1024 * 1024
+    # workers authenticate to the cluster API with this key (None: no worker may connect)
+    worker_auth_key: str | None = None
+    # the local port of the cluster listener: /v1/cluster is served there and only there
+    cluster_port: int | None = None

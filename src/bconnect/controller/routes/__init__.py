@@ -2,6 +2,7 @@
 
 from bconnect.controller.routes import (
     authmethods,
+    cluster,
     credentials,
     hosts,
     iam,
@@ -20,4 +21,5 @@ ROUTERS = [
     credentials.router,
     sessions.router,
     workers.router,
+    cluster.router,
 ]
