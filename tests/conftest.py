@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,9 @@ class RunningController:
     addr: str
     _server: Any
     _thread: threading.Thread
+    cluster_addr: str = ""
+    worker_key: str = ""
+    proxy_addr: str = ""  # the embedded worker's proxy ("host:port"), when it runs one
     _tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -64,25 +68,59 @@ class RunningController:
         self.controller.close()
 
 
-def start_controller(db_path: Path, job_interval: float = 0.2, **seed: Any) -> RunningController:
+def start_controller(
+    db_path: Path, job_interval: float = 0.2, with_worker: bool = False, **seed: Any
+) -> RunningController:
+    """A controller (API + cluster listener) in a thread; with ``with_worker`` also an
+    embedded worker on its own proxy port, as `bconnect dev` runs them."""
     sock = bind("127.0.0.1:0", 0)
+    cluster_sock = bind("127.0.0.1:0", 0)
+    proxy_sock = bind("127.0.0.1:0", 0) if with_worker else None
     host, port = sock.getsockname()[:2]
+    cluster_port = cluster_sock.getsockname()[1]
+    proxy_addr = f"127.0.0.1:{proxy_sock.getsockname()[1]}" if proxy_sock else "127.0.0.1:9"
+    key = secrets.token_urlsafe(24)
     settings = Settings(
         database_url=str(db_path),
         api_address=f"{host}:{port}",
-        worker_addresses=["127.0.0.1:9202"],
+        worker_addresses=[proxy_addr],
         job_interval=job_interval,
+        worker_auth_key=key,
+        cluster_port=cluster_port,
     )
     controller = Controller.open(settings, dev_seed=True, **seed)
     server = controller.uvicorn_server()
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    worker = None
+    if proxy_sock is not None:
+        from bconnect.worker.server import Worker
+
+        worker = Worker(
+            f"http://127.0.0.1:{cluster_port}",
+            key,
+            proxy_sock,
+            public_address=proxy_addr,
+            name="test-worker",
+            status_interval=0.2,
+        )
+    thread = threading.Thread(
+        target=lambda: asyncio.run(controller.run(server, sock, cluster_sock, worker)),
+        daemon=True,
+    )
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("controller did not start")
         time.sleep(0.02)
-    return RunningController(controller, f"http://{host}:{port}", server, thread)
+    return RunningController(
+        controller,
+        f"http://{host}:{port}",
+        server,
+        thread,
+        cluster_addr=f"http://127.0.0.1:{cluster_port}",
+        worker_key=key,
+        proxy_addr=proxy_addr if proxy_sock else "",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -58,8 +60,20 @@ def _op(request: Request) -> str:
     return f"controller.api.{name}" if name else ""
 
 
+def _worker_key_ok(settings: Settings, headers: dict[bytes, bytes]) -> bool:
+    """Does the request carry the worker auth key (compared in constant time)?"""
+    expected = settings.worker_auth_key
+    scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if not expected or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(
+        hashlib.sha256(key.strip().encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
+
+
 class RequestShape:
-    """ASGI middleware: bodies are JSON whatever their Content-Type (as in Boundary, so
+    """ASGI middleware: ``/v1/cluster`` only on the cluster listener and only with the
+    worker auth key; bodies are JSON whatever their Content-Type (as in Boundary, so
     ``curl -d`` works), and no body may exceed ``max_body_bytes``: counted as it
     arrives, so a chunked upload without Content-Length is cut off too."""
 
@@ -77,6 +91,10 @@ class RequestShape:
         if on_cluster != scope["path"].startswith("/v1/cluster/"):
             body = errors.not_found(scope["path"]).body()
             await JSONResponse(body, status_code=404)(scope, receive, send)
+            return
+        if on_cluster and not _worker_key_ok(self.settings, dict(scope["headers"])):
+            body = errors.Unauthenticated("A valid worker auth key is required.").body()
+            await JSONResponse(body, status_code=401)(scope, receive, send)
             return
         limit = self.max_body_bytes
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]

@@ -1,11 +1,9 @@
-"""/v1/cluster: the worker-facing API (docs/cluster-api.md), served only on the cluster
-listener and authenticated with the worker auth key, never a user's token."""
+"""/v1/cluster: the worker-facing API (docs/cluster-api.md). app.RequestShape serves it
+only on the cluster listener and only with the worker auth key, never a user's token."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,29 +69,13 @@ class Refused(errors.ApiException):
         self.kind = kind
 
 
-def _check_key(request: Request) -> None:
-    expected = request.app.state.settings.worker_auth_key
-    scheme, _, key = (request.headers.get("authorization") or "").partition(" ")
-    ok = (
-        expected
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(
-            hashlib.sha256(key.strip().encode()).digest(),
-            hashlib.sha256(expected.encode()).digest(),
-        )
-    )
-    if not ok:
-        raise errors.Unauthenticated("A valid worker auth key is required.")
-
-
 def _worker_id(request: Request) -> str | None:
     return request.headers.get("x-bconnect-worker-id") or None
 
 
 @contextmanager
 def _db(request: Request, *, write: bool) -> Iterator[Any]:
-    """Check the worker key, then one transaction (reads take no write lock)."""
-    _check_key(request)
+    """One transaction (reads take no write lock); the middleware checked the key."""
     with request.app.state.engine.connect() as conn:
         if not write:
             conn.execution_options(bconnect_read_only=True)
