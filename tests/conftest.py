@@ -78,7 +78,7 @@ def start_controller(
     proxy_sock = bind("127.0.0.1:0", 0) if with_worker else None
     host, port = sock.getsockname()[:2]
     cluster_port = cluster_sock.getsockname()[1]
-    proxy_addr = f"127.0.0.1:{proxy_sock.getsockname()[1]}" if proxy_sock else "127.0.0.1:9"
+    proxy_addr = f"127.0.0.1:{proxy_sock.getsockname()[1]}" if proxy_sock else "127.0.0.1:9202"
     key = secrets.token_urlsafe(24)
     settings = Settings(
         database_url=str(db_path),
