@@ -196,6 +196,9 @@ def main() -> int:
 
     results: dict = {"machine": machine(), "quick": quick}
     results["cli start-up"] = bench_cli_startup(3 if quick else 15)
+    from dataplane import run as dataplane
+
+    results["data plane"] = dataplane(quick)
     server = DevServer()
     try:
         results["authorize-session (SQLite)"] = bench_authorize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -63,8 +64,9 @@ class RunningController:
         return requests.request(method, f"{self.addr}{path}", headers=headers, timeout=30, **kw)
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=15)
+        # as on Ctrl-C: the embedded worker stops (and reports) first, then uvicorn
+        self._server.handle_exit(signal.SIGINT, None)
+        self._thread.join(timeout=30)
         self.controller.close()
 
 
@@ -148,3 +150,56 @@ def cli_env(controller: RunningController, tmp_path: Path, monkeypatch: pytest.M
     for var in ("BOUNDARY_TOKEN", "BCONNECT_TOKEN", "BOUNDARY_CLI_FORMAT", "BCONNECT_CLI_FORMAT"):
         monkeypatch.delenv(var, raising=False)
     return controller
+
+
+class EchoServer:
+    """A real TCP echo server (a thread per connection) on 127.0.0.1, for targets."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn) -> None:  # noqa: ANN001
+        with conn:
+            try:
+                while data := conn.recv(262144):
+                    conn.sendall(data)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+@pytest.fixture
+def echo_server() -> Iterator[EchoServer]:
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def dataplane(tmp_path: Path) -> Iterator[RunningController]:
+    """A controller with its embedded worker, as `bconnect dev` runs them."""
+    running = start_controller(tmp_path / "bconnect.db", with_worker=True)
+    yield running
+    running.stop()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 import tempfile
 
 import click
 
 DEFAULT_API = "127.0.0.1:9200"
+DEFAULT_CLUSTER = "127.0.0.1:9201"
 DEFAULT_PROXY = "127.0.0.1:9202"
 
 
@@ -24,12 +26,28 @@ DEFAULT_PROXY = "127.0.0.1:9202"
     help="Address the controller API listens on (port 0 picks a free one).",
 )
 @click.option(
+    "-cluster-listen-address",
+    "--cluster-listen-address",
+    "cluster_address",
+    default=DEFAULT_CLUSTER,
+    show_default=True,
+    help="Address workers use to reach the controller (port 0 picks a free one).",
+)
+@click.option(
     "-proxy-listen-address",
     "--proxy-listen-address",
     "proxy_address",
     default=DEFAULT_PROXY,
     show_default=True,
-    help="Worker proxy address handed to clients in authorization tokens.",
+    help="Address the embedded worker's proxy listens on (port 0 picks a free one).",
+)
+@click.option(
+    "-worker-auth-key",
+    "--worker-auth-key",
+    "worker_auth_key",
+    default=None,
+    help="Key workers present to the cluster API, as env://VAR or file://PATH "
+    "(default: a random key, given to the embedded worker).",
 )
 @click.option(
     "-database-url",
@@ -75,7 +93,9 @@ DEFAULT_PROXY = "127.0.0.1:9202"
 )
 def dev(
     api_address: str,
+    cluster_address: str,
     proxy_address: str,
+    worker_auth_key: str | None,
     database_url: str | None,
     login_name: str,
     password: str,
@@ -85,7 +105,8 @@ def dev(
 ) -> None:
     """Start a controller for development, seeded with Boundary's dev fixtures.
 
-    It listens on Boundary's dev ports and creates the org o_1234567890, the project
+    It runs a controller and a worker on Boundary's dev ports (API 9200, cluster 9201,
+    proxy 9202) and creates the org o_1234567890, the project
     p_1234567890, the auth method ampw_1234567890 with users admin and user (password
     "password"), and the targets ttcp_1234567890 and ttcp_0987654321. Ctrl-C stops it.
 
@@ -109,17 +130,33 @@ def dev(
     if database_url is None:
         tmpdir = tempfile.mkdtemp(prefix="bconnect-dev-")
         database_url = os.path.join(tmpdir, "bconnect.db")
+    if worker_auth_key is None:
+        worker_auth_key = secrets.token_urlsafe(32)
+    else:
+        from bconnect.core.secrets import SecretRefError, resolve_secret_ref
+
+        try:
+            worker_auth_key = resolve_secret_ref(worker_auth_key)
+        except SecretRefError as exc:
+            raise click.UsageError(str(exc)) from None
     try:
         sock = bind(api_address, 9200)
+        cluster_sock = bind(cluster_address, 9201)
+        proxy_sock = bind(proxy_address, 9202)
     except (ListenError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     host, port = sock.getsockname()[:2]
+    cluster_host, cluster_port = cluster_sock.getsockname()[:2]
+    proxy_host, proxy_port = proxy_sock.getsockname()[:2]
+    proxy_public = f"{proxy_host}:{proxy_port}"
     settings = Settings(
         database_url=database_url,
-        worker_addresses=[proxy_address],
+        worker_addresses=[proxy_public],
         api_address=f"{host}:{port}",
         job_interval=job_interval,
+        worker_auth_key=worker_auth_key,
+        cluster_port=cluster_port,
     )
     try:
         controller = Controller.open(
@@ -139,7 +176,8 @@ def dev(
         f"""==> bconnect dev started! Log data will follow below.
 
           Controller API: http://{host}:{port}
-            Worker proxy: {proxy_address} (handed to clients in authorization tokens)
+             Cluster API: http://{cluster_host}:{cluster_port}
+            Worker proxy: {proxy_public}
                 Database: {controller.engine.url.render_as_string(hide_password=True)}
 
    [Auth Method] ID: ampw_1234567890   Login Name: {login_name}   Password: {password}
@@ -153,8 +191,19 @@ Authenticate with:
         nl=True,
     )
     sys.stdout.flush()
+    from bconnect.worker.server import Worker
+
+    worker = Worker(
+        f"http://{cluster_host}:{cluster_port}",
+        worker_auth_key,
+        proxy_sock,
+        public_address=proxy_public,
+        name="dev-worker",
+    )
     try:
-        controller.serve(sock, log_level="debug" if log_level == "debug" else "warning")
+        controller.serve(
+            sock, cluster_sock, worker, log_level="debug" if log_level == "debug" else "warning"
+        )
     finally:
         controller.close()
     click.echo("==> bconnect dev shutdown complete")

@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bconnect.cli.authenticate:authenticate",
         "Authenticate the CLI and store the token",
     ),
+    "connect": (
+        "bconnect.cli.connect:connect",
+        "Connect to a target through a worker",
+    ),
     "credential-stores": (
         "bconnect.cli.credential_stores:credential_stores",
         "Manage credential stores",
@@ -40,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessions": ("bconnect.cli.sessions:sessions", "List, read and cancel sessions"),
     "targets": ("bconnect.cli.targets:targets", "Manage targets and authorize sessions"),
     "users": ("bconnect.cli.users:users", "Manage users"),
+    "worker": ("bconnect.cli.worker:worker", "Start a worker that proxies sessions' connections"),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}

@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+import uvicorn
 from sqlalchemy import Engine
 
 from bconnect.controller.context import utcnow
@@ -49,6 +50,22 @@ def bind(address: str, default_port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn.Server that, on SIGINT/SIGTERM, first stops the embedded worker (so its
+    last connection-closed reports still reach the API) and only then shuts down."""
+
+    stop_first: asyncio.Task | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        task = self.stop_first
+        if task is None or task.done() or self.should_exit:
+            super().handle_exit(sig, frame)
+            return
+        self.stop_first = None
+        task.get_loop().call_soon_threadsafe(task.cancel)
+        task.add_done_callback(lambda _task: super(_Server, self).handle_exit(sig, frame))
+
+
 @dataclass
 class Controller:
     settings: Settings
@@ -70,9 +87,7 @@ class Controller:
 
         return create_app(self.settings, self.engine)
 
-    def uvicorn_server(self, log_level: str = "warning"):  # noqa: ANN201
-        import uvicorn
-
+    def uvicorn_server(self, log_level: str = "warning") -> _Server:
         config = uvicorn.Config(
             self.app(),
             log_level=log_level,
@@ -80,7 +95,7 @@ class Controller:
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
-        return uvicorn.Server(config)
+        return _Server(config)
 
     async def run(
         self,
@@ -93,6 +108,8 @@ class Controller:
         an embedded worker beside it in the same loop, until uvicorn is told to exit."""
         sockets = [api_sock] + ([cluster_sock] if cluster_sock is not None else [])
         worker_task = asyncio.ensure_future(worker.run()) if worker is not None else None
+        if worker_task is not None and isinstance(server, _Server):
+            server.stop_first = worker_task
         try:
             await server.serve(sockets=sockets)
         finally:

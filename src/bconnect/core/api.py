@@ -451,6 +451,41 @@ class Client:
             version = self.read("sessions", id).get("version")
         return _unwrap_item(self.post(f"sessions/{_seg(id)}:cancel", {"version": version}))
 
+    def connect(
+        self,
+        target_id: str | None = None,
+        *,
+        target_name: str | None = None,
+        scope_id: str | None = None,
+        scope_name: str | None = None,
+        host_id: str | None = None,
+        listen_addr: str = "127.0.0.1",
+        listen_port: int | None = None,
+        inactive_timeout: float | None = None,
+    ) -> Any:
+        """Authorize a session and proxy it on a local port, as a context manager::
+
+            with client.connect(target_id="ttcp_1234567890") as tunnel:
+                socket.create_connection((tunnel.host, tunnel.port))
+
+        The :class:`~bconnect.core.tunnel.Tunnel` has ``host``, ``port``,
+        ``session_id`` and ``credentials``. Leaving the block stops the proxy and
+        cancels the session (through the worker, else through the API).
+        """
+        from bconnect.core.tunnel import open_tunnel
+
+        return open_tunnel(
+            self,
+            target_id,
+            target_name=target_name,
+            scope_id=scope_id,
+            scope_name=scope_name,
+            host_id=host_id,
+            listen_addr=listen_addr,
+            listen_port=listen_port,
+            inactive_timeout=inactive_timeout,
+        )
+
     def list(self, collection: str, **params: Any) -> ApiResponse:  # noqa: A003
         """List a collection (all pages); ``params`` are query parameters such as
         ``scope_id``, ``recursive``, ``filter``, ``include_terminated``."""

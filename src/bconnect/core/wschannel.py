@@ -24,6 +24,11 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 log = logging.getLogger(__name__)
+# websockets logs every frame at debug level; frames carry tofu tokens and user data, so
+# its protocol objects get a logger of their own that debug logging never reaches.
+_frames_log = logging.getLogger("bconnect.wire")
+_frames_log.setLevel(logging.WARNING)
+_frames_log.propagate = False
 
 SUBPROTOCOL = Subprotocol("boundary-tcp-proxy-v1")
 PROXY_PATH = "/v1/proxy"
@@ -74,6 +79,7 @@ class WsChannel:
             parse_uri(f"wss://{host}{PROXY_PATH}"),
             subprotocols=[SUBPROTOCOL],
             max_size=MAX_INCOMING,
+            logger=_frames_log,
         )
         channel = cls(protocol, reader, writer)
         protocol.send_request(protocol.connect())
@@ -95,6 +101,7 @@ class WsChannel:
             subprotocols=[SUBPROTOCOL],
             select_subprotocol=_select_subprotocol,
             max_size=MAX_INCOMING,
+            logger=_frames_log,
         )
         channel = cls(protocol, reader, writer)
         event = await channel._next_event()

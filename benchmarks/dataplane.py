@@ -1,0 +1,209 @@
+"""Data-plane benchmarks: throughput and connect+first-byte latency through the proxy,
+each beside its references measured in the same run:
+
+- direct TCP to the echo target;
+- a plain two-hop asyncio relay chain without TLS, shaped like ours
+  (listener relay -> worker relay -> target);
+- bconnect: `bconnect connect` (client proxy) -> `bconnect dev`'s worker -> target.
+
+Every server is its own process; the load comes from this one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+CHUNK = 256 * 1024
+
+
+def _spawn_port(argv: list[str]) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def throughput(port: int, total: int) -> float:
+    """Echo ``total`` bytes through 127.0.0.1:port; payload bytes per second."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    block = os.urandom(CHUNK)
+
+    def send() -> None:
+        sent = 0
+        while sent < total:
+            n = min(CHUNK, total - sent)
+            sock.sendall(block[:n])
+            sent += n
+
+    start = time.perf_counter()
+    sender = threading.Thread(target=send)
+    sender.start()
+    got = 0
+    buf = bytearray(CHUNK)
+    while got < total:
+        n = sock.recv_into(buf)
+        if not n:
+            raise RuntimeError(f"connection closed after {got} of {total} bytes")
+        got += n
+    elapsed = time.perf_counter() - start
+    sender.join()
+    sock.close()
+    return total / elapsed
+
+
+def latency(port: int, count: int) -> list[float]:
+    """Seconds from connect() to the first echoed byte, ``count`` times in a row."""
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"x")
+        if sock.recv(1) != b"x":
+            raise RuntimeError("no echo")
+        samples.append(time.perf_counter() - start)
+        sock.close()
+    return samples
+
+
+def _pct(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+class Proxied:
+    """bconnect dev (controller + worker) and bconnect connect, as child processes."""
+
+    def __init__(self, target_port: int) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="bconnect-bench-dp-")
+        self.dev = subprocess.Popen(
+            [
+                sys.executable, "-m", "bconnect", "dev",
+                "-api-listen-address", "127.0.0.1:0",
+                "-cluster-listen-address", "127.0.0.1:0",
+                "-proxy-listen-address", "127.0.0.1:0",
+                "-database-url", os.path.join(self.tmp.name, "b.db"),
+                "-log-level", "warning",
+            ],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert self.dev.stdout is not None
+        addr = None
+        for line in self.dev.stdout:
+            m = re.search(r"Controller API: (http://\S+)", line)
+            if m:
+                addr = m.group(1)
+                break
+        if addr is None:
+            raise RuntimeError("bconnect dev did not start")
+        threading.Thread(target=self.dev.stdout.read, daemon=True).start()
+        token = self._login(addr)
+        headers = {"Authorization": f"Bearer {token}"}
+        target = requests.post(
+            f"{addr}/v1/targets",
+            json={
+                "scope_id": "p_1234567890",
+                "name": "bench-echo",
+                "address": "127.0.0.1",
+                "attributes": {"default_port": target_port},
+            },
+            headers=headers,
+            timeout=30,
+        ).json()["id"]
+        authz = requests.post(
+            f"{addr}/v1/targets/{target}:authorize-session", json={}, headers=headers, timeout=30
+        ).json()["authorization_token"]
+        self.connect = subprocess.Popen(
+            [sys.executable, "-m", "bconnect", "connect", "-authz-token", "-", "-format", "json"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert self.connect.stdin is not None and self.connect.stdout is not None
+        self.connect.stdin.write(authz + "\n")
+        self.connect.stdin.close()
+        self.port = int(json.loads(self.connect.stdout.readline())["port"])
+        threading.Thread(target=self.connect.stdout.read, daemon=True).start()
+
+    @staticmethod
+    def _login(addr: str) -> str:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                resp = requests.post(
+                    f"{addr}/v1/auth-methods/ampw_1234567890:authenticate",
+                    json={"attributes": {"login_name": "admin", "password": "password"}},
+                    timeout=10,
+                )
+                return resp.json()["attributes"]["token"]
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        for proc in (self.connect, self.dev):
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.tmp.cleanup()
+
+
+def run(quick: bool) -> dict:
+    total = (16 if quick else 1024) * 1024 * 1024
+    count = 50 if quick else 1000
+    echo, echo_port = _spawn_port([sys.executable, str(HERE / "echo.py")])
+    relay_worker, worker_port = _spawn_port(
+        [sys.executable, str(HERE / "relay.py"), str(echo_port)]
+    )
+    relay_client, chain_port = _spawn_port(
+        [sys.executable, str(HERE / "relay.py"), str(worker_port)]
+    )
+    proxied = None
+    try:
+        proxied = Proxied(echo_port)
+        rates = {
+            "direct": throughput(echo_port, total),
+            "relay chain": throughput(chain_port, total),
+            "bconnect": throughput(proxied.port, total),
+        }
+        lat = {
+            "direct": latency(echo_port, count),
+            "bconnect": latency(proxied.port, count),
+        }
+    finally:
+        if proxied is not None:
+            proxied.stop()
+        for proc in (relay_client, relay_worker, echo):
+            proc.terminate()
+            proc.wait(10)
+    mb = 1024 * 1024
+    p50 = statistics.median(lat["bconnect"]) - statistics.median(lat["direct"])
+    p99 = _pct(lat["bconnect"], 99) - _pct(lat["direct"], 99)
+    return {
+        "bytes echoed per run": total,
+        "direct MB/s": round(rates["direct"] / mb, 1),
+        "relay chain MB/s": round(rates["relay chain"] / mb, 1),
+        "bconnect MB/s": round(rates["bconnect"] / mb, 1),
+        "bconnect / relay chain": round(rates["bconnect"] / rates["relay chain"], 3),
+        "bconnect / direct": round(rates["bconnect"] / rates["direct"], 3),
+        "connections timed": count,
+        "direct connect+first byte p50 ms": round(statistics.median(lat["direct"]) * 1000, 2),
+        "bconnect connect+first byte p50 ms": round(statistics.median(lat["bconnect"]) * 1000, 2),
+        "added p50 ms": round(p50 * 1000, 2),
+        "added p99 ms": round(p99 * 1000, 2),
+        "targets": "throughput >= 0.6x relay chain; added <= 5 ms p50, <= 15 ms p99",
+    }

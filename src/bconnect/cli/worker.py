@@ -1,0 +1,171 @@
+"""`bconnect worker`: a worker on its own, proxying for a controller's sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from urllib.parse import urlsplit
+
+import click
+
+from bconnect.cli.options import CONTEXT_SETTINGS, Command, secret_value, string_option
+
+DEFAULT_CONTROLLER = "http://127.0.0.1:9201"
+DEFAULT_PROXY = "127.0.0.1:9202"
+
+
+def parse_tags(values: tuple[str, ...]) -> dict[str, list[str]]:
+    """``key=value`` flags → ``{"key": ["value", ...]}`` (a repeated key adds values)."""
+    tags: dict[str, list[str]] = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        key, item = key.strip(), item.strip()
+        if not sep or not key or not item:
+            raise click.BadParameter(f"{value!r} is not key=value", param_hint="'-tag'")
+        if item not in tags.setdefault(key, []):
+            tags[key].append(item)
+    return tags
+
+
+def controller_url(address: str) -> str:
+    """The cluster listener's URL; a bare ``host:port`` means ``http://host:port``."""
+    url = address.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(
+            f"{address!r} is not an http:// address", param_hint="'-controller-address'"
+        )
+    return url
+
+
+@click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
+@string_option(
+    "controller-address",
+    "controller",
+    default=DEFAULT_CONTROLLER,
+    show_default=True,
+    help="The controller's cluster listener (http://host:port).",
+)
+@string_option(
+    "worker-auth-key",
+    "auth_key",
+    required=True,
+    help="The controller's worker key, as env://VAR or file://PATH.",
+)
+@string_option(
+    "proxy-listen-address",
+    "proxy_address",
+    default=DEFAULT_PROXY,
+    show_default=True,
+    help="Address the proxy listens on for clients (port 0 picks a free one).",
+)
+@string_option(
+    "public-address",
+    "public_address",
+    help="host:port clients are told to dial (default: the proxy listen address).",
+)
+@string_option(
+    "name",
+    help="Worker name; the same name keeps the same worker id (default: the host name).",
+)
+@string_option(
+    "tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A worker tag, for target worker filters (repeatable).",
+)
+@string_option(
+    "log-level",
+    "log_level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=lambda: os.environ.get("BCONNECT_LOG_LEVEL", "info").lower(),
+    help="Log level (env BCONNECT_LOG_LEVEL).",
+)
+def worker(
+    controller: str,
+    auth_key: str,
+    proxy_address: str,
+    public_address: str | None,
+    name: str | None,
+    tags: tuple[str, ...],
+    log_level: str,
+) -> None:
+    """Start a worker: it registers with a controller and proxies clients' sessions.
+
+    The worker dials the controller's cluster listener (started by `bconnect dev` on port
+    9201), registers under its name, and serves Boundary's TLS + WebSocket proxy protocol
+    on the proxy listen address. Ctrl-C or SIGTERM closes live connections, reports them
+    to the controller and stops.
+
+    \b
+    Example:
+      BCONNECT_WORKER_KEY=... bconnect worker -worker-auth-key env://BCONNECT_WORKER_KEY
+      bconnect worker -controller-address http://10.0.0.5:9201 \\
+          -worker-auth-key file:///etc/bconnect/worker.key \\
+          -proxy-listen-address 0.0.0.0:9202 -public-address worker1.example.com:9202 \\
+          -name worker1 -tag region=eu -tag type=prod
+    """
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+    )
+    key = secret_value(auth_key, "worker-auth-key", allow_prompt=False)
+    url = controller_url(controller)
+    tag_map = parse_tags(tags)
+    from bconnect.controller.server import ListenError, bind
+
+    try:
+        sock = bind(proxy_address, 9202)
+    except (ListenError, ValueError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    host, port = sock.getsockname()[:2]
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    public = public_address or listen
+    worker_name = name or socket.gethostname()
+    click.echo(
+        f"""==> bconnect worker started! Log data will follow below.
+
+              Controller: {url}
+            Worker proxy: {listen}
+          Public address: {public}
+             Worker name: {worker_name}
+"""
+    )
+    sys.stdout.flush()
+    try:
+        asyncio.run(_serve(url, key, sock, public, worker_name, tag_map))
+    finally:
+        sock.close()
+    click.echo("==> bconnect worker shutdown complete")
+
+
+async def _serve(
+    url: str,
+    key: str,
+    sock: socket.socket,
+    public: str,
+    name: str,
+    tags: dict[str, list[str]],
+) -> None:
+    """Run a worker until SIGINT or SIGTERM, then let it stop cleanly."""
+    from bconnect.worker.server import Worker
+
+    worker = Worker(url, key, sock, public_address=public, name=name, tags=tags)
+    task = asyncio.ensure_future(worker.run())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,476 @@
+"""The client proxy: a local TCP listener whose every connection is carried to the
+session's worker over mutual TLS and a WebSocket (PROTOCOL.md §3).
+
+It follows Boundary's ``api/proxy`` client:
+
+* one tofu token for the proxy's whole life;
+* every accepted connection dials ``worker_addresses[0]``, sends ``ClientHandshake``,
+  reads ``HandshakeResult`` (reporting ``connections_left``) and relays bytes;
+* it ends on :meth:`ClientProxy.close`, at the session's expiration, when the worker
+  reports no connections left (the listener closes at once; the proxy ends when the
+  last connection has), after ``inactive_timeout`` seconds without an open connection
+  (counted from the last connection closing, as Boundary does), or on an error (the
+  worker unreachable, the session in use by another client, ...);
+* when it ends cleanly more than five minutes before expiration it sends the worker the
+  session-cancel command.
+
+Use it from asyncio::
+
+    proxy = ClientProxy(authz, on_connections_left=print)
+    host, port = await proxy.start()
+    ...
+    result = await proxy.wait()          # or: await proxy.close("Received shutdown signal")
+    print(result.termination_reason)
+
+``bconnect.core.proxythread`` runs one in a background thread for synchronous code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bconnect.core.handshake import new_tofu_token
+from bconnect.core.token import AuthzData
+from bconnect.core.workerconn import (
+    CONNECT_TIMEOUT,
+    ConnectionRefused,
+    ProxyError,
+    SessionInUse,
+    WorkerDialer,
+)
+from bconnect.core.wschannel import WsChannel, relay
+
+__all__ = [
+    "REASON_EXPIRED",
+    "REASON_INACTIVE",
+    "REASON_NO_CONNECTIONS",
+    "REASON_SHUTDOWN",
+    "TEARDOWN_MARGIN",
+    "ClientProxy",
+    "ProxyError",
+    "ProxyResult",
+    "SessionInUse",
+    "effective_listen_port",
+    "error_reason",
+    "format_listen_address",
+    "should_send_teardown",
+]
+
+log = logging.getLogger(__name__)
+
+# Termination reasons, exactly as Boundary's ``connect`` prints them.
+REASON_SHUTDOWN = "Received shutdown signal"
+REASON_EXPIRED = "Session has expired"
+REASON_NO_CONNECTIONS = "No connections left in session"
+REASON_INACTIVE = "Inactivity timeout reached"
+
+#: The proxy sends the worker a session-cancel only this long before expiration or
+#: earlier (Boundary's margin for clock skew between client and worker).
+TEARDOWN_MARGIN = timedelta(minutes=5)
+_TEARDOWN_TIMEOUT = 30.0  # Boundary's sessionCancelTimeout
+_ENDED_STATUSES = frozenset({"canceling", "terminated"})
+_CANCELED_CLOSE_REASON = "session canceled"  # bconnect's worker, closing a canceled session
+
+SessionProbe = Callable[[], Awaitable[str | None]]
+
+
+def effective_listen_port(requested: int | None, default_client_port: int) -> int:
+    """Boundary's rule: a requested port of 0 (or none) means the target's default
+    client port from the token, and when that is 0 too an ephemeral port."""
+    if requested:
+        return int(requested)
+    return int(default_client_port or 0)
+
+
+def should_send_teardown(now: datetime, expiration: datetime) -> bool:
+    """Send the worker the cancel command only more than five minutes before expiry."""
+    return now < expiration - TEARDOWN_MARGIN
+
+
+def error_reason(error: BaseException) -> str:
+    """The termination reason Boundary prints for a proxy that failed."""
+    return f"Error from proxy client: {error}"
+
+
+def format_listen_address(host: str, port: int) -> str:
+    """``host:port``, with brackets around an IPv6 host (Go's ``net.JoinHostPort``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    """How a proxy ended.
+
+    ``reason`` is the proxy's own close reason (Boundary's ``CloseReason``: expired,
+    no connections left, inactivity) or the one given to :meth:`ClientProxy.close`;
+    empty when it was closed without one or failed. ``error`` is set when it failed.
+    ``teardown_sent`` is None when no session-cancel command was attempted, else
+    whether the worker took it.
+    """
+
+    reason: str
+    error: ProxyError | None
+    teardown_sent: bool | None
+    connections_left: int
+    handshakes: int
+
+    @property
+    def termination_reason(self) -> str:
+        """What Boundary prints under "Termination information": the close reason,
+        else ``Error from proxy client: <error>``, else ``Unknown``."""
+        if self.reason:
+            return self.reason
+        if self.error is not None:
+            return error_reason(self.error)
+        return "Unknown"
+
+
+class ClientProxy:
+    """A local listener that proxies every TCP connection to the session's worker.
+
+    ``listen_port`` None or 0 uses the token's ``default_client_port``, else an
+    ephemeral port. ``inactive_timeout`` (seconds; None or <= 0 disables it) ends the
+    proxy once no connection has been open for that long after the last one closed.
+    ``on_connections_left(n)`` is called with each new count the worker reports
+    (never for unlimited sessions). ``session_probe`` is an optional coroutine
+    function returning the session's status from the controller; it is asked after
+    the worker closes a live connection, and a ``canceling`` or ``terminated`` session
+    ends the proxy as "no connections left" without waiting for the next connection to
+    be refused. ``teardown=False`` never sends the worker the cancel command.
+    """
+
+    def __init__(
+        self,
+        authz: AuthzData,
+        *,
+        listen_addr: str = "127.0.0.1",
+        listen_port: int | None = None,
+        inactive_timeout: float | None = None,
+        on_connections_left: Callable[[int], None] | None = None,
+        session_probe: SessionProbe | None = None,
+        teardown: bool = True,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        if not authz.worker_addresses:
+            raise ProxyError("no workers found in authorization data")
+        self.authz = authz
+        self.listen_addr = listen_addr or "127.0.0.1"
+        self.listen_port = effective_listen_port(listen_port, authz.default_client_port)
+        self.inactive_timeout = (
+            inactive_timeout if inactive_timeout and inactive_timeout > 0 else None
+        )
+        self.on_connections_left = on_connections_left
+        self.session_probe = session_probe
+        self.teardown = teardown
+        self.connect_timeout = connect_timeout
+        self.connections_left = authz.connection_limit
+        self.host = ""
+        self.port = 0
+        self._tofu = new_tofu_token()  # never logged
+        self._dialer: WorkerDialer | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._conns: set[asyncio.Task] = set()
+        self._handshakes = 0
+        self._reason = ""
+        self._error: ProxyError | None = None
+        self._abort_requested = asyncio.Event()
+        self._stopping = False
+        self._stop = asyncio.Event()
+        self._ended: asyncio.Future[ProxyResult] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._probe_task: asyncio.Task | None = None
+        self._supervisor: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def session_id(self) -> str:
+        return self.authz.session_id
+
+    @property
+    def expiration(self) -> datetime:
+        return self.authz.expiration
+
+    @property
+    def connection_limit(self) -> int:
+        return self.authz.connection_limit
+
+    @property
+    def address(self) -> str:
+        """The listener as ``host:port`` (``[v6]:port``); empty before :meth:`start`."""
+        return format_listen_address(self.host, self.port) if self.host else ""
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._conns)
+
+    @property
+    def running(self) -> bool:
+        return self._supervisor is not None and not self._supervisor.done()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> tuple[str, int]:
+        """Open the listener; returns its ``(host, port)``.
+
+        Raises :class:`ProxyError` when the session has expired, the TLS settings
+        cannot be built from the token, or the address cannot be bound.
+        """
+        if self._supervisor is not None:
+            raise ProxyError("proxy was already started")
+        loop = asyncio.get_running_loop()
+        remaining = (self.expiration - datetime.now(UTC)).total_seconds()
+        if remaining <= 0:
+            raise ProxyError("session has expired")
+        try:
+            self._dialer = WorkerDialer(self.authz, self.connect_timeout)
+        except (ValueError, OSError) as exc:
+            raise ProxyError(f"error creating TLS configuration: {exc}") from None
+        try:
+            self._server = await asyncio.start_server(
+                self._handle, self.listen_addr, self.listen_port
+            )
+        except OSError as exc:
+            where = format_listen_address(self.listen_addr, self.listen_port)
+            raise ProxyError(
+                f"unable to start listening on {where}: {exc.strerror or exc}"
+            ) from None
+        sockname = self._server.sockets[0].getsockname()
+        self.host, self.port = sockname[0], sockname[1]
+        self._ended = loop.create_future()
+        self._timers["expiry"] = loop.call_later(remaining, self._expire)
+        self._supervisor = asyncio.ensure_future(self._supervise())
+        log.debug("proxy for %s listening on %s", self.session_id, self.address)
+        return self.host, self.port
+
+    async def wait(self) -> ProxyResult:
+        """Wait for the proxy to end (including the session-cancel command)."""
+        if self._ended is None:
+            raise ProxyError("proxy was not started")
+        return await asyncio.shield(self._ended)
+
+    async def close(self, reason: str = "") -> ProxyResult:
+        """Stop now: close the listener, drop open connections, then end as usual
+        (sending the cancel command when due). The first reason recorded wins."""
+        if self._ended is None:
+            raise ProxyError("proxy was not started")
+        self._request_stop(reason)
+        return await self.wait()
+
+    # ------------------------------------------------------------------ stopping
+    def _set_reason(self, reason: str) -> None:
+        if reason and not self._reason and not self._error:
+            self._reason = reason
+
+    def _request_stop(self, reason: str = "", error: ProxyError | None = None) -> None:
+        """End the proxy and drop every open connection."""
+        if error is not None and not self._reason and self._error is None:
+            self._error = error
+        self._set_reason(reason)
+        self._abort_requested.set()
+        self._close_listener()
+        self._stop.set()
+
+    def _no_more_connections(self) -> None:
+        """Close the listener; the proxy ends once the open connections have."""
+        self._set_reason(REASON_NO_CONNECTIONS)
+        self._close_listener()
+        if not self._conns:
+            self._stop.set()
+
+    def _close_listener(self) -> None:
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        timer = self._timers.pop("inactive", None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self) -> None:
+        log.debug("session %s expired", self.session_id)
+        self._request_stop(REASON_EXPIRED)
+
+    def _inactive(self) -> None:
+        if not self._conns:
+            log.debug("proxy for %s inactive", self.session_id)
+            self._request_stop(REASON_INACTIVE)
+
+    def _set_connections_left(self, left: int) -> None:
+        self.connections_left = left
+        if self.on_connections_left is not None:
+            try:
+                self.on_connections_left(left)
+            except Exception:  # a caller's bug must not break the proxy
+                log.exception("connections-left callback failed")
+        if left == 0:
+            self._no_more_connections()
+
+    async def _supervise(self) -> None:
+        assert self._ended is not None
+        teardown: bool | None = None
+        try:
+            await self._stop.wait()
+            self._close_listener()
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+            await self._drain_connections()
+            if self._probe_task is not None:
+                self._probe_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._probe_task
+            if self._server is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._server.wait_closed(), 5)
+            if (
+                self.teardown
+                and self._error is None
+                and should_send_teardown(datetime.now(UTC), self.expiration)
+            ):
+                teardown = await self._send_teardown()
+        finally:
+            result = ProxyResult(
+                reason=self._reason,
+                error=self._error,
+                teardown_sent=teardown,
+                connections_left=self.connections_left,
+                handshakes=self._handshakes,
+            )
+            if not self._ended.done():
+                self._ended.set_result(result)
+        log.debug(
+            "proxy for %s ended: %s (teardown %s)",
+            self.session_id,
+            result.termination_reason,
+            teardown,
+        )
+
+    async def _drain_connections(self) -> None:
+        """Wait for the open connections to end; drop them as soon as an abort is asked
+        (at once, or later while waiting for the last ones after "no connections left")."""
+        while self._conns:
+            if self._abort_requested.is_set():
+                for task in list(self._conns):
+                    task.cancel()
+                await asyncio.wait(list(self._conns))
+                return
+            aborted = asyncio.ensure_future(self._abort_requested.wait())
+            try:
+                await asyncio.wait([*self._conns, aborted], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                aborted.cancel()
+
+    async def _send_teardown(self) -> bool:
+        assert self._dialer is not None
+        try:
+            await asyncio.wait_for(self._dialer.send_cancel(self._tofu), _TEARDOWN_TIMEOUT)
+        except (ProxyError, TimeoutError) as exc:
+            log.debug("session teardown via worker failed: %s", exc or "timed out")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ connections
+    def _activity_changed(self) -> None:
+        """Stop the inactivity timer while a connection is open; start it when the
+        last one closes (Boundary's ``activeConns`` handling)."""
+        if self.inactive_timeout is None or self._stopping:
+            return
+        timer = self._timers.pop("inactive", None)
+        if timer is not None:
+            timer.cancel()
+        if not self._conns:
+            loop = asyncio.get_running_loop()
+            self._timers["inactive"] = loop.call_later(self.inactive_timeout, self._inactive)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self._stopping or task is None:
+            writer.close()
+            return
+        self._conns.add(task)
+        self._activity_changed()
+        channel: WsChannel | None = None
+        try:
+            channel = await self._dial()
+            await self._proxy(channel, reader, writer)
+        except asyncio.CancelledError:
+            if channel is not None:  # dropped by close()/expiry: tell the worker politely
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(channel.close(1000), 1)
+        except ConnectionRefused:
+            # The worker will authorize no more connections: the session is canceled,
+            # expired or used up. Boundary reports that as no connections left.
+            log.debug("worker refused a connection for %s", self.session_id)
+            if self.connections_left != 0:
+                self._set_connections_left(0)
+            else:
+                self._no_more_connections()
+        except ProxyError as exc:
+            log.debug("proxy connection failed: %s", exc)
+            self._request_stop(error=exc)
+        except Exception as exc:  # unexpected: end the proxy with a readable error
+            log.exception("proxy connection failed")
+            self._request_stop(error=ProxyError(f"{type(exc).__name__}: {exc}"))
+        finally:
+            if channel is not None:
+                channel.abort()
+            writer.close()
+            self._conns.discard(task)
+            self._activity_changed()
+            if self._stopping and not self._conns:
+                self._stop.set()
+
+    async def _dial(self) -> WsChannel:
+        assert self._dialer is not None
+        return await self._dialer.open()
+
+    async def _proxy(
+        self,
+        channel: WsChannel,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        assert self._dialer is not None
+        result = await self._dialer.handshake(channel, self._tofu)
+        self._handshakes += 1
+        if result.connections_left != -1:
+            self._set_connections_left(result.connections_left)
+        outcome = await relay(channel, reader, writer)
+        log.debug(
+            "connection closed by %s (close code %s), %d bytes up, %d down",
+            outcome.ended_by,
+            outcome.ws_close_code,
+            outcome.to_ws,
+            outcome.to_tcp,
+        )
+        if outcome.ended_by != "ws":
+            return
+        closing = getattr(channel.protocol, "close_rcvd", None)
+        if closing is not None and closing.reason == _CANCELED_CLOSE_REASON:
+            # bconnect's worker names the cause; Boundary's does not, and its client
+            # learns of the cancel when the next connection is refused. Either way
+            # the session takes no more connections.
+            log.debug("worker closed a connection: session %s canceled", self.session_id)
+            self._set_connections_left(0)
+        elif self.session_probe is not None:
+            self._start_probe()
+
+    # ------------------------------------------------------------------ session probe
+    def _start_probe(self) -> None:
+        if self._stopping or (self._probe_task is not None and not self._probe_task.done()):
+            return
+        self._probe_task = asyncio.ensure_future(self._probe())
+
+    async def _probe(self) -> None:
+        assert self.session_probe is not None
+        try:
+            status = await self.session_probe()
+        except Exception as exc:
+            log.debug("session status probe failed: %s", exc)
+            return
+        if status in _ENDED_STATUSES and not self._stopping:
+            log.debug("session %s is %s", self.session_id, status)
+            self._set_connections_left(0)

@@ -1,0 +1,353 @@
+"""Run a connect session: the client proxy, an optional child program, signals and
+teardown. ``bconnect connect`` and its helpers (``connect ssh``, plugins) all use it.
+
+The runner owns the order Boundary's ``connect`` follows when it ends: the child gets
+SIGTERM, the listener closes, the session is canceled (the worker's cancel command when
+the session has more than five minutes left, the API as fallback), and the caller
+prints the termination reason chosen by :func:`termination_reason`.
+
+Everything that decides (argv templating, child environment, reason, exit code, whether
+to fall back to the API cancel) is a pure function here; :class:`ConnectRunner` only
+wires them to asyncio, processes and signals. It prints nothing: the caller gets
+callbacks and a :class:`RunResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bconnect.core.proxy import (
+    REASON_SHUTDOWN,
+    ClientProxy,
+    ProxyError,
+    ProxyResult,
+    SessionInUse,
+    SessionProbe,
+)
+from bconnect.core.token import AuthzData
+
+__all__ = [
+    "EXIT_CHILD_FAILED",
+    "ConnectRunner",
+    "ExecSpec",
+    "ListenInfo",
+    "RunResult",
+    "child_env",
+    "exit_code",
+    "needs_api_cancel",
+    "proxied_env",
+    "render_args",
+    "returncode_to_exit",
+    "termination_reason",
+]
+
+log = logging.getLogger(__name__)
+
+#: Boundary's exit code when the child cannot be started ("Failed to run command").
+EXIT_CHILD_FAILED = 2
+#: How long a child has to exit after SIGTERM before it is killed.
+CHILD_GRACE = 10.0
+
+_TEMPLATE_STYLES = ("{{boundary.%s}}", "{{ boundary.%s}}", "{{boundary.%s }}", "{{ boundary.%s }}")
+
+
+# ---------------------------------------------------------------------- pure helpers
+def render_args(args: Iterable[str], host: str, port: int | str, addr: str) -> list[str]:
+    """Replace ``{{boundary.port}}``, ``{{boundary.ip}}`` and ``{{boundary.addr}}`` (also
+    with a space inside either brace) in every argument, as Boundary does."""
+    values = (("port", str(port)), ("ip", host), ("addr", addr))
+    result = []
+    for arg in args:
+        for name, value in values:
+            for style in _TEMPLATE_STYLES:
+                arg = arg.replace(style % name, value)
+        result.append(arg)
+    return result
+
+
+def proxied_env(host: str, port: int | str, addr: str) -> dict[str, str]:
+    """The variables Boundary gives the child: where the proxy listens."""
+    return {
+        "BOUNDARY_PROXIED_PORT": str(port),
+        "BOUNDARY_PROXIED_IP": host,
+        "BOUNDARY_PROXIED_ADDR": addr,
+    }
+
+
+def child_env(
+    base: Mapping[str, str],
+    host: str,
+    port: int | str,
+    addr: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The child's environment: ours, then the proxied address, then a helper's own."""
+    env = dict(base)
+    env.update(proxied_env(host, port, addr))
+    env.update(extra or {})
+    return env
+
+
+def termination_reason(*, shutdown: bool, exec_used: bool, result: ProxyResult | None) -> str:
+    """The reason Boundary prints under "Termination information" ("" prints nothing).
+
+    A shutdown signal wins; with ``-exec`` nothing else is printed (the child's exit
+    code speaks); otherwise the proxy's own reason, or its error.
+    """
+    if shutdown:
+        return REASON_SHUTDOWN
+    if exec_used:
+        return ""
+    if result is None:
+        return "Unknown"
+    return result.termination_reason
+
+
+def returncode_to_exit(returncode: int) -> int:
+    """A child's return code as our exit code (killed by signal N → 128 + N)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def exit_code(*, exec_used: bool, child_exit: int | None, result: ProxyResult | None) -> int:
+    """With ``-exec``: the child's exit code. Without: 1 if the proxy failed, else 0."""
+    if exec_used:
+        return EXIT_CHILD_FAILED if child_exit is None else child_exit
+    return 1 if result is not None and result.error is not None else 0
+
+
+def needs_api_cancel(result: ProxyResult | None) -> bool:
+    """Cancel through the API when the worker did not take the cancel command (or it
+    was not sent: five minutes or less before expiry, or the proxy failed) — except
+    when another client holds the session: that one is not ours to cancel."""
+    if result is None:
+        return True
+    if isinstance(result.error, SessionInUse):
+        return False
+    return result.teardown_sent is not True
+
+
+# ---------------------------------------------------------------------- the runner
+@dataclass(frozen=True)
+class ExecSpec:
+    """A program to run against the proxy: ``args`` are the passthrough arguments
+    (after ``--``) followed by a helper's own, templated at launch; ``env`` is added to
+    the child's environment."""
+
+    program: str
+    args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListenInfo:
+    """What ``connect`` prints under "Proxy listening information"."""
+
+    host: str
+    port: int
+    address: str
+    session_id: str
+    protocol: str
+    expiration: datetime
+    connection_limit: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended. ``reason`` is what to print ("" for nothing); ``warnings`` are
+    one-line messages for stderr (a failed API cancel, a child that would not start)."""
+
+    reason: str
+    exit_code: int
+    proxy: ProxyResult | None
+    child_exit: int | None
+    shutdown: bool
+    api_canceled: bool | None
+    warnings: tuple[str, ...] = ()
+
+
+class ConnectRunner:
+    """Runs one connect session to its end; see the module docstring.
+
+    ``api_cancel`` is an async callable that cancels the session through the API
+    (raising on failure), used when the worker's cancel command was not taken.
+    ``handle_signals`` installs SIGINT/SIGTERM handlers (main thread only).
+    """
+
+    def __init__(
+        self,
+        authz: AuthzData,
+        *,
+        listen_addr: str = "127.0.0.1",
+        listen_port: int | None = None,
+        inactive_timeout: float | None = None,
+        exec_spec: ExecSpec | Callable[[ListenInfo], ExecSpec] | None = None,
+        on_listening: Callable[[ListenInfo], None] | None = None,
+        on_connections_left: Callable[[int], None] | None = None,
+        session_probe: SessionProbe | None = None,
+        api_cancel: Callable[[], Awaitable[object]] | None = None,
+        handle_signals: bool = True,
+        child_grace: float = CHILD_GRACE,
+    ) -> None:
+        self.authz = authz
+        self.exec_spec = exec_spec
+        self.on_listening = on_listening
+        self.api_cancel = api_cancel
+        self.handle_signals = handle_signals
+        self.child_grace = child_grace
+        self.proxy = ClientProxy(
+            authz,
+            listen_addr=listen_addr,
+            listen_port=listen_port,
+            inactive_timeout=inactive_timeout,
+            on_connections_left=on_connections_left,
+            session_probe=session_probe,
+        )
+        self._shutdown = asyncio.Event()
+        self._child: asyncio.subprocess.Process | None = None
+        self._warnings: list[str] = []
+        self._info: ListenInfo | None = None
+
+    def request_shutdown(self) -> None:
+        """What SIGINT/SIGTERM do: end as "Received shutdown signal"."""
+        if self._shutdown.is_set() and self._child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._child.kill()  # a second signal: stop waiting for the child
+        self._shutdown.set()
+
+    async def run(self) -> RunResult:
+        """Start listening, run until the end, tear down. A proxy that cannot start
+        raises :class:`ProxyError` (after canceling the session through the API)."""
+        with self._signals():  # from the start: a Ctrl-C still tears down properly
+            try:
+                host, port = await self.proxy.start()
+            except ProxyError:
+                await self._cancel_via_api(None)
+                raise
+            self._info = ListenInfo(
+                host=host,
+                port=port,
+                address=self.proxy.address,
+                session_id=self.authz.session_id,
+                protocol=self.authz.type,
+                expiration=self.authz.expiration,
+                connection_limit=self.authz.connection_limit,
+            )
+            if self.on_listening is not None:
+                self.on_listening(self._info)
+            child_exit = await self._run_until_end(host, port)
+            result = await self.proxy.wait()
+            api_canceled = await self._cancel_via_api(result)
+        exec_used = self.exec_spec is not None
+        shutdown = self._shutdown.is_set()
+        return RunResult(
+            reason=termination_reason(shutdown=shutdown, exec_used=exec_used, result=result),
+            exit_code=exit_code(exec_used=exec_used, child_exit=child_exit, result=result),
+            proxy=result,
+            child_exit=child_exit,
+            shutdown=shutdown,
+            api_canceled=api_canceled,
+            warnings=tuple(self._warnings),
+        )
+
+    async def _run_until_end(self, host: str, port: int) -> int | None:
+        """Wait for the proxy, the child or a signal to end things; returns the child's
+        exit code (None without a child, or when it could not start)."""
+        proxy_end = asyncio.ensure_future(self.proxy.wait())
+        shutdown = asyncio.ensure_future(self._shutdown.wait())
+        child_wait: asyncio.Future | None = None
+        try:
+            if self.exec_spec is not None:
+                self._child = await self._launch(host, port)
+                if self._child is None:
+                    await self.proxy.close()
+                    return None
+                child_wait = asyncio.ensure_future(self._child.wait())
+            waiters = [f for f in (proxy_end, shutdown, child_wait) if f is not None]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if shutdown.done():
+                await self._terminate_child()  # the child gets SIGTERM first
+                await self.proxy.close(REASON_SHUTDOWN)
+            elif child_wait is not None and child_wait.done():
+                await self.proxy.close()
+            else:  # the proxy ended on its own: nothing more can connect
+                await self._terminate_child()
+            if self._child is not None:
+                return returncode_to_exit(await self._wait_child())
+            return None
+        finally:
+            for future in (proxy_end, shutdown, child_wait):
+                if future is not None and not future.done():
+                    future.cancel()
+
+    async def _launch(self, host: str, port: int) -> asyncio.subprocess.Process | None:
+        assert self.exec_spec is not None and self._info is not None
+        spec = self.exec_spec
+        if not isinstance(spec, ExecSpec):
+            try:
+                spec = spec(self._info)  # a helper builds its command from the address
+            except Exception as exc:
+                self._warnings.append(f"Failed to collect args: {exc}")
+                return None
+        addr = self.proxy.address
+        args = render_args(spec.args, host, port, addr)
+        env = child_env(os.environ, host, port, addr, spec.env)
+        try:
+            return await asyncio.create_subprocess_exec(spec.program, *args, env=env)
+        except OSError as exc:
+            self._warnings.append(f"Failed to run command: {exc.strerror or exc}: {exc.filename}")
+            return None
+
+    async def _terminate_child(self) -> None:
+        child = self._child
+        if child is None or child.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
+
+    async def _wait_child(self) -> int:
+        child = self._child
+        assert child is not None
+        try:
+            return await asyncio.wait_for(asyncio.shield(child.wait()), self.child_grace)
+        except TimeoutError:
+            log.debug("child did not exit %.0fs after SIGTERM: killing it", self.child_grace)
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            return await child.wait()
+
+    async def _cancel_via_api(self, result: ProxyResult | None) -> bool | None:
+        if self.api_cancel is None or not needs_api_cancel(result):
+            return None
+        try:
+            await self.api_cancel()
+        except Exception as exc:
+            self._warnings.append(f"Error closing session after command end: {exc}")
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def _signals(self):  # noqa: ANN202
+        installed: list[int] = []
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self.request_shutdown)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    continue
+                installed.append(sig)
+        try:
+            yield
+        finally:
+            loop = asyncio.get_running_loop()
+            for sig in installed:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)

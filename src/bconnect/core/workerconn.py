@@ -1,0 +1,272 @@
+"""One client connection to a worker's proxy port (PROTOCOL.md §3).
+
+TCP to the worker, TLS 1.3 with the session certificate as client certificate, the
+``/v1/proxy`` WebSocket upgrade, and the ``ClientHandshake`` / ``HandshakeResult``
+exchange. The client proxy (``bconnect.core.proxy``) opens one of these per local TCP
+connection, plus one for the session-cancel command when it ends.
+
+Failures are raised as :class:`ProxyError` with one-line messages matching Boundary's
+client (``api/proxy/websocket.go``): ``unable to connect to worker at <addr>``,
+``session credentials were not accepted, or session is unauthorized``,
+``session is already in use``, ``unable to authorize connection``, ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import socket
+import ssl
+import tempfile
+from dataclasses import dataclass
+
+from bconnect.core.certs import session_tls_files, split_host
+from bconnect.core.handshake import (
+    CloseCode,
+    HandshakeError,
+    HandshakeResult,
+    decode_handshake_result,
+    encode_client_handshake,
+)
+from bconnect.core.token import AuthzData
+from bconnect.core.wschannel import ChannelClosed, ChannelError, WsChannel
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "NO_CONNECTIONS_CLOSE_REASON",
+    "ConnectionRefused",
+    "ProxyError",
+    "SessionInUse",
+    "WorkerDialer",
+    "client_tls_context",
+    "handshake_close_error",
+    "worker_server_name",
+]
+
+log = logging.getLogger(__name__)
+
+#: Go's default dialer (cleanhttp) gives up after 30 seconds; so do we.
+CONNECT_TIMEOUT = 30.0
+#: What the worker says (close code 1011) when a session takes no more connections.
+NO_CONNECTIONS_CLOSE_REASON = "unable to authorize connection"
+_TEARDOWN_CLOSE_REASON = "session teardown finished"
+
+
+class ProxyError(Exception):
+    """The client proxy cannot carry connections; ``str()`` is a one-line message."""
+
+
+class SessionInUse(ProxyError):
+    """Another client already activated the session with its own tofu token (1008)."""
+
+    def __init__(self) -> None:
+        super().__init__("session is already in use")
+
+
+class ConnectionRefused(ProxyError):
+    """The worker refused this connection (1011): the session is canceled, expired or
+    out of connections. Boundary treats this as "no connections left"."""
+
+    def __init__(self) -> None:
+        super().__init__(NO_CONNECTIONS_CLOSE_REASON)
+
+
+def handshake_close_error(code: int | None, reason: str) -> ProxyError:
+    """Map the worker's close of the WebSocket before its ``HandshakeResult`` to an error.
+
+    As Boundary's client does: "tofu token not allowed" (1008) means another client
+    holds the session; "unable to authorize connection" (1011) means no more
+    connections can be had; anything else is an unreadable handshake.
+    """
+    text = reason.lower()
+    if code == CloseCode.POLICY_VIOLATION and ("tofu" in text or not text):
+        return SessionInUse()
+    if NO_CONNECTIONS_CLOSE_REASON in text or (code == CloseCode.INTERNAL_ERROR and not text):
+        return ConnectionRefused()
+    detail = f"websocket closed: {code} {reason}".strip() if code else "websocket closed"
+    return ProxyError(f"error reading handshake result: {detail}")
+
+
+def worker_server_name(worker_address: str) -> str | None:
+    """The TLS server name for a worker: its host when that is a name, else None.
+
+    Boundary sets SNI to the worker's host; TLS forbids IP literals in SNI, so for an
+    address like ``127.0.0.1:9202`` no server name is sent.
+    """
+    host = split_host(worker_address)
+    if not host:
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return None
+
+
+def _split_host_port(address: str) -> tuple[str, int]:
+    """``host:port`` / ``[v6]:port`` → (host, port); Boundary's default proxy port is 9202."""
+    host = split_host(address)
+    rest = address.strip()
+    if rest.startswith("["):
+        rest = rest[rest.find("]") + 1 :]
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif rest.count(":") == 1:
+        port_text = rest.rsplit(":", 1)[1]
+    else:
+        port_text = ""
+    try:
+        port = int(port_text) if port_text else 9202
+    except ValueError:
+        raise ProxyError(f"invalid worker address {address!r}") from None
+    return host, port
+
+
+def client_tls_context(authz: AuthzData) -> ssl.SSLContext:
+    """The TLS settings Boundary's client uses (``api/proxy/tls.go``).
+
+    TLS 1.3 only; the session certificate and key as client certificate; the session
+    certificate as the only trusted root (the caller also requires the worker to
+    present exactly that certificate); ALPN ``["http/1.1", <session id>]`` so the
+    worker can find the session when no SNI is sent.
+    """
+    cert_pem, key_pem = session_tls_files(authz.certificate, authz.private_key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.check_hostname = False  # the worker's host is not in the certificate's names
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata=bytes(authz.certificate))
+    context.set_alpn_protocols(["http/1.1", authz.session_id])
+    # load_cert_chain only reads files: keep the key in a private directory briefly.
+    with tempfile.TemporaryDirectory(prefix="bconnect-tls-") as tmp:
+        cert_path = os.path.join(tmp, "cert.pem")
+        key_path = os.path.join(tmp, "key.pem")
+        for path, data in ((cert_path, cert_pem), (key_path, key_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+@dataclass
+class WorkerDialer:
+    """Opens WebSocket channels to the session's worker (``worker_addresses[0]``)."""
+
+    authz: AuthzData
+    connect_timeout: float = CONNECT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        self.address = self.authz.worker_address
+        self.host, self.port = _split_host_port(self.address)
+        self.server_name = worker_server_name(self.address)
+        self._tls = client_tls_context(self.authz)
+
+    async def open(self) -> WsChannel:
+        """TCP (no Nagle), TLS with the session certificate, then the WebSocket upgrade."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), self.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            log.debug("dialing worker %s failed: %s", self.address, exc)
+            raise ProxyError(f"unable to connect to worker at {self.address}") from None
+        try:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await self._start_tls(writer)
+            channel = await self._upgrade(reader, writer)
+        except BaseException:
+            writer.close()
+            raise
+        return channel
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(
+                writer.start_tls(
+                    self._tls,
+                    server_hostname=self.server_name,
+                    ssl_handshake_timeout=self.connect_timeout,
+                ),
+                self.connect_timeout,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise ProxyError(
+                f"the worker's certificate is not this session's certificate "
+                f"({exc.verify_message or exc.reason})"
+            ) from None
+        except (ssl.SSLError, OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            # Boundary's worker answers an unknown or unauthorized session with a TLS
+            # alert; its client reports that the same way.
+            log.debug("TLS with worker %s failed: %r", self.address, exc)
+            raise ProxyError(
+                "session credentials were not accepted, or session is unauthorized"
+            ) from None
+        except TimeoutError:
+            raise ProxyError(f"timed out in the TLS handshake with {self.address}") from None
+        ssl_object = writer.get_extra_info("ssl_object")
+        peer = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if peer != bytes(self.authz.certificate):
+            raise ProxyError("the worker's certificate is not this session's certificate")
+
+    async def _upgrade(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        try:
+            return await asyncio.wait_for(
+                WsChannel.connect_client(reader, writer, self.address), self.connect_timeout
+            )
+        except TimeoutError:
+            raise ProxyError(
+                f"error dialing the worker: no websocket answer from {self.address}"
+            ) from None
+        except ChannelError as exc:
+            raise ProxyError(f"error dialing the worker: {exc}") from None
+
+    async def handshake(self, channel: WsChannel, tofu_token: str) -> HandshakeResult:
+        """Send ``ClientHandshake`` and read ``HandshakeResult``.
+
+        Raises :class:`SessionInUse`, :class:`ConnectionRefused` or :class:`ProxyError`.
+        """
+        try:
+            await channel.send(encode_client_handshake(tofu_token))
+            data = await channel.recv_message()
+        except ChannelClosed as exc:
+            raise handshake_close_error(exc.code, exc.reason) from None
+        except (ChannelError, OSError) as exc:
+            raise ProxyError(f"error reading handshake result: {exc}") from None
+        try:
+            return decode_handshake_result(data)
+        except HandshakeError as exc:
+            raise ProxyError(f"error reading handshake result: {exc}") from None
+
+    async def send_cancel(self, tofu_token: str, wait: float = 5.0) -> None:
+        """Ask the worker to cancel the session (``HANDSHAKECOMMAND_SESSION_CANCEL``).
+
+        Like Boundary's client, the command is one more connection whose only message
+        is the cancel handshake. We then wait up to ``wait`` seconds for the worker to
+        close the WebSocket; a close with an error code (1002, 1003, 1008, 1011, ...)
+        raises :class:`ProxyError`.
+        """
+        channel = await self.open()
+        try:
+            try:
+                await channel.send(encode_client_handshake(tofu_token, cancel=True))
+            except (ChannelError, OSError) as exc:
+                raise ProxyError(f"error sending teardown handshake to worker: {exc}") from None
+            try:
+                await asyncio.wait_for(channel.recv_message(), wait)
+            except ChannelClosed as exc:
+                if exc.code not in (None, CloseCode.NORMAL_CLOSURE):
+                    raise ProxyError(
+                        f"the worker refused to cancel the session: {exc.code} {exc.reason}".strip()
+                    ) from None
+            except (ChannelError, OSError, TimeoutError):
+                pass  # sent; the worker went away or kept the connection open
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(channel.close(1000, _TEARDOWN_CLOSE_REASON), 2)
+            channel.abort()

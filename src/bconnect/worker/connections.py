@@ -1,0 +1,235 @@
+"""Bookkeeping of the worker's proxied connections.
+
+* ``LiveConnection``: one authorized connection, its live byte counters and, once the
+  worker decides to end it (cancel, expiry, shutdown), why.
+* ``CountingReader`` / ``CountingWriter``: wrap the endpoint's streams so the counters
+  move while ``wschannel.relay`` runs (the status report sends them every second).
+* ``ConnectionRegistry``: the open connections, by id and by session.
+* ``CloseReports``: ``:closed`` reports, kept and retried while the controller is away,
+  so no connection stays open at the controller because one call failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterUnreachable
+
+__all__ = [
+    "CloseReports",
+    "ClosedReason",
+    "ConnectionRegistry",
+    "CountingReader",
+    "CountingWriter",
+    "LiveConnection",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ClosedReason:
+    """Connection closed reasons (PROTOCOL.md §1), as the controller stores them."""
+
+    UNKNOWN = "unknown"
+    TIMED_OUT = "timed out"
+    CLOSED_BY_END_USER = "closed by end-user"
+    CANCELED = "canceled"
+    NETWORK_ERROR = "network error"
+    SYSTEM_ERROR = "system error"
+
+
+def _current_task() -> asyncio.Task[None] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
+
+
+@dataclass(eq=False)
+class LiveConnection:
+    """One authorized connection. ``bytes_up`` is client → endpoint."""
+
+    connection_id: str
+    session_id: str
+    expiration: datetime
+    bytes_up: int = 0
+    bytes_down: int = 0
+    stop_reason: str | None = None
+    endpoint_failed: bool = False
+    #: the task serving this connection (the worker waits for it when shutting down)
+    task: asyncio.Task[None] | None = field(default_factory=lambda: _current_task(), repr=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def stop(self, reason: str) -> None:
+        """Ask the connection to end now (the first reason given wins)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
+    def seconds_left(self) -> float:
+        return (self.expiration - datetime.now(UTC)).total_seconds()
+
+    def report(self) -> dict[str, Any]:
+        """This connection's entry in a status report."""
+        return {
+            "connection_id": self.connection_id,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+        }
+
+
+class CountingReader:
+    """The endpoint's ``StreamReader``: counts bytes read as ``bytes_down``."""
+
+    def __init__(self, reader: asyncio.StreamReader, live: LiveConnection) -> None:
+        self._reader = reader
+        self._live = live
+
+    async def read(self, n: int = -1) -> bytes:
+        try:
+            data = await self._reader.read(n)
+        except (ConnectionError, OSError):
+            self._live.endpoint_failed = True
+            raise
+        self._live.bytes_down += len(data)
+        return data
+
+
+class CountingWriter:
+    """The endpoint's ``StreamWriter``: counts bytes written as ``bytes_up``."""
+
+    def __init__(self, writer: asyncio.StreamWriter, live: LiveConnection) -> None:
+        self._writer = writer
+        self._live = live
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        self._live.bytes_up += len(data)
+
+    async def drain(self) -> None:
+        try:
+            await self._writer.drain()
+        except (ConnectionError, OSError):
+            self._live.endpoint_failed = True
+            raise
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._writer.get_extra_info(name, default)
+
+
+class ConnectionRegistry:
+    """The worker's open (authorized, not yet closed) connections."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, LiveConnection] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __iter__(self):  # noqa: ANN204 - an iterator over a snapshot
+        return iter(list(self._live.values()))
+
+    def add(self, live: LiveConnection) -> None:
+        self._live[live.connection_id] = live
+
+    def remove(self, live: LiveConnection) -> None:
+        if self._live.get(live.connection_id) is live:
+            del self._live[live.connection_id]
+
+    def get(self, connection_id: str) -> LiveConnection | None:
+        return self._live.get(connection_id)
+
+    def reports(self) -> list[dict[str, Any]]:
+        """Every open connection's id and current bytes, for a status report."""
+        return [live.report() for live in self._live.values()]
+
+    def _stop(self, hits: Iterable[LiveConnection], reason: str) -> int:
+        """Stop ``hits``; returns how many were not already stopping."""
+        count = 0
+        for live in hits:
+            count += not live.stopping
+            live.stop(reason)
+        return count
+
+    def stop_sessions(self, session_ids: Iterable[str], reason: str) -> int:
+        """Stop every connection of these sessions; returns how many were newly stopped."""
+        wanted = set(session_ids)
+        return self._stop([v for v in self._live.values() if v.session_id in wanted], reason)
+
+    def stop_connections(self, connection_ids: Iterable[str], reason: str) -> int:
+        """Stop these connections; returns how many were newly stopped here."""
+        hits = [self._live[c] for c in connection_ids if c in self._live]
+        return self._stop(hits, reason)
+
+    def stop_expired(self) -> int:
+        """Stop the connections whose session has expired."""
+        hits = [v for v in self._live.values() if v.seconds_left() <= 0]
+        return self._stop(hits, ClosedReason.TIMED_OUT)
+
+    def stop_all(self, reason: str) -> int:
+        """Stop every open connection (the worker is shutting down)."""
+        return self._stop(list(self._live.values()), reason)
+
+
+@dataclass
+class _PendingClose:
+    bytes_up: int
+    bytes_down: int
+    reason: str
+
+
+class CloseReports:
+    """Send ``:closed`` reports; keep the ones the controller could not take, to retry."""
+
+    def __init__(self, cluster: ClusterClient) -> None:
+        self._cluster = cluster
+        self._pending: dict[str, _PendingClose] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def send(self, connection_id: str, bytes_up: int, bytes_down: int, reason: str) -> None:
+        """Report a closed connection now, or queue it for ``retry`` if unreachable."""
+        self._pending[connection_id] = _PendingClose(bytes_up, bytes_down, reason)
+        await self._send_one(connection_id)
+
+    async def retry(self) -> None:
+        """Try the queued reports again (the status loop calls this)."""
+        for connection_id in list(self._pending):
+            if not await self._send_one(connection_id):
+                return  # still away: keep the rest for next time
+
+    async def _send_one(self, connection_id: str) -> bool:
+        """False when the controller could not be reached (the report stays queued)."""
+        pending = self._pending.get(connection_id)
+        if pending is None:
+            return True
+        try:
+            await self._cluster.closed(
+                connection_id, pending.bytes_up, pending.bytes_down, pending.reason
+            )
+        except ClusterUnreachable as exc:
+            log.debug("close report for %s queued: %s", connection_id, exc)
+            return False
+        except ClusterError as exc:
+            if exc.status >= 500:
+                log.debug("close report for %s queued: %s", connection_id, exc)
+                return False
+            log.warning("controller refused the close report for %s: %s", connection_id, exc)
+        self._pending.pop(connection_id, None)
+        return True

@@ -1,0 +1,337 @@
+"""One proxied connection, from the WebSocket upgrade to the close report (PROTOCOL.md
+§3.3–§3.8, docs/cluster-api.md).
+
+After mutual TLS: accept ``GET /v1/proxy``, read the ``ClientHandshake``, cancel the
+session or authorize one more connection at the controller, answer with the
+``HandshakeResult``, dial the endpoint, report ``:connected``, relay until either side
+ends (or the worker ends it: cancel, expiry, shutdown), and report ``:closed`` with the
+bytes and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bconnect.core.handshake import (
+    ClientHandshake,
+    CloseCode,
+    HandshakeError,
+    decode_client_handshake,
+    encode_handshake_result,
+    is_valid_tofu_token,
+)
+from bconnect.core.wschannel import ChannelError, RelayResult, WsChannel, relay
+from bconnect.worker.cluster import (
+    ClusterClient,
+    ClusterError,
+    ClusterRefused,
+    ConnectionGrant,
+    SessionInfo,
+)
+from bconnect.worker.connections import (
+    ClosedReason,
+    CloseReports,
+    ConnectionRegistry,
+    CountingReader,
+    CountingWriter,
+    LiveConnection,
+)
+from bconnect.worker.sessions import SessionCache
+
+__all__ = ["ConnectionProxy", "EndpointError", "close_reason_for", "parse_endpoint"]
+
+log = logging.getLogger(__name__)
+
+#: What the client reads in the close frame when the worker ends a connection itself.
+_STOP_MESSAGES = {
+    ClosedReason.CANCELED: "session canceled",
+    ClosedReason.TIMED_OUT: "session expired",
+    ClosedReason.SYSTEM_ERROR: "worker shutting down",
+}
+
+
+class EndpointError(ValueError):
+    """A session endpoint the worker cannot dial (not ``tcp://host:port``)."""
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """``tcp://host:port`` (IPv6 bracketed) → ``(host, port)``."""
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError:
+        raise EndpointError(f"invalid endpoint {endpoint!r}") from None
+    if parts.scheme != "tcp" or not parts.hostname or port is None or port == 0:
+        raise EndpointError(f"invalid endpoint {endpoint!r}")
+    return parts.hostname, port
+
+
+def close_reason_for(live: LiveConnection, result: RelayResult | None) -> str:
+    """Why a relayed connection ended, as the controller records it."""
+    if live.stop_reason is not None:
+        return live.stop_reason
+    if result is None:
+        return ClosedReason.SYSTEM_ERROR
+    if live.endpoint_failed:
+        return ClosedReason.NETWORK_ERROR
+    if result.ended_by in ("ws", "tcp"):
+        # the client hung up, or the endpoint ended the conversation normally (EOF)
+        return ClosedReason.CLOSED_BY_END_USER
+    return ClosedReason.SYSTEM_ERROR
+
+
+def _address(info: object) -> tuple[str, int]:
+    """``(host, port)`` from a ``getpeername()`` answer (IPv4 or IPv6)."""
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return "", 0
+
+
+def _nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@dataclass
+class _Accepted:
+    """A connection past the WebSocket handshake, ready to be authorized."""
+
+    session: SessionInfo
+    channel: WsChannel
+    handshake: ClientHandshake
+    client: tuple[str, int]
+
+
+class ConnectionProxy:
+    """Serves proxy connections for a worker: everything after mutual TLS."""
+
+    def __init__(
+        self,
+        cluster: ClusterClient,
+        registry: ConnectionRegistry,
+        closes: CloseReports,
+        *,
+        sessions: SessionCache | None = None,
+        handshake_timeout: float = 10.0,
+        dial_timeout: float = 10.0,
+    ) -> None:
+        self.cluster = cluster
+        self.registry = registry
+        self.closes = closes
+        self.sessions = sessions
+        self.handshake_timeout = handshake_timeout
+        self.dial_timeout = dial_timeout
+        #: set when the worker shuts down: connections authorized from now on end at once
+        self.stopping = False
+
+    async def serve(
+        self,
+        session: SessionInfo,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Handle one TLS connection whose client presented ``session``'s certificate."""
+        client = _address(writer.get_extra_info("peername"))
+        try:
+            accepted = await asyncio.wait_for(
+                self._accept(session, reader, writer, client), self.handshake_timeout
+            )
+        except (TimeoutError, ChannelError, ConnectionError, OSError) as exc:
+            log.debug("session %s: no proxy handshake from %s: %s", session.session_id, client, exc)
+            writer.close()
+            return
+        if accepted is None:
+            return
+        if accepted.handshake.cancel:
+            await self._cancel_session(accepted)
+            return
+        grant = await self._authorize(accepted)
+        if grant is None:
+            return
+        await self._proxy(accepted, grant)
+
+    # ---------------------------------------------------------------- handshake
+    async def _accept(
+        self,
+        session: SessionInfo,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: tuple[str, int],
+    ) -> _Accepted | None:
+        channel = await WsChannel.accept_server(reader, writer)
+        message = await channel.recv_message()
+        try:
+            handshake = decode_client_handshake(message)
+        except HandshakeError:
+            log.debug("session %s: invalid handshake from %s", session.session_id, client)
+            await channel.close(CloseCode.POLICY_VIOLATION, "invalid handshake received")
+            return None
+        if not is_valid_tofu_token(handshake.tofu_token):
+            log.debug("session %s: invalid tofu token from %s", session.session_id, client)
+            await channel.close(CloseCode.UNSUPPORTED_DATA, "invalid tofu token")
+            return None
+        return _Accepted(session, channel, handshake, client)
+
+    async def _cancel_session(self, accepted: _Accepted) -> None:
+        session_id = accepted.session.session_id
+        try:
+            await self.cluster.cancel_session(session_id, accepted.handshake.tofu_token)
+        except ClusterError as exc:
+            log.info("session %s: cancel refused: %s", session_id, exc)
+            if isinstance(exc, ClusterRefused) and exc.kind == "TofuMismatch":
+                await accepted.channel.close(CloseCode.POLICY_VIOLATION, "tofu token not allowed")
+            else:
+                await accepted.channel.close(CloseCode.INTERNAL_ERROR, "unable to cancel session")
+            return
+        log.info("session %s canceled by its client", session_id)
+        self.registry.stop_sessions([session_id], ClosedReason.CANCELED)
+        if self.sessions is not None:
+            self.sessions.forget([session_id])
+        await accepted.channel.close(CloseCode.NORMAL_CLOSURE, "session canceled")
+
+    async def _authorize(self, accepted: _Accepted) -> ConnectionGrant | None:
+        session_id = accepted.session.session_id
+        try:
+            grant = await self.cluster.authorize_connection(
+                session_id, accepted.handshake.tofu_token
+            )
+        except ClusterError as exc:
+            log.info("session %s: connection from %s refused: %s", session_id, accepted.client, exc)
+            if isinstance(exc, ClusterRefused) and exc.kind == "TofuMismatch":
+                await accepted.channel.close(CloseCode.POLICY_VIOLATION, "tofu token not allowed")
+            else:
+                await accepted.channel.close(
+                    CloseCode.INTERNAL_ERROR, "unable to authorize connection"
+                )
+            return None
+        log.debug("session %s: connection %s authorized", session_id, grant.connection_id)
+        return grant
+
+    # ---------------------------------------------------------------- proxying
+    async def _proxy(self, accepted: _Accepted, grant: ConnectionGrant) -> None:
+        live = LiveConnection(grant.connection_id, accepted.session.session_id, grant.expiration)
+        self.registry.add(live)
+        if self.stopping:
+            live.stop(ClosedReason.SYSTEM_ERROR)
+        reason = ClosedReason.SYSTEM_ERROR
+        try:
+            reason = await self._run(accepted, grant, live)
+        finally:
+            self.registry.remove(live)
+            accepted.channel.abort()
+            await self.closes.send(live.connection_id, live.bytes_up, live.bytes_down, reason)
+            log.info(
+                "connection %s closed (%s): %d bytes up, %d bytes down",
+                live.connection_id,
+                reason,
+                live.bytes_up,
+                live.bytes_down,
+            )
+
+    async def _run(self, accepted: _Accepted, grant: ConnectionGrant, live: LiveConnection) -> str:
+        """Everything between authorization and the close report; returns the reason."""
+        channel = accepted.channel
+        result = encode_handshake_result(
+            grant.expiration, grant.connection_limit, grant.connections_left
+        )
+        try:
+            await channel.send(result)
+        except (ChannelError, ConnectionError, OSError):
+            await channel.close(CloseCode.PROTOCOL_ERROR, "unable to send handshake result")
+            return ClosedReason.NETWORK_ERROR
+        if live.stopping:  # canceled (or the worker stopping) while authorizing
+            await self._close_stopped(channel, live)
+            return live.stop_reason or ClosedReason.CANCELED
+        try:
+            host, port = parse_endpoint(grant.endpoint or accepted.session.endpoint)
+        except EndpointError as exc:
+            log.warning("connection %s: %s", live.connection_id, exc)
+            await channel.close(CloseCode.PROTOCOL_ERROR, "unable to parse endpoint")
+            return ClosedReason.SYSTEM_ERROR
+        try:
+            ep_reader, ep_writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), self.dial_timeout
+            )
+        except (TimeoutError, OSError) as exc:
+            log.info("connection %s: cannot dial %s:%d: %s", live.connection_id, host, port, exc)
+            await channel.close(CloseCode.PROTOCOL_SETUP_ERROR, "unable to dial endpoint")
+            return ClosedReason.NETWORK_ERROR
+        try:
+            return await self._connected(accepted, live, ep_reader, ep_writer)
+        finally:
+            ep_writer.close()
+
+    async def _connected(
+        self,
+        accepted: _Accepted,
+        live: LiveConnection,
+        ep_reader: asyncio.StreamReader,
+        ep_writer: asyncio.StreamWriter,
+    ) -> str:
+        channel = accepted.channel
+        endpoint = _address(ep_writer.get_extra_info("peername"))
+        try:
+            await self.cluster.connected(live.connection_id, accepted.client, endpoint)
+        except ClusterError as exc:
+            log.warning("connection %s: controller refused connect: %s", live.connection_id, exc)
+            await channel.close(CloseCode.INTERNAL_ERROR, "unable to establish proxy")
+            return ClosedReason.SYSTEM_ERROR
+        _nodelay(channel.writer)
+        _nodelay(ep_writer)
+        log.debug(
+            "connection %s: relaying %s <-> %s", live.connection_id, accepted.client, endpoint
+        )
+        result = await self._relay_until_stopped(channel, ep_reader, ep_writer, live)
+        return close_reason_for(live, result)
+
+    async def _relay_until_stopped(
+        self,
+        channel: WsChannel,
+        ep_reader: asyncio.StreamReader,
+        ep_writer: asyncio.StreamWriter,
+        live: LiveConnection,
+    ) -> RelayResult | None:
+        """Relay until either side ends, or until the worker stops the connection (then
+        close the WebSocket with 1000 and return ``None``)."""
+        relaying = asyncio.ensure_future(
+            relay(channel, CountingReader(ep_reader, live), CountingWriter(ep_writer, live))  # type: ignore[arg-type]
+        )
+        stopped = asyncio.ensure_future(live.wait_stopped())
+        try:
+            await asyncio.wait(
+                {relaying, stopped},
+                timeout=max(0.0, live.seconds_left()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stopped.cancel()
+            if not relaying.done():
+                relaying.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await relaying
+        if relaying.done() and not relaying.cancelled():
+            error = relaying.exception()
+            if error is None:
+                result = relaying.result()
+                live.bytes_up, live.bytes_down = result.to_tcp, result.to_ws
+                return result
+            log.warning("connection %s: relay failed: %r", live.connection_id, error)
+            await channel.close(CloseCode.INTERNAL_ERROR, "relay failed")
+            return None
+        if live.stop_reason is None:  # the session's expiration passed
+            live.stop(ClosedReason.TIMED_OUT)
+        await self._close_stopped(channel, live)
+        return None
+
+    @staticmethod
+    async def _close_stopped(channel: WsChannel, live: LiveConnection) -> None:
+        """Tell the client the worker ended the connection (1000: the session is over)."""
+        message = _STOP_MESSAGES.get(live.stop_reason or "", "connection closed")
+        await channel.close(CloseCode.NORMAL_CLOSURE, message)

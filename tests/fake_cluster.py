@@ -1,0 +1,208 @@
+"""A small, real HTTP server playing the controller's cluster API (docs/cluster-api.md),
+for testing the worker without a controller.
+
+It keeps sessions in memory (with the tofu, state and connection-limit rules of
+``authorize-connection``), records every call, and lets a test choose what the status
+answer says (``cancel_sessions``) or make calls fail (``fail``: path fragment → status).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from bconnect.core.certs import mint_session_certificate
+
+
+@dataclass
+class FakeSession:
+    session_id: str
+    endpoint: str
+    expiration: datetime
+    certificate: bytes
+    private_key: bytes
+    connection_limit: int = -1
+    status: str = "pending"
+    tofu_token: str | None = None
+    used: int = 0
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class FakeCluster:
+    auth_key: str = "test-worker-key-0123456789"
+    worker_id: str = "w_fake123456"
+    sessions: dict[str, FakeSession] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    cancel_sessions: set[str] = field(default_factory=set)
+    fail: dict[str, int] = field(default_factory=dict)
+    register_failures: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+    _next_connection: int = 0
+
+    # ---------------------------------------------------------------- test helpers
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def add_session(
+        self,
+        session_id: str,
+        endpoint: str,
+        *,
+        seconds: float = 3600,
+        connection_limit: int = -1,
+    ) -> FakeSession:
+        expiration = datetime.now(UTC) + timedelta(seconds=seconds)
+        cert, key = mint_session_certificate(session_id, ["127.0.0.1"], expiration)
+        session = FakeSession(session_id, endpoint, expiration, cert, key, connection_limit)
+        with self._lock:
+            self.sessions[session_id] = session
+        return session
+
+    def calls_to(self, suffix: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.path.endswith(suffix)]
+
+    def closed_reports(self) -> dict[str, dict[str, Any]]:
+        return {c.path.split("/")[-1].split(":")[0]: c.body for c in self.calls_to(":closed")}
+
+    def connected_reports(self) -> dict[str, dict[str, Any]]:
+        return {c.path.split("/")[-1].split(":")[0]: c.body for c in self.calls_to(":connected")}
+
+    def start(self) -> FakeCluster:
+        cluster = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                call = Call(
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    json.loads(raw) if raw else None,
+                )
+                status, body = cluster.handle(call)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # ---------------------------------------------------------------- the API
+    def handle(self, call: Call) -> tuple[int, Any]:
+        with self._lock:
+            self.calls.append(call)
+            if call.headers.get("authorization") != f"Bearer {self.auth_key}":
+                return 401, {"kind": "Unauthenticated", "message": "bad worker key"}
+            for fragment, status in self.fail.items():
+                if fragment in call.path:
+                    return status, {"kind": "Internal", "message": "failing on purpose"}
+            return self._route(call)
+
+    def _route(self, call: Call) -> tuple[int, Any]:
+        path, body = call.path, call.body or {}
+        if path == "/v1/cluster/workers:register":
+            if self.register_failures > 0:
+                self.register_failures -= 1
+                return 503, {"kind": "Internal", "message": "not ready"}
+            return 200, {"worker_id": self.worker_id}
+        if call.headers.get("x-bconnect-worker-id") != self.worker_id:
+            return 400, {"kind": "InvalidArgument", "message": "missing worker id"}
+        if m := re.fullmatch(r"/v1/cluster/workers/([^/:]+):status", path):
+            if m.group(1) != self.worker_id:
+                return 404, {"kind": "NotFound", "message": "unknown worker"}
+            return 200, {"cancel_sessions": sorted(self.cancel_sessions), "cancel_connections": []}
+        if m := re.fullmatch(r"/v1/cluster/sessions/([^/:]+)", path):
+            return self._get_session(m.group(1))
+        if m := re.fullmatch(r"/v1/cluster/sessions/([^/:]+):authorize-connection", path):
+            return self._authorize(m.group(1), str(body.get("tofu_token", "")))
+        if m := re.fullmatch(r"/v1/cluster/sessions/([^/:]+):cancel", path):
+            session = self.sessions.get(m.group(1))
+            if session is None:
+                return 404, {"kind": "NotFound", "message": "no such session"}
+            session.status = "canceling"
+            self.cancel_sessions.add(session.session_id)
+            return 200, {}
+        if re.fullmatch(r"/v1/cluster/connections/sc_[^/:]+:(connected|closed)", path):
+            return 200, {}
+        return 404, {"kind": "NotFound", "message": f"no route {path}"}
+
+    def _get_session(self, session_id: str) -> tuple[int, Any]:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return 404, {"kind": "NotFound", "message": "no such session"}
+        return 200, {
+            "session_id": session.session_id,
+            "status": session.status,
+            "endpoint": session.endpoint,
+            "expiration": _time(session.expiration),
+            "connection_limit": session.connection_limit,
+            "certificate": base64.b64encode(session.certificate).decode(),
+            "private_key": base64.b64encode(session.private_key).decode(),
+        }
+
+    def _authorize(self, session_id: str, tofu: str) -> tuple[int, Any]:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return 404, {"kind": "NotFound", "message": "no such session"}
+        if session.status in ("canceling", "terminated"):
+            return 409, {"kind": "SessionNotActive", "message": "session is not active"}
+        if session.expiration <= datetime.now(UTC):
+            return 409, {"kind": "SessionExpired", "message": "session has expired"}
+        if session.status == "pending":
+            session.status, session.tofu_token = "active", tofu
+        elif session.tofu_token != tofu:
+            return 409, {"kind": "TofuMismatch", "message": "tofu token not allowed"}
+        if 0 <= session.connection_limit <= session.used:
+            return 409, {"kind": "ConnectionLimitReached", "message": "limit reached"}
+        session.used += 1
+        self._next_connection += 1
+        limit = session.connection_limit
+        return 200, {
+            "connection_id": f"sc_{self._next_connection:010d}",
+            "connections_left": -1 if limit < 0 else limit - session.used,
+            "connection_limit": limit,
+            "expiration": _time(session.expiration),
+            "endpoint": session.endpoint,
+        }

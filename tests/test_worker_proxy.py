@@ -1,0 +1,472 @@
+"""The whole worker over real sockets: a fake cluster API (tests/fake_cluster.py), a real
+echo target, and a real TLS + WebSocket client built like Boundary's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+from fake_cluster import FakeCluster, FakeSession
+from worker_client import (
+    boundary_context,
+    client_context,
+    client_hello_bytes,
+    open_channel,
+    open_tls,
+    proxy_connect,
+)
+
+from bconnect.controller.server import bind
+from bconnect.core.certs import mint_session_certificate
+from bconnect.core.handshake import encode_client_handshake, new_tofu_token
+from bconnect.core.wschannel import ChannelClosed, WsChannel
+from bconnect.worker.proxy import EndpointError, parse_endpoint
+from bconnect.worker.server import Worker
+
+GUARD = 15  # seconds: a hang guard, never a timing assertion
+
+
+async def eventually(check: Callable[[], object], what: str, timeout: float = GUARD) -> object:
+    """Poll ``check`` until it returns something truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Env:
+    cluster: FakeCluster
+    worker: Worker
+    port: int
+    echo_port: int
+
+    def session(self, sid: str, **kw: object) -> FakeSession:
+        return self.cluster.add_session(sid, f"tcp://127.0.0.1:{self.echo_port}", **kw)
+
+    async def connect(self, session: FakeSession, tofu: str, **kw: bool):  # noqa: ANN201
+        return await proxy_connect(
+            self.port, session.session_id, session.certificate, session.private_key, tofu, **kw
+        )
+
+
+async def echo_server() -> tuple[asyncio.Server, int]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(cluster: FakeCluster, **kw: float) -> AsyncIterator[tuple[Worker, int]]:
+    sock = bind("127.0.0.1:0", 0)
+    port = sock.getsockname()[1]
+    worker = Worker(
+        cluster.url,
+        cluster.auth_key,
+        sock,
+        public_address=f"127.0.0.1:{port}",
+        name="test-worker",
+        tags={"type": ["test"]},
+        status_interval=kw.pop("status_interval", 0.1),
+        handshake_timeout=kw.pop("handshake_timeout", 2.0),
+        **kw,
+    )
+    task = asyncio.ensure_future(worker.run())
+    try:
+        await asyncio.wait_for(worker.wait_registered(), GUARD)
+        yield worker, port
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, GUARD)
+        sock.close()
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    cluster = FakeCluster().start()
+    echo, echo_port = await echo_server()
+    try:
+        async with running_worker(cluster) as (worker, port):
+            yield Env(cluster, worker, port, echo_port)
+    finally:
+        echo.close()
+        cluster.stop()
+
+
+async def transfer(channel: WsChannel, payload: bytes) -> bytes:
+    """Send ``payload`` through the echo target and collect what comes back."""
+    received = bytearray()
+
+    async def receive() -> None:
+        while len(received) < len(payload):
+            received.extend(await channel.recv())
+
+    await asyncio.wait_for(asyncio.gather(channel.send(payload), receive()), GUARD)
+    return bytes(received)
+
+
+async def closed_by_worker(channel: WsChannel) -> ChannelClosed:
+    with pytest.raises(ChannelClosed) as info:
+        while True:
+            await asyncio.wait_for(channel.recv(), GUARD)
+    return info.value
+
+
+# ------------------------------------------------------------------ registration
+
+
+async def test_registers_with_name_address_tags_and_key(env: Env) -> None:
+    assert env.worker.worker_id == env.cluster.worker_id
+    (call,) = env.cluster.calls_to("workers:register")
+    assert call.body["name"] == "test-worker"
+    assert call.body["address"] == f"127.0.0.1:{env.port}"
+    assert call.body["tags"] == {"type": ["test"]}
+    assert call.body["release_version"].startswith("bconnect")
+    await eventually(lambda: env.cluster.calls_to(":status"), "a status report")
+    status = env.cluster.calls_to(":status")[0]
+    assert status.headers["x-bconnect-worker-id"] == env.cluster.worker_id
+    assert status.headers["authorization"] == f"Bearer {env.cluster.auth_key}"
+
+
+async def test_registration_is_retried_until_the_controller_answers() -> None:
+    cluster = FakeCluster(register_failures=3).start()
+    try:
+        async with running_worker(cluster) as (worker, _):
+            assert worker.worker_id == cluster.worker_id
+            assert len(cluster.calls_to("workers:register")) == 4
+    finally:
+        cluster.stop()
+
+
+# ------------------------------------------------------------------ proxying
+
+
+@pytest.mark.parametrize("sni_style", [False, True], ids=["alpn", "sni"])
+async def test_bytes_flow_both_ways_and_are_reported(env: Env, sni_style: bool) -> None:
+    session = env.session("s_flow123456", connection_limit=5)
+    tofu = new_tofu_token()
+    conn = await env.connect(session, tofu, sni_style=sni_style)
+    assert conn.result.connection_limit == 5 and conn.result.connections_left == 4
+    assert abs((conn.result.expiration - session.expiration).total_seconds()) < 1
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    echoed = await transfer(conn.channel, payload)
+    assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
+
+    # live counters reach the status reports while the connection is open
+    def live_bytes() -> bool:
+        return any(
+            c["bytes_up"] == len(payload) and c["bytes_down"] == len(payload)
+            for call in env.cluster.calls_to(":status")
+            for c in call.body["connections"]
+        )
+
+    await eventually(live_bytes, "live byte counts in a status report")
+    await conn.close()
+    closed = await eventually(env.cluster.closed_reports, "a close report")
+    ((connection_id, report),) = closed.items()
+    assert report == {
+        "bytes_up": len(payload),
+        "bytes_down": len(payload),
+        "closed_reason": "closed by end-user",
+    }
+    connected = env.cluster.connected_reports()[connection_id]
+    assert connected["client_tcp_address"] == "127.0.0.1"
+    assert connected["client_tcp_port"] == conn.local_port
+    assert connected["endpoint_tcp_address"] == "127.0.0.1"
+    assert connected["endpoint_tcp_port"] == env.echo_port
+    assert len(env.worker.registry) == 0
+
+
+async def test_endpoint_closing_ends_the_connection(env: Env) -> None:
+    async def say_bye(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"bye")
+        await writer.drain()
+        writer.close()
+
+    target = await asyncio.start_server(say_bye, "127.0.0.1", 0)
+    port = target.sockets[0].getsockname()[1]
+    session = env.cluster.add_session("s_bye1234567", f"tcp://127.0.0.1:{port}")
+    conn = await env.connect(session, new_tofu_token())
+    assert await asyncio.wait_for(conn.channel.recv(), GUARD) == b"bye"
+    closed = await closed_by_worker(conn.channel)
+    assert closed.code == 1000
+    report = next(iter((await eventually(env.cluster.closed_reports, "close")).values()))
+    assert report["bytes_down"] == 3 and report["bytes_up"] == 0
+    target.close()
+
+
+async def test_parallel_connections_share_one_session_lookup(env: Env) -> None:
+    session = env.session("s_para123456")
+    tofu = new_tofu_token()
+    first = await env.connect(session, tofu)  # activates the session and pins the token
+    conns = [first] + list(await asyncio.gather(*(env.connect(session, tofu) for _ in range(9))))
+    payloads = [os.urandom(50_000 + i) for i in range(len(conns))]
+    echoed = await asyncio.gather(
+        *(transfer(c.channel, p) for c, p in zip(conns, payloads, strict=True))
+    )
+    assert echoed == payloads
+    assert len(env.cluster.calls_to("/v1/cluster/sessions/s_para123456")) == 1
+    await asyncio.gather(*(c.close() for c in conns))
+    await eventually(lambda: len(env.cluster.closed_reports()) == 10, "ten close reports")
+
+
+# ------------------------------------------------------------------ refusals
+
+
+async def test_tofu_mismatch_gets_1008(env: Env) -> None:
+    session = env.session("s_tofu123456")
+    conn = await env.connect(session, new_tofu_token())
+    channel = await open_channel(
+        env.port, session.session_id, session.certificate, session.private_key
+    )
+    await channel.send(encode_client_handshake(new_tofu_token()))
+    closed = await closed_by_worker(channel)
+    assert (closed.code, closed.reason) == (1008, "tofu token not allowed")
+    await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "reason"),
+    [
+        (encode_client_handshake("short"), 1003, "invalid tofu token"),
+        (b"\xff\xff\xff\xff", 1008, "invalid handshake received"),
+    ],
+    ids=["short-tofu", "not-protobuf"],
+)
+async def test_bad_client_handshake(env: Env, message: bytes, code: int, reason: str) -> None:
+    session = env.session("s_hand123456")
+    channel = await open_channel(
+        env.port, session.session_id, session.certificate, session.private_key
+    )
+    await channel.send(message)
+    closed = await closed_by_worker(channel)
+    assert (closed.code, closed.reason) == (code, reason)
+    assert not env.cluster.calls_to(":authorize-connection")
+
+
+async def test_connection_limit_refusal_gets_1011(env: Env) -> None:
+    session = env.session("s_limi123456", connection_limit=1)
+    tofu = new_tofu_token()
+    conn = await env.connect(session, tofu)
+    assert conn.result.connections_left == 0
+    channel = await open_channel(
+        env.port, session.session_id, session.certificate, session.private_key
+    )
+    await channel.send(encode_client_handshake(tofu))
+    closed = await closed_by_worker(channel)
+    assert (closed.code, closed.reason) == (1011, "unable to authorize connection")
+    await conn.close()
+
+
+async def test_refused_target_gets_3000_and_a_network_error_report(env: Env) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    session = env.cluster.add_session("s_dead123456", f"tcp://127.0.0.1:{dead_port}")
+    conn = await env.connect(session, new_tofu_token())  # the result comes before the dial
+    closed = await closed_by_worker(conn.channel)
+    assert closed.code == 3000
+    report = next(iter((await eventually(env.cluster.closed_reports, "close")).values()))
+    assert report == {"bytes_up": 0, "bytes_down": 0, "closed_reason": "network error"}
+    assert not env.cluster.connected_reports()
+
+
+# ------------------------------------------------------------------ ending sessions
+
+
+async def test_canceled_session_closes_live_connections(env: Env) -> None:
+    session = env.session("s_canc123456")
+    conn = await env.connect(session, new_tofu_token())
+    assert await transfer(conn.channel, b"before") == b"before"
+    env.cluster.cancel_sessions.add(session.session_id)
+    closed = await closed_by_worker(conn.channel)
+    assert closed.code == 1000
+    report = next(iter((await eventually(env.cluster.closed_reports, "close")).values()))
+    assert report["closed_reason"] == "canceled"
+    assert report["bytes_up"] == report["bytes_down"] == len(b"before")
+
+
+async def test_session_cancel_command(env: Env) -> None:
+    session = env.session("s_cmdc123456")
+    tofu = new_tofu_token()
+    conn = await env.connect(session, tofu)
+    channel = await open_channel(
+        env.port, session.session_id, session.certificate, session.private_key
+    )
+    await channel.send(encode_client_handshake(tofu, cancel=True))
+    closed = await closed_by_worker(channel)
+    assert (closed.code, closed.reason) == (1000, "session canceled")
+    (call,) = env.cluster.calls_to(f"{session.session_id}:cancel")
+    assert call.body == {"tofu_token": tofu}
+    # the session's live connection ends too
+    assert (await closed_by_worker(conn.channel)).code == 1000
+    report = next(iter((await eventually(env.cluster.closed_reports, "close")).values()))
+    assert report["closed_reason"] == "canceled"
+
+
+async def test_expired_session_closes_with_timed_out(env: Env) -> None:
+    session = env.session("s_expi123456", seconds=1.5)
+    conn = await env.connect(session, new_tofu_token())
+    closed = await closed_by_worker(conn.channel)
+    assert closed.code == 1000
+    report = next(iter((await eventually(env.cluster.closed_reports, "close")).values()))
+    assert report["closed_reason"] == "timed out"
+
+
+async def test_shutdown_closes_live_connections_and_reports_them() -> None:
+    cluster = FakeCluster().start()
+    echo, echo_port = await echo_server()
+    try:
+        async with running_worker(cluster) as (_worker, port):
+            session = cluster.add_session("s_shut123456", f"tcp://127.0.0.1:{echo_port}")
+            conn = await proxy_connect(
+                port,
+                session.session_id,
+                session.certificate,
+                session.private_key,
+                new_tofu_token(),
+            )
+            assert await transfer(conn.channel, b"x" * 1000) == b"x" * 1000
+        # the worker has stopped: the client saw a clean close, the controller a report
+        assert (await closed_by_worker(conn.channel)).code == 1000
+        (report,) = cluster.closed_reports().values()
+        assert report == {"bytes_up": 1000, "bytes_down": 1000, "closed_reason": "system error"}
+    finally:
+        echo.close()
+        cluster.stop()
+
+
+async def test_controller_outage_keeps_connections_and_queues_close_reports(env: Env) -> None:
+    session = env.session("s_outa123456")
+    conn = await env.connect(session, new_tofu_token())
+    await eventually(env.cluster.connected_reports, "the connected report")
+    env.cluster.fail["/v1/cluster/"] = 503
+    seen = len(env.cluster.calls_to(":status"))
+    await eventually(lambda: len(env.cluster.calls_to(":status")) > seen + 2, "failed reports")
+    assert await transfer(conn.channel, b"still here") == b"still here"
+    await conn.close()
+    await eventually(lambda: env.cluster.calls_to(":closed"), "a close attempt")
+    assert len(env.worker.closes) == 1  # kept for later
+    del env.cluster.fail["/v1/cluster/"]
+    await eventually(lambda: len(env.worker.closes) == 0, "the queued close report")
+    (report,) = env.cluster.closed_reports().values()
+    assert report["bytes_up"] == len(b"still here")
+
+
+# ------------------------------------------------------------------ hostile clients
+
+
+async def _raw(port: int, data: bytes) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    if data:
+        await loop.sock_sendall(sock, data)
+    return sock
+
+
+async def _dropped(sock: socket.socket) -> bool:
+    """True once the worker has closed the connection (EOF or reset)."""
+    loop = asyncio.get_running_loop()
+    try:
+        while await asyncio.wait_for(loop.sock_recv(sock, 4096), GUARD):
+            pass
+    except ConnectionError:
+        pass
+    sock.close()
+    return True
+
+
+async def test_bad_clients_are_dropped_and_good_ones_still_served(env: Env) -> None:
+    session = env.session("s_good123456")
+    hello = client_hello_bytes("localhost", ["http/1.1", session.session_id])
+    bad = [
+        await _raw(env.port, b"\x00garbage\xff" * 50),
+        await _raw(env.port, b"GET /v1/proxy HTTP/1.1\r\nHost: worker\r\n\r\n"),
+        await _raw(env.port, hello[:30]),  # slow loris: never finishes its hello
+        await _raw(env.port, b""),  # says nothing at all
+        await _raw(env.port, client_hello_bytes("localhost", ["http/1.1"])),  # no session id
+        await _raw(env.port, client_hello_bytes("s_unknown12345", None)),  # unknown session
+    ]
+    drops = [asyncio.ensure_future(_dropped(sock)) for sock in bad]
+
+    # a self-made certificate for the real session: refused during TLS
+    other_cert, other_key = mint_session_certificate(
+        session.session_id, ["127.0.0.1"], session.expiration
+    )
+    forged_ctx = client_context(
+        other_cert, other_key, alpn=["http/1.1", session.session_id], trust=session.certificate
+    )
+    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+        reader, writer = await open_tls(env.port, forged_ctx)
+        await asyncio.wait_for(reader.readexactly(1), GUARD)
+        raise AssertionError("a self-made certificate was accepted")
+
+    # meanwhile a real client is served
+    conn = await env.connect(session, new_tofu_token())
+    assert await transfer(conn.channel, b"hello") == b"hello"
+    assert all(await asyncio.gather(*drops))
+    await conn.close()
+
+    # and the worker keeps serving afterwards
+    conn = await env.connect(session, (await _pinned_tofu(env, session)))
+    assert await transfer(conn.channel, b"again") == b"again"
+    await conn.close()
+
+
+async def _pinned_tofu(env: Env, session: FakeSession) -> str:
+    token = env.cluster.sessions[session.session_id].tofu_token
+    assert token is not None
+    return token
+
+
+async def test_wrong_session_certificate_for_the_named_session(env: Env) -> None:
+    real = env.session("s_real123456")
+    other = env.session("s_othe123456")
+    # names the real session but presents (and trusts) the other session's certificate
+    ctx = boundary_context(real.session_id, other.certificate, other.private_key)
+    with pytest.raises((OSError, asyncio.IncompleteReadError)):
+        reader, _ = await open_tls(env.port, ctx)
+        await asyncio.wait_for(reader.readexactly(1), GUARD)
+
+
+# ------------------------------------------------------------------ small pieces
+
+
+def test_parse_endpoint() -> None:
+    assert parse_endpoint("tcp://127.0.0.1:22") == ("127.0.0.1", 22)
+    assert parse_endpoint("tcp://[::1]:5432") == ("::1", 5432)
+    assert parse_endpoint("tcp://db.internal:3306") == ("db.internal", 3306)
+    for bad in ("http://x:1", "tcp://x", "tcp://x:0", "tcp://[::1:22", "tcp://x:99999", ""):
+        with pytest.raises(EndpointError):
+            parse_endpoint(bad)
+
+
+async def test_authenticated_client_that_never_upgrades_is_dropped(env: Env) -> None:
+    session = env.session("s_mute123456")
+    reader, writer = await open_tls(
+        env.port, boundary_context(session.session_id, session.certificate, session.private_key)
+    )
+    # says nothing after TLS: the worker gives up after its handshake timeout
+    assert await asyncio.wait_for(reader.read(), GUARD) == b""
+    writer.close()
+    assert not env.cluster.calls_to(":authorize-connection")
