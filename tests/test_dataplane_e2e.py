@@ -1,0 +1,348 @@
+"""The data plane end to end: real controller, real embedded worker, real `bconnect
+connect` processes, a real TCP echo target, real TLS and WebSockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bconnect.core.certs import mint_session_certificate, session_tls_files
+from bconnect.core.token import decode_authz_token
+
+PROJECT = "p_1234567890"
+GUARD = 60  # seconds: hang guards only, never timing assertions
+
+
+def make_target(ctl, port: int, **extra) -> str:  # noqa: ANN001, ANN003
+    body = {
+        "scope_id": PROJECT,
+        "name": f"echo-{port}-{time.monotonic_ns()}",
+        "address": "127.0.0.1",
+        "attributes": {"default_port": port},
+        **extra,
+    }
+    resp = ctl.request("POST", "/v1/targets", json=body)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["id"]
+
+
+def authorize(ctl, target: str, who: str = "admin") -> dict:  # noqa: ANN001
+    resp = ctl.request("POST", f"/v1/targets/{target}:authorize-session", who=who, json={})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+class Connect:
+    """`python -m bconnect connect …` with -format json: one JSON object per line."""
+
+    def __init__(self, ctl, *args: str, token: str | None = None, stdin: str | None = None):  # noqa: ANN001
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
+        env.update(BOUNDARY_ADDR=ctl.addr, BCONNECT_KEYRING_TYPE="none")
+        if token:
+            env["BOUNDARY_TOKEN"] = token
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bconnect", "connect", "-format", "json", *args],
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        if stdin is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(stdin)
+            self.proc.stdin.close()
+            self.proc.stdin = None  # communicate() must not touch it again
+        self.events: list[dict] = []
+
+    def next_event(self) -> dict:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError("connect ended: " + (self.proc.stderr.read() or ""))
+        event = json.loads(line)
+        self.events.append(event)
+        return event
+
+    def listening(self) -> dict:
+        return self.next_event()
+
+    def finish(self, sig: int | None = signal.SIGINT) -> tuple[int, list[dict], str]:
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=GUARD)
+        self.events += [json.loads(line) for line in out.splitlines() if line.strip()]
+        return self.proc.returncode, self.events, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def connects() -> Iterator[list[Connect]]:
+    started: list[Connect] = []
+    yield started
+    for c in started:
+        c.kill()
+
+
+def start_connect(connects, ctl, token: str) -> tuple[Connect, int]:  # noqa: ANN001
+    c = Connect(ctl, "-authz-token", "-", stdin=token + "\n")
+    connects.append(c)
+    return c, int(c.listening()["port"])
+
+
+def echo_through(port: int, payload: bytes) -> bytes:
+    """Send payload and read the echo concurrently (so neither side blocks)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=GUARD) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        got = bytearray()
+        while len(got) < len(payload):
+            chunk = sock.recv(1 << 18)
+            if not chunk:
+                break
+            got += chunk
+        sender.join()
+    return bytes(got)
+
+
+def wait_for(fn, timeout: float = GUARD):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def session(ctl, sid: str) -> dict:  # noqa: ANN001
+    return ctl.request("GET", f"/v1/sessions/{sid}").json()
+
+
+def test_100mb_both_ways_and_bytes_in_sessions_read(dataplane, echo_server, connects) -> None:
+    auth = authorize(dataplane, make_target(dataplane, echo_server.port))
+    c, port = start_connect(connects, dataplane, auth["authorization_token"])
+    payload = os.urandom(100 * 1024 * 1024)
+    echoed = echo_through(port, payload)
+    assert hashlib.sha256(echoed).hexdigest() == hashlib.sha256(payload).hexdigest()
+
+    def closed() -> dict | None:
+        conns = session(dataplane, auth["session_id"]).get("connections") or []
+        return conns[0] if conns and conns[0].get("closed_reason") else None
+
+    conn = wait_for(closed)
+    assert conn, "the connection was never reported closed"
+    assert conn["bytes_up"] == str(len(payload)) and conn["bytes_down"] == str(len(payload))
+    assert conn["endpoint_tcp_port"] == echo_server.port
+    assert conn["client_tcp_address"] == "127.0.0.1"
+    assert conn["closed_reason"] == "closed by end-user"
+    assert session(dataplane, auth["session_id"])["status"] == "active"
+
+    code, events, _ = c.finish()
+    assert events[-1] == {"termination_reason": "Received shutdown signal"}
+    final = wait_for(
+        lambda: (
+            session(dataplane, auth["session_id"])["status"] == "terminated"
+            and session(dataplane, auth["session_id"])
+        )
+    )
+    assert final["termination_reason"] == "closed by end-user"
+    states = [s["status"] for s in final["states"]]
+    assert states == ["terminated", "canceling", "active", "pending"]
+
+
+def test_fifty_parallel_connections(dataplane, echo_server, connects) -> None:
+    auth = authorize(dataplane, make_target(dataplane, echo_server.port))
+    _, port = start_connect(connects, dataplane, auth["authorization_token"])
+    payloads = [os.urandom(64 * 1024) for _ in range(50)]
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(lambda p: echo_through(port, p) == p, payloads))
+    assert all(results)
+
+    def all_closed() -> list | None:
+        conns = session(dataplane, auth["session_id"]).get("connections") or []
+        closed = [c for c in conns if c.get("closed_reason")]
+        return closed if len(closed) == 50 else None
+
+    conns = wait_for(all_closed)
+    assert conns, "not every connection was reported closed"
+    assert {c["bytes_up"] for c in conns} == {str(64 * 1024)}
+
+
+def test_connection_limit_one(dataplane, echo_server, connects) -> None:
+    target = make_target(dataplane, echo_server.port, session_connection_limit=1)
+    auth = authorize(dataplane, target)
+    c, port = start_connect(connects, dataplane, auth["authorization_token"])
+    assert echo_through(port, b"only once") == b"only once"
+    code, events, _ = c.finish(sig=None)  # ends by itself: no connections left
+    assert code == 0
+    assert {"connections_left": 0} in events
+    assert events[-1] == {"termination_reason": "No connections left in session"}
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    final = wait_for(
+        lambda: (s := session(dataplane, auth["session_id"]))["status"] == "terminated" and s
+    )
+    assert final["termination_reason"] == "connection limit"
+
+
+def test_second_client_with_the_same_token_is_refused(dataplane, echo_server, connects) -> None:
+    auth = authorize(dataplane, make_target(dataplane, echo_server.port))
+    _, port = start_connect(connects, dataplane, auth["authorization_token"])
+    assert echo_through(port, b"first") == b"first"  # pins the tofu token
+    second, port2 = start_connect(connects, dataplane, auth["authorization_token"])
+    with socket.create_connection(("127.0.0.1", port2), timeout=GUARD) as sock:
+        sock.sendall(b"x")
+        sock.settimeout(GUARD)
+        try:
+            data = sock.recv(10)
+        except ConnectionResetError:
+            data = b""
+        assert data == b""
+    code, events, _ = second.finish(sig=None)
+    assert code == 1
+    assert events[-1] == {
+        "termination_reason": "Error from proxy client: session is already in use"
+    }
+    assert echo_through(port, b"still mine") == b"still mine"
+
+
+def test_cancel_from_the_api_kills_a_live_transfer(dataplane, echo_server, connects) -> None:
+    auth = authorize(dataplane, make_target(dataplane, echo_server.port))
+    c, port = start_connect(connects, dataplane, auth["authorization_token"])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=GUARD)
+    sock.sendall(b"hello")
+    assert sock.recv(5) == b"hello"
+    sid = auth["session_id"]
+    version = session(dataplane, sid)["version"]
+    resp = dataplane.request("POST", f"/v1/sessions/{sid}:cancel", json={"version": version})
+    assert resp.status_code == 200
+    sock.settimeout(GUARD)
+    ended = b""
+    try:
+        while chunk := sock.recv(1024):
+            ended += chunk
+    except ConnectionResetError:
+        pass
+    sock.close()
+    code, events, _ = c.finish(sig=None)
+    assert events[-1]["termination_reason"] == "No connections left in session"
+    final = wait_for(lambda: (s := session(dataplane, sid))["status"] == "terminated" and s)
+    assert final["termination_reason"] == "canceled"
+    assert final["connections"][0]["closed_reason"] == "canceled"
+
+
+def test_expired_session_ends_the_proxy(dataplane, echo_server, connects) -> None:
+    target = make_target(dataplane, echo_server.port, session_max_seconds=3)
+    auth = authorize(dataplane, target)
+    c, port = start_connect(connects, dataplane, auth["authorization_token"])
+    assert echo_through(port, b"quick") == b"quick"
+    code, events, _ = c.finish(sig=None)
+    assert events[-1] == {"termination_reason": "Session has expired"}
+    final = wait_for(
+        lambda: (s := session(dataplane, auth["session_id"]))["status"] == "terminated" and s
+    )
+    assert final["termination_reason"] == "timed out"
+
+
+def test_exec_with_templating_and_exit_code(dataplane, echo_server, connects) -> None:
+    target = make_target(dataplane, echo_server.port)
+    child = (
+        "import os, socket, sys\n"
+        "port = int(sys.argv[1])\n"
+        "assert port == int(os.environ['BOUNDARY_PROXIED_PORT'])\n"
+        "assert os.environ['BOUNDARY_PROXIED_ADDR'] == '127.0.0.1:%d' % port\n"
+        "s = socket.create_connection((sys.argv[2], port))\n"
+        "s.sendall(b'ping'); assert s.recv(4) == b'ping'\n"
+        "sys.exit(7)\n"
+    )
+    c = Connect(
+        dataplane,
+        "-target-id",
+        target,
+        "-exec",
+        sys.executable,
+        "--",
+        "-c",
+        child,
+        "{{boundary.port}}",
+        "{{ boundary.ip }}",
+        token=dataplane.token("admin"),
+    )
+    connects.append(c)
+    code, events, err = c.finish(sig=None)
+    assert code == 7, err
+    sid = events[0]["session_id"]
+    final = wait_for(lambda: (s := session(dataplane, sid))["status"] == "terminated" and s)
+    assert final["connections"][0]["bytes_up"] == "4"
+
+
+def test_refusing_target_closes_with_a_reason(dataplane, connects) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    auth = authorize(dataplane, make_target(dataplane, dead_port))
+    c, port = start_connect(connects, dataplane, auth["authorization_token"])
+    with socket.create_connection(("127.0.0.1", port), timeout=GUARD) as sock:
+        sock.settimeout(GUARD)
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(10) == b""
+    conn = wait_for(
+        lambda: (cs := session(dataplane, auth["session_id"]).get("connections")) and cs[0]
+    )
+    assert conn["closed_reason"] == "network error"
+    c.finish()
+
+
+def test_worker_shrugs_off_garbage_and_strangers(dataplane, echo_server, connects) -> None:
+    host, port = dataplane.proxy_addr.split(":")
+    auth = authorize(dataplane, make_target(dataplane, echo_server.port))
+    data = decode_authz_token(auth["authorization_token"])
+    # garbage, plain HTTP, and TLS with a self-made certificate for the same session id
+    for junk in (b"\x00" * 64, b"GET /v1/proxy HTTP/1.1\r\nHost: x\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=GUARD) as sock:
+            sock.sendall(junk)
+            sock.settimeout(GUARD)
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(100) in (b"",)
+    fake_cert, fake_key = mint_session_certificate(data.session_id, ["127.0.0.1"], data.expiration)
+    cert_pem, key_pem = session_tls_files(fake_cert, fake_key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.set_alpn_protocols(["http/1.1", data.session_id])
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cpath, kpath = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        Path(cpath).write_bytes(cert_pem)
+        Path(kpath).write_bytes(key_pem)
+        ctx.load_cert_chain(cpath, kpath)
+    with socket.create_connection((host, int(port)), timeout=GUARD) as raw:
+        try:
+            with ctx.wrap_socket(raw) as tls:
+                tls.sendall(b"GET /v1/proxy HTTP/1.1\r\n\r\n")
+                assert tls.recv(100) == b""
+        except (ssl.SSLError, ConnectionResetError, OSError):
+            pass  # refused during or right after the handshake
+    # the real client still works
+    _, proxy_port = start_connect(connects, dataplane, auth["authorization_token"])
+    assert echo_through(proxy_port, b"fine") == b"fine"
