@@ -346,3 +346,19 @@ def test_worker_shrugs_off_garbage_and_strangers(dataplane, echo_server, connect
     # the real client still works
     _, proxy_port = start_connect(connects, dataplane, auth["authorization_token"])
     assert echo_through(proxy_port, b"fine") == b"fine"
+
+
+def test_the_worker_appears_in_workers_list(dataplane) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
+    env.update(BOUNDARY_ADDR=dataplane.addr, BOUNDARY_TOKEN=dataplane.token("admin"))
+    out = subprocess.run(
+        [sys.executable, "-m", "bconnect", "workers", "list", "-format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=GUARD,
+    )
+    assert out.returncode == 0, out.stderr
+    items = json.loads(out.stdout)["items"]
+    assert [(w["name"], w["address"]) for w in items] == [("test-worker", dataplane.proxy_addr)]
+    assert items[0]["id"].startswith("w_")

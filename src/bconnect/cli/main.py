@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessions": ("bconnect.cli.sessions:sessions", "List, read and cancel sessions"),
     "targets": ("bconnect.cli.targets:targets", "Manage targets and authorize sessions"),
     "users": ("bconnect.cli.users:users", "Manage users"),
+    "workers": ("bconnect.cli.workers:workers", "List, read and delete workers"),
     "worker": ("bconnect.cli.worker:worker", "Start a worker that proxies sessions' connections"),
 }
 
