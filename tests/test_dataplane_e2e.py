@@ -305,7 +305,11 @@ def test_refusing_target_closes_with_a_reason(dataplane, connects) -> None:
         with contextlib.suppress(ConnectionResetError):
             assert sock.recv(10) == b""
     conn = wait_for(
-        lambda: (cs := session(dataplane, auth["session_id"]).get("connections")) and cs[0]
+        lambda: (
+            (cs := session(dataplane, auth["session_id"]).get("connections"))
+            and cs[0].get("closed_reason")
+            and cs[0]
+        )
     )
     assert conn["closed_reason"] == "network error"
     c.finish()
