@@ -366,3 +366,39 @@ def test_the_worker_appears_in_workers_list(dataplane) -> None:
     items = json.loads(out.stdout)["items"]
     assert [(w["name"], w["address"]) for w in items] == [("test-worker", dataplane.proxy_addr)]
     assert items[0]["id"].startswith("w_")
+
+
+def test_connections_a_restarted_worker_forgot_are_closed(dataplane) -> None:
+    """A worker that no longer reports a connection (it crashed and came back) gets it
+    closed as a system error, so a canceled session can end."""
+    from test_cluster_api import WorkerClient
+
+    from bconnect.controller.sessionops import UNREPORTED_GRACE
+
+    w = WorkerClient(dataplane)
+    w.register("crashy")
+    auth = authorize(dataplane, "ttcp_1234567890")
+    sid = auth["session_id"]
+    cid = w.call(
+        "POST", f"/v1/cluster/sessions/{sid}:authorize-connection", json={"tofu_token": "G" * 20}
+    ).json()["connection_id"]
+    version = session(dataplane, sid)["version"]
+    dataplane.request("POST", f"/v1/sessions/{sid}:cancel", json={"version": version})
+    # the connection is still open as far as the controller knows
+    assert session(dataplane, sid)["status"] == "canceling"
+    # pretend time passed beyond the grace period, then the restarted worker reports
+    # without that connection
+    from datetime import UTC, datetime
+
+    from bconnect.controller.storage import schema as t
+
+    with dataplane.engine.begin() as conn:
+        conn.execute(
+            t.session_connections.update()
+            .where(t.session_connections.c.id == cid)
+            .values(updated_time=datetime.now(UTC) - UNREPORTED_GRACE * 2)
+        )
+    w.call("POST", f"/v1/cluster/workers/{w.worker_id}:status", json={"connections": []})
+    final = session(dataplane, sid)
+    assert final["status"] == "terminated" and final["termination_reason"] == "canceled"
+    assert final["connections"][0]["closed_reason"] == "system error"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 
@@ -127,9 +128,6 @@ def dev(
         raise click.UsageError("only the admin login name 'admin' is supported for now")
     if len(password) < 8:
         raise click.UsageError("-password must be at least 8 characters")
-    if database_url is None:
-        tmpdir = tempfile.mkdtemp(prefix="bconnect-dev-")
-        database_url = os.path.join(tmpdir, "bconnect.db")
     if worker_auth_key is None:
         worker_auth_key = secrets.token_urlsafe(32)
     else:
@@ -146,6 +144,11 @@ def dev(
     except (ListenError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    tmpdir = None
+    if database_url is None:
+        # a throwaway database (it holds session keys): removed when dev stops
+        tmpdir = tempfile.mkdtemp(prefix="bconnect-dev-")
+        database_url = os.path.join(tmpdir, "bconnect.db")
     host, port = sock.getsockname()[:2]
     cluster_host, cluster_port = cluster_sock.getsockname()[:2]
     proxy_host, proxy_port = proxy_sock.getsockname()[:2]
@@ -166,11 +169,13 @@ def dev(
             user_password=password,
             target_port=target_port,
         )
-    except SchemaTooNewError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - a database we cannot open is a user problem
-        click.echo(f"Error: cannot open the database {database_url}: {exc}", err=True)
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        if isinstance(exc, SchemaTooNewError):
+            click.echo(f"Error: {exc}", err=True)
+        else:
+            click.echo(f"Error: cannot open the database {database_url}: {exc}", err=True)
         sys.exit(1)
     click.echo(
         f"""==> bconnect dev started! Log data will follow below.
@@ -206,4 +211,6 @@ Authenticate with:
         )
     finally:
         controller.close()
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
     click.echo("==> bconnect dev shutdown complete")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
@@ -229,6 +229,29 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
     return True
 
 
+def _close_unreported(conn: Connection, worker_id: str, reported: list[str], now: datetime) -> None:
+    c = t.session_connections.c
+    lost = conn.execute(
+        select(c.id, c.session_id).where(
+            c.worker_id == worker_id,
+            c.status != "closed",
+            c.id.not_in(reported),
+            c.updated_time < now - UNREPORTED_GRACE,
+        )
+    ).all()
+    if not lost:
+        return
+    conn.execute(
+        update(t.session_connections)
+        .where(c.id.in_([r.id for r in lost]))
+        .values(status="closed", closed_reason=ClosedReason.SYSTEM_ERROR.value, updated_time=now)
+    )
+    for session_id in {r.session_id for r in lost}:
+        session = lock_session(conn, session_id)
+        if session is not None:
+            _terminate_if_due(conn, session, now)
+
+
 def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
     """Terminate ``session`` if its time has come (see sessionstate.termination_due).
     Open connections are waited for, except past expiry, when they are closed."""
@@ -244,12 +267,21 @@ def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
     return False
 
 
+# A connection the worker admitted gets this long to show up in its status reports.
+UNREPORTED_GRACE = timedelta(seconds=10)
+
+
 def worker_status(
     conn: Connection, worker_id: str, reports: list[dict[str, Any]], now: datetime
 ) -> dict[str, list[str]]:
-    """Take a worker's status report; answer which sessions and connections to close."""
+    """Take a worker's status report; answer which sessions and connections to close.
+
+    Open connections of this worker that it no longer reports (it restarted, or never
+    got the controller's answer) are closed with ``system error``, so their sessions
+    can end."""
     conn.execute(update(t.workers).where(t.workers.c.id == worker_id).values(last_status_time=now))
     ids = [r["connection_id"] for r in reports]
+    _close_unreported(conn, worker_id, ids, now)
     if not ids:
         return {"cancel_sessions": [], "cancel_connections": []}
     rows = conn.execute(

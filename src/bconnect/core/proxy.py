@@ -179,6 +179,7 @@ class ClientProxy:
         self._reason = ""
         self._error: ProxyError | None = None
         self._abort_requested = asyncio.Event()
+        self._hurry = asyncio.Event()  # a second Ctrl-C: give up on the teardown command
         self._stopping = False
         self._stop = asyncio.Event()
         self._ended: asyncio.Future[ProxyResult] | None = None
@@ -363,10 +364,29 @@ class ClientProxy:
             finally:
                 aborted.cancel()
 
+    def hurry(self) -> None:
+        """Stop waiting for the worker to take the cancel command (the caller falls back
+        to the API cancel): what a second Ctrl-C does."""
+        self._hurry.set()
+
     async def _send_teardown(self) -> bool:
         assert self._dialer is not None
+        send = asyncio.ensure_future(
+            asyncio.wait_for(self._dialer.send_cancel(self._tofu), _TEARDOWN_TIMEOUT)
+        )
+        hurry = asyncio.ensure_future(self._hurry.wait())
         try:
-            await asyncio.wait_for(self._dialer.send_cancel(self._tofu), _TEARDOWN_TIMEOUT)
+            await asyncio.wait([send, hurry], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hurry.cancel()
+        if not send.done():
+            send.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ProxyError, TimeoutError):
+                await send
+            log.debug("session teardown via worker abandoned")
+            return False
+        try:
+            send.result()
         except (ProxyError, TimeoutError) as exc:
             log.debug("session teardown via worker failed: %s", exc or "timed out")
             return False

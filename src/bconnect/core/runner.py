@@ -217,9 +217,12 @@ class ConnectRunner:
 
     def request_shutdown(self) -> None:
         """What SIGINT/SIGTERM do: end as "Received shutdown signal"."""
-        if self._shutdown.is_set() and self._child is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self._child.kill()  # a second signal: stop waiting for the child
+        if self._shutdown.is_set():
+            # a second signal: stop waiting for the child and for the worker's teardown
+            if self._child is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._child.kill()
+            self.proxy.hurry()
         self._shutdown.set()
 
     async def run(self) -> RunResult:

@@ -44,9 +44,12 @@ class SessionCache:
         *,
         negative_ttl: float = 2.0,
         max_unknown: int = 4096,
+        idle_ttl: float = 300.0,
     ) -> None:
         self._cluster = cluster
         self._entries: dict[str, CachedSession] = {}
+        self._used: dict[str, float] = {}  # last lookup, for idle eviction
+        self._idle_ttl = idle_ttl
         self._pending: dict[str, asyncio.Future[CachedSession | None]] = {}
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._negative_ttl = negative_ttl
@@ -65,8 +68,9 @@ class SessionCache:
         entry = self._entries.get(session_id)
         if entry is not None:
             if not entry.expired:
+                self._used[session_id] = time.monotonic()
                 return entry
-            del self._entries[session_id]
+            self._drop(session_id)
             return None
         if self._recently_unknown(session_id):
             return None
@@ -81,14 +85,23 @@ class SessionCache:
     def forget(self, session_ids: list[str] | tuple[str, ...]) -> None:
         """Drop these sessions (canceled: no new connection will be authorized)."""
         for sid in session_ids:
-            self._entries.pop(sid, None)
+            self._drop(sid)
 
     def purge_expired(self) -> list[str]:
-        """Forget expired sessions; returns their ids."""
+        """Forget expired sessions (returning their ids) and, quietly, sessions nobody
+        asked for in ``idle_ttl`` seconds: a later connection simply fetches them again,
+        so ended sessions do not pile up in memory until their expiration."""
         gone = [sid for sid, entry in self._entries.items() if entry.expired]
         for sid in gone:
-            del self._entries[sid]
+            self._drop(sid)
+        stale = time.monotonic() - self._idle_ttl
+        for sid in [sid for sid, used in self._used.items() if used < stale]:
+            self._drop(sid)
         return gone
+
+    def _drop(self, session_id: str) -> None:
+        self._entries.pop(session_id, None)
+        self._used.pop(session_id, None)
 
     async def _fetch(self, session_id: str) -> CachedSession | None:
         info = await self._cluster.get_session(session_id)
@@ -108,6 +121,7 @@ class SessionCache:
             return None
         entry = CachedSession(info, context)
         self._entries[session_id] = entry
+        self._used[session_id] = time.monotonic()
         return entry
 
     def _recently_unknown(self, session_id: str) -> bool:
