@@ -9,43 +9,31 @@ from bconnect.cli.options import (
     FlagError,
     GlobalOptions,
     UserError,
-    group,
     prompt_hidden,
     secret_value,
     string_option,
 )
-from bconnect.cli.output import COMMON_ITEM_FIELDS, ItemField, ListField
+from bconnect.cli.output import COMMON_ITEM_FIELDS, ItemField
 from bconnect.cli.resources import (
     AUTH_METHOD,
+    ResourceType,
+    attributes_field,
     command,
-    delete_command,
-    description_option,
     fields,
     help_text,
     id_option,
-    list_command,
-    name_option,
-    read_command,
     require_id,
+    resource_group,
     run_action,
-    run_create,
-    run_update,
+    type_groups,
     version_option,
 )
 
 ACCOUNT_VIEW = output.ResourceView(
     collection="accounts",
     singular="account",
-    plural="accounts",
-    title="Account information:",
-    empty="No accounts found",
     example_id="acctpw_1234567890",
-    list_fields=(
-        ListField("Version", "version", "int"),
-        ListField("Type", "type"),
-        ListField("Name", "name"),
-        ListField("Description", "description"),
-    ),
+    list_fields=output.COMMON_LIST_FIELDS[1:],
     item_fields=(*COMMON_ITEM_FIELDS, ItemField("Auth Method ID", "auth_method_id")),
     sections=(
         output.scope_section(),
@@ -56,37 +44,16 @@ ACCOUNT_VIEW = output.ResourceView(
     key_subst={"login_name": "Login Name"},
 )
 
-accounts = group(
-    "accounts",
-    help=help_text(
+accounts = resource_group(
+    ACCOUNT_VIEW,
+    AUTH_METHOD,
+    help_text(
         "Manage accounts.",
         "bconnect accounts list -auth-method-id ampw_1234567890",
         "bconnect accounts create password -auth-method-id ampw_1234567890 -login-name alice "
         "-password env://ALICE_PASSWORD",
     ),
 )
-accounts.add_command(list_command(ACCOUNT_VIEW, AUTH_METHOD))
-accounts.add_command(read_command(ACCOUNT_VIEW))
-accounts.add_command(delete_command(ACCOUNT_VIEW))
-
-create = group(
-    "create",
-    help=help_text(
-        "Create an account of the given type.",
-        "bconnect accounts create password -auth-method-id ampw_1234567890 -login-name alice",
-    ),
-)
-update = group(
-    "update",
-    help=help_text(
-        "Update an account of the given type.",
-        "bconnect accounts update password -id acctpw_1234567890 -login-name alice2",
-    ),
-)
-accounts.add_command(create)
-accounts.add_command(update)
-
-_NOUN = "password-type account"
 
 
 def read_new_password(flag_value: str | None) -> str:
@@ -100,6 +67,7 @@ def read_new_password(flag_value: str | None) -> str:
     return value
 
 
+_LOGIN_NAME = string_option("login-name", help="The login name for the account.")
 _PASSWORD = string_option(
     "password",
     help="The password for the account: env://VAR or file://PATH. "
@@ -107,72 +75,38 @@ _PASSWORD = string_option(
 )
 
 
-@command(
-    "password",
-    help_text(
-        "Create a password-type account.",
-        "bconnect accounts create password -auth-method-id ampw_1234567890 -login-name alice "
-        "-password env://ALICE_PASSWORD",
-    ),
-    [
-        AUTH_METHOD.option(),
-        name_option(_NOUN),
-        description_option(_NOUN),
-        string_option("login-name", help="The login name for the account."),
-        _PASSWORD,
-    ],
-)
-def create_password(
-    opts: GlobalOptions,
-    auth_method_id: str | None,
-    name: str | None,
-    description: str | None,
-    login_name: str | None,
-    password: str | None,
-) -> None:
-    method = AUTH_METHOD.require(auth_method_id)
+def _create_attributes(values: dict[str, Any]) -> dict[str, Any]:
+    login_name = values["login_name"]
     if not login_name:
         raise FlagError("Login Name must be passed in via -login-name")
-    attributes: dict[str, Any] = {"login_name": login_name, "password": read_new_password(password)}
-    body = {
-        "auth_method_id": method,
-        "type": "password",
-        **fields(name=name, description=description),
-        "attributes": attributes,
-    }
-    run_create(opts, ACCOUNT_VIEW, body, label=_NOUN)
+    password = read_new_password(values["password"])
+    return {"attributes": {"login_name": login_name, "password": password}}
 
 
-@command(
-    "password",
-    help_text(
-        "Update a password-type account given its ID.",
-        'bconnect accounts update password -id acctpw_1234567890 -name "devops"',
+type_groups(
+    accounts,
+    ACCOUNT_VIEW,
+    AUTH_METHOD,
+    ResourceType(
+        "password",
+        create_help=help_text(
+            "Create a password-type account.",
+            "bconnect accounts create password -auth-method-id ampw_1234567890 -login-name alice "
+            "-password env://ALICE_PASSWORD",
+        ),
+        update_help=help_text(
+            "Update a password-type account given its ID.",
+            'bconnect accounts update password -id acctpw_1234567890 -name "devops"',
+        ),
+        options=[_LOGIN_NAME],
+        create_options=[_PASSWORD],
+        create_body=_create_attributes,
+        update_body=lambda values: attributes_field(fields(login_name=values["login_name"])),
     ),
-    [
-        id_option(_NOUN),
-        name_option(_NOUN),
-        description_option(_NOUN),
-        string_option("login-name", help="The login name for the account."),
-        version_option(_NOUN),
-    ],
+    create_example="bconnect accounts create password -auth-method-id ampw_1234567890 "
+    "-login-name alice",
+    update_example="bconnect accounts update password -id acctpw_1234567890 -login-name alice2",
 )
-def update_password(
-    opts: GlobalOptions,
-    id_: str | None,
-    name: str | None,
-    description: str | None,
-    login_name: str | None,
-    version: int,
-) -> None:
-    body = fields(name=name, description=description)
-    if login_name:
-        body["attributes"] = fields(login_name=login_name)
-    run_update(opts, ACCOUNT_VIEW, id_, body, version, label=_NOUN)
-
-
-create.add_command(create_password)
-update.add_command(update_password)
 
 
 @command(

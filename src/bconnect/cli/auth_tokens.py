@@ -5,25 +5,21 @@ from __future__ import annotations
 import sys
 
 from bconnect.cli import output
-from bconnect.cli.options import GlobalOptions, UserError, controller_call, group
+from bconnect.cli.options import GlobalOptions, UserError
 from bconnect.cli.output import ItemField, ListField
 from bconnect.cli.resources import (
     SCOPE,
-    command,
-    emit_deleted,
-    emit_item,
+    IdResolver,
+    delete_command,
     help_text,
-    id_option,
-    list_command,
+    read_command,
+    resource_group,
 )
 from bconnect.core.api import token_id
 
 AUTH_TOKEN_VIEW = output.ResourceView(
     collection="auth-tokens",
     singular="auth token",
-    plural="auth tokens",
-    title="Auth Token information:",
-    empty="No auth tokens found",
     example_id="at_1234567890",
     list_value_col=33,
     list_fields=(
@@ -49,72 +45,63 @@ AUTH_TOKEN_VIEW = output.ResourceView(
 
 SELF = "self"
 
-auth_tokens = group(
-    "auth-tokens",
-    help=help_text(
+auth_tokens = resource_group(
+    AUTH_TOKEN_VIEW,
+    SCOPE,
+    help_text(
         "List, read and delete auth tokens.",
         "bconnect auth-tokens list -scope-id global -recursive",
         "bconnect auth-tokens read -id self",
     ),
+    standard=("list",),
 )
-auth_tokens.add_command(list_command(AUTH_TOKEN_VIEW, SCOPE))
 
 
-def _token_id(opts: GlobalOptions, id_: str | None, op: str) -> str:
+def _token_id(op: str) -> IdResolver:
     """The ``-id`` value; ``self`` (or "y" at the prompt) means the token in use."""
-    if not id_:
-        sys.stdout.write(
-            f'No ID provided; {op} the stored token? (Pass an ID of "{SELF}" to suppress '
-            "this question.) y/n: "
-        )
-        sys.stdout.flush()
-        answer = sys.stdin.readline().strip() if sys.stdin else ""
-        if answer not in ("y", "Y"):
-            raise UserError('"Y" or "y" not provided, refusing to continue')
-        id_ = SELF
-    if id_ != SELF:
-        return id_
-    token = opts.find_token()
-    if not token:
-        raise UserError("No token found: authenticate first or pass -token")
-    try:
-        return token_id(token)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+
+    def resolve(opts: GlobalOptions, id_: str | None) -> str:
+        if not id_:
+            sys.stdout.write(
+                f'No ID provided; {op} the stored token? (Pass an ID of "{SELF}" to suppress '
+                "this question.) y/n: "
+            )
+            sys.stdout.flush()
+            answer = sys.stdin.readline().strip() if sys.stdin else ""
+            if answer not in ("y", "Y"):
+                raise UserError('"Y" or "y" not provided, refusing to continue')
+            id_ = SELF
+        if id_ != SELF:
+            return id_
+        token = opts.find_token()
+        if not token:
+            raise UserError("No token found: authenticate first or pass -token")
+        try:
+            return token_id(token)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    return resolve
 
 
-@command(
-    "read",
-    help_text(
-        'Read an auth token given its ID ("self" for the token in use).',
-        "bconnect auth-tokens read -id at_1234567890",
-        "bconnect auth-tokens read -id self",
-    ),
-    [id_option("auth token")],
+auth_tokens.add_command(
+    read_command(
+        AUTH_TOKEN_VIEW,
+        help=help_text(
+            'Read an auth token given its ID ("self" for the token in use).',
+            "bconnect auth-tokens read -id at_1234567890",
+            "bconnect auth-tokens read -id self",
+        ),
+        resolve_id=_token_id("read"),
+    )
 )
-def read(opts: GlobalOptions, id_: str | None) -> None:
-    tid = _token_id(opts, id_, "read")
-    client = opts.client()
-    with controller_call("read", "auth token"):
-        item = client.read("auth-tokens", tid)
-    emit_item(opts, AUTH_TOKEN_VIEW, item)
-
-
-@command(
-    "delete",
-    help_text(
-        'Delete an auth token given its ID ("self" for the token in use).',
-        "bconnect auth-tokens delete -id at_1234567890",
-    ),
-    [id_option("auth token")],
+auth_tokens.add_command(
+    delete_command(
+        AUTH_TOKEN_VIEW,
+        help=help_text(
+            'Delete an auth token given its ID ("self" for the token in use).',
+            "bconnect auth-tokens delete -id at_1234567890",
+        ),
+        resolve_id=_token_id("delete"),
+    )
 )
-def delete(opts: GlobalOptions, id_: str | None) -> None:
-    tid = _token_id(opts, id_, "delete")
-    client = opts.client()
-    with controller_call("delete", "auth token"):
-        result = client.delete_resource("auth-tokens", tid)
-    emit_deleted(opts, result)
-
-
-auth_tokens.add_command(read)
-auth_tokens.add_command(delete)

@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 from bconnect.cli import output
-from bconnect.cli.options import GlobalOptions, group
-from bconnect.cli.output import ItemField
-from bconnect.cli.resources import (
-    SCOPE,
-    command,
-    delete_command,
-    description_option,
-    fields,
-    help_text,
-    id_option,
-    list_command,
-    name_option,
-    read_command,
-    run_create,
-    run_update,
-    version_option,
-)
+from bconnect.cli.resources import SCOPE, ResourceType, help_text, resource_group, type_groups
 
 CREDENTIAL_STORE_VIEW = output.ResourceView(
     collection="credential-stores",
     singular="credential store",
-    plural="credential stores",
-    title="Credential Store information:",
     empty="No credential store found",
     example_id="csst_1234567890",
     list_fields=output.COMMON_LIST_FIELDS,
-    item_fields=(
-        ItemField("ID", "id"),
-        ItemField("Version", "version", "nonzero"),
-        ItemField("Created Time", "created_time", "time"),
-        ItemField("Updated Time", "updated_time", "time"),
-        ItemField("Name", "name"),
-        ItemField("Description", "description"),
-        ItemField("Type", "type"),
-    ),
+    item_fields=output.COMMON_ITEM_FIELDS,
     sections=(
         output.scope_section(),
         output.actions_section(),
@@ -58,81 +32,30 @@ CREDENTIAL_STORE_VIEW = output.ResourceView(
     },
 )
 
-credential_stores = group(
-    "credential-stores",
-    help=help_text(
+credential_stores = resource_group(
+    CREDENTIAL_STORE_VIEW,
+    SCOPE,
+    help_text(
         "Manage credential stores.",
         "bconnect credential-stores list -scope-id p_1234567890",
         "bconnect credential-stores create static -scope-id p_1234567890 -name static",
     ),
 )
-credential_stores.add_command(list_command(CREDENTIAL_STORE_VIEW, SCOPE))
-credential_stores.add_command(read_command(CREDENTIAL_STORE_VIEW))
-credential_stores.add_command(delete_command(CREDENTIAL_STORE_VIEW))
-
-create = group(
-    "create",
-    help=help_text(
-        "Create a credential store of the given type.",
-        "bconnect credential-stores create static -scope-id p_1234567890",
+type_groups(
+    credential_stores,
+    CREDENTIAL_STORE_VIEW,
+    SCOPE,
+    ResourceType(
+        "static",
+        create_help=help_text(
+            "Create a static-type credential store.",
+            "bconnect credential-stores create static -scope-id p_1234567890 -name static",
+        ),
+        update_help=help_text(
+            "Update a static-type credential store given its ID.",
+            "bconnect credential-stores update static -id csst_1234567890 -name devops",
+        ),
     ),
+    create_example="bconnect credential-stores create static -scope-id p_1234567890",
+    update_example="bconnect credential-stores update static -id csst_1234567890 -name devops",
 )
-update = group(
-    "update",
-    help=help_text(
-        "Update a credential store of the given type.",
-        "bconnect credential-stores update static -id csst_1234567890 -name devops",
-    ),
-)
-credential_stores.add_command(create)
-credential_stores.add_command(update)
-
-_NOUN = "static-type credential store"
-
-
-@command(
-    "static",
-    help_text(
-        "Create a static-type credential store.",
-        "bconnect credential-stores create static -scope-id p_1234567890 -name static",
-    ),
-    [SCOPE.option(), name_option(_NOUN), description_option(_NOUN)],
-)
-def create_static(
-    opts: GlobalOptions, scope_id: str | None, name: str | None, description: str | None
-) -> None:
-    body = {
-        "scope_id": SCOPE.require(scope_id),
-        "type": "static",
-        **fields(name=name, description=description),
-    }
-    run_create(opts, CREDENTIAL_STORE_VIEW, body, label=_NOUN)
-
-
-@command(
-    "static",
-    help_text(
-        "Update a static-type credential store given its ID.",
-        "bconnect credential-stores update static -id csst_1234567890 -name devops",
-    ),
-    [id_option(_NOUN), name_option(_NOUN), description_option(_NOUN), version_option(_NOUN)],
-)
-def update_static(
-    opts: GlobalOptions,
-    id_: str | None,
-    name: str | None,
-    description: str | None,
-    version: int,
-) -> None:
-    run_update(
-        opts,
-        CREDENTIAL_STORE_VIEW,
-        id_,
-        fields(name=name, description=description),
-        version,
-        label=_NOUN,
-    )
-
-
-create.add_command(create_static)
-update.add_command(update_static)

@@ -9,48 +9,26 @@ from __future__ import annotations
 from typing import Any
 
 from bconnect.cli import output
-from bconnect.cli.options import (
-    GlobalOptions,
-    UserError,
-    group,
-    prompt_hidden,
-    secret_value,
-    string_option,
-)
+from bconnect.cli.options import UserError, prompt_hidden, secret_value, string_option
 from bconnect.cli.output import ItemField
 from bconnect.cli.resources import (
     CREDENTIAL_STORE,
-    command,
-    delete_command,
-    description_option,
+    ResourceType,
+    attributes_field,
     fields,
     help_text,
-    id_option,
-    list_command,
-    name_option,
-    read_command,
-    run_create,
-    run_update,
-    version_option,
+    resource_group,
+    type_groups,
 )
 
 CREDENTIAL_VIEW = output.ResourceView(
     collection="credentials",
     singular="credential",
-    plural="credentials",
-    title="Credential information:",
-    empty="No credentials found",
     example_id="credup_1234567890",
     list_fields=output.COMMON_LIST_FIELDS[1:],
     item_fields=(
-        ItemField("ID", "id"),
-        ItemField("Version", "version", "nonzero"),
-        ItemField("Created Time", "created_time", "time"),
-        ItemField("Updated Time", "updated_time", "time"),
+        *output.COMMON_ITEM_FIELDS,
         ItemField("Credential Store ID", "credential_store_id"),
-        ItemField("Name", "name"),
-        ItemField("Description", "description"),
-        ItemField("Type", "type"),
     ),
     sections=(output.scope_section(), output.actions_section(), output.attributes_section()),
     key_subst={
@@ -62,117 +40,25 @@ CREDENTIAL_VIEW = output.ResourceView(
     },
 )
 
-credentials = group(
-    "credentials",
-    help=help_text(
+credentials = resource_group(
+    CREDENTIAL_VIEW,
+    CREDENTIAL_STORE,
+    help_text(
         "Manage credentials in static credential stores.",
         "bconnect credentials list -credential-store-id csst_1234567890",
         "bconnect credentials create username-password -credential-store-id csst_1234567890 "
         "-username admin -password env://DB_PASSWORD",
     ),
 )
-credentials.add_command(list_command(CREDENTIAL_VIEW, CREDENTIAL_STORE))
-credentials.add_command(read_command(CREDENTIAL_VIEW))
-credentials.add_command(delete_command(CREDENTIAL_VIEW))
 
-create = group(
-    "create",
-    help=help_text(
-        "Create a credential of the given type.",
-        "bconnect credentials create username-password -credential-store-id csst_1234567890 "
-        "-username user -password env://PASSWORD",
-    ),
-)
-update = group(
-    "update",
-    help=help_text(
-        "Update a credential of the given type.",
-        "bconnect credentials update username-password -id credup_1234567890 -name devops",
-    ),
-)
-credentials.add_command(create)
-credentials.add_command(update)
-
-_UP = "username-password-type credential"
-_SPK = "ssh-private-key-type credential"
+_USERNAME = string_option("username", help="The username of the credential.")
 
 
-def _password_option() -> Any:
-    return string_option(
-        "password",
-        help="The password of the credential: env://VAR or file://PATH.",
-    )
-
-
-def _up_attributes(username: str | None, password: str | None) -> dict[str, Any]:
-    attributes = fields(username=username)
-    if password:
-        attributes["password"] = secret_value(password, "password", allow_prompt=False)
+def _up_attributes(values: dict[str, Any]) -> dict[str, Any]:
+    attributes = fields(username=values["username"])
+    if values["password"]:
+        attributes["password"] = secret_value(values["password"], "password", allow_prompt=False)
     return attributes
-
-
-@command(
-    "username-password",
-    help_text(
-        "Create a username/password credential.",
-        "bconnect credentials create username-password -credential-store-id csst_1234567890 "
-        "-username user -password env://PASSWORD",
-    ),
-    [
-        CREDENTIAL_STORE.option(),
-        name_option(_UP),
-        description_option(_UP),
-        string_option("username", help="The username of the credential."),
-        _password_option(),
-    ],
-)
-def create_username_password(
-    opts: GlobalOptions,
-    credential_store_id: str | None,
-    name: str | None,
-    description: str | None,
-    username: str | None,
-    password: str | None,
-) -> None:
-    body = {
-        "credential_store_id": CREDENTIAL_STORE.require(credential_store_id),
-        "type": "username_password",
-        **fields(name=name, description=description),
-        "attributes": _up_attributes(username, password),
-    }
-    run_create(opts, CREDENTIAL_VIEW, body, label=_UP)
-
-
-@command(
-    "username-password",
-    help_text(
-        "Update a username/password credential given its ID.",
-        "bconnect credentials update username-password -id credup_1234567890 "
-        "-password file:///run/secrets/db",
-    ),
-    [
-        id_option(_UP),
-        name_option(_UP),
-        description_option(_UP),
-        string_option("username", help="The username of the credential."),
-        _password_option(),
-        version_option(_UP),
-    ],
-)
-def update_username_password(
-    opts: GlobalOptions,
-    id_: str | None,
-    name: str | None,
-    description: str | None,
-    username: str | None,
-    password: str | None,
-    version: int,
-) -> None:
-    body = fields(name=name, description=description)
-    attributes = _up_attributes(username, password)
-    if attributes:
-        body["attributes"] = attributes
-    run_update(opts, CREDENTIAL_VIEW, id_, body, version, label=_UP)
 
 
 def check_private_key(private_key: str, passphrase_flag: str | None) -> str | None:
@@ -217,91 +103,68 @@ def check_private_key(private_key: str, passphrase_flag: str | None) -> str | No
     return passphrase
 
 
-def _spk_attributes(
-    username: str | None, private_key: str | None, passphrase: str | None
-) -> dict[str, Any]:
-    attributes = fields(username=username)
-    if private_key:
-        key = secret_value(private_key, "private-key", allow_prompt=False)
+def _spk_attributes(values: dict[str, Any]) -> dict[str, Any]:
+    attributes = fields(username=values["username"])
+    if values["private_key"]:
+        key = secret_value(values["private_key"], "private-key", allow_prompt=False)
         attributes["private_key"] = key
-        secret = check_private_key(key, passphrase)
+        secret = check_private_key(key, values["private_key_passphrase"])
         if secret:
             attributes["private_key_passphrase"] = secret
     return attributes
 
 
-def _spk_options() -> list[Any]:
-    return [
-        string_option("username", help="The username of the credential."),
+# ``create`` always sends ``attributes`` (even empty); ``update`` only when a flag sets one.
+USERNAME_PASSWORD = ResourceType(
+    "username-password",
+    create_help=help_text(
+        "Create a username/password credential.",
+        "bconnect credentials create username-password -credential-store-id csst_1234567890 "
+        "-username user -password env://PASSWORD",
+    ),
+    update_help=help_text(
+        "Update a username/password credential given its ID.",
+        "bconnect credentials update username-password -id credup_1234567890 "
+        "-password file:///run/secrets/db",
+    ),
+    options=[
+        _USERNAME,
+        string_option("password", help="The password of the credential: env://VAR or file://PATH."),
+    ],
+    create_body=lambda values: {"attributes": _up_attributes(values)},
+    update_body=lambda values: attributes_field(_up_attributes(values)),
+)
+SSH_PRIVATE_KEY = ResourceType(
+    "ssh-private-key",
+    create_help=help_text(
+        "Create an SSH private key credential.",
+        "bconnect credentials create ssh-private-key -credential-store-id csst_1234567890 "
+        "-username user -private-key file://$HOME/.ssh/id_ed25519",
+    ),
+    update_help=help_text(
+        "Update an SSH private key credential given its ID.",
+        "bconnect credentials update ssh-private-key -id credspk_1234567890 -name devops",
+    ),
+    options=[
+        _USERNAME,
         string_option("private-key", help="The SSH private key: file://PATH or env://VAR."),
         string_option(
             "private-key-passphrase",
             help="The passphrase of an encrypted private key: env://VAR or file://PATH. "
             "Prompted for when needed and not given.",
         ),
-    ]
-
-
-@command(
-    "ssh-private-key",
-    help_text(
-        "Create an SSH private key credential.",
-        "bconnect credentials create ssh-private-key -credential-store-id csst_1234567890 "
-        "-username user -private-key file://$HOME/.ssh/id_ed25519",
-    ),
-    [CREDENTIAL_STORE.option(), name_option(_SPK), description_option(_SPK), *_spk_options()],
-)
-def create_ssh_private_key(
-    opts: GlobalOptions,
-    credential_store_id: str | None,
-    name: str | None,
-    description: str | None,
-    username: str | None,
-    private_key: str | None,
-    private_key_passphrase: str | None,
-) -> None:
-    store = CREDENTIAL_STORE.require(credential_store_id)
-    body = {
-        "credential_store_id": store,
-        "type": "ssh_private_key",
-        **fields(name=name, description=description),
-        "attributes": _spk_attributes(username, private_key, private_key_passphrase),
-    }
-    run_create(opts, CREDENTIAL_VIEW, body, label=_SPK)
-
-
-@command(
-    "ssh-private-key",
-    help_text(
-        "Update an SSH private key credential given its ID.",
-        "bconnect credentials update ssh-private-key -id credspk_1234567890 -name devops",
-    ),
-    [
-        id_option(_SPK),
-        name_option(_SPK),
-        description_option(_SPK),
-        *_spk_options(),
-        version_option(_SPK),
     ],
+    create_body=lambda values: {"attributes": _spk_attributes(values)},
+    update_body=lambda values: attributes_field(_spk_attributes(values)),
 )
-def update_ssh_private_key(
-    opts: GlobalOptions,
-    id_: str | None,
-    name: str | None,
-    description: str | None,
-    username: str | None,
-    private_key: str | None,
-    private_key_passphrase: str | None,
-    version: int,
-) -> None:
-    body = fields(name=name, description=description)
-    attributes = _spk_attributes(username, private_key, private_key_passphrase)
-    if attributes:
-        body["attributes"] = attributes
-    run_update(opts, CREDENTIAL_VIEW, id_, body, version, label=_SPK)
-
-
-create.add_command(create_username_password)
-create.add_command(create_ssh_private_key)
-update.add_command(update_username_password)
-update.add_command(update_ssh_private_key)
+type_groups(
+    credentials,
+    CREDENTIAL_VIEW,
+    CREDENTIAL_STORE,
+    USERNAME_PASSWORD,
+    SSH_PRIVATE_KEY,
+    create_example="bconnect credentials create username-password "
+    "-credential-store-id csst_1234567890 -username user -password env://PASSWORD",
+    update_example="bconnect credentials update username-password -id credup_1234567890 "
+    "-name devops",
+)

@@ -2,39 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bconnect.cli import output
-from bconnect.cli.options import FlagError, GlobalOptions, group, string_option
+from bconnect.cli.options import FlagError, string_option
 from bconnect.cli.output import COMMON_ITEM_FIELDS, ItemField, ListField
 from bconnect.cli.resources import (
     HOST_CATALOG,
-    command,
-    delete_command,
-    description_option,
+    ResourceType,
+    attributes_field,
     fields,
     help_text,
-    id_option,
-    list_command,
-    name_option,
-    read_command,
-    run_create,
-    run_update,
-    version_option,
+    resource_group,
+    type_groups,
 )
 
 HOST_VIEW = output.ResourceView(
     collection="hosts",
     singular="host",
-    plural="hosts",
-    title="Host information:",
-    empty="No hosts found",
     example_id="hst_1234567890",
     list_fields=(
         ListField("External ID", "external_id"),
         ListField("External Name", "external_name"),
-        ListField("Version", "version", "int"),
-        ListField("Type", "type"),
-        ListField("Name", "name"),
-        ListField("Description", "description"),
+        *output.COMMON_LIST_FIELDS[1:],
     ),
     item_fields=(
         *COMMON_ITEM_FIELDS,
@@ -52,98 +42,49 @@ HOST_VIEW = output.ResourceView(
     ),
 )
 
-hosts = group(
-    "hosts",
-    help=help_text(
+hosts = resource_group(
+    HOST_VIEW,
+    HOST_CATALOG,
+    help_text(
         "Manage hosts.",
         "bconnect hosts list -host-catalog-id hcst_1234567890",
         "bconnect hosts create static -host-catalog-id hcst_1234567890 -address 10.0.0.5",
     ),
 )
-hosts.add_command(list_command(HOST_VIEW, HOST_CATALOG))
-hosts.add_command(read_command(HOST_VIEW))
-hosts.add_command(delete_command(HOST_VIEW))
-
-create = group(
-    "create",
-    help=help_text(
-        "Create a host of the given type.",
-        "bconnect hosts create static -host-catalog-id hcst_1234567890 -name web -address 10.0.0.5",
-    ),
-)
-update = group(
-    "update",
-    help=help_text(
-        "Update a host of the given type.",
-        "bconnect hosts update static -id hst_1234567890 -address 10.20.30.40",
-    ),
-)
-hosts.add_command(create)
-hosts.add_command(update)
 
 _ADDRESS = string_option("address", help="The address of the host.")
 
 
-@command(
-    "static",
-    help_text(
-        "Create a static-type host.",
-        "bconnect hosts create static -host-catalog-id hcst_1234567890 -name prodops "
-        '-description "Static host for ProdOps" -address 127.0.0.1',
-    ),
-    [
-        HOST_CATALOG.option(),
-        name_option("static-type host"),
-        description_option("static-type host"),
-        _ADDRESS,
-    ],
-)
-def create_static(
-    opts: GlobalOptions,
-    host_catalog_id: str | None,
-    name: str | None,
-    description: str | None,
-    address: str | None,
-) -> None:
-    catalog = HOST_CATALOG.require(host_catalog_id)
-    if not address:
+def _attributes(values: dict[str, Any]) -> dict[str, Any]:
+    return attributes_field(fields(address=values["address"]))
+
+
+def _create_attributes(values: dict[str, Any]) -> dict[str, Any]:
+    if not values["address"]:
         raise FlagError("Address must be provided via -address")
-    body = {
-        "host_catalog_id": catalog,
-        "type": "static",
-        **fields(name=name, description=description),
-        "attributes": fields(address=address),
-    }
-    run_create(opts, HOST_VIEW, body, label="static-type host")
+    return _attributes(values)
 
 
-@command(
-    "static",
-    help_text(
-        "Update a static-type host given its ID.",
-        "bconnect hosts update static -id hst_1234567890 -name devops -address 10.20.30.40",
+type_groups(
+    hosts,
+    HOST_VIEW,
+    HOST_CATALOG,
+    ResourceType(
+        "static",
+        create_help=help_text(
+            "Create a static-type host.",
+            "bconnect hosts create static -host-catalog-id hcst_1234567890 -name prodops "
+            '-description "Static host for ProdOps" -address 127.0.0.1',
+        ),
+        update_help=help_text(
+            "Update a static-type host given its ID.",
+            "bconnect hosts update static -id hst_1234567890 -name devops -address 10.20.30.40",
+        ),
+        options=[_ADDRESS],
+        create_body=_create_attributes,
+        update_body=_attributes,
     ),
-    [
-        id_option("static-type host"),
-        name_option("static-type host"),
-        description_option("static-type host"),
-        _ADDRESS,
-        version_option("static-type host"),
-    ],
+    create_example="bconnect hosts create static -host-catalog-id hcst_1234567890 -name web "
+    "-address 10.0.0.5",
+    update_example="bconnect hosts update static -id hst_1234567890 -address 10.20.30.40",
 )
-def update_static(
-    opts: GlobalOptions,
-    id_: str | None,
-    name: str | None,
-    description: str | None,
-    address: str | None,
-    version: int,
-) -> None:
-    body = fields(name=name, description=description)
-    if address:
-        body["attributes"] = fields(address=address)
-    run_update(opts, HOST_VIEW, id_, body, version, label="static-type host")
-
-
-create.add_command(create_static)
-update.add_command(update_static)

@@ -28,6 +28,8 @@ from bconnect.core.api import ApiError
 __all__ = [
     "COMMON_ITEM_FIELDS",
     "COMMON_LIST_FIELDS",
+    "UNTYPED_ITEM_FIELDS",
+    "UNTYPED_LIST_FIELDS",
     "ItemField",
     "ListField",
     "RenderContext",
@@ -510,20 +512,27 @@ class ResourceView:
     ``collection`` is the API collection (``host-sets``); ``singular`` and
     ``plural`` are used in messages (``Error from controller when performing read
     on host set``); ``title`` heads tables (``Host Set information:``); ``empty``
-    is printed for an empty list (``No host sets found``).
+    is printed for an empty list (``No host sets found``). ``plural``, ``title``
+    and ``empty`` default to those forms of ``singular``.
     """
 
     collection: str
     singular: str
-    plural: str
-    title: str
-    empty: str
+    plural: str = ""
+    title: str = ""
+    empty: str = ""
     list_fields: tuple[ListField, ...] = ()
     item_fields: tuple[ItemField, ...] = ()
     sections: tuple[Section, ...] = ()
     key_subst: Mapping[str, str] = field(default_factory=dict)
     list_value_col: int = 25
     example_id: str = ""
+
+    def __post_init__(self) -> None:
+        plural = self.plural or f"{self.singular}s"
+        object.__setattr__(self, "plural", plural)
+        object.__setattr__(self, "title", self.title or f"{self.singular.title()} information:")
+        object.__setattr__(self, "empty", self.empty or f"No {plural} found")
 
     # -- list --
 
@@ -631,3 +640,7 @@ COMMON_LIST_FIELDS = (
     ListField("Name", "name"),
     ListField("Description", "description"),
 )
+
+# The same for resources that have no type (roles, scopes, users).
+UNTYPED_ITEM_FIELDS = tuple(spec for spec in COMMON_ITEM_FIELDS if spec.key != "type")
+UNTYPED_LIST_FIELDS = tuple(spec for spec in COMMON_LIST_FIELDS if spec.key != "type")

@@ -1,8 +1,9 @@
 """Generic ``list`` / ``read`` / ``delete`` commands and create/update/action runners.
 
-Each resource group (``targets``, ``hosts``, ...) builds its standard commands
-from its :class:`~bconnect.cli.output.ResourceView` with the factories here and
-only writes the commands that are specific to it.
+Each resource group (``targets``, ``hosts``, ...) builds its group, its standard
+commands, its ``create``/``update`` commands and its membership actions from its
+:class:`~bconnect.cli.output.ResourceView` with the factories here, and only
+writes what is specific to it (extra flags and how they become the request body).
 """
 
 from __future__ import annotations
@@ -22,20 +23,26 @@ from bconnect.cli.options import (
     api_command,
     bool_option,
     controller_call,
+    group,
     multi_option,
     nullable,
     string_option,
 )
-from bconnect.core.api import ApiResponse
+from bconnect.core.api import ApiResponse, Client
 
 __all__ = [
     "AUTH_METHOD",
     "CREDENTIAL_STORE",
     "HOST_CATALOG",
     "SCOPE",
+    "BodyHook",
+    "IdResolver",
     "Parent",
+    "ResourceType",
     "apply_options",
+    "attributes_field",
     "command",
+    "create_command",
     "delete_command",
     "description_option",
     "emit_deleted",
@@ -45,17 +52,25 @@ __all__ = [
     "help_text",
     "id_option",
     "list_command",
+    "membership_commands",
     "name_option",
     "read_command",
     "require_id",
+    "resource_group",
     "run_action",
     "run_create",
     "run_update",
     "set_members_command",
+    "type_groups",
+    "update_command",
     "version_option",
 ]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+# Request body fields from a command's flag values (``{dest: value}``, ``id_`` included).
+BodyHook = Callable[[dict[str, Any]], Mapping[str, Any]]
+# The ID a ``read``/``delete`` operates on from the ``-id`` value.
+IdResolver = Callable[[GlobalOptions, str | None], str]
 
 
 @dataclass(frozen=True)
@@ -185,6 +200,11 @@ def require_id(value: str | None) -> str:
 def fields(**values: Any) -> dict[str, Any]:
     """Request fields from flag values: unset (None/empty) dropped, ``null`` → JSON null."""
     return {k: nullable(v) for k, v in values.items() if v not in (None, "", ())}
+
+
+def attributes_field(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"attributes": attributes}``, or nothing when no attribute is set."""
+    return {"attributes": attributes} if attributes else {}
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -319,38 +339,66 @@ def list_command(
     return command("list", text, opts_list)(callback)
 
 
-def read_command(view: output.ResourceView, *, help: str | None = None) -> click.Command:  # noqa: A002
-    """``<group> read -id X``."""
+def _require_id(opts: GlobalOptions, id_: str | None) -> str:
+    return require_id(id_)
+
+
+def _by_id_command(
+    view: output.ResourceView,
+    verb: str,
+    help: str | None,  # noqa: A002
+    resolve_id: IdResolver,
+    call: Callable[[Client, str], ApiResponse],
+    emit: Callable[[GlobalOptions, ApiResponse], None],
+) -> click.Command:
+    """``<group> <verb> -id X``: *call* the client on the resolved ID and *emit* the result."""
 
     def callback(opts: GlobalOptions, id_: str | None) -> None:
-        rid = require_id(id_)
+        rid = resolve_id(opts, id_)
         client = opts.client()
-        with controller_call("read", view.singular):
-            item = client.read(view.collection, rid)
-        emit_item(opts, view, item)
+        with controller_call(verb, view.singular):
+            result = call(client, rid)
+        emit(opts, result)
 
     text = help or help_text(
-        f"Read {_article(view.singular)} given its ID.",
-        f"bconnect {view.collection} read -id {view.example_id}",
+        f"{verb.capitalize()} {_article(view.singular)} given its ID.",
+        f"bconnect {view.collection} {verb} -id {view.example_id}",
     )
-    return command("read", text, [id_option(view.singular)])(callback)
+    return command(verb, text, [id_option(view.singular)])(callback)
 
 
-def delete_command(view: output.ResourceView, *, help: str | None = None) -> click.Command:  # noqa: A002
-    """``<group> delete -id X``."""
-
-    def callback(opts: GlobalOptions, id_: str | None) -> None:
-        rid = require_id(id_)
-        client = opts.client()
-        with controller_call("delete", view.singular):
-            result = client.delete_resource(view.collection, rid)
-        emit_deleted(opts, result)
-
-    text = help or help_text(
-        f"Delete {_article(view.singular)} given its ID.",
-        f"bconnect {view.collection} delete -id {view.example_id}",
+def read_command(
+    view: output.ResourceView,
+    *,
+    help: str | None = None,  # noqa: A002
+    resolve_id: IdResolver = _require_id,
+) -> click.Command:
+    """``<group> read -id X``; *resolve_id* turns the ``-id`` value into the ID to read."""
+    return _by_id_command(
+        view,
+        "read",
+        help,
+        resolve_id,
+        lambda client, rid: client.read(view.collection, rid),
+        lambda opts, item: emit_item(opts, view, item),
     )
-    return command("delete", text, [id_option(view.singular)])(callback)
+
+
+def delete_command(
+    view: output.ResourceView,
+    *,
+    help: str | None = None,  # noqa: A002
+    resolve_id: IdResolver = _require_id,
+) -> click.Command:
+    """``<group> delete -id X``; *resolve_id* turns the ``-id`` value into the ID to delete."""
+    return _by_id_command(
+        view,
+        "delete",
+        help,
+        resolve_id,
+        lambda client, rid: client.delete_resource(view.collection, rid),
+        emit_deleted,
+    )
 
 
 def set_members_command(
@@ -394,3 +442,192 @@ def set_members_command(
         version_option(view.singular),
     ]
     return command(action, help_text(summary, example), options)(callback)
+
+
+def membership_commands(
+    view: output.ResourceView,
+    *,
+    flag: str,
+    body_key: str,
+    noun: str,
+    example_value: str,
+    label: str | None = None,
+    summaries: tuple[str, str, str] | None = None,
+    missing: str | None = None,
+    validate: Callable[[str], None] | None = None,
+) -> list[click.Command]:
+    """``add-<noun>``, ``set-<noun>`` and ``remove-<noun>`` (see :func:`set_members_command`).
+
+    *summaries* (add, set, remove) default to "Add <label> to a <resource>." and so on;
+    *label* defaults to *noun* with spaces.
+    """
+    label = label or noun.replace("-", " ")
+    resource = _article(view.singular)
+    summaries = summaries or (
+        f"Add {label} to {resource}.",
+        f'Set the full contents of the {label} on {resource} ("null" empties it).',
+        f"Remove {label} from {resource}.",
+    )
+    return [
+        set_members_command(
+            view,
+            verb,
+            flag=flag,
+            body_key=body_key,
+            noun=noun,
+            summary=summary,
+            missing=missing,
+            validate=validate,
+            example=f"bconnect {view.collection} {verb}-{noun} -id {view.example_id} "
+            f"-{flag} {example_value}",
+        )
+        for verb, summary in zip(("add", "set", "remove"), summaries, strict=True)
+    ]
+
+
+# -- groups and create/update commands ---------------------------------------------------------
+
+
+def resource_group(
+    view: output.ResourceView,
+    parent: Parent,
+    help: str,  # noqa: A002
+    *,
+    standard: Sequence[str] = ("list", "read", "delete"),
+) -> click.Group:
+    """The ``bconnect <collection>`` group with the *standard* commands of its resource.
+
+    ``list`` lists within *parent*; ``read`` and ``delete`` take ``-id``.
+    """
+    resources = group(view.collection, help=help)
+    if "list" in standard:
+        resources.add_command(list_command(view, parent))
+    if "read" in standard:
+        resources.add_command(read_command(view))
+    if "delete" in standard:
+        resources.add_command(delete_command(view))
+    return resources
+
+
+def _type_noun(view: output.ResourceView, type_name: str | None) -> str:
+    return f"{type_name}-type {view.singular}" if type_name else view.singular
+
+
+def create_command(
+    view: output.ResourceView,
+    parent: Parent,
+    *,
+    help: str,  # noqa: A002
+    type_name: str | None = None,
+    options: Sequence[Decorator] = (),
+    body: BodyHook | None = None,
+) -> click.Command:
+    """``create <type_name>`` (or a plain ``create``): ``-<parent>``, ``-name``, ``-description``.
+
+    The extra *options* follow. The request body holds the parent, the ``type`` (*type_name*
+    with ``_``), the name and description, then what *body* returns from the flag values
+    (called after the parent is checked, so it may validate and read secrets).
+    """
+    noun = _type_noun(view, type_name)
+
+    def callback(opts: GlobalOptions, **values: Any) -> None:
+        request: dict[str, Any] = {parent.dest: parent.require(values[parent.dest])}
+        if type_name:
+            request["type"] = type_name.replace("-", "_")
+        request.update(fields(name=values["name"], description=values["description"]))
+        if body:
+            request.update(body(values))
+        run_create(opts, view, request, label=noun)
+
+    flags = [parent.option(), name_option(noun), description_option(noun), *options]
+    return command(type_name or "create", help, flags)(callback)
+
+
+def update_command(
+    view: output.ResourceView,
+    *,
+    help: str,  # noqa: A002
+    type_name: str | None = None,
+    options: Sequence[Decorator] = (),
+    body: BodyHook | None = None,
+) -> click.Command:
+    """``update <type_name>`` (or a plain ``update``): ``-id``, ``-name``, ``-description``.
+
+    The extra *options* come before ``-version``. The request body holds the name and
+    description, then what *body* returns from the flag values (``id_`` included; called
+    before the ``-id`` check, so a hook that wants that check first calls :func:`require_id`).
+    """
+    noun = _type_noun(view, type_name)
+
+    def callback(opts: GlobalOptions, **values: Any) -> None:
+        request = fields(name=values["name"], description=values["description"])
+        if body:
+            request.update(body(values))
+        run_update(opts, view, values["id_"], request, values["version"], label=noun)
+
+    flags = [id_option(noun), name_option(noun), description_option(noun), *options]
+    return command(type_name or "update", help, [*flags, version_option(noun)])(callback)
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One type of a resource (``static``, ``password``, ...): its ``create``/``update`` pair.
+
+    Both commands take *options* after ``-name``/``-description``; ``create`` then takes
+    *create_options*. The ``*_body`` hooks are those of :func:`create_command` and
+    :func:`update_command`.
+    """
+
+    name: str
+    create_help: str
+    update_help: str
+    options: Sequence[Decorator] = ()
+    create_options: Sequence[Decorator] = ()
+    create_body: BodyHook | None = None
+    update_body: BodyHook | None = None
+
+    def commands(
+        self, view: output.ResourceView, parent: Parent
+    ) -> tuple[click.Command, click.Command]:
+        """``create <name>`` and ``update <name>``."""
+        create = create_command(
+            view,
+            parent,
+            type_name=self.name,
+            help=self.create_help,
+            options=[*self.options, *self.create_options],
+            body=self.create_body,
+        )
+        update = update_command(
+            view,
+            type_name=self.name,
+            help=self.update_help,
+            options=self.options,
+            body=self.update_body,
+        )
+        return create, update
+
+
+def type_groups(
+    resources: click.Group,
+    view: output.ResourceView,
+    parent: Parent,
+    *types: ResourceType,
+    create_example: str,
+    update_example: str,
+) -> tuple[click.Group, click.Group]:
+    """The ``create`` and ``update`` groups with a command per type, added to *resources*."""
+    resource = _article(view.singular)
+    create = group(
+        "create", help=help_text(f"Create {resource} of the given type.", create_example)
+    )
+    update = group(
+        "update", help=help_text(f"Update {resource} of the given type.", update_example)
+    )
+    for resource_type in types:
+        create_cmd, update_cmd = resource_type.commands(view, parent)
+        create.add_command(create_cmd)
+        update.add_command(update_cmd)
+    resources.add_command(create)
+    resources.add_command(update)
+    return create, update

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from bconnect.cli import output
-from bconnect.cli.options import GlobalOptions, UserError, group
-from bconnect.cli.output import ItemField, RenderContext, Section
+from bconnect.cli.options import UserError
+from bconnect.cli.output import RenderContext, Section
 from bconnect.cli.resources import (
     SCOPE,
-    command,
-    delete_command,
-    description_option,
-    fields,
+    create_command,
     help_text,
-    id_option,
-    list_command,
-    name_option,
-    read_command,
-    run_create,
-    run_update,
-    set_members_command,
-    version_option,
+    membership_commands,
+    resource_group,
+    update_command,
 )
 
 
@@ -51,74 +43,40 @@ def _members(ctx: RenderContext) -> list[str]:
 ROLE_VIEW = output.ResourceView(
     collection="roles",
     singular="role",
-    plural="roles",
-    title="Role information:",
-    empty="No roles found",
     example_id="r_1234567890",
-    list_fields=(
-        output.COMMON_LIST_FIELDS[0],
-        output.COMMON_LIST_FIELDS[1],
-        *output.COMMON_LIST_FIELDS[3:],
-    ),
-    item_fields=(
-        ItemField("ID", "id"),
-        ItemField("Version", "version", "nonzero"),
-        ItemField("Created Time", "created_time", "time"),
-        ItemField("Updated Time", "updated_time", "time"),
-        ItemField("Name", "name"),
-        ItemField("Description", "description"),
-    ),
+    list_fields=output.UNTYPED_LIST_FIELDS,
+    item_fields=output.UNTYPED_ITEM_FIELDS,
     sections=(output.scope_section(), output.actions_section(), Section(_members)),
 )
 
-roles = group(
-    "roles",
-    help=help_text(
+roles = resource_group(
+    ROLE_VIEW,
+    SCOPE,
+    help_text(
         "Manage roles: their principals, grants and grant scopes.",
         "bconnect roles list -scope-id global",
         'bconnect roles add-grants -id r_1234567890 -grant "ids=*;type=*;actions=read"',
     ),
 )
-roles.add_command(list_command(ROLE_VIEW, SCOPE))
-roles.add_command(read_command(ROLE_VIEW))
-roles.add_command(delete_command(ROLE_VIEW))
-
-
-@command(
-    "create",
-    help_text(
-        "Create a role.",
-        'bconnect roles create -scope-id o_1234567890 -name readers -description "Read only"',
-    ),
-    [SCOPE.option(), name_option("role"), description_option("role")],
+roles.add_command(
+    create_command(
+        ROLE_VIEW,
+        SCOPE,
+        help=help_text(
+            "Create a role.",
+            'bconnect roles create -scope-id o_1234567890 -name readers -description "Read only"',
+        ),
+    )
 )
-def create(
-    opts: GlobalOptions, scope_id: str | None, name: str | None, description: str | None
-) -> None:
-    body = {"scope_id": SCOPE.require(scope_id), **fields(name=name, description=description)}
-    run_create(opts, ROLE_VIEW, body)
-
-
-@command(
-    "update",
-    help_text(
-        "Update a role given its ID.",
-        'bconnect roles update -id r_1234567890 -name "devops" -description "For DevOps"',
-    ),
-    [id_option("role"), name_option("role"), description_option("role"), version_option("role")],
+roles.add_command(
+    update_command(
+        ROLE_VIEW,
+        help=help_text(
+            "Update a role given its ID.",
+            'bconnect roles update -id r_1234567890 -name "devops" -description "For DevOps"',
+        ),
+    )
 )
-def update(
-    opts: GlobalOptions,
-    id_: str | None,
-    name: str | None,
-    description: str | None,
-    version: int,
-) -> None:
-    run_update(opts, ROLE_VIEW, id_, fields(name=name, description=description), version)
-
-
-roles.add_command(create)
-roles.add_command(update)
 
 
 def check_grant(grant: str) -> None:
@@ -133,42 +91,30 @@ def check_grant(grant: str) -> None:
             )
 
 
-_SETS = (
-    (
-        "principal",
-        "principal_ids",
-        "principals",
-        "principals (users, groups)",
-        None,
-        "u_1234567890",
+for _command in (
+    *membership_commands(
+        ROLE_VIEW,
+        flag="principal",
+        body_key="principal_ids",
+        noun="principals",
+        label="principals (users, groups)",
+        example_value="u_1234567890",
     ),
-    ("grant", "grant_strings", "grants", "grants", None, '"ids=*;type=*;actions=read"'),
-    (
-        "grant-scope-id",
-        "grant_scope_ids",
-        "grant-scopes",
-        "grant scopes",
-        "No grant scope IDs supplied via -grant-scope-id",
-        "this",
+    *membership_commands(
+        ROLE_VIEW,
+        flag="grant",
+        body_key="grant_strings",
+        noun="grants",
+        validate=check_grant,
+        example_value='"ids=*;type=*;actions=read"',
     ),
-)
-
-for _flag, _key, _noun, _label, _missing, _value in _SETS:
-    for _verb, _summary in (
-        ("add", f"Add {_label} to a role."),
-        ("set", f'Set the full contents of the {_label} on a role ("null" empties it).'),
-        ("remove", f"Remove {_label} from a role."),
-    ):
-        roles.add_command(
-            set_members_command(
-                ROLE_VIEW,
-                _verb,
-                flag=_flag,
-                body_key=_key,
-                noun=_noun,
-                summary=_summary,
-                missing=_missing,
-                validate=check_grant if _flag == "grant" else None,
-                example=f"bconnect roles {_verb}-{_noun} -id r_1234567890 -{_flag} {_value}",
-            )
-        )
+    *membership_commands(
+        ROLE_VIEW,
+        flag="grant-scope-id",
+        body_key="grant_scope_ids",
+        noun="grant-scopes",
+        missing="No grant scope IDs supplied via -grant-scope-id",
+        example_value="this",
+    ),
+):
+    roles.add_command(_command)

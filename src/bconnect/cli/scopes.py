@@ -5,29 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from bconnect.cli import output
-from bconnect.cli.options import GlobalOptions, bool_option, group, string_option
+from bconnect.cli.options import GlobalOptions, bool_option, string_option
 from bconnect.cli.output import ItemField, ListField
 from bconnect.cli.resources import (
     SCOPE,
     command,
-    delete_command,
     description_option,
     fields,
     help_text,
-    id_option,
     list_command,
     name_option,
-    read_command,
+    resource_group,
     run_create,
-    run_update,
-    version_option,
+    update_command,
 )
 
 SCOPE_VIEW = output.ResourceView(
     collection="scopes",
     singular="scope",
-    plural="scopes",
-    title="Scope information:",
     empty="No child scopes found",
     example_id="o_1234567890",
     list_fields=(
@@ -39,12 +34,7 @@ SCOPE_VIEW = output.ResourceView(
         ListField("StoragePolicyId", "storage_policy_id"),
     ),
     item_fields=(
-        ItemField("ID", "id"),
-        ItemField("Version", "version", "nonzero"),
-        ItemField("Created Time", "created_time", "time"),
-        ItemField("Updated Time", "updated_time", "time"),
-        ItemField("Name", "name"),
-        ItemField("Description", "description"),
+        *output.UNTYPED_ITEM_FIELDS,
         ItemField("Primary Auth Method ID", "primary_auth_method_id"),
         ItemField("Storage Policy ID", "storage_policy_id"),
     ),
@@ -55,13 +45,15 @@ SCOPE_VIEW = output.ResourceView(
     ),
 )
 
-scopes = group(
-    "scopes",
-    help=help_text(
+scopes = resource_group(
+    SCOPE_VIEW,
+    SCOPE,
+    help_text(
         "Manage scopes: the global scope, orgs and projects.",
         "bconnect scopes list -scope-id global -recursive",
         "bconnect scopes create -scope-id o_1234567890 -name prod",
     ),
+    standard=("read", "delete"),
 )
 scopes.add_command(
     list_command(
@@ -74,8 +66,6 @@ scopes.add_command(
         ),
     )
 )
-scopes.add_command(read_command(SCOPE_VIEW))
-scopes.add_command(delete_command(SCOPE_VIEW))
 
 
 @command(
@@ -118,34 +108,20 @@ def create(
     run_create(opts, SCOPE_VIEW, body, params={k: v for k, v in params.items() if v})
 
 
-@command(
-    "update",
-    help_text(
-        "Update a scope given its ID.",
-        'bconnect scopes update -id o_1234567890 -name "devops" -description "For DevOps"',
-    ),
-    [
-        id_option("scope"),
-        name_option("scope"),
-        description_option("scope"),
-        string_option(
-            "primary-auth-method-id",
-            help="The primary auth method of the scope (may create users on first login).",
-        ),
-        version_option("scope"),
-    ],
-)
-def update(
-    opts: GlobalOptions,
-    id_: str | None,
-    name: str | None,
-    description: str | None,
-    primary_auth_method_id: str | None,
-    version: int,
-) -> None:
-    body = fields(name=name, description=description, primary_auth_method_id=primary_auth_method_id)
-    run_update(opts, SCOPE_VIEW, id_, body, version)
-
-
 scopes.add_command(create)
-scopes.add_command(update)
+scopes.add_command(
+    update_command(
+        SCOPE_VIEW,
+        help=help_text(
+            "Update a scope given its ID.",
+            'bconnect scopes update -id o_1234567890 -name "devops" -description "For DevOps"',
+        ),
+        options=[
+            string_option(
+                "primary-auth-method-id",
+                help="The primary auth method of the scope (may create users on first login).",
+            )
+        ],
+        body=lambda values: fields(primary_auth_method_id=values["primary_auth_method_id"]),
+    )
+)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bconnect.cli import output
-from bconnect.cli.options import GlobalOptions, bool_option, controller_call, group
+from bconnect.cli.options import GlobalOptions, bool_option, controller_call
 from bconnect.cli.output import ItemField, ListField, RenderContext, Section
 from bconnect.cli.resources import (
     SCOPE,
@@ -15,8 +15,8 @@ from bconnect.cli.resources import (
     help_text,
     id_option,
     list_command,
-    read_command,
     require_id,
+    resource_group,
 )
 
 
@@ -78,9 +78,6 @@ def _states_width(item: Mapping[str, Any]) -> int:
 SESSION_VIEW = output.ResourceView(
     collection="sessions",
     singular="session",
-    plural="sessions",
-    title="Session information:",
-    empty="No sessions found",
     example_id="s_1234567890",
     list_fields=(
         ListField("Scope ID", "scope_id", recursive_only=True),
@@ -115,14 +112,16 @@ SESSION_VIEW = output.ResourceView(
     ),
 )
 
-sessions = group(
-    "sessions",
-    help=help_text(
+sessions = resource_group(
+    SESSION_VIEW,
+    SCOPE,
+    help_text(
         "List, read and cancel sessions.",
         "bconnect sessions list -scope-id p_1234567890",
         "bconnect sessions read -id s_1234567890",
         "bconnect sessions cancel -id s_1234567890",
     ),
+    standard=("read",),
 )
 
 sessions.add_command(
@@ -144,7 +143,6 @@ sessions.add_command(
         ),
     )
 )
-sessions.add_command(read_command(SESSION_VIEW))
 
 
 @command(

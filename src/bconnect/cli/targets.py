@@ -16,27 +16,22 @@ from bconnect.cli.options import (
     GlobalOptions,
     UserError,
     controller_call,
-    group,
     multi_option,
     string_option,
 )
 from bconnect.cli.output import COMMON_ITEM_FIELDS, ItemField, ListField, RenderContext, Section
 from bconnect.cli.resources import (
     SCOPE,
+    ResourceType,
     command,
-    delete_command,
-    description_option,
     fields,
     help_text,
     id_option,
-    list_command,
-    name_option,
-    read_command,
+    membership_commands,
     require_id,
+    resource_group,
     run_action,
-    run_create,
-    run_update,
-    set_members_command,
+    type_groups,
     version_option,
 )
 from bconnect.core.api import ApiResponse
@@ -90,9 +85,6 @@ def _target_width(item: Mapping[str, Any]) -> int:
 TARGET_VIEW = output.ResourceView(
     collection="targets",
     singular="target",
-    plural="targets",
-    title="Target information:",
-    empty="No targets found",
     example_id="ttcp_1234567890",
     list_fields=(*output.COMMON_LIST_FIELDS, ListField("Address", "address")),
     item_fields=(
@@ -224,8 +216,6 @@ def _parse_int(value: str, *, unsigned: bool) -> int:
 def tcp_body(kw: dict[str, Any]) -> dict[str, Any]:
     """The request body fields of a tcp target from the tcp-specific flags."""
     body = fields(
-        name=kw.get("name"),
-        description=kw.get("description"),
         address=kw.get("address"),
         worker_filter=kw.get("worker_filter"),
         egress_worker_filter=kw.get("egress_worker_filter"),
@@ -249,125 +239,90 @@ def tcp_body(kw: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _tcp_options(update: bool) -> list:
-    noun = "tcp-type target"
-    options = [
-        id_option(noun) if update else SCOPE.option(),
-        name_option(noun),
-        description_option(noun),
-        string_option(
-            "address",
-            help="A network address to connect to for this target. "
-            "Cannot be used alongside host sources.",
-        ),
-        string_option("default-port", help="The default port to set on the target."),
-        string_option("default-client-port", help="The default client port to set on the target."),
-        string_option(
-            "session-max-seconds",
-            help="The maximum lifetime of the session, including all connections: "
-            "seconds or a duration string such as 8h.",
-        ),
-        string_option(
-            "session-connection-limit",
-            help="The maximum number of connections allowed for a session. -1 means unlimited.",
-        ),
-        string_option("worker-filter", help="Deprecated: use egress or ingress filters instead."),
-        string_option(
-            "egress-worker-filter",
-            help="A boolean expression selecting the egress workers for sessions.",
-        ),
-        string_option(
-            "ingress-worker-filter",
-            help="A boolean expression selecting the ingress workers for sessions.",
-        ),
-    ]
-    if update:
-        options.append(version_option(noun))
-    return options
+_TCP_OPTIONS = [
+    string_option(
+        "address",
+        help="A network address to connect to for this target. "
+        "Cannot be used alongside host sources.",
+    ),
+    string_option("default-port", help="The default port to set on the target."),
+    string_option("default-client-port", help="The default client port to set on the target."),
+    string_option(
+        "session-max-seconds",
+        help="The maximum lifetime of the session, including all connections: "
+        "seconds or a duration string such as 8h.",
+    ),
+    string_option(
+        "session-connection-limit",
+        help="The maximum number of connections allowed for a session. -1 means unlimited.",
+    ),
+    string_option("worker-filter", help="Deprecated: use egress or ingress filters instead."),
+    string_option(
+        "egress-worker-filter",
+        help="A boolean expression selecting the egress workers for sessions.",
+    ),
+    string_option(
+        "ingress-worker-filter",
+        help="A boolean expression selecting the ingress workers for sessions.",
+    ),
+]
+
+
+def _tcp_update_body(kw: dict[str, Any]) -> dict[str, Any]:
+    require_id(kw["id_"])  # a missing -id is reported before a malformed value
+    return tcp_body(kw)
 
 
 # -- commands ----------------------------------------------------------------------------------
 
-targets = group(
-    "targets",
-    help=help_text(
+targets = resource_group(
+    TARGET_VIEW,
+    SCOPE,
+    help_text(
         "Manage targets and authorize sessions on them.",
         "bconnect targets list -scope-id p_1234567890",
         "bconnect targets read -id ttcp_1234567890",
         "bconnect targets authorize-session -id ttcp_1234567890",
     ),
 )
-targets.add_command(list_command(TARGET_VIEW, SCOPE))
-targets.add_command(read_command(TARGET_VIEW))
-targets.add_command(delete_command(TARGET_VIEW))
-
-create = group(
-    "create",
-    help=help_text(
-        "Create a target of the given type.",
-        "bconnect targets create tcp -scope-id p_1234567890 -name prodops -address 10.0.0.5 "
-        "-default-port 22",
+type_groups(
+    targets,
+    TARGET_VIEW,
+    SCOPE,
+    ResourceType(
+        "tcp",
+        create_help=help_text(
+            "Create a tcp-type target.",
+            "bconnect targets create tcp -scope-id p_1234567890 -name ssh-box -address 10.0.0.5 "
+            "-default-port 22",
+        ),
+        update_help=help_text(
+            "Update a tcp-type target given its ID.",
+            "bconnect targets update tcp -id ttcp_1234567890 -name devops -default-port 2222",
+        ),
+        options=_TCP_OPTIONS,
+        create_body=tcp_body,
+        update_body=_tcp_update_body,
     ),
+    create_example="bconnect targets create tcp -scope-id p_1234567890 -name prodops "
+    "-address 10.0.0.5 -default-port 22",
+    update_example="bconnect targets update tcp -id ttcp_1234567890 -name devops "
+    '-description "For DevOps"',
 )
-update = group(
-    "update",
-    help=help_text(
-        "Update a target of the given type.",
-        'bconnect targets update tcp -id ttcp_1234567890 -name devops -description "For DevOps"',
+for _command in membership_commands(
+    TARGET_VIEW,
+    flag="host-source",
+    body_key="host_source_ids",
+    noun="host-sources",
+    missing="No host sources supplied via -host-source",
+    summaries=(
+        "Add host sources (host sets) to a target.",
+        'Set the full list of host sources on a target ("null" empties it).',
+        "Remove host sources from a target.",
     ),
-)
-targets.add_command(create)
-targets.add_command(update)
-
-
-@command(
-    "tcp",
-    help_text(
-        "Create a tcp-type target.",
-        "bconnect targets create tcp -scope-id p_1234567890 -name ssh-box -address 10.0.0.5 "
-        "-default-port 22",
-    ),
-    _tcp_options(update=False),
-)
-def create_tcp(opts: GlobalOptions, scope_id: str | None, **kw: Any) -> None:
-    body = {"scope_id": SCOPE.require(scope_id), "type": "tcp", **tcp_body(kw)}
-    run_create(opts, TARGET_VIEW, body, label="tcp-type target")
-
-
-@command(
-    "tcp",
-    help_text(
-        "Update a tcp-type target given its ID.",
-        "bconnect targets update tcp -id ttcp_1234567890 -name devops -default-port 2222",
-    ),
-    _tcp_options(update=True),
-)
-def update_tcp(opts: GlobalOptions, id_: str | None, version: int, **kw: Any) -> None:
-    require_id(id_)
-    run_update(opts, TARGET_VIEW, id_, tcp_body(kw), version, label="tcp-type target")
-
-
-create.add_command(create_tcp)
-update.add_command(update_tcp)
-
-for _verb, _summary in (
-    ("add", "Add host sources (host sets) to a target."),
-    ("set", 'Set the full list of host sources on a target ("null" empties it).'),
-    ("remove", "Remove host sources from a target."),
+    example_value="hsst_1234567890",
 ):
-    targets.add_command(
-        set_members_command(
-            TARGET_VIEW,
-            _verb,
-            flag="host-source",
-            body_key="host_source_ids",
-            noun="host-sources",
-            missing="No host sources supplied via -host-source",
-            summary=_summary,
-            example=f"bconnect targets {_verb}-host-sources -id ttcp_1234567890 "
-            "-host-source hsst_1234567890",
-        )
-    )
+    targets.add_command(_command)
 
 
 def _credential_sources_command(verb: str, summary: str) -> click.Command:

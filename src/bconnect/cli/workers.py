@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from bconnect.cli import output
-from bconnect.cli.options import group
 from bconnect.cli.output import ItemField, ListField
-from bconnect.cli.resources import (
-    SCOPE,
-    delete_command,
-    help_text,
-    list_command,
-    read_command,
-)
+from bconnect.cli.resources import SCOPE, help_text, resource_group
 
 WORKER_VIEW = output.ResourceView(
     collection="workers",
     singular="worker",
-    plural="workers",
-    title="Worker information:",
-    empty="No workers found",
     example_id="w_1234567890",
     list_fields=(
         ListField("Scope ID", "scope_id", recursive_only=True),
@@ -44,14 +34,12 @@ WORKER_VIEW = output.ResourceView(
     sections=(output.scope_section(always=True), output.actions_section()),
 )
 
-workers = group(
-    "workers",
-    help=help_text(
+workers = resource_group(
+    WORKER_VIEW,
+    SCOPE,
+    help_text(
         "List, read and delete workers.",
         "bconnect workers list",
         "bconnect workers read -id w_1234567890",
     ),
 )
-workers.add_command(list_command(WORKER_VIEW, SCOPE))
-workers.add_command(read_command(WORKER_VIEW))
-workers.add_command(delete_command(WORKER_VIEW))
