@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +24,30 @@ from bconnect.controller.settings import Settings
 ADMIN = ("admin", "password")
 USER = ("user", "password")
 AUTH_METHOD = "ampw_1234567890"
+
+
+_SAVED_ENV: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection: no third-party plugin of the machine loads in tests
+    (BCONNECT_LOAD_PLUGINS empty; tests that want one set it), and the helper-index cache
+    lives in a temp dir, not in the user's ~/.cache."""
+    for name in ("BCONNECT_LOAD_PLUGINS", "XDG_CACHE_HOME"):
+        _SAVED_ENV[name] = os.environ.get(name)
+    os.environ["BCONNECT_LOAD_PLUGINS"] = ""
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bconnect-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cache = os.environ.get("XDG_CACHE_HOME")
+    if cache and Path(cache).name.startswith("bconnect-test-cache-"):
+        shutil.rmtree(cache, ignore_errors=True)
+    for name, value in _SAVED_ENV.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @dataclass

@@ -6,10 +6,12 @@ The command authorizes a session (``-target-id``, or ``-target-name`` with
 authorize-session -format json`` prints), runs :class:`~bconnect.core.runner.ConnectRunner`
 and prints Boundary's blocks (``bconnect.cli.connect_output``).
 
-``connect`` is a click group invokable without a subcommand, so connect helpers
-(``bconnect connect ssh``, plugins) can be added as subcommands later; they call
-:func:`run_connect` with the parsed :class:`ConnectFlags` (left in ``ctx.obj``) and a
-callable building their :class:`~bconnect.core.runner.ExecSpec`. Arguments after ``--``
+``connect`` is a click group invokable without a subcommand; its subcommands are the
+connect helpers of the plugins (``bconnect connect ssh``, built by
+:mod:`bconnect.cli.helpers` from the cached helper index). A helper calls
+:func:`run_connect` with the parsed :class:`ConnectFlags` and a callable building its
+:class:`~bconnect.core.runner.ExecSpec`; :class:`ConnectCallbacks` lets it follow the
+session (authorization, listening, connections left, the end). Arguments after ``--``
 are kept in ``ctx.meta[PASSTHROUGH_KEY]``.
 """
 
@@ -44,6 +46,7 @@ from bconnect.cli.resources import apply_options, help_text
 __all__ = [
     "CONNECT_OPTIONS",
     "PASSTHROUGH_KEY",
+    "ConnectCallbacks",
     "ConnectError",
     "ConnectFlags",
     "authz_token_from_text",
@@ -81,6 +84,20 @@ class ConnectFlags:
     listen_port: int | None = None
     exec_program: str | None = None
     inactive_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class ConnectCallbacks:
+    """Optional observers of a :func:`run_connect` run (helpers use them for their
+    lifecycle events). ``session`` gets the decoded authorization before listening,
+    ``listening`` the :class:`~bconnect.core.runner.ListenInfo`, ``connections_left``
+    each count the worker reports, ``result`` the final
+    :class:`~bconnect.core.runner.RunResult`. They run in the event loop: keep them short."""
+
+    session: Callable[[Any], None] | None = None
+    listening: Callable[[Any], None] | None = None
+    connections_left: Callable[[int], None] | None = None
+    result: Callable[[Any], None] | None = None
 
 
 # ---------------------------------------------------------------------- pure parsing
@@ -292,14 +309,18 @@ def run_connect(
     passthrough: Sequence[str] = (),
     *,
     exec_builder: Callable[[Any, Sequence[Mapping[str, Any]]], Any] | None = None,
+    callbacks: ConnectCallbacks | None = None,
 ) -> int:
     """Run ``connect`` (or a helper) to its end and return the exit code.
 
     Without ``exec_builder``: plain ``connect`` (``-exec`` runs ``flags.exec_program``
     with ``passthrough``). A helper passes ``exec_builder(listen_info, credentials)``
     returning the :class:`~bconnect.core.runner.ExecSpec` to launch; helpers print no
-    "Proxy listening information" block, as in Boundary.
+    "Proxy listening information" block, as in Boundary. An exception raised by
+    ``exec_builder`` ends the run as Boundary's "Failed to collect args: <message>"
+    (exit code 2, session canceled).
     """
+    hooks = callbacks or ConnectCallbacks()
     from bconnect.core.proxy import ProxyError
     from bconnect.core.runner import ConnectRunner, ExecSpec, ListenInfo
 
@@ -317,6 +338,8 @@ def run_connect(
             f"Session {authz.session_id} has expired "
             f"(at {output.format_time(connect_output.go_json_time(authz.expiration))})"
         )
+    if hooks.session is not None:
+        hooks.session(authz)
 
     exec_spec: Any = None
     if exec_builder is not None:
@@ -333,10 +356,14 @@ def run_connect(
     def on_listening(info: ListenInfo) -> None:
         if exec_builder is None:
             opts.echo(connect_output.session_info(info, session.credentials, json_format=opts.json))
+        if hooks.listening is not None:
+            hooks.listening(info)
 
     def on_connections_left(left: int) -> None:
         if not exec_used:
             opts.echo(connect_output.connection_info(left, json_format=opts.json))
+        if hooks.connections_left is not None:
+            hooks.connections_left(left)
 
     probe, cancel = _api_hooks(session.client, authz.session_id)
     runner = ConnectRunner(
@@ -354,6 +381,8 @@ def run_connect(
         result = asyncio.run(runner.run())
     except ProxyError as exc:
         raise UserError(f"Error starting proxy: {exc}") from None
+    if hooks.result is not None:
+        hooks.result(result)
     if session.owned:  # a borrowed session's API cancel is best effort, not reported
         for warning in result.warnings:
             opts.echo(warning, err=True)
@@ -369,7 +398,32 @@ def run_connect(
 # ---------------------------------------------------------------------- the command
 class ConnectGroup(Command, click.Group):
     """``connect`` runs on its own or with a helper subcommand; everything after the
-    first ``--`` is passed to the program run with ``-exec``."""
+    first ``--`` is passed to the program run with ``-exec`` (or the helper's).
+
+    The subcommands are the connect helpers of the plugins, listed from the cached
+    helper index (no plugin imported) and built on use by :mod:`bconnect.cli.helpers`.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from bconnect.cli.plugin_index import helper_names
+
+        return sorted(set(super().list_commands(ctx)) | set(helper_names()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        from bconnect.cli.helpers import helper_command
+
+        return helper_command(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from bconnect.cli.plugin_index import helper_rows
+
+        rows = helper_rows()
+        if rows:
+            with formatter.section("Helpers"):
+                formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = list(args)
@@ -493,7 +547,7 @@ connect = click.group(
     "connect",
     cls=ConnectGroup,
     invoke_without_command=True,
-    subcommand_metavar="[-- ARGS...]",
+    subcommand_metavar="[HELPER] [-- ARGS...]",
     context_settings=CONTEXT_SETTINGS,
     help=help_text(
         "Connect to a target through a worker: authorize a session (or use an existing "
@@ -505,5 +559,6 @@ connect = click.group(
         "user@'{{boundary.ip}}'",
         "bconnect targets authorize-session -id ttcp_1234567890 -format json | "
         "bconnect connect -authz-token -",
+        "bconnect connect ssh -target-id ttcp_1234567890 -- -L 8080:localhost:80",
     ),
 )(apply_options(api_command(_connect), CONNECT_OPTIONS))

@@ -18,10 +18,12 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bconnect.cli import output
-from bconnect.core.runner import ListenInfo
+
+if TYPE_CHECKING:  # the runner pulls in the proxy stack: not needed to print, nor for --help
+    from bconnect.core.runner import ListenInfo
 
 __all__ = [
     "connection_info",

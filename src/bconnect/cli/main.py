@@ -1,7 +1,11 @@
 """The `bconnect` command group.
 
 Subcommands are imported lazily (only the one being run), so `bconnect --help`
-never imports the server stack or plugin client libraries.
+never imports the server stack or plugin client libraries. Besides the commands of
+:data:`COMMANDS`, every connect helper is a command (`bconnect ssh`): their names and
+summaries come from the cached helper index (:mod:`bconnect.cli.plugin_index`), and a
+helper's command is built, importing only its plugin, when it is run or asked for help.
+A helper named like one of :data:`COMMANDS` is only reachable as `bconnect connect NAME`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "host-catalogs": ("bconnect.cli.host_catalogs:host_catalogs", "Manage host catalogs"),
     "host-sets": ("bconnect.cli.host_sets:host_sets", "Manage host sets"),
     "hosts": ("bconnect.cli.hosts:hosts", "Manage hosts"),
+    "plugins": ("bconnect.cli.plugins:plugins", "List the connect plugins and their helpers"),
     "logout": (
         "bconnect.cli.authenticate:logout",
         "Delete the current token within the controller and forget it locally",
@@ -55,21 +60,34 @@ class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+        from bconnect.cli.plugin_index import helper_names
+
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS) | set(helper_names()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
-        if cmd is not None or cmd_name not in COMMANDS:
+        if cmd is not None:
             return cmd
+        if cmd_name not in COMMANDS:
+            from bconnect.cli.helpers import helper_command
+
+            return helper_command(cmd_name)
         module_name, attr = COMMANDS[cmd_name][0].split(":")
         return getattr(importlib.import_module(module_name), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Short help comes from the table above, so listing commands imports nothing.
+        # Short help comes from the table above and the helper index, so listing
+        # commands imports no command module and no plugin.
+        from bconnect.cli.plugin_index import helper_rows
+
         rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+        helpers = helper_rows(exclude=set(COMMANDS))
+        if helpers:
+            with formatter.section("Connect helpers (also as: bconnect connect NAME)"):
+                formatter.write_dl(helpers)
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
@@ -82,6 +100,7 @@ def cli() -> None:
       bconnect dev
       bconnect authenticate password -auth-method-id ampw_1234567890 -login-name admin
       bconnect sessions list -scope-id p_1234567890
+      bconnect ssh -target-id ttcp_1234567890
     """
 
 

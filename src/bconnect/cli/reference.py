@@ -3,11 +3,16 @@
     python -m bconnect.cli.reference > docs/cli.md
 
 A test checks the committed file matches, so the reference cannot drift from --help.
+Only the built-in connect helpers are documented: third-party plugins of the machine
+are not loaded while rendering (``BCONNECT_LOAD_PLUGINS`` is set empty meanwhile).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+from collections.abc import Iterator
 
 import click
 
@@ -53,7 +58,26 @@ def _walk(name: str, cmd: click.Command, parent: click.Context, depth: int) -> l
     return out
 
 
+@contextlib.contextmanager
+def _builtin_plugins_only() -> Iterator[None]:
+    saved = os.environ.get("BCONNECT_LOAD_PLUGINS")
+    os.environ["BCONNECT_LOAD_PLUGINS"] = ""
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("BCONNECT_LOAD_PLUGINS", None)
+        else:
+            os.environ["BCONNECT_LOAD_PLUGINS"] = saved
+
+
 def render() -> str:
+    """The whole reference (built-in helpers only)."""
+    with _builtin_plugins_only():
+        return _render()
+
+
+def _render() -> str:
     settings = {**CONTEXT_SETTINGS, "max_content_width": 100, "terminal_width": 100}
     root = click.Context(cli, info_name="bconnect", **settings)
     lines = [INTRO, "## `bconnect`", "", "```", cli.get_help(root), "```", ""]

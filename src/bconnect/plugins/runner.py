@@ -1,0 +1,360 @@
+"""Run a connect helper: the glue between a plugin's launch and the connect runner.
+
+:func:`run_helper` drives one ``bconnect <helper>`` run through
+:func:`bconnect.cli.connect.run_connect` (which authorizes, listens, runs the child,
+forwards signals, cancels the session and prints Boundary's blocks). Once the proxy
+listens, it:
+
+1. builds the :class:`~bconnect.plugins.hookspecs.ConnectContext` (listening address,
+   session, target, brokered credentials as
+   :class:`~bconnect.plugins.hookspecs.Credential`, the helper's options, the arguments
+   after ``--``) and asks the plugin owning the helper for its
+   :class:`~bconnect.plugins.hookspecs.Launch`;
+2. checks it (a brokered secret in ``argv`` is refused), writes ``Launch.files`` as 0600
+   files in a private ``mkdtemp`` directory (0700), replaces ``{{file.NAME}}`` in
+   ``argv`` and ``env`` values with their paths, puts the ``--`` arguments right after
+   the program (Boundary's order) unless the helper placed them itself, and lets
+   ``-exec`` replace the program;
+3. prints the brokered credentials the helper did not consume (Boundary's
+   "Credentials:" block, or ``{"credentials": [...]}`` with ``-format json``);
+4. fires ``bconnect_session_event``: ``started`` once listening, ``connections_left``,
+   ``ended`` (reason, exit code) at the end.
+
+The temporary directory is removed on every way out: the child exits or is killed,
+SIGINT/SIGTERM to bconnect (the runner turns them into an orderly shutdown), a plugin
+that raises, a session canceled or expired, an error while authorizing. A helper's
+:class:`~bconnect.plugins.HelperError` (or any plugin failure) ends the run as Boundary's
+``Failed to collect args: <message>``, exit code 2, with the session canceled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from bconnect.core.credentials import SessionCredential, parse_credentials
+from bconnect.plugins.hookspecs import ConnectContext, Credential, Launch
+from bconnect.plugins.manager import PluginFailure, PluginHost
+
+if TYPE_CHECKING:
+    from bconnect.cli.connect import ConnectFlags
+    from bconnect.cli.options import GlobalOptions
+    from bconnect.core.runner import ExecSpec, ListenInfo, RunResult
+
+__all__ = [
+    "LaunchFiles",
+    "build_context",
+    "check_launch",
+    "ended_reason",
+    "insert_passthrough",
+    "is_raw_helper",
+    "prepare_exec",
+    "run_helper",
+    "substitute_files",
+    "to_credential",
+    "unconsumed",
+]
+
+log = logging.getLogger(__name__)
+
+FILE_TEMPLATE = re.compile(r"\{\{\s*file\.([A-Za-z0-9_.-]+)\s*\}\}")
+FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: Credential fields that must never reach a command line.
+SECRET_FIELDS = ("password", "private_key", "private_key_passphrase")
+#: Secrets this long are refused anywhere inside an argument; shorter ones (which could
+#: match a port number or a word by accident) only as a whole argument.
+_MIN_EMBEDDED_SECRET = 8
+
+
+# ---------------------------------------------------------------------- pure parts
+def to_credential(credential: SessionCredential) -> Credential:
+    """A brokered credential as plugins see it."""
+    return Credential(
+        source_id=credential.source_id,
+        credential_type=credential.credential_type,
+        fields=MappingProxyType(dict(credential.fields)),
+    )
+
+
+def build_context(
+    helper: str,
+    info: ListenInfo,
+    authz: Any,
+    credentials: Iterable[SessionCredential],
+    options: Mapping[str, Any],
+    passthrough: Sequence[str],
+) -> ConnectContext:
+    """The read-only :class:`ConnectContext` handed to ``bconnect_connect_launch``."""
+    return ConnectContext(
+        helper=helper,
+        host=info.host,
+        port=info.port,
+        session_id=info.session_id,
+        target_id=getattr(authz, "target_id", "") or "",
+        host_id=getattr(authz, "host_id", "") or "",
+        endpoint=getattr(authz, "endpoint", "") or "",
+        expiration=info.expiration,
+        credentials=tuple(to_credential(c) for c in credentials),
+        options=MappingProxyType(dict(options)),
+        passthrough=tuple(passthrough),
+    )
+
+
+def check_launch(launch: Launch, credentials: Iterable[SessionCredential] = ()) -> None:
+    """Check a plugin's :class:`Launch`; :class:`ValueError` says what is wrong.
+
+    ``argv`` is a non-empty list of strings, ``env`` maps strings to strings, file
+    names are plain names (no path), file contents are ``str`` or ``bytes``, and no
+    brokered secret (password, private key, passphrase) appears in ``argv``.
+    """
+    argv = launch.argv
+    if not isinstance(argv, list | tuple) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError("Launch.argv must be a non-empty list of strings")
+    if not argv[0]:
+        raise ValueError("Launch.argv[0] (the program) is empty")
+    if not isinstance(launch.env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in launch.env.items()
+    ):
+        raise ValueError("Launch.env must map strings to strings")
+    if not isinstance(launch.files, Mapping):
+        raise ValueError("Launch.files must map names to contents")
+    for name, content in launch.files.items():
+        if not isinstance(name, str) or not FILE_NAME.match(name) or name in (".", ".."):
+            raise ValueError(f"invalid Launch.files name {name!r}")
+        if not isinstance(content, str | bytes):
+            raise ValueError(f'Launch.files["{name}"] must be str or bytes')
+    if isinstance(launch.consumed, str) or not all(isinstance(c, str) for c in launch.consumed):
+        raise ValueError("Launch.consumed must be a set of credential source ids")
+    for credential in credentials:
+        for key in SECRET_FIELDS:
+            secret = credential.fields.get(key)
+            if not isinstance(secret, str) or not secret:
+                continue
+            if any(
+                arg == secret or (len(secret) >= _MIN_EMBEDDED_SECRET and secret in arg)
+                for arg in argv
+            ):
+                raise ValueError(
+                    f"a brokered {key.replace('_', ' ')} is in the command line "
+                    "(refused: pass it through Launch.env or Launch.files)"
+                )
+
+
+def substitute_files(text: str, paths: Mapping[str, str]) -> str:
+    """Replace ``{{file.NAME}}`` (spaces inside the braces allowed) with the path of
+    the file NAME; :class:`ValueError` for a name the launch has no file for."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in paths:
+            raise ValueError(f"{{{{file.{name}}}}} names no file of the launch")
+        return paths[name]
+
+    return FILE_TEMPLATE.sub(replace, text)
+
+
+def _contains_run(items: Sequence[str], run: Sequence[str]) -> bool:
+    size = len(run)
+    return any(list(items[i : i + size]) == list(run) for i in range(len(items) - size + 1))
+
+
+def insert_passthrough(argv: Sequence[str], passthrough: Sequence[str]) -> list[str]:
+    """The arguments after ``--`` go right after the program, as Boundary puts them,
+    unless the helper already placed them (they appear in ``argv`` as one run)."""
+    argv = list(argv)
+    if not passthrough or _contains_run(argv[1:], passthrough):
+        return argv
+    return [argv[0], *passthrough, *argv[1:]]
+
+
+def prepare_exec(
+    launch: Launch,
+    paths: Mapping[str, str],
+    passthrough: Sequence[str] = (),
+    exec_program: str | None = None,
+) -> ExecSpec:
+    """The :class:`~bconnect.core.runner.ExecSpec` for a checked launch whose files are
+    written at ``paths``: templates replaced, ``--`` arguments placed, ``-exec``
+    replacing the program."""
+    from bconnect.core.runner import ExecSpec
+
+    argv = [substitute_files(arg, paths) for arg in launch.argv]
+    argv = insert_passthrough(argv, passthrough)
+    env = {key: substitute_files(value, paths) for key, value in launch.env.items()}
+    return ExecSpec(exec_program or argv[0], argv[1:], env)
+
+
+def unconsumed(
+    items: Sequence[Mapping[str, Any]], consumed: Iterable[str]
+) -> list[Mapping[str, Any]]:
+    """The brokered credentials (as the controller returned them) not consumed."""
+    used = set(consumed)
+    return [
+        item for item in items if str((item.get("credential_source") or {}).get("id")) not in used
+    ]
+
+
+def ended_reason(result: RunResult | None) -> str:
+    """The ``reason`` of the ``ended`` event."""
+    if result is None:
+        return "error"
+    if result.reason:
+        return result.reason
+    if result.child_exit is not None:
+        return "Program exited"
+    if result.warnings:
+        return result.warnings[0].split(":", 1)[0]
+    if result.proxy is not None:
+        return result.proxy.termination_reason
+    return "error"
+
+
+def is_raw_helper(host: PluginHost, helper: str) -> bool:
+    """A built-in helper with no program (``tcp``): run as plain ``connect``."""
+    entry = host.helper(helper)
+    if entry is None or not entry.plugin.builtin:
+        return False
+    return helper in getattr(entry.plugin.plugin, "RAW_HELPERS", ())
+
+
+# ---------------------------------------------------------------------- temp files
+class LaunchFiles:
+    """The private temporary directory of one launch.
+
+    Created on the first :meth:`write` with :func:`tempfile.mkdtemp` (mode 0700);
+    every file is created exclusively with mode 0600. :meth:`cleanup` removes it all
+    and may be called any number of times.
+    """
+
+    def __init__(self, prefix: str = "bconnect-") -> None:
+        self.prefix = prefix
+        self.path: str | None = None
+
+    def write(self, files: Mapping[str, str | bytes]) -> dict[str, str]:
+        """Write ``files``; returns ``{name: path}``."""
+        paths: dict[str, str] = {}
+        if not files:
+            return paths
+        if self.path is None:
+            self.path = tempfile.mkdtemp(prefix=self.prefix)
+            os.chmod(self.path, 0o700)
+        for name, content in files.items():
+            path = os.path.join(self.path, name)
+            data = content.encode() if isinstance(content, str) else bytes(content)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "wb", closefd=False) as handle:
+                    handle.write(data)
+            finally:
+                os.close(fd)
+            paths[name] = path
+        return paths
+
+    def cleanup(self) -> None:
+        """Remove the directory and everything in it."""
+        path, self.path = self.path, None
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def __enter__(self) -> LaunchFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+# ---------------------------------------------------------------------- the run
+@dataclass
+class _RunState:
+    authz: Any = None
+    session_id: str = ""
+    started: bool = False
+    result: Any = None
+
+
+def run_helper(
+    opts: GlobalOptions,
+    flags: ConnectFlags,
+    helper: str,
+    options: Mapping[str, Any],
+    passthrough: Sequence[str] = (),
+    *,
+    host: PluginHost,
+) -> int:
+    """Run ``helper`` to its end (see the module docstring); returns the exit code.
+
+    Errors before the proxy listens (flags, authorization, proxy start) raise as for
+    ``bconnect connect``; everything after is reported by the runner.
+    """
+    from bconnect.cli import connect_output, output
+    from bconnect.cli.connect import ConnectCallbacks, run_connect
+    from bconnect.cli.options import UserError
+
+    entry = host.helper(helper)
+    if entry is None:
+        raise UserError(f'No plugin offers the helper "{helper}"')
+    label = entry.plugin.label
+    raw = is_raw_helper(host, helper)
+    state = _RunState()
+    files = LaunchFiles()
+
+    def on_session(authz: Any) -> None:
+        state.authz = authz
+        state.session_id = authz.session_id
+
+    def on_listening(info: ListenInfo) -> None:
+        state.started = True
+        host.emit("started", info.session_id, {"helper": helper, "address": info.address})
+
+    def on_connections_left(count: int) -> None:
+        host.emit("connections_left", state.session_id, {"count": count})
+
+    def on_result(result: RunResult) -> None:
+        state.result = result
+
+    def build(info: ListenInfo, items: Sequence[Mapping[str, Any]]) -> ExecSpec:
+        credentials = parse_credentials(items)
+        context = build_context(helper, info, state.authz, credentials, options, passthrough)
+        launch = host.launch(helper, context)
+        try:
+            check_launch(launch, credentials)
+            paths = files.write(launch.files)
+            spec = prepare_exec(launch, paths, passthrough, flags.exec_program)
+        except ValueError as exc:
+            raise PluginFailure(f"{label}: {exc}") from None
+        left = unconsumed(items, launch.consumed)
+        if left and opts.json:
+            opts.echo(output.dumps_compact({"credentials": left}))
+        elif left:
+            opts.echo(output.wrap_for_help_text(connect_output.credentials_lines(0, left)))
+        log.debug("helper %s launches %s (%d file(s))", helper, spec.program, len(paths))
+        return spec
+
+    callbacks = ConnectCallbacks(
+        session=on_session,
+        listening=on_listening,
+        connections_left=on_connections_left,
+        result=on_result,
+    )
+    code: int | None = None
+    try:
+        if raw:
+            code = run_connect(opts, flags, passthrough, callbacks=callbacks)
+        else:
+            code = run_connect(opts, flags, (), exec_builder=build, callbacks=callbacks)
+        return code
+    finally:
+        files.cleanup()
+        if state.started:
+            with contextlib.suppress(Exception):
+                reason = ended_reason(state.result)
+                host.emit("ended", state.session_id, {"reason": reason, "exit_code": code})

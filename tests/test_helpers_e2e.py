@@ -1,0 +1,731 @@
+"""The built-in helpers end to end with the real clients: ``python -m bconnect ssh |
+postgres | http`` against a real controller and embedded worker (the ``dataplane``
+fixture), through the real ``ssh``/``sshpass``, ``psql`` and ``curl`` to real servers on
+127.0.0.1: an asyncssh server (public key and password logins, exec requests), a
+PostgreSQL server started from the machine's binaries (SCRAM password authentication),
+and ``http.server``.
+
+What the machine needs: ``ssh`` (openssh-client), ``sshpass``, ``psql`` and the
+PostgreSQL server binaries (``initdb``, ``postgres``: on PATH, under ``pg_config
+--bindir`` or ``/usr/lib/postgresql/*/bin``), ``curl``. A missing program skips its
+tests on a developer's machine and fails them under CI (``CI`` set in the environment).
+The PostgreSQL server runs as ``nobody`` when the tests run as root (it refuses root).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import http.server
+import importlib.util
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plugin_dists import bconnect_env
+from test_dataplane_e2e import GUARD, PROJECT, make_target, wait_for
+
+SSH_PASSWORD = "ssh pw:with\\odd#chars"
+PG_PASSWORD = "b:o\\b pw#1 'quoted'"  # ':' and '\' need pgpass escaping
+PG_SUPERUSER_PASSWORD = "superuser-pw-1234"
+
+# no user config, no known_hosts writes, no prompts for the key logins
+SSH_OPTIONS = (
+    "-F",
+    "/dev/null",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+)
+
+
+def _glue_missing() -> bool:
+    """True while the plugin manager (the other half of this feature) does not exist."""
+    return importlib.util.find_spec("bconnect.plugins.manager") is None
+
+
+pytestmark = pytest.mark.skipif(
+    _glue_missing(), reason="bconnect.plugins.manager (the helper glue) is not written yet"
+)
+
+
+def require(program: str, path: str | None = None) -> str:
+    """The path of ``program``; skips the test when it is missing, fails it under CI."""
+    found = path or shutil.which(program)
+    if found:
+        return found
+    message = f"{program} is not installed (CI must install it, see tests/test_helpers_e2e.py)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------------- running bconnect
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A hermetic environment; TMPDIR is the test's, so leftover temp files show."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    return bconnect_env(tmp_path / "cache", TMPDIR=str(tmp))
+
+
+def bconnect(
+    ctl: Any, env: dict[str, str], *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bconnect ARGS`` as admin, without a terminal (nothing can prompt)."""
+    full = {**env, "BOUNDARY_ADDR": ctl.addr, "BOUNDARY_TOKEN": ctl.token("admin")}
+    full.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bconnect", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=GUARD * 2,
+        start_new_session=True,
+    )
+
+
+def leftovers(env: dict[str, str]) -> list[str]:
+    """bconnect's private temp dirs still in TMPDIR (there must be none)."""
+    return [p.name for p in Path(env["TMPDIR"]).iterdir() if p.name.startswith("bconnect-")]
+
+
+def add_credential(ctl: Any, target: str, ctype: str, attributes: dict[str, str]) -> str:
+    """A static store credential, brokered by ``target``."""
+    store = ctl.request(
+        "POST",
+        "/v1/credential-stores",
+        json={"scope_id": PROJECT, "name": f"store-{time.monotonic_ns()}"},
+    )
+    assert store.status_code == 200, store.text
+    cred = ctl.request(
+        "POST",
+        "/v1/credentials",
+        json={"credential_store_id": store.json()["id"], "type": ctype, "attributes": attributes},
+    )
+    assert cred.status_code == 200, cred.text
+    current = ctl.request("GET", f"/v1/targets/{target}").json()
+    linked = ctl.request(
+        "POST",
+        f"/v1/targets/{target}:add-credential-sources",
+        json={"version": current["version"], "brokered_credential_source_ids": [cred.json()["id"]]},
+    )
+    assert linked.status_code == 200, linked.text
+    return cred.json()["id"]
+
+
+def sessions_of(ctl: Any, target: str) -> list[dict]:
+    resp = ctl.request(
+        "GET", "/v1/sessions", params={"scope_id": PROJECT, "include_terminated": "true"}
+    )
+    return [s for s in resp.json().get("items", []) if s.get("target_id") == target]
+
+
+def assert_sessions_ended(ctl: Any, target: str) -> None:
+    """Every session of ``target`` is canceled or terminated (bconnect tore it down)."""
+
+    def ended() -> bool:
+        found = sessions_of(ctl, target)
+        return bool(found) and all(s["status"] in ("canceling", "terminated") for s in found)
+
+    assert wait_for(ended), sessions_of(ctl, target)
+
+
+# ---------------------------------------------------------------------- the SSH server
+@dataclass
+class SSHServer:
+    """An asyncssh server on 127.0.0.1 in its own thread: user ``keyuser`` logs in with
+    ``client_key``, user ``pwuser`` with :data:`SSH_PASSWORD`. Exec requests run a tiny
+    shell: ``echo WORDS`` and ``exit N`` separated by ``;``."""
+
+    port: int
+    client_key_pem: str
+    logins: list[tuple[str, str]] = field(default_factory=list)  # (user, method)
+    commands: list[str] = field(default_factory=list)
+
+
+def _run_command(command: str) -> tuple[str, int]:
+    output, status = "", 0
+    for part in (p.strip() for p in command.split(";")):
+        if not part:
+            continue
+        word, _, rest = part.partition(" ")
+        if word == "echo":
+            output += rest + "\n"
+        elif word == "exit":
+            return output, int(rest or "0")
+        else:
+            return output + f"{word}: command not found\n", 127
+    return output, status
+
+
+@pytest.fixture
+def ssh_server() -> Iterator[SSHServer]:
+    import asyncssh
+
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_public = client_key.export_public_key("openssh").decode().split()[1]
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    class Server(asyncssh.SSHServer):
+        def __init__(self) -> None:
+            self.user = self.method = ""
+
+        def begin_auth(self, username: str) -> bool:
+            self.user = username
+            return True
+
+        def public_key_auth_supported(self) -> bool:
+            return True
+
+        def validate_public_key(self, username: str, key: Any) -> bool:
+            ok = username == "keyuser" and key.export_public_key("openssh").decode().split()[1] == (
+                client_public
+            )
+            if ok:
+                self.method = "publickey"  # asked twice: without, then with a signature
+            return ok
+
+        def password_auth_supported(self) -> bool:
+            return True
+
+        def validate_password(self, username: str, password: str) -> bool:
+            ok = username == "pwuser" and password == SSH_PASSWORD
+            if ok:
+                self.method = "password"
+            return ok
+
+        def auth_completed(self) -> None:
+            server.logins.append((self.user, self.method))
+
+    def handle(process: Any) -> None:
+        command = process.command or ""
+        server.commands.append(command)
+        output, status = _run_command(command)
+        process.stdout.write(output)
+        process.exit(status)
+
+    async def start() -> None:
+        listener = await asyncssh.create_server(
+            Server,
+            "127.0.0.1",
+            0,
+            server_host_keys=[host_key],
+            process_factory=handle,
+            encoding="utf-8",
+        )
+        state["listener"] = listener
+        state["port"] = listener.sockets[0].getsockname()[1]
+        ready.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=GUARD)
+    assert ready.wait(GUARD)
+    server = SSHServer(
+        port=state["port"],
+        client_key_pem=client_key.export_private_key("openssh").decode(),
+    )
+    yield server
+
+    async def stop() -> None:
+        state["listener"].close()
+        await state["listener"].wait_closed()
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=GUARD)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(GUARD)
+    loop.close()
+
+
+def test_ssh_with_a_brokered_private_key(dataplane, ssh_server: SSHServer, env) -> None:
+    require("ssh")
+    target = make_target(dataplane, ssh_server.port)
+    cred = add_credential(
+        dataplane,
+        target,
+        "ssh_private_key",
+        {"username": "keyuser", "private_key": ssh_server.client_key_pem.strip()},
+    )
+    result = bconnect(
+        dataplane,
+        env,
+        "ssh",
+        "-target-id",
+        target,
+        "-remote-command",
+        "echo hello; exit 3",
+        "--",
+        *SSH_OPTIONS,
+        "-o",
+        "BatchMode=yes",
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "hello\n"  # the key was consumed: no "Credentials:" block
+    assert cred not in result.stdout + result.stderr
+    assert ssh_server.logins == [("keyuser", "publickey")]
+    assert ssh_server.commands == ["echo hello; exit 3"]
+    assert leftovers(env) == []
+    assert_sessions_ended(dataplane, target)
+
+    # -username overrides the brokered user name: the server refuses that user
+    other = bconnect(
+        dataplane,
+        env,
+        "ssh",
+        "-target-id",
+        target,
+        "-username",
+        "someone-else",
+        "-remote-command",
+        "echo no",
+        "--",
+        *SSH_OPTIONS,
+        "-o",
+        "BatchMode=yes",
+    )
+    assert other.returncode == 255, other.stderr  # ssh's own exit code for a failed login
+    assert "Permission denied" in other.stderr
+    assert ssh_server.commands == ["echo hello; exit 3"]
+    assert leftovers(env) == []
+
+
+def test_ssh_with_a_brokered_password_through_sshpass(
+    dataplane, ssh_server: SSHServer, env
+) -> None:
+    require("ssh")
+    require("sshpass")
+    target = make_target(dataplane, ssh_server.port)
+    add_credential(
+        dataplane,
+        target,
+        "username_password",
+        {"username": "pwuser", "password": SSH_PASSWORD},
+    )
+    result = bconnect(
+        dataplane,
+        env,
+        "ssh",
+        "-target-id",
+        target,
+        "-remote-command",
+        "echo via sshpass; exit 0",
+        "--",
+        *SSH_OPTIONS,
+        "-o",
+        "PubkeyAuthentication=no",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "via sshpass\n"
+    assert SSH_PASSWORD not in result.stdout + result.stderr
+    assert ssh_server.logins == [("pwuser", "password")]
+
+    # the exit code passes through sshpass and bconnect too
+    failing = bconnect(
+        dataplane,
+        env,
+        "ssh",
+        "-target-id",
+        target,
+        "-style",
+        "sshpass",
+        "-remote-command",
+        "echo bye; exit 42",
+        "--",
+        *SSH_OPTIONS,
+        "-o",
+        "PubkeyAuthentication=no",
+    )
+    assert (failing.returncode, failing.stdout) == (42, "bye\n"), failing.stderr
+    assert leftovers(env) == []
+    assert_sessions_ended(dataplane, target)
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+@dataclass
+class PostgresServer:
+    port: int
+    psql: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postgres_bindir() -> str | None:
+    """The directory holding initdb and postgres: PATH, ``pg_config --bindir``, or
+    Debian's ``/usr/lib/postgresql/<version>/bin`` (newest first)."""
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("postgres"):
+        return str(Path(os.path.realpath(initdb)).parent)
+    candidates = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=30
+            )
+            candidates.append(out.stdout.strip())
+
+    def version(path: str) -> tuple[int, ...]:
+        name = Path(path).parent.name
+        return tuple(int(p) for p in name.split(".") if p.isdigit())
+
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
+    for directory in candidates:
+        if directory and all(
+            os.access(Path(directory, p), os.X_OK) for p in ("initdb", "postgres")
+        ):
+            return directory
+    return None
+
+
+def _traversable_tmp() -> str:
+    """A temp base every user can traverse (pytest's tmp dirs are 0700 root)."""
+    for base in (tempfile.gettempdir(), "/tmp"):
+        path = Path(base).resolve()
+        if all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents]):
+            return str(path)
+    raise RuntimeError("no world-traversable temporary directory for the PostgreSQL server")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test session on 127.0.0.1 (TCP only), SCRAM password
+    authentication for everyone; roles ``bob`` (password :data:`PG_PASSWORD`, owning
+    database ``bob``). Runs as ``nobody`` when the tests run as root."""
+    bindir = _postgres_bindir()
+    require("initdb and postgres (PostgreSQL server)", bindir)
+    psql = require("psql")
+    import psycopg
+    from psycopg import sql
+
+    run_as: dict[str, Any] = {}
+    base = Path(tempfile.mkdtemp(prefix="bconnect-pg-", dir=_traversable_tmp()))
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    data = base / "data"
+    pwfile = base / "pwfile"
+    pwfile.write_text(PG_SUPERUSER_PASSWORD + "\n")
+    if run_as:
+        os.chown(pwfile, run_as["user"], run_as["group"])
+    child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(base)}
+    proc: subprocess.Popen[bytes] | None = None
+    log = base / "server.log"
+    try:
+        initdb = subprocess.run(
+            [
+                str(Path(bindir, "initdb")),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--no-locale",
+                "-E",
+                "UTF8",
+            ],
+            capture_output=True,
+            text=True,
+            env=child_env,
+            cwd=base,
+            timeout=GUARD * 3,
+            **run_as,
+        )
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{initdb.stdout}{initdb.stderr}")
+        with open(data / "pg_hba.conf", "w", encoding="utf-8") as hba:
+            hba.write("host all all 127.0.0.1/32 scram-sha-256\n")
+        for _attempt in range(5):
+            port = _free_port()
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    [
+                        str(Path(bindir, "postgres")),
+                        "-D",
+                        str(data),
+                        "-c",
+                        "listen_addresses=127.0.0.1",
+                        "-c",
+                        f"port={port}",
+                        "-c",
+                        "unix_socket_directories=",
+                        "-c",
+                        "password_encryption=scram-sha-256",
+                        "-c",
+                        "fsync=off",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=child_env,
+                    cwd=base,
+                    start_new_session=True,
+                    **run_as,
+                )
+            conninfo = {
+                "host": "127.0.0.1",
+                "port": port,
+                "user": "postgres",
+                "password": PG_SUPERUSER_PASSWORD,
+                "dbname": "postgres",
+                "connect_timeout": 5,
+            }
+
+            def connect(conninfo: dict[str, Any] = conninfo) -> Any:
+                try:
+                    return psycopg.connect(**conninfo, autocommit=True)
+                except psycopg.OperationalError:
+                    return None
+
+            conn = wait_for(lambda p=proc: p.poll() is not None or connect(), GUARD * 2)
+            if isinstance(conn, psycopg.Connection):
+                break
+            with contextlib.suppress(Exception):
+                proc.kill()
+                proc.wait(GUARD)
+            proc = None  # lost the port to someone else, or did not start: retry
+        else:
+            raise RuntimeError("PostgreSQL did not start:\n" + log.read_text(errors="replace"))
+        with conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE bob LOGIN PASSWORD {}").format(sql.Literal(PG_PASSWORD))
+            )
+            conn.execute("CREATE DATABASE bob OWNER bob")
+        yield PostgresServer(port=port, psql=psql)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                proc.wait(GUARD)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(GUARD)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_postgres_with_a_brokered_password(dataplane, postgres_server: PostgresServer, env) -> None:
+    target = make_target(dataplane, postgres_server.port)
+    add_credential(
+        dataplane, target, "username_password", {"username": "bob", "password": PG_PASSWORD}
+    )
+    result = bconnect(
+        dataplane, env, "postgres", "-target-id", target, "-username", "bob", "--", "-c", "select 1"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert lines[:4] == ["?column?", "----------", "1", "(1 row)"], result.stdout
+    assert PG_PASSWORD not in result.stdout + result.stderr
+    assert leftovers(env) == []
+
+    # psql's own result, through bconnect: which user, which database, over TCP
+    who = bconnect(
+        dataplane,
+        env,
+        "postgres",
+        "-target-id",
+        target,
+        "--",
+        "-tA",
+        "-c",
+        "select current_user || '@' || current_database()",
+    )
+    assert (who.returncode, who.stdout) == (0, "bob@bob\n"), who.stderr
+    assert_sessions_ended(dataplane, target)
+
+
+def test_postgres_wrong_password_passes_psql_exit_code(
+    dataplane, postgres_server: PostgresServer, env
+) -> None:
+    target = make_target(dataplane, postgres_server.port)
+    add_credential(
+        dataplane, target, "username_password", {"username": "bob", "password": "wrong-pw-123"}
+    )
+    result = bconnect(dataplane, env, "postgres", "-target-id", target, "--", "-c", "select 1")
+    assert result.returncode == 2, result.stderr  # psql: "connection to server failed"
+    assert 'password authentication failed for user "bob"' in result.stderr
+    assert result.stdout == ""
+    assert leftovers(env) == []
+    assert_sessions_ended(dataplane, target)
+
+
+# ---------------------------------------------------------------------- HTTP
+class _Handler(http.server.BaseHTTPRequestHandler):
+    seen: list[tuple[str, str, str]] = []
+
+    def _answer(self) -> None:
+        type(self).seen.append((self.command, self.path, self.headers.get("Host", "")))
+        if self.path != "/hello":
+            self.send_error(404)
+            return
+        body = b"hello over http\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[int, list[tuple[str, str, str]]]]:
+    handler = type("Handler", (_Handler,), {"seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], handler.seen
+    server.shutdown()
+    server.server_close()
+    thread.join(GUARD)
+
+
+def test_http_prints_the_body(dataplane, http_server, env) -> None:
+    require("curl")
+    port, seen = http_server
+    target = make_target(dataplane, port)
+    result = bconnect(dataplane, env, "http", "-target-id", target, "-path", "/hello")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello over http\n"
+    assert seen[0][:2] == ("GET", "/hello")
+
+    named = bconnect(
+        dataplane,
+        env,
+        "http",
+        "-target-id",
+        target,
+        "-host",
+        "web.internal",
+        "-method",
+        "PUT",
+        "-path",
+        "hello",
+        "--",
+        "-sS",
+    )
+    assert (named.returncode, named.stdout) == (0, "hello over http\n"), named.stderr
+    assert seen[1] == ("PUT", "/hello", "web.internal")
+    assert_sessions_ended(dataplane, target)
+
+
+# ---------------------------------------------------------------------- no secret in argv
+STAND_IN = """#!{python}
+import json, os, stat, sys
+name = os.path.basename(sys.argv[0])
+with open("/proc/self/cmdline", "rb") as f:
+    cmdline = [a.decode() for a in f.read().split(b"\\0") if a]
+files = {{}}
+for var in ("PGPASSFILE",):
+    if var in os.environ:
+        path = os.environ[var]
+        files[var] = {{"mode": stat.S_IMODE(os.stat(path).st_mode), "path": path,
+                      "dir_mode": stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode),
+                      "content": open(path).read()}}
+for i, arg in enumerate(sys.argv):
+    if arg == "-i" and i + 1 < len(sys.argv):
+        path = sys.argv[i + 1]
+        files["key"] = {{"mode": stat.S_IMODE(os.stat(path).st_mode), "path": path,
+                        "content": open(path).read()}}
+report = {{"name": name, "argv": sys.argv[1:], "cmdline": cmdline,
+          "env_keys": sorted(os.environ), "files": files,
+          "sshpass_set": bool(os.environ.get("SSHPASS"))}}
+with open(os.environ["STAND_IN_DUMP"], "a") as out:
+    out.write(json.dumps(report) + "\\n")
+"""
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path) -> tuple[Path, Path]:
+    """``ssh``, ``sshpass`` and ``psql`` stand-ins that record what they were given."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("ssh", "sshpass", "psql"):
+        script = bindir / name
+        script.write_text(STAND_IN.format(python=sys.executable))
+        script.chmod(0o755)
+    return bindir, tmp_path / "dump.jsonl"
+
+
+def test_no_secret_reaches_a_command_line(dataplane, echo_server, env, stand_ins) -> None:
+    bindir, dump = stand_ins
+    extra = {"PATH": f"{bindir}{os.pathsep}{env['PATH']}", "STAND_IN_DUMP": str(dump)}
+    key_pem = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1ib2R5\n"
+        "-----END OPENSSH PRIVATE KEY-----"
+    )
+    target = make_target(dataplane, echo_server.port)
+    add_credential(
+        dataplane, target, "username_password", {"username": "bob", "password": PG_PASSWORD}
+    )
+    assert (
+        bconnect(dataplane, env, "postgres", "-target-id", target, extra_env=extra).returncode == 0
+    )
+    assert bconnect(dataplane, env, "ssh", "-target-id", target, extra_env=extra).returncode == 0
+    key_target = make_target(dataplane, echo_server.port)
+    add_credential(
+        dataplane, key_target, "ssh_private_key", {"username": "keyuser", "private_key": key_pem}
+    )
+    assert (
+        bconnect(dataplane, env, "ssh", "-target-id", key_target, extra_env=extra).returncode == 0
+    )
+
+    psql, sshpass, ssh = (json.loads(line) for line in dump.read_text().splitlines())
+    secrets = (PG_PASSWORD, "c2VjcmV0LWtleS1ib2R5", "PRIVATE KEY")
+    for report in (psql, sshpass, ssh):
+        for secret in secrets:
+            assert secret not in "\n".join(report["cmdline"]), report["name"]
+            assert secret not in "\n".join(report["argv"]), report["name"]
+        assert "PGPASSWORD" not in report["env_keys"]
+        assert {"BOUNDARY_PROXIED_PORT", "BOUNDARY_PROXIED_ADDR"} <= set(report["env_keys"])
+
+    assert psql["name"] == "psql"
+    assert psql["argv"][:4] == ["-p", psql["argv"][1], "-h", "127.0.0.1"]
+    assert psql["argv"][-2:] == ["-U", "bob"]
+    pgpass = psql["files"]["PGPASSFILE"]
+    assert (pgpass["mode"], pgpass["dir_mode"]) == (0o600, 0o700)
+    assert pgpass["content"].endswith(":bob:b\\:o\\\\b pw#1 'quoted'\n")
+    assert not Path(pgpass["path"]).exists()
+
+    assert sshpass["name"] == "sshpass"
+    assert sshpass["argv"][:2] == ["-e", "ssh"]
+    assert sshpass["sshpass_set"] and "SSHPASS" in sshpass["env_keys"]
+    assert sshpass["argv"][-3:] == ["-l", "bob", "127.0.0.1"]
+
+    assert ssh["name"] == "ssh"
+    key = ssh["files"]["key"]
+    assert key["mode"] == 0o600 and key["content"] == key_pem + "\n"
+    assert not Path(key["path"]).exists()
+    assert ssh["argv"][-5:] == ["-o", "IdentitiesOnly=yes", "-l", "keyuser", "127.0.0.1"]
+    assert "SSHPASS" not in ssh["env_keys"]
+    assert leftovers(env) == []
