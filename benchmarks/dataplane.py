@@ -100,6 +100,14 @@ class Proxied:
             ],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
+        self.connect: subprocess.Popen | None = None
+        try:
+            self._start(target_port)
+        except BaseException:
+            self.stop()  # never leave the dev server or the proxy behind
+            raise
+
+    def _start(self, target_port: int) -> None:
         assert self.dev.stdout is not None
         addr = None
         for line in self.dev.stdout:
@@ -154,6 +162,8 @@ class Proxied:
 
     def stop(self) -> None:
         for proc in (self.connect, self.dev):
+            if proc is None:
+                continue
             proc.terminate()
             try:
                 proc.wait(15)

@@ -80,6 +80,13 @@ class DevServer:
             text=True,
             stdin=subprocess.DEVNULL,
         )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # never leave a dev server behind
+            raise
+
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + 60
         self.addr = None
         assert self.proc.stdout is not None
@@ -92,7 +99,6 @@ class DevServer:
                 self.addr = m.group(1)
                 break
         if self.addr is None:
-            self.stop()
             raise RuntimeError("bconnect dev did not start")
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
         while True:
@@ -100,6 +106,8 @@ class DevServer:
                 requests.get(f"{self.addr}/v1/scopes", timeout=5)
                 break
             except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
                 time.sleep(0.05)
         resp = requests.post(
             f"{self.addr}/v1/auth-methods/ampw_1234567890:authenticate",
