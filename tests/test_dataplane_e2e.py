@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,30 @@ def make_target(ctl, port: int, **extra) -> str:  # noqa: ANN001, ANN003
     resp = ctl.request("POST", "/v1/targets", json=body)
     assert resp.status_code == 200, resp.text
     return resp.json()["id"]
+
+
+def add_credential(ctl: Any, target: str, ctype: str, attributes: dict[str, str]) -> str:
+    """A static store credential, brokered by ``target``."""
+    store = ctl.request(
+        "POST",
+        "/v1/credential-stores",
+        json={"scope_id": PROJECT, "name": f"store-{time.monotonic_ns()}"},
+    )
+    assert store.status_code == 200, store.text
+    cred = ctl.request(
+        "POST",
+        "/v1/credentials",
+        json={"credential_store_id": store.json()["id"], "type": ctype, "attributes": attributes},
+    )
+    assert cred.status_code == 200, cred.text
+    current = ctl.request("GET", f"/v1/targets/{target}").json()
+    linked = ctl.request(
+        "POST",
+        f"/v1/targets/{target}:add-credential-sources",
+        json={"version": current["version"], "brokered_credential_source_ids": [cred.json()["id"]]},
+    )
+    assert linked.status_code == 200, linked.text
+    return cred.json()["id"]
 
 
 def authorize(ctl, target: str, who: str = "admin") -> dict:  # noqa: ANN001

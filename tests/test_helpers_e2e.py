@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 import pytest
 from plugin_dists import bconnect_env
-from test_dataplane_e2e import GUARD, PROJECT, make_target, wait_for
+from test_dataplane_e2e import GUARD, PROJECT, add_credential, make_target, wait_for
 
 SSH_PASSWORD = "ssh pw:with\\odd#chars"
 PG_PASSWORD = "b:o\\b pw#1 'quoted'"  # ':' and '\' need pgpass escaping
@@ -107,30 +106,6 @@ def bconnect(
 def leftovers(env: dict[str, str]) -> list[str]:
     """bconnect's private temp dirs still in TMPDIR (there must be none)."""
     return [p.name for p in Path(env["TMPDIR"]).iterdir() if p.name.startswith("bconnect-")]
-
-
-def add_credential(ctl: Any, target: str, ctype: str, attributes: dict[str, str]) -> str:
-    """A static store credential, brokered by ``target``."""
-    store = ctl.request(
-        "POST",
-        "/v1/credential-stores",
-        json={"scope_id": PROJECT, "name": f"store-{time.monotonic_ns()}"},
-    )
-    assert store.status_code == 200, store.text
-    cred = ctl.request(
-        "POST",
-        "/v1/credentials",
-        json={"credential_store_id": store.json()["id"], "type": ctype, "attributes": attributes},
-    )
-    assert cred.status_code == 200, cred.text
-    current = ctl.request("GET", f"/v1/targets/{target}").json()
-    linked = ctl.request(
-        "POST",
-        f"/v1/targets/{target}:add-credential-sources",
-        json={"version": current["version"], "brokered_credential_source_ids": [cred.json()["id"]]},
-    )
-    assert linked.status_code == 200, linked.text
-    return cred.json()["id"]
 
 
 def sessions_of(ctl: Any, target: str) -> list[dict]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from plugin_dists import bconnect_env, install_example
-from test_dataplane_e2e import GUARD, PROJECT, make_target, session, wait_for
+from test_dataplane_e2e import GUARD, add_credential, make_target, session, wait_for
 
 PASSWORD = "nc-s3cret-pw"
 
@@ -103,25 +103,10 @@ def test_nc_sends_and_prints_the_echo(env: dict[str, str], dataplane, echo_serve
 
 
 def test_nc_auth_uses_the_brokered_credential(env: dict[str, str], dataplane, echo_server) -> None:
-    store = dataplane.request(
-        "POST", "/v1/credential-stores", json={"scope_id": PROJECT, "name": "nc-store"}
-    ).json()
-    cred = dataplane.request(
-        "POST",
-        "/v1/credentials",
-        json={
-            "credential_store_id": store["id"],
-            "type": "username_password",
-            "attributes": {"username": "nc-user", "password": PASSWORD},
-        },
-    ).json()
     target = make_target(dataplane, echo_server.port)
-    linked = dataplane.request(
-        "POST",
-        f"/v1/targets/{target}:add-credential-sources",
-        json={"version": 1, "brokered_credential_source_ids": [cred["id"]]},
+    cred_id = add_credential(
+        dataplane, target, "username_password", {"username": "nc-user", "password": PASSWORD}
     )
-    assert linked.status_code == 200, linked.text
 
     # -auth: the credential is consumed (sent from a 0600 file), so it is not printed
     used = bconnect(env, "nc", "-target-id", target, "-auth", "-send", "hi", ctl=dataplane)
@@ -132,7 +117,7 @@ def test_nc_auth_uses_the_brokered_credential(env: dict[str, str], dataplane, ec
     # without -auth it is not consumed: Boundary's "Credentials:" block shows it
     shown = bconnect(env, "nc", "-target-id", target, "-send", "hi", ctl=dataplane)
     assert shown.returncode == 0, shown.stderr
-    assert "Credentials:" in shown.stdout and cred["id"] in shown.stdout
+    assert "Credentials:" in shown.stdout and cred_id in shown.stdout
     assert shown.stdout.endswith("hi\n")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from plugin_dists import bconnect_env, make_dist, sample
-from test_dataplane_e2e import GUARD, PROJECT, make_target, session, wait_for
+from test_dataplane_e2e import GUARD, add_credential, make_target, session, wait_for
 
 from bconnect.core.credentials import SessionCredential, parse_credentials
 from bconnect.core.runner import ListenInfo
@@ -158,25 +158,10 @@ def probe(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def target(dataplane, echo_server) -> str:  # noqa: ANN001
     """An echo target with a brokered username/password credential."""
-    store = dataplane.request(
-        "POST", "/v1/credential-stores", json={"scope_id": PROJECT, "name": "probe-store"}
-    ).json()
-    cred = dataplane.request(
-        "POST",
-        "/v1/credentials",
-        json={
-            "credential_store_id": store["id"],
-            "type": "username_password",
-            "attributes": {"username": "probe-user", "password": PASSWORD},
-        },
-    ).json()
     target_id = make_target(dataplane, echo_server.port, session_connection_limit=5)
-    linked = dataplane.request(
-        "POST",
-        f"/v1/targets/{target_id}:add-credential-sources",
-        json={"version": 1, "brokered_credential_source_ids": [cred["id"]]},
+    add_credential(
+        dataplane, target_id, "username_password", {"username": "probe-user", "password": PASSWORD}
     )
-    assert linked.status_code == 200, linked.text
     return target_id
 
 
