@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from pgserver import PostgresServer, postgres_bindir
 
 from bconnect.controller.server import Controller, bind
 from bconnect.controller.settings import Settings
@@ -98,10 +99,15 @@ class RunningController:
 
 
 def start_controller(
-    db_path: Path, job_interval: float = 0.2, with_worker: bool = False, **seed: Any
+    db_path: Path | str,
+    job_interval: float = 0.2,
+    with_worker: bool = False,
+    settings: dict[str, Any] | None = None,
+    **seed: Any,
 ) -> RunningController:
     """A controller (API + cluster listener) in a thread; with ``with_worker`` also an
-    embedded worker on its own proxy port, as `bconnect dev` runs them."""
+    embedded worker on its own proxy port, as `bconnect dev` runs them. ``settings``
+    overrides :class:`Settings` fields."""
     sock = bind("127.0.0.1:0", 0)
     cluster_sock = bind("127.0.0.1:0", 0)
     proxy_sock = bind("127.0.0.1:0", 0) if with_worker else None
@@ -109,15 +115,16 @@ def start_controller(
     cluster_port = cluster_sock.getsockname()[1]
     proxy_addr = f"127.0.0.1:{proxy_sock.getsockname()[1]}" if proxy_sock else "127.0.0.1:9202"
     key = secrets.token_urlsafe(24)
-    settings = Settings(
+    config = Settings(
         database_url=str(db_path),
         api_address=f"{host}:{port}",
         worker_addresses=[proxy_addr],
         job_interval=job_interval,
         worker_auth_key=key,
         cluster_port=cluster_port,
+        **(settings or {}),
     )
-    controller = Controller.open(settings, dev_seed=True, **seed)
+    controller = Controller.open(config, dev_seed=True, **seed)
     server = controller.uvicorn_server()
     worker = None
     if proxy_sock is not None:
@@ -152,18 +159,83 @@ def start_controller(
     )
 
 
+# ---------------------------------------------------------------- databases
+# The modules marked ``all_databases`` run every test that uses a controller fixture on
+# SQLite and on PostgreSQL; the others on SQLite only. BCONNECT_TEST_DATABASES (comma
+# separated) narrows that, e.g. to "sqlite" for a quick local run.
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _backends(all_databases: bool) -> list[str]:
+    wanted = [b for b in os.environ.get("BCONNECT_TEST_DATABASES", "").split(",") if b]
+    chosen = list(BACKENDS) if all_databases else ["sqlite"]
+    return [b for b in chosen if not wanted or b in wanted] or chosen[:1]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker("all_databases") is not None
+        metafunc.parametrize("db_backend", _backends(marked), indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "db_backend" in getattr(item, "fixturenames", ()) and "[postgresql" in item.name:
+            item.add_marker(pytest.mark.postgresql)
+
+
 @pytest.fixture(scope="session")
-def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningController]:
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql`` (parametrised by pytest_generate_tests)."""
+    return getattr(request, "param", "sqlite")
+
+
+def require(program: str, path: str | None) -> str:
+    """The program's path; without it the test is skipped, or fails under CI."""
+    if path:
+        return path
+    message = f"{program} is not installed"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI must provide it: see .ci/run)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    """The test session's PostgreSQL server (see tests/pgserver.py)."""
+    server = PostgresServer(require("PostgreSQL server (initdb, postgres)", postgres_bindir()))
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def new_database(request: pytest.FixtureRequest, backend: str, directory: Path) -> str:
+    """A fresh, empty-of-data database for one controller: a file, or a PostgreSQL db."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg").new_database()
+    return str(directory / "bconnect.db")
+
+
+@pytest.fixture(scope="session")
+def controller(
+    request: pytest.FixtureRequest, db_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningController]:
     """One controller shared by the tests that only add to its data."""
-    running = start_controller(tmp_path_factory.mktemp("ctl") / "bconnect.db")
+    url = new_database(request, db_backend, tmp_path_factory.mktemp("ctl"))
+    running = start_controller(url)
     yield running
     running.stop()
 
 
 @pytest.fixture
-def fresh_controller(tmp_path: Path) -> Iterator[RunningController]:
+def fresh_controller(
+    request: pytest.FixtureRequest, db_backend: str, tmp_path: Path
+) -> Iterator[RunningController]:
     """A controller of the test's own, for tests that need an empty, known state."""
-    running = start_controller(tmp_path / "bconnect.db")
+    running = start_controller(new_database(request, db_backend, tmp_path))
     yield running
     running.stop()
 
@@ -225,8 +297,10 @@ def echo_server() -> Iterator[EchoServer]:
 
 
 @pytest.fixture
-def dataplane(tmp_path: Path) -> Iterator[RunningController]:
+def dataplane(
+    request: pytest.FixtureRequest, db_backend: str, tmp_path: Path
+) -> Iterator[RunningController]:
     """A controller with its embedded worker, as `bconnect dev` runs them."""
-    running = start_controller(tmp_path / "bconnect.db", with_worker=True)
+    running = start_controller(new_database(request, db_backend, tmp_path), with_worker=True)
     yield running
     running.stop()

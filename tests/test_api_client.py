@@ -10,6 +10,8 @@ from fake_controller import FakeController, unused_addr
 import bconnect
 from bconnect.core.api import ApiError, Client, ControllerUnreachable, token_id
 
+pytestmark = pytest.mark.all_databases
+
 TOKEN = "at_1234567890_s1abcdefghijk"
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+pytestmark = pytest.mark.all_databases
+
 PROJECT = "p_1234567890"
 
 

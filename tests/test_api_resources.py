@@ -12,6 +12,8 @@ from sqlalchemy import insert
 
 from bconnect.controller.storage import schema as t
 
+pytestmark = pytest.mark.all_databases
+
 PROJECT = "p_1234567890"
 
 

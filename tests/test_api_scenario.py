@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bconnect.core.token import decode_authz_token
+
+pytestmark = pytest.mark.all_databases
 
 
 def wait_for(fn, timeout: float = 10.0, interval: float = 0.05):  # noqa: ANN001, ANN201

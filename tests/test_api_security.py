@@ -6,7 +6,10 @@ import contextlib
 import socket
 import threading
 
+import pytest
 import requests
+
+pytestmark = pytest.mark.all_databases
 
 PROJECT = "p_1234567890"
 AM = "ampw_1234567890"

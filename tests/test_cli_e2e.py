@@ -15,6 +15,8 @@ import pytest
 
 from bconnect.core.token import decode_authz_token
 
+pytestmark = pytest.mark.all_databases
+
 BCONNECT = [sys.executable, "-m", "bconnect"]
 
 

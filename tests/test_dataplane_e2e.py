@@ -24,6 +24,8 @@ import pytest
 from bconnect.core.certs import mint_session_certificate, session_tls_files
 from bconnect.core.token import decode_authz_token
 
+pytestmark = pytest.mark.all_databases
+
 PROJECT = "p_1234567890"
 GUARD = 60  # seconds: hang guards only, never timing assertions
 

@@ -15,20 +15,13 @@ The PostgreSQL server runs as ``nobody`` when the tests run as root (it refuses 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import glob
 import http.server
 import importlib.util
 import json
 import os
-import pwd
 import shutil
-import signal
-import socket
-import stat
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +34,6 @@ from test_dataplane_e2e import GUARD, PROJECT, add_credential, make_target, wait
 
 SSH_PASSWORD = "ssh pw:with\\odd#chars"
 PG_PASSWORD = "b:o\\b pw#1 'quoted'"  # ':' and '\' need pgpass escaping
-PG_SUPERUSER_PASSWORD = "superuser-pw-1234"
 
 # no user config, no known_hosts writes, no prompts for the key logins
 SSH_OPTIONS = (
@@ -345,165 +337,21 @@ class PostgresServer:
     psql: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _postgres_bindir() -> str | None:
-    """The directory holding initdb and postgres: PATH, ``pg_config --bindir``, or
-    Debian's ``/usr/lib/postgresql/<version>/bin`` (newest first)."""
-    initdb = shutil.which("initdb")
-    if initdb and shutil.which("postgres"):
-        return str(Path(os.path.realpath(initdb)).parent)
-    candidates = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=30
-            )
-            candidates.append(out.stdout.strip())
-
-    def version(path: str) -> tuple[int, ...]:
-        name = Path(path).parent.name
-        return tuple(int(p) for p in name.split(".") if p.isdigit())
-
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
-    for directory in candidates:
-        if directory and all(
-            os.access(Path(directory, p), os.X_OK) for p in ("initdb", "postgres")
-        ):
-            return directory
-    return None
-
-
-def _traversable_tmp() -> str:
-    """A temp base every user can traverse (pytest's tmp dirs are 0700 root)."""
-    for base in (tempfile.gettempdir(), "/tmp"):
-        path = Path(base).resolve()
-        if all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents]):
-            return str(path)
-    raise RuntimeError("no world-traversable temporary directory for the PostgreSQL server")
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of the test session on 127.0.0.1 (TCP only), SCRAM password
-    authentication for everyone; roles ``bob`` (password :data:`PG_PASSWORD`, owning
-    database ``bob``). Runs as ``nobody`` when the tests run as root."""
-    bindir = _postgres_bindir()
-    require("initdb and postgres (PostgreSQL server)", bindir)
+@pytest.fixture(scope="module")
+def postgres_server(pg: Any) -> PostgresServer:
+    """The test session's PostgreSQL server (tests/pgserver.py) with a role ``bob``
+    (password :data:`PG_PASSWORD`, SCRAM) owning a database ``bob``."""
     psql = require("psql")
-    import psycopg
     from psycopg import sql
 
-    run_as: dict[str, Any] = {}
-    base = Path(tempfile.mkdtemp(prefix="bconnect-pg-", dir=_traversable_tmp()))
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(base, nobody.pw_uid, nobody.pw_gid)
-        run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
-    data = base / "data"
-    pwfile = base / "pwfile"
-    pwfile.write_text(PG_SUPERUSER_PASSWORD + "\n")
-    if run_as:
-        os.chown(pwfile, run_as["user"], run_as["group"])
-    child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(base)}
-    proc: subprocess.Popen[bytes] | None = None
-    log = base / "server.log"
-    try:
-        initdb = subprocess.run(
-            [
-                str(Path(bindir, "initdb")),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                f"--pwfile={pwfile}",
-                "--auth=scram-sha-256",
-                "--no-locale",
-                "-E",
-                "UTF8",
-            ],
-            capture_output=True,
-            text=True,
-            env=child_env,
-            cwd=base,
-            timeout=GUARD * 3,
-            **run_as,
-        )
-        if initdb.returncode != 0:
-            raise RuntimeError(f"initdb failed:\n{initdb.stdout}{initdb.stderr}")
-        with open(data / "pg_hba.conf", "w", encoding="utf-8") as hba:
-            hba.write("host all all 127.0.0.1/32 scram-sha-256\n")
-        for _attempt in range(5):
-            port = _free_port()
-            with open(log, "ab") as out:
-                proc = subprocess.Popen(
-                    [
-                        str(Path(bindir, "postgres")),
-                        "-D",
-                        str(data),
-                        "-c",
-                        "listen_addresses=127.0.0.1",
-                        "-c",
-                        f"port={port}",
-                        "-c",
-                        "unix_socket_directories=",
-                        "-c",
-                        "password_encryption=scram-sha-256",
-                        "-c",
-                        "fsync=off",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=child_env,
-                    cwd=base,
-                    start_new_session=True,
-                    **run_as,
-                )
-            conninfo = {
-                "host": "127.0.0.1",
-                "port": port,
-                "user": "postgres",
-                "password": PG_SUPERUSER_PASSWORD,
-                "dbname": "postgres",
-                "connect_timeout": 5,
-            }
-
-            def connect(conninfo: dict[str, Any] = conninfo) -> Any:
-                try:
-                    return psycopg.connect(**conninfo, autocommit=True)
-                except psycopg.OperationalError:
-                    return None
-
-            conn = wait_for(lambda p=proc: p.poll() is not None or connect(), GUARD * 2)
-            if isinstance(conn, psycopg.Connection):
-                break
-            with contextlib.suppress(Exception):
-                proc.kill()
-                proc.wait(GUARD)
-            proc = None  # lost the port to someone else, or did not start: retry
-        else:
-            raise RuntimeError("PostgreSQL did not start:\n" + log.read_text(errors="replace"))
-        with conn:
+    with pg.connect() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'bob'").fetchone()
+        if not exists:
             conn.execute(
                 sql.SQL("CREATE ROLE bob LOGIN PASSWORD {}").format(sql.Literal(PG_PASSWORD))
             )
             conn.execute("CREATE DATABASE bob OWNER bob")
-        yield PostgresServer(port=port, psql=psql)
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # fast shutdown
-            try:
-                proc.wait(GUARD)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(GUARD)
-        shutil.rmtree(base, ignore_errors=True)
+    return PostgresServer(port=pg.port, psql=psql)
 
 
 def test_postgres_with_a_brokered_password(dataplane, postgres_server: PostgresServer, env) -> None:

@@ -26,6 +26,8 @@ from bconnect.core.proxy import (
 from bconnect.core.proxythread import run_in_thread
 from bconnect.core.token import encode_authz_token
 
+pytestmark = pytest.mark.all_databases
+
 GUARD = 20  # seconds: a hang guard, never a timing assertion
 
 

@@ -78,16 +78,70 @@ def close_open_connections(conn: Connection, session_id: str, reason: str, now: 
 
 def terminate_due_sessions(conn: Connection, now: datetime) -> list[str]:
     """The periodic job: terminate expired sessions, canceled ones with nothing open, and
-    ones that used up their connections. Returns the ids it terminated."""
-    candidates = conn.execute(
-        select(t.sessions).where(
+    ones that used up their connections. Returns the ids it terminated.
+
+    Sessions another transaction holds right now are skipped (PostgreSQL's SKIP LOCKED):
+    the next run takes them."""
+    stmt = (
+        select(t.sessions)
+        .where(
             t.sessions.c.status != Status.TERMINATED.value,
             (t.sessions.c.expiration_time <= now)
             | (t.sessions.c.status == Status.CANCELING.value)
             | (t.sessions.c.status == Status.ACTIVE.value),
         )
-    ).all()
+        .order_by(t.sessions.c.id)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    candidates = conn.execute(stmt).all()
     return [s.id for s in candidates if _terminate_if_due(conn, s, now)]
+
+
+def close_dead_worker_connections(conn: Connection, grace: timedelta, now: datetime) -> int:
+    """The periodic job: connections still open on a worker that has not reported for
+    ``grace`` are closed with ``system error`` (the worker died or lost every controller,
+    and closes them itself after the same grace); their sessions end when due. Returns
+    how many connections it closed."""
+    c = t.session_connections.c
+    w = t.workers.c
+    lost = conn.execute(
+        select(c.id, c.session_id)
+        .select_from(t.session_connections.outerjoin(t.workers, w.id == c.worker_id))
+        .where(
+            c.status != "closed",
+            c.updated_time < now - grace,
+            (w.id.is_(None)) | (w.last_status_time.is_(None)) | (w.last_status_time < now - grace),
+        )
+    ).all()
+    return _close_lost(conn, lost, now)
+
+
+def lock_sessions(conn: Connection, session_ids: set[str]) -> dict[str, Any]:
+    """Several session rows, locked in id order (so lockers never deadlock each other)."""
+    if not session_ids:
+        return {}
+    stmt = select(t.sessions).where(t.sessions.c.id.in_(sorted(session_ids)))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.order_by(t.sessions.c.id).with_for_update()
+    return {row.id: row for row in conn.execute(stmt).all()}
+
+
+def _close_lost(conn: Connection, lost: list[Any], now: datetime) -> int:
+    """Close connections (rows of id, session_id) with ``system error``: their sessions
+    are locked first, the order every writer uses; then end the sessions that are due."""
+    if not lost:
+        return 0
+    sessions = lock_sessions(conn, {r.session_id for r in lost})
+    c = t.session_connections.c
+    closed = conn.execute(
+        update(t.session_connections)
+        .where(c.id.in_([r.id for r in lost]), c.status != "closed")
+        .values(status="closed", closed_reason=ClosedReason.SYSTEM_ERROR.value, updated_time=now)
+    ).rowcount
+    for session in sessions.values():
+        _terminate_if_due(conn, session, now)
+    return closed
 
 
 # ---------------------------------------------------------------- worker-driven changes
@@ -185,12 +239,21 @@ def connection_closed(
     bytes_down: int,
     closed_reason: str,
 ) -> bool:
-    """Record a closed connection, then end its session if that was what it waited for."""
+    """Record a closed connection, then end its session if that was what it waited for.
+
+    The session row is locked before the connection row is written, the order every
+    writer uses, so concurrent reports and cancels queue instead of deadlocking."""
+    found = conn.execute(
+        select(t.session_connections.c.session_id).where(
+            t.session_connections.c.id == connection_id
+        )
+    ).first()
+    if found is None:
+        return False
+    session = lock_session(conn, found.session_id)
     row = conn.execute(
         select(t.session_connections).where(t.session_connections.c.id == connection_id)
     ).first()
-    if row is None:
-        return False
     if row.status != "closed":
         conn.execute(
             update(t.session_connections)
@@ -203,7 +266,6 @@ def connection_closed(
                 updated_time=now,
             )
         )
-    session = lock_session(conn, row.session_id)
     if session is not None:
         _terminate_if_due(conn, session, now)
     return True
@@ -219,37 +281,21 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
     ):
         raise Refusal("TofuMismatch", "tofu token not allowed")
     if session.status in (Status.PENDING.value, Status.ACTIVE.value):
+        # A client that used up the connection limit cancels because nothing is left:
+        # that session ends for its limit, whichever report reaches the database first.
+        _, used = connection_counts(conn, session_id)
+        limited = 0 <= session.connection_limit <= used
+        reason = (
+            TerminationReason.CONNECTION_LIMIT if limited else TerminationReason.CLOSED_BY_END_USER
+        )
         conn.execute(
             update(t.sessions)
             .where(t.sessions.c.id == session.id)
-            .values(termination_reason=TerminationReason.CLOSED_BY_END_USER.value)
+            .values(termination_reason=reason.value)
         )
         set_status(conn, session, Status.CANCELING, now)
         _terminate_if_due(conn, lock_session(conn, session_id), now)
     return True
-
-
-def _close_unreported(conn: Connection, worker_id: str, reported: list[str], now: datetime) -> None:
-    c = t.session_connections.c
-    lost = conn.execute(
-        select(c.id, c.session_id).where(
-            c.worker_id == worker_id,
-            c.status != "closed",
-            c.id.not_in(reported),
-            c.updated_time < now - UNREPORTED_GRACE,
-        )
-    ).all()
-    if not lost:
-        return
-    conn.execute(
-        update(t.session_connections)
-        .where(c.id.in_([r.id for r in lost]))
-        .values(status="closed", closed_reason=ClosedReason.SYSTEM_ERROR.value, updated_time=now)
-    )
-    for session_id in {r.session_id for r in lost}:
-        session = lock_session(conn, session_id)
-        if session is not None:
-            _terminate_if_due(conn, session, now)
 
 
 def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
@@ -278,25 +324,27 @@ def worker_status(
 
     Open connections of this worker that it no longer reports (it restarted, or never
     got the controller's answer) are closed with ``system error``, so their sessions
-    can end."""
+    can end. Every session touched is locked first, in one batch in id order."""
     conn.execute(update(t.workers).where(t.workers.c.id == worker_id).values(last_status_time=now))
+    c = t.session_connections.c
     ids = [r["connection_id"] for r in reports]
-    _close_unreported(conn, worker_id, ids, now)
-    if not ids:
-        return {"cancel_sessions": [], "cancel_connections": []}
-    rows = conn.execute(
-        select(
-            t.session_connections.c.id,
-            t.session_connections.c.status,
-            t.session_connections.c.bytes_up,
-            t.session_connections.c.bytes_down,
-            t.sessions.c.id.label("session_id"),
-            t.sessions.c.status.label("session_status"),
-            t.sessions.c.expiration_time,
+    lost = conn.execute(
+        select(c.id, c.session_id).where(
+            c.worker_id == worker_id,
+            c.status != "closed",
+            c.id.not_in(ids),
+            c.updated_time < now - UNREPORTED_GRACE,
         )
-        .join(t.sessions, t.sessions.c.id == t.session_connections.c.session_id)
-        .where(t.session_connections.c.id.in_(ids))
     ).all()
+    rows = (
+        conn.execute(
+            select(c.id, c.session_id, c.status, c.bytes_up, c.bytes_down).where(c.id.in_(ids))
+        ).all()
+        if ids
+        else []
+    )
+    sessions = lock_sessions(conn, {r.session_id for r in lost} | {r.session_id for r in rows})
+    _close_lost(conn, lost, now)
     known = {r.id: r for r in rows}
     cancel_sessions: set[str] = set()
     cancel_connections: list[str] = []
@@ -308,7 +356,7 @@ def worker_status(
         if row.status != "closed":
             conn.execute(
                 update(t.session_connections)
-                .where(t.session_connections.c.id == row.id)
+                .where(c.id == row.id, c.status != "closed")
                 .values(
                     bytes_up=max(int(report.get("bytes_up", 0)), row.bytes_up),
                     bytes_down=max(int(report.get("bytes_down", 0)), row.bytes_down),
@@ -317,6 +365,8 @@ def worker_status(
             )
         else:
             cancel_connections.append(row.id)
-        if row.session_status in ("canceling", "terminated") or row.expiration_time <= now:
+        session = sessions.get(row.session_id)
+        ending = session is None or session.status in ("canceling", "terminated")
+        if ending or session.expiration_time <= now:
             cancel_sessions.add(row.session_id)
     return {"cancel_sessions": sorted(cancel_sessions), "cancel_connections": cancel_connections}
