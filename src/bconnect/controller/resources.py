@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bconnect.controller import errors
@@ -194,10 +194,17 @@ OWNER_COL = {"auth-tokens": "user_id", "sessions": "user_id"}
 def record_deleted(ctx: Ctx, collection: str, table: Table, where: Any) -> None:
     """Note rows about to be deleted (and what cascades with them) so list refreshes can
     report them in ``removed_ids``."""
+    note_deleted(ctx.conn, ctx.now, collection, table, where)
+
+
+def note_deleted(
+    conn: Connection, now: datetime, collection: str, table: Table, where: Any
+) -> None:
+    """:func:`record_deleted` outside a request (the periodic jobs)."""
     found: dict[str, dict[str, Any]] = {}
 
     def walk(coll: str, tbl: Table, clause: Any) -> None:
-        rows = ctx.conn.execute(select(tbl).where(clause)).all()
+        rows = conn.execute(select(tbl).where(clause)).all()
         for row in rows:
             parent = PARENT_COL.get(coll)
             owner = OWNER_COL.get(coll)
@@ -211,7 +218,7 @@ def record_deleted(ctx: Ctx, collection: str, table: Table, where: Any) -> None:
                     or "global",
                     "parent_id": getattr(row, parent) if parent else None,
                     "owner_id": getattr(row, owner) if owner else None,
-                    "delete_time": ctx.now,
+                    "delete_time": now,
                 },
             )
         ids = [r.id for r in rows]
@@ -221,7 +228,7 @@ def record_deleted(ctx: Ctx, collection: str, table: Table, where: Any) -> None:
 
     walk(collection, table, where)
     if found:
-        ctx.conn.execute(insert(t.deleted_items), list(found.values()))
+        conn.execute(insert(t.deleted_items), list(found.values()))
 
 
 def delete_row(ctx: Ctx, kind: Kind, resource_id: str) -> None:

@@ -391,3 +391,15 @@ deleted_items = Table(
     Column("owner_id", String(32), nullable=True),
     Column("delete_time", UTCDateTime, nullable=False, index=True),
 )
+
+# One row per periodic job: the controller that takes the row's lock runs the job and
+# sets its next run, so with several controllers each job runs once per interval.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_run_time", UTCDateTime, nullable=False),
+    Column("last_run_time", UTCDateTime, nullable=True),
+    Column("last_controller", String(255), nullable=True),
+    Column("runs", BigInteger, nullable=False, default=0),
+)
