@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import requests
+
+pytestmark = pytest.mark.all_databases
 
 PROJECT = "p_1234567890"
 
@@ -23,10 +26,14 @@ class WorkerClient:
             headers["X-Bconnect-Worker-Id"] = self.worker_id
         return requests.request(method, self.base + path, headers=headers, timeout=30, **kw)
 
-    def register(self, name: str = "w1") -> str:
-        resp = self.call(
-            "POST", "/v1/cluster/workers:register", json={"name": name, "address": "127.0.0.1:9202"}
-        )
+    def register(
+        self,
+        name: str = "w1",
+        address: str = "127.0.0.1:9202",
+        tags: dict[str, list[str]] | None = None,
+    ) -> str:
+        body = {"name": name, "address": address, "tags": tags or {}}
+        resp = self.call("POST", "/v1/cluster/workers:register", json=body)
         resp.raise_for_status()
         self.worker_id = resp.json()["worker_id"]
         return self.worker_id

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -125,6 +126,7 @@ ERROR_RESPONSES = {
     "403": "PermissionDenied: the caller's grants do not allow this",
     "404": "NotFound: no such resource",
     "413": "Request body larger than the limit",
+    "503": "Unavailable: the database cannot be reached right now; retry shortly",
 }
 
 
@@ -163,7 +165,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(job_loop(engine, settings.job_interval))
+        task = asyncio.create_task(job_loop(engine, settings))
         try:
             yield
         finally:
@@ -211,6 +213,21 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             "message": str(exc.detail),
         }
         return JSONResponse(body, status_code=exc.status_code)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not isinstance(exc, OperationalError | InterfaceError) and not (
+            exc.connection_invalidated
+        ):
+            return await _internal(request, exc)
+        log.warning(
+            "database unavailable serving %s %s: %s",
+            request.method,
+            request.url.path,
+            str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__,
+        )
+        body = errors.Unavailable("The database is unavailable; retry shortly.").body(_op(request))
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -14,15 +14,13 @@ from sqlalchemy import insert, select
 from bconnect.controller import errors
 from bconnect.controller.addresses import endpoint as make_endpoint
 from bconnect.controller.context import Ctx
+from bconnect.controller.filters import compile_filter
 from bconnect.controller.resources import drop_none, fmt_time
 from bconnect.controller.sessionstate import Status
 from bconnect.controller.storage import schema as t
 from bconnect.core.certs import mint_session_certificate, split_host
 from bconnect.core.token import AuthzData, ScopeInfo, encode_authz_token
 from bconnect.ids import new_id
-
-# A worker that has not reported for this long is not offered to clients.
-WORKER_STALE_AFTER = timedelta(seconds=30)
 
 
 def choose_endpoint(
@@ -60,16 +58,37 @@ def choose_endpoint(
     return address, port, host_set_id, host_id
 
 
-def worker_addresses(ctx: Ctx) -> list[str]:
-    """Proxy addresses of workers that reported recently, else the configured ones."""
+def worker_addresses(ctx: Ctx, worker_filter: str | None = None) -> list[str]:
+    """Proxy addresses of the healthy workers (reported within the worker grace period)
+    that match the target's ``worker_filter`` (go-bexpr over ``{"name", "tags"}``, as in
+    Boundary: ``"prod" in "/tags/type"``). With no filter and no healthy worker, the
+    configured addresses (`bconnect dev`'s own worker before it registers)."""
+    grace = timedelta(seconds=ctx.settings.worker_grace)
     fresh = ctx.conn.execute(
-        select(t.workers.c.address).where(
-            t.workers.c.last_status_time >= ctx.now - WORKER_STALE_AFTER,
+        select(t.workers.c.name, t.workers.c.address, t.workers.c.tags).where(
+            t.workers.c.last_status_time >= ctx.now - grace,
             t.workers.c.address.is_not(None),
         )
     ).all()
+    if worker_filter:
+        predicate = compile_filter(worker_filter)
+        fresh = [w for w in fresh if predicate({"name": w.name or "", "tags": _tags(w.tags)})]
     found = sorted({w.address for w in fresh})
-    return found or list(ctx.settings.worker_addresses)
+    if not found and not worker_filter:
+        found = list(ctx.settings.worker_addresses)
+    if not found:
+        raise errors.FailedPrecondition(
+            "No workers are available to handle this session, or all have been filtered."
+        )
+    return found
+
+
+def _tags(text: str | None) -> dict[str, list[str]]:
+    try:
+        tags = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return tags if isinstance(tags, dict) else {}
 
 
 def credential_source_info(row: Any) -> dict[str, Any]:
@@ -128,7 +147,7 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
         expiration = expiration.replace(microsecond=0) + timedelta(seconds=1)
     if ctx.auth_token is not None and ctx.auth_token.expiration_time < expiration:
         expiration = ctx.auth_token.expiration_time.replace(microsecond=0)
-    workers = worker_addresses(ctx)
+    workers = worker_addresses(ctx, target.worker_filter)
     cert, key = mint_session_certificate(session_id, [split_host(w) for w in workers], expiration)
     endpoint = make_endpoint(address, port)
     ctx.conn.execute(

@@ -64,6 +64,13 @@ class Conflict(ApiException):
     kind = "InvalidArgument"
 
 
+class FailedPrecondition(ApiException):
+    """The request is fine but the system cannot serve it now (e.g. no worker fits)."""
+
+    status = 400
+    kind = "FailedPrecondition"
+
+
 class PayloadTooLarge(ApiException):
     status = 413
     kind = "InvalidArgument"
@@ -90,3 +97,10 @@ def not_found(resource_id: str) -> NotFound:
 
 def denied() -> PermissionDenied:
     return PermissionDenied("Forbidden.")
+
+
+class Unavailable(ApiException):
+    """The database cannot be reached right now (restarting, failing over): retry."""
+
+    status = 503
+    kind = "Unavailable"

@@ -153,26 +153,47 @@ def client_tls_context(authz: AuthzData) -> ssl.SSLContext:
 
 @dataclass
 class WorkerDialer:
-    """Opens WebSocket channels to the session's worker (``worker_addresses[0]``)."""
+    """Opens WebSocket channels to the session's workers.
+
+    The first of ``worker_addresses`` is dialed, as Boundary's client does; when a worker
+    cannot be reached at all (refused, unroutable, timed out) the next one is tried, and
+    the one that answered is dialed first from then on. A worker that answers but refuses
+    the session is not a reason to try another: that is the session's state.
+    """
 
     authz: AuthzData
     connect_timeout: float = CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
-        self.address = self.authz.worker_address
+        self.addresses = list(self.authz.worker_addresses)
+        self._use(0)
+        self._tls = client_tls_context(self.authz)
+
+    def _use(self, index: int) -> None:
+        self._index = index
+        self.address = self.addresses[index]
         self.host, self.port = _split_host_port(self.address)
         self.server_name = worker_server_name(self.address)
-        self._tls = client_tls_context(self.authz)
 
     async def open(self) -> WsChannel:
         """TCP (no Nagle), TLS with the session certificate, then the WebSocket upgrade."""
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.connect_timeout
-            )
-        except (OSError, TimeoutError) as exc:
-            log.debug("dialing worker %s failed: %s", self.address, exc)
-            raise ProxyError(f"unable to connect to worker at {self.address}") from None
+        first = self._index
+        for step in range(len(self.addresses)):
+            index = (first + step) % len(self.addresses)
+            host, port = _split_host_port(self.addresses[index])
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), self.connect_timeout
+                )
+            except (OSError, TimeoutError) as exc:
+                log.debug("dialing worker %s failed: %s", self.addresses[index], exc)
+                continue
+            if index != self._index:
+                log.info("worker %s unreachable; using %s", self.address, self.addresses[index])
+                self._use(index)
+            break
+        else:
+            raise ProxyError(f"unable to connect to worker at {self.address}")
         try:
             sock = writer.get_extra_info("socket")
             if sock is not None:

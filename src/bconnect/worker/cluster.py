@@ -15,7 +15,7 @@ import base64
 import binascii
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -130,18 +130,27 @@ class StatusAnswer:
 
 
 class ClusterClient:
-    """Async calls to the controller's cluster listener, authenticated with the worker key."""
+    """Async calls to the controllers' cluster listeners, authenticated with the worker key.
+
+    ``base_url`` is one cluster URL or several (controllers sharing one database): calls
+    go to the current one, and when it does not answer (refused, timed out, 502–504)
+    the same call is tried once on each of the others, which becomes the current one.
+    """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         auth_key: str,
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         pool_size: int = POOL_SIZE,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("no controller address")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self._current = 0
         self._auth_key = auth_key
         self.worker_id: str | None = None
         self._timeout = (connect_timeout, read_timeout)
@@ -152,6 +161,11 @@ class ClusterClient:
 
     def __repr__(self) -> str:  # never show the key
         return f"ClusterClient({self.base_url!r}, worker_id={self.worker_id!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The cluster URL calls go to now."""
+        return self.base_urls[self._current]
 
     # ---------------------------------------------------------------- calls
     async def register(
@@ -276,14 +290,34 @@ class ClusterClient:
         return headers
 
     def _call_sync(self, method: str, path: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
-        url = self.base_url + path
+        first = self._current
+        count = len(self.base_urls)
+        for step in range(count):
+            index = (first + step) % count
+            try:
+                answer = self._call_one(self.base_urls[index], method, path, body)
+            except ClusterUnreachable:
+                if step == count - 1:
+                    raise
+                log.debug("controller %s unreachable, trying the next", self.base_urls[index])
+                continue
+            if index != self._current:
+                log.info("now talking to the controller at %s", self.base_urls[index])
+                self._current = index
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _call_one(
+        self, base_url: str, method: str, path: str, body: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        url = base_url + path
         try:
             resp = self._session().request(
                 method, url, json=body, headers=self._headers(), timeout=self._timeout
             )
         except requests.RequestException as exc:
             raise ClusterUnreachable(
-                f"controller at {self.base_url} unreachable: {type(exc).__name__}"
+                f"controller at {base_url} unreachable: {type(exc).__name__}"
             ) from None
         log.debug("cluster %s %s -> %s", method, path, resp.status_code)
         if resp.status_code >= 400:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from bconnect.core.handshake import session_id_from_hello
@@ -38,14 +38,18 @@ class Worker:
     """A bconnect worker serving Boundary's TCP proxy protocol on ``proxy_sock``.
 
     ``proxy_sock`` is bound, listening and non-blocking; the caller owns it (the worker
-    never closes it). ``public_address`` (``host:port``) is what the controller hands to
-    clients. ``worker_id`` is set once the controller has registered the worker. A
-    ``Worker`` runs once: ``run`` releases its HTTP client when it ends.
+    never closes it). ``controller_url`` is one cluster URL or several (controllers sharing
+    a database; the worker fails over between them). ``public_address`` (``host:port``)
+    is what the controller hands to clients. When no controller has taken a status report
+    for ``controller_grace`` seconds, live connections are closed (``system error``), as the
+    controllers close them in the database once the worker has been silent that long.
+    ``worker_id`` is set once the controller has registered the worker. A ``Worker`` runs
+    once: ``run`` releases its HTTP client when it ends.
     """
 
     def __init__(
         self,
-        controller_url: str,
+        controller_url: str | Sequence[str],
         auth_key: str,
         proxy_sock: socket.socket,
         *,
@@ -56,6 +60,7 @@ class Worker:
         handshake_timeout: float = 10.0,
         dial_timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
+        controller_grace: float = 15.0,
     ) -> None:
         self.public_address = public_address
         self.name = name
@@ -63,6 +68,8 @@ class Worker:
         self.status_interval = status_interval
         self.handshake_timeout = handshake_timeout
         self.shutdown_timeout = shutdown_timeout
+        self.controller_grace = controller_grace
+        self._last_status_ok: float | None = None
         self._sock = proxy_sock
         self.cluster = ClusterClient(controller_url, auth_key)
         self.sessions = SessionCache(self.cluster)
@@ -268,6 +275,7 @@ class Worker:
         except ClusterError as exc:
             await self._status_failed(exc)
             return
+        self._last_status_ok = asyncio.get_running_loop().time()
         if self._controller_down:
             log.info("controller reachable again")
             self._controller_down = False
@@ -288,3 +296,15 @@ class Worker:
             self._controller_down = True
         else:
             log.debug("status report failed: %s", exc)
+        now = asyncio.get_running_loop().time()
+        if self._last_status_ok is None:
+            self._last_status_ok = now  # registered, never reported: the grace starts now
+        if now - self._last_status_ok >= self.controller_grace:
+            count = self.registry.stop_all(ClosedReason.SYSTEM_ERROR)
+            if count:
+                log.warning(
+                    "no controller has taken a status report for %.0f s: "
+                    "closed %d live connection(s)",
+                    now - self._last_status_ok,
+                    count,
+                )
