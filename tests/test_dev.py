@@ -10,14 +10,26 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
+from conftest import new_database
 
 BCONNECT = [sys.executable, "-m", "bconnect"]
 
 
 def start_dev(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [*BCONNECT, "dev", "-api-listen-address", "127.0.0.1:0", *extra],
+        [
+            *BCONNECT,
+            "dev",
+            "-api-listen-address",
+            "127.0.0.1:0",
+            "-cluster-listen-address",
+            "127.0.0.1:0",
+            "-proxy-listen-address",
+            "127.0.0.1:0",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -51,8 +63,10 @@ def login(addr: str) -> requests.Response:
     )
 
 
-def test_dev_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    db = tmp_path / "keep.db"
+@pytest.mark.all_databases
+def test_dev_serves_and_stops_on_ctrl_c(request, db_backend: str, tmp_path: Path) -> None:  # noqa: ANN001
+    # a SQLite file, or `bconnect dev -database-url postgresql://…`
+    db = new_database(request, db_backend, tmp_path)
     proc, addr = start_dev(tmp_path, "-database-url", str(db))
     try:
         assert login(addr).status_code == 200
@@ -70,6 +84,7 @@ def test_dev_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "Traceback" not in out
     assert "shutdown complete" in out
+    assert "bconnect-test-pw" not in out  # the database password is never shown
 
     # a database path keeps data across restarts, and the seeds are not duplicated
     proc, addr = start_dev(tmp_path, "-database-url", str(db))

@@ -56,7 +56,8 @@ DEFAULT_PROXY = "127.0.0.1:9202"
     "database_url",
     envvar="BCONNECT_DATABASE_URL",
     default=None,
-    help="SQLite path or URL (default: a fresh file in a temporary directory).",
+    help="SQLite path or URL, or postgresql://user:pass@host/db (default: a fresh SQLite "
+    "file in a temporary directory).",
 )
 @click.option(
     "-login-name", "--login-name", default="admin", show_default=True, help="Admin login name."
@@ -120,9 +121,8 @@ def dev(
         level=log_level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    from bconnect.controller.server import Controller, ListenError, bind
+    from bconnect.controller.server import Controller, ListenError, bind, open_error
     from bconnect.controller.settings import Settings
-    from bconnect.controller.storage.db import SchemaTooNewError
 
     if login_name != "admin":
         raise click.UsageError("only the admin login name 'admin' is supported for now")
@@ -172,10 +172,7 @@ def dev(
     except Exception as exc:  # noqa: BLE001 - a database we cannot open is a user problem
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
-        if isinstance(exc, SchemaTooNewError):
-            click.echo(f"Error: {exc}", err=True)
-        else:
-            click.echo(f"Error: cannot open the database {database_url}: {exc}", err=True)
+        click.echo(f"Error: {open_error(exc, database_url)}", err=True)
         sys.exit(1)
     click.echo(
         f"""==> bconnect dev started! Log data will follow below.

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Manage credential stores",
     ),
     "credentials": ("bconnect.cli.credentials:credentials", "Manage credentials"),
+    "database": ("bconnect.cli.database:database", "Manage the controller's database schema"),
     "host-catalogs": ("bconnect.cli.host_catalogs:host_catalogs", "Manage host catalogs"),
     "host-sets": ("bconnect.cli.host_sets:host_sets", "Manage host sets"),
     "hosts": ("bconnect.cli.hosts:hosts", "Manage hosts"),
@@ -46,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "roles": ("bconnect.cli.roles:roles", "Manage roles"),
     "scopes": ("bconnect.cli.scopes:scopes", "Manage scopes"),
+    "server": (
+        "bconnect.cli.server:server",
+        "Start a controller and/or worker from a config file",
+    ),
     "sessions": ("bconnect.cli.sessions:sessions", "List, read and cancel sessions"),
     "targets": ("bconnect.cli.targets:targets", "Manage targets and authorize sessions"),
     "users": ("bconnect.cli.users:users", "Manage users"),

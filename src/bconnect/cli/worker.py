@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 from urllib.parse import urlsplit
@@ -141,31 +139,11 @@ def worker(
     )
     sys.stdout.flush()
     try:
-        asyncio.run(_serve(url, key, sock, public, worker_name, tag_map))
+        from bconnect.cli.server import serve_worker
+        from bconnect.worker.server import Worker
+
+        worker = Worker(url, key, sock, public_address=public, name=worker_name, tags=tag_map)
+        asyncio.run(serve_worker(worker, None))
     finally:
         sock.close()
     click.echo("==> bconnect worker shutdown complete")
-
-
-async def _serve(
-    url: str,
-    key: str,
-    sock: socket.socket,
-    public: str,
-    name: str,
-    tags: dict[str, list[str]],
-) -> None:
-    """Run a worker until SIGINT or SIGTERM, then let it stop cleanly."""
-    from bconnect.worker.server import Worker
-
-    worker = Worker(url, key, sock, public_address=public, name=name, tags=tags)
-    task = asyncio.ensure_future(worker.run())
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)

@@ -1,4 +1,5 @@
-"""The `bconnect dev` seed data: Boundary's dev-mode fixed ids (PROTOCOL.md §5)."""
+"""Seed data: Boundary's dev-mode fixtures with fixed ids (PROTOCOL.md §5) for
+`bconnect dev`, and the initial admin of `bconnect database init`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Connection, insert, select, update
 from bconnect.controller.grants import ANON, AUTHENTICATED, parse_grant
 from bconnect.controller.secrets import hash_password
 from bconnect.controller.storage import schema as t
+from bconnect.ids import new_id
 
 SUFFIX = "1234567890"
 DEV = {
@@ -27,6 +29,10 @@ DEV = {
     "target": f"ttcp_{SUFFIX}",
     "host_target": "ttcp_0987654321",
 }
+LOGIN_ROLE = ("r_default_global", "Login and Default Grants")
+AUTH_METHOD_NAME = "Generated global scope initial password auth method"
+ADMIN_ROLE_NAME = "Administration"
+ADMIN_GRANTS = ["ids=*;type=*;actions=*"]
 
 
 def _common(now: datetime, name: str | None, description: str | None = None) -> dict[str, Any]:
@@ -54,9 +60,8 @@ def ensure_global_scope(conn: Connection, now: datetime) -> None:
     _role(
         conn,
         now,
-        "r_default_global",
+        *LOGIN_ROLE,
         "global",
-        "Login and Default Grants",
         ["this", "descendants"],
         [ANON],
         [
@@ -71,8 +76,8 @@ def _role(
     conn: Connection,
     now: datetime,
     role_id: str,
-    scope_id: str,
     name: str,
+    scope_id: str,
     grant_scopes: list[str],
     principals: list[str],
     grants: list[str],
@@ -124,54 +129,19 @@ def seed_dev(
             ),
         )
     )
-    conn.execute(
-        insert(t.auth_methods).values(
-            id=d["auth_method"],
-            scope_id="global",
-            type="password",
-            min_login_name_length=3,
-            min_password_length=8,
-            **_common(now, "Generated global scope initial password auth method"),
-        )
-    )
-    conn.execute(
-        update(t.scopes)
-        .where(t.scopes.c.id == "global")
-        .values(primary_auth_method_id=d["auth_method"])
-    )
-    for user, account, login, password, name in (
-        (d["admin_user"], d["admin_account"], "admin", admin_password, "admin"),
-        (d["user"], d["user_account"], "user", user_password, "user"),
+    _global_auth_method(conn, now, d["auth_method"])
+    for user, account, login, password in (
+        (d["admin_user"], d["admin_account"], "admin", admin_password),
+        (d["user"], d["user_account"], "user", user_password),
     ):
-        conn.execute(insert(t.users).values(id=user, scope_id="global", **_common(now, name)))
-        conn.execute(
-            insert(t.accounts).values(
-                id=account,
-                scope_id="global",
-                auth_method_id=d["auth_method"],
-                type="password",
-                login_name=login,
-                password_hash=hash_password(password),
-                **_common(now, None),
-            )
-        )
-        conn.execute(insert(t.user_accounts).values(user_id=user, account_id=account))
-    _role(
-        conn,
-        now,
-        f"r_admin_{SUFFIX}"[:16],
-        "global",
-        "Administration",
-        ["this", "descendants"],
-        [d["admin_user"]],
-        ["ids=*;type=*;actions=*"],
-    )
+        _password_user(conn, now, d["auth_method"], user, account, login, password)
+    _admin_role(conn, now, f"r_admin_{SUFFIX}"[:16], d["admin_user"])
     _role(
         conn,
         now,
         f"r_prdef_{SUFFIX}"[:16],
-        d["project"],
         "Default Grants",
+        d["project"],
         ["this"],
         [AUTHENTICATED],
         [
@@ -231,3 +201,93 @@ def seed_dev(
 
 def random_password() -> str:
     return secrets.token_urlsafe(12)
+
+
+def _global_auth_method(conn: Connection, now: datetime, method_id: str) -> None:
+    """The password auth method of the global scope, made its primary auth method."""
+    conn.execute(
+        insert(t.auth_methods).values(
+            id=method_id,
+            scope_id="global",
+            type="password",
+            min_login_name_length=3,
+            min_password_length=8,
+            **_common(now, AUTH_METHOD_NAME),
+        )
+    )
+    conn.execute(
+        update(t.scopes).where(t.scopes.c.id == "global").values(primary_auth_method_id=method_id)
+    )
+
+
+def _password_user(
+    conn: Connection,
+    now: datetime,
+    method_id: str,
+    user_id: str,
+    account_id: str,
+    login: str,
+    password: str,
+) -> None:
+    """A global user named *login* with a password account."""
+    conn.execute(insert(t.users).values(id=user_id, scope_id="global", **_common(now, login)))
+    conn.execute(
+        insert(t.accounts).values(
+            id=account_id,
+            scope_id="global",
+            auth_method_id=method_id,
+            type="password",
+            login_name=login,
+            password_hash=hash_password(password),
+            **_common(now, None),
+        )
+    )
+    conn.execute(insert(t.user_accounts).values(user_id=user_id, account_id=account_id))
+
+
+def _admin_role(conn: Connection, now: datetime, role_id: str, user_id: str) -> None:
+    _role(
+        conn,
+        now,
+        role_id,
+        ADMIN_ROLE_NAME,
+        "global",
+        ["this", "descendants"],
+        [user_id],
+        ADMIN_GRANTS,
+    )
+
+
+def seed_initial(
+    conn: Connection,
+    now: datetime,
+    *,
+    login_name: str = "admin",
+    create_auth_method: bool = True,
+) -> dict[str, Any]:
+    """What `bconnect database init` creates in a freshly migrated database: the global
+    scope with its login role and, unless ``create_auth_method`` is false, a password auth
+    method with an admin user, account (generated password) and an administration role.
+
+    Returns Boundary's `database init` JSON shape; it holds the password (shown once).
+    """
+    ensure_global_scope(conn, now)
+    result: dict[str, Any] = {"login_role": {"role_id": LOGIN_ROLE[0], "name": LOGIN_ROLE[1]}}
+    if not create_auth_method:
+        return result
+    method_id, user_id, account_id = new_id("ampw"), new_id("u"), new_id("acctpw")
+    role_id, password = new_id("r"), random_password()
+    _global_auth_method(conn, now, method_id)
+    _password_user(conn, now, method_id, user_id, account_id, login_name, password)
+    _admin_role(conn, now, role_id, user_id)
+    result["auth_method"] = {
+        "auth_method_id": method_id,
+        "auth_method_name": AUTH_METHOD_NAME,
+        "login_name": login_name,
+        "password": password,
+        "scope_id": "global",
+        "user_id": user_id,
+        "user_name": login_name,
+    }
+    result["admin_role"] = {"role_id": role_id, "name": ADMIN_ROLE_NAME}
+    return result

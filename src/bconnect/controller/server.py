@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 from bconnect.controller.context import utcnow
 from bconnect.controller.seed import ensure_global_scope, seed_dev
 from bconnect.controller.settings import Settings
-from bconnect.controller.storage.db import make_engine, migrate
+from bconnect.controller.storage.db import SchemaTooNewError, make_engine, migrate, normalize_url
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +56,36 @@ def bind(address: str, default_port: int) -> socket.socket:
     return sock
 
 
+def display_database_url(url: str) -> str:
+    """The database URL as it may be shown: normalized, with any password hidden."""
+    try:
+        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: still hide what looks like a password
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def open_error(exc: Exception, url: str) -> str:
+    """A one-line message for a database that cannot be opened (no password, no SQL)."""
+    if isinstance(exc, SchemaTooNewError):
+        return str(exc)
+    reason = getattr(exc, "orig", None) or exc
+    first = next((line for line in str(reason).splitlines() if line.strip()), type(exc).__name__)
+    return f"cannot open the database {display_database_url(url)}: {first.strip()}"
+
+
 class _Server(uvicorn.Server):
     """uvicorn.Server that, on SIGINT/SIGTERM, first stops the embedded worker (so its
-    last connection-closed reports still reach the API) and only then shuts down."""
+    last connection-closed reports still reach the API) and only then shuts down.
+    ``on_exit`` (if set) is called once, at the first signal (the ops listener's
+    /health starts answering 503 then)."""
 
     stop_first: asyncio.Task | None = None
+    on_exit: Callable[[], None] | None = None
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        on_exit, self.on_exit = self.on_exit, None
+        if on_exit is not None:
+            on_exit()
         task = self.stop_first
         if task is None or task.done() or self.should_exit:
             super().handle_exit(sig, frame)
@@ -100,26 +126,47 @@ class Controller:
         )
         return _Server(config)
 
+    def check_database(self) -> None:
+        """Raise unless the database answers ``SELECT 1`` (for /health; blocking)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(bconnect_read_only=True)  # SQLite: no write lock
+            conn.execute(text("SELECT 1"))
+
     async def run(
         self,
         server: Any,
         api_sock: socket.socket,
         cluster_sock: socket.socket | None = None,
         worker: Any = None,
+        *,
+        ops: Any = None,
     ) -> None:
         """Serve the API (and the cluster API on its own listener) with uvicorn, and run
-        an embedded worker beside it in the same loop, until uvicorn is told to exit."""
+        an embedded worker beside it in the same loop, until uvicorn is told to exit.
+
+        ``ops`` (a :class:`bconnect.health.HealthServer`) runs beside them; it reports
+        "shutting down" from the first signal on and stops last."""
         sockets = [api_sock] + ([cluster_sock] if cluster_sock is not None else [])
         worker_task = asyncio.ensure_future(worker.run()) if worker is not None else None
-        if worker_task is not None and isinstance(server, _Server):
-            server.stop_first = worker_task
+        ops_task = asyncio.ensure_future(ops.run()) if ops is not None else None
+        if isinstance(server, _Server):
+            if worker_task is not None:
+                server.stop_first = worker_task
+            if ops is not None:
+                server.on_exit = lambda: setattr(ops, "stopping", True)
         try:
             await server.serve(sockets=sockets)
         finally:
+            if ops is not None:
+                ops.stopping = True
             if worker_task is not None:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
+            if ops_task is not None:
+                ops_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ops_task
 
     def serve(
         self,
@@ -127,6 +174,8 @@ class Controller:
         cluster_sock: socket.socket | None = None,
         worker: Any = None,
         log_level: str = "warning",
+        *,
+        ops: Any = None,
     ) -> None:
         """Serve until SIGINT/SIGTERM, then return normally.
 
@@ -140,7 +189,7 @@ class Controller:
         previous = signal.signal(signal.SIGTERM, _interrupt)
         server = self.uvicorn_server(log_level)
         try:
-            asyncio.run(self.run(server, api_sock, cluster_sock, worker))
+            asyncio.run(self.run(server, api_sock, cluster_sock, worker, ops=ops))
         except KeyboardInterrupt:
             log.debug("stopped by signal")
         finally:

@@ -1,0 +1,368 @@
+"""The `bconnect server` config file (TOML): parsed and checked into frozen dataclasses.
+
+Nothing here starts anything: :func:`load_config` reads the file, checks every key (an
+unknown key is an error, so a typo never passes silently) and resolves the secret
+references it names. Errors are :class:`ConfigError`, one line naming the file and the key::
+
+    config.toml: [worker] public_address: must be host:port
+
+Secrets (the worker key) are kept out of ``repr`` and out of every message.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bconnect.core.secrets import SecretRefError, resolve_secret_ref
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "LOG_LEVELS",
+    "ConfigError",
+    "ControllerConfig",
+    "ServerConfig",
+    "WorkerConfig",
+    "cluster_url",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "split_host_port",
+]
+
+# Boundary's default ports
+DEFAULT_PORTS: dict[str, int] = {"api": 9200, "cluster": 9201, "proxy": 9202, "ops": 9203}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
+
+
+class ConfigError(ValueError):
+    """The config file cannot be read or is wrong; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    name: str
+    database_url: str = field(repr=False)  # may hold a password
+    worker_auth_key: str = field(repr=False)
+    job_interval: float = 5.0
+    worker_grace: float = 15.0
+    session_retention: float = 3600.0
+    deleted_retention: float = 30 * 86400.0
+    max_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    name: str
+    auth_key: str = field(repr=False)
+    # cluster listener URLs; empty: the [controller] of the same file (its bound address)
+    controllers: tuple[str, ...] = ()
+    # host:port clients dial; None: the proxy listener's bound address
+    public_address: str | None = None
+    tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    status_interval: float = 1.0
+    controller_grace: float = 15.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    path: str
+    controller: ControllerConfig | None
+    worker: WorkerConfig | None
+    # purpose ("api", "cluster", "proxy", "ops") -> listen address ("host:port")
+    listeners: Mapping[str, str]
+    log_level: str | None = None
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds from a number of seconds or a string like ``500ms``, ``15s``, ``1h30m``, ``30d``.
+
+    Raises :class:`ValueError` for anything else, or a negative duration.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("must be a number of seconds or a string like 15s")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not text or "".join(n + u for n, u in parts) != text:
+                raise ValueError(
+                    f"{value!r} is not a duration (like 500ms, 15s, 10m, 1h, 30d)"
+                ) from None
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        seconds = float(value)
+    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+        raise ValueError("must be a finite, non-negative duration")
+    return seconds
+
+
+def split_host_port(address: str, *, need_port: bool = True) -> tuple[str, int | None]:
+    """``host:port`` (IPv6 as ``[::1]:9200``) → ``(host, port)``; ValueError when malformed."""
+    text = address.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(address)
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif ":" in text:
+        raise ValueError(address)  # a bare IPv6 address needs brackets
+    else:
+        host, port_text = text, None
+    if not host or any(c.isspace() or c in "/@" for c in host):
+        raise ValueError(address)
+    if port_text is None:
+        if need_port:
+            raise ValueError(address)
+        return host, None
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(address)
+    return host, int(port_text)
+
+
+def cluster_url(address: str) -> str:
+    """A controller's cluster listener as a URL: a bare ``host[:port]`` means
+    ``http://host:port`` (port 9201 when none is given)."""
+    url = address.strip().rstrip("/")
+    if "://" not in url:
+        host, port = split_host_port(url, need_port=False)
+        url = f"http://[{host}]" if ":" in host else f"http://{host}"
+        return f"{url}:{port or DEFAULT_PORTS['cluster']}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+        raise ValueError(address)
+    parts.port  # noqa: B018 - raises ValueError for a bad port
+    return url
+
+
+class _Section:
+    """One table of the file: typed getters that name the key in their errors."""
+
+    def __init__(self, path: str, label: str, data: Any, known: tuple[str, ...]) -> None:
+        self.path, self.label = path, label
+        if not isinstance(data, dict):
+            raise self.error("", "must be a table")
+        self.data = data
+        for key in data:
+            if key not in known:
+                raise self.error(key, f"unknown key (expected one of: {', '.join(known)})")
+
+    def error(self, key: str, message: str) -> ConfigError:
+        where = " ".join(p for p in (self.label, key) if p)
+        return ConfigError(f"{self.path}: {where}: {message}")
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.data.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise self.error(key, "must be a non-empty string")
+        return value.strip() if value is not None else None
+
+    def required(self, key: str) -> str:
+        value = self.string(key)
+        if value is None:
+            raise self.error(key, "is required")
+        return value
+
+    def duration(self, key: str, default: float) -> float:
+        if key not in self.data:
+            return default
+        try:
+            seconds = parse_duration(self.data[key])
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+        if seconds <= 0:
+            raise self.error(key, "must be more than zero")
+        return seconds
+
+    def integer(self, key: str, default: int) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self.error(key, "must be a positive integer")
+        return value
+
+    def secret(self, key: str, *, ref_only: bool) -> str | None:
+        """A secret: with ``ref_only`` only ``env://`` / ``file://``; else a literal too."""
+        value = self.string(key)
+        if value is None:
+            return None
+        if ref_only and not value.startswith(("env://", "file://")):
+            raise self.error(key, "must be an env:// or file:// reference")
+        try:
+            secret = resolve_secret_ref(value, must=False)
+        except SecretRefError as exc:
+            raise self.error(key, str(exc)) from None
+        if not secret:
+            raise self.error(key, "the referenced value is empty")
+        return secret
+
+
+_TOP_KEYS = ("log_level", "controller", "worker", "listener")
+_CONTROLLER_KEYS = (
+    "name",
+    "database_url",
+    "worker_auth_key",
+    "job_interval",
+    "worker_grace",
+    "session_retention",
+    "deleted_retention",
+    "max_body_bytes",
+)
+_WORKER_KEYS = (
+    "name",
+    "public_address",
+    "controllers",
+    "auth_key",
+    "tags",
+    "status_interval",
+    "controller_grace",
+)
+
+
+def load_config(path: str | Path) -> ServerConfig:
+    """Read, check and resolve the config file at *path*."""
+    label = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: invalid TOML: {exc}") from None
+    return parse_config(data, label)
+
+
+def parse_config(data: dict[str, Any], path: str = "config") -> ServerConfig:
+    """Check an already parsed TOML document (*path* only labels the errors)."""
+    top = _Section(path, "", data, _TOP_KEYS)
+    log_level = top.string("log_level")
+    if log_level is not None and log_level.lower() not in LOG_LEVELS:
+        raise top.error("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+    controller = _controller(path, data["controller"]) if "controller" in data else None
+    worker = _worker(path, data["worker"], controller) if "worker" in data else None
+    if controller is None and worker is None:
+        raise ConfigError(f"{path}: needs a [controller] or a [worker] section (or both)")
+    listeners = _listeners(path, data.get("listener", []))
+    needed = {"api": controller, "cluster": controller, "proxy": worker}
+    for purpose, runs in needed.items():
+        what = "controller" if purpose != "proxy" else "worker"
+        if runs is not None and purpose not in listeners:
+            raise ConfigError(f'{path}: the {what} needs a [[listener]] with purpose = "{purpose}"')
+        if runs is None and purpose in listeners:
+            raise ConfigError(
+                f'{path}: [[listener]] purpose = "{purpose}": no [{what}] in this file uses it'
+            )
+    return ServerConfig(
+        path=path,
+        controller=controller,
+        worker=worker,
+        listeners=listeners,
+        log_level=log_level.lower() if log_level else None,
+    )
+
+
+def _controller(path: str, data: Any) -> ControllerConfig:
+    s = _Section(path, "[controller]", data, _CONTROLLER_KEYS)
+    database_url = s.secret("database_url", ref_only=False)
+    if database_url is None:
+        raise s.error("database_url", "is required")
+    worker_auth_key = s.secret("worker_auth_key", ref_only=True)
+    if worker_auth_key is None:
+        raise s.error("worker_auth_key", "is required (an env:// or file:// reference)")
+    return ControllerConfig(
+        name=s.string("name") or socket.gethostname(),
+        database_url=database_url,
+        worker_auth_key=worker_auth_key,
+        job_interval=s.duration("job_interval", 5.0),
+        worker_grace=s.duration("worker_grace", 15.0),
+        session_retention=s.duration("session_retention", 3600.0),
+        deleted_retention=s.duration("deleted_retention", 30 * 86400.0),
+        max_body_bytes=s.integer("max_body_bytes", 1024 * 1024),
+    )
+
+
+def _worker(path: str, data: Any, controller: ControllerConfig | None) -> WorkerConfig:
+    s = _Section(path, "[worker]", data, _WORKER_KEYS)
+    public = s.string("public_address")
+    if public is not None:
+        try:
+            _, port = split_host_port(public)
+        except ValueError:
+            port = 0
+        if not port:
+            raise s.error("public_address", "must be host:port")
+    controllers = _string_list(s, "controllers", s.data.get("controllers", []))
+    urls: list[str] = []
+    for entry in controllers:
+        try:
+            urls.append(cluster_url(entry))
+        except ValueError:
+            raise s.error(
+                "controllers", f"{entry!r} is not host:port or an http(s):// URL"
+            ) from None
+    if not urls and controller is None:
+        raise s.error("controllers", "is required when this file has no [controller]")
+    auth_key = s.secret("auth_key", ref_only=True)
+    if auth_key is None:
+        if controller is None:
+            raise s.error("auth_key", "is required when this file has no [controller]")
+        auth_key = controller.worker_auth_key
+    tags = s.data.get("tags", {})
+    if not isinstance(tags, dict):
+        raise s.error("tags", "must be a table of key = value or key = [values]")
+    tag_map = {
+        key: tuple(dict.fromkeys(_string_list(s, f"tags.{key}", value, single=True)))
+        for key, value in tags.items()
+    }
+    return WorkerConfig(
+        name=s.string("name") or socket.gethostname(),
+        auth_key=auth_key,
+        controllers=tuple(dict.fromkeys(urls)),
+        public_address=public,
+        tags=tag_map,
+        status_interval=s.duration("status_interval", 1.0),
+        controller_grace=s.duration("controller_grace", 15.0),
+    )
+
+
+def _string_list(s: _Section, key: str, value: Any, *, single: bool = False) -> list[str]:
+    if single and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        what = "a string or a list of strings" if single else "a list of strings"
+        raise s.error(key, f"must be {what}")
+    return [v.strip() for v in value]
+
+
+def _listeners(path: str, blocks: Any) -> dict[str, str]:
+    if not isinstance(blocks, list):
+        raise ConfigError(f"{path}: listener: must be [[listener]] blocks")
+    listeners: dict[str, str] = {}
+    for number, block in enumerate(blocks, 1):
+        s = _Section(path, f"[[listener]] #{number}", block, ("purpose", "address"))
+        purpose = s.required("purpose")
+        if purpose not in DEFAULT_PORTS:
+            raise s.error("purpose", f"must be one of {', '.join(DEFAULT_PORTS)}")
+        if purpose in listeners:
+            raise s.error("purpose", f'"{purpose}" is already used by another [[listener]]')
+        address = s.string("address") or "127.0.0.1"
+        try:
+            host, port = split_host_port(address, need_port=False)
+        except ValueError:
+            raise s.error("address", "must be host:port") from None
+        if port is None:
+            port = DEFAULT_PORTS[purpose]
+        listeners[purpose] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return listeners

@@ -1,0 +1,302 @@
+"""The `bconnect server` config file: durations, every rule, secret references, messages."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from bconnect.config import (
+    ConfigError,
+    ServerConfig,
+    cluster_url,
+    load_config,
+    parse_duration,
+    split_host_port,
+)
+
+SECRET = "s3cret-worker-key-value"
+
+CONTROLLER = """
+[controller]
+database_url = "/var/lib/bconnect/bconnect.db"
+worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"
+"""
+WORKER = """
+[worker]
+controllers = ["10.0.0.1:9201"]
+auth_key = "env://BCONNECT_TEST_WORKER_KEY"
+"""
+API = '[[listener]]\npurpose = "api"\naddress = "0.0.0.0:9200"\n'
+CLUSTER = '[[listener]]\npurpose = "cluster"\naddress = "0.0.0.0:9201"\n'
+PROXY = '[[listener]]\npurpose = "proxy"\naddress = "0.0.0.0:9202"\n'
+OPS = '[[listener]]\npurpose = "ops"\naddress = "127.0.0.1:9203"\n'
+
+
+@pytest.fixture(autouse=True)
+def _worker_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BCONNECT_TEST_WORKER_KEY", SECRET)
+
+
+def load(tmp_path: Path, text: str) -> ServerConfig:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'config.toml'}: ")
+    assert "\n" not in message and SECRET not in message
+    return message.split(": ", 1)[1]
+
+
+# ---------------------------------------------------------------- durations and addresses
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("15s", 15.0),
+        ("10m", 600.0),
+        ("1h", 3600.0),
+        ("30d", 30 * 86400.0),
+        ("1h30m", 5400.0),
+        ("1.5s", 1.5),
+        (" 2s ", 2.0),
+        ("7", 7.0),
+        (5, 5.0),
+        (0.25, 0.25),
+        (0, 0.0),
+    ],
+)
+def test_parse_duration(text: str | float, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "s", "5x", "1 h", "h1", "-1s", -1, True, None, [1], "nan"])
+def test_parse_duration_refuses(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)  # type: ignore[arg-type]
+
+
+def test_split_host_port_and_cluster_url() -> None:
+    assert split_host_port("0.0.0.0:9200") == ("0.0.0.0", 9200)
+    assert split_host_port("[::1]:9200") == ("::1", 9200)
+    assert split_host_port("example.com", need_port=False) == ("example.com", None)
+    for bad in ("example.com", "::1:9200", "host:99999", "host:x", ":9200", "a b:1"):
+        with pytest.raises(ValueError):
+            split_host_port(bad)
+    assert cluster_url("10.0.0.1:9201") == "http://10.0.0.1:9201"
+    assert cluster_url("ctl.example") == "http://ctl.example:9201"
+    assert cluster_url("https://ctl.example:9201/") == "https://ctl.example:9201"
+    for bad in ("ftp://ctl:9201", "http://", "http://ctl:9201/prefix", "http://ctl:bad"):
+        with pytest.raises(ValueError):
+            cluster_url(bad)
+
+
+# ---------------------------------------------------------------- complete files
+def test_controller_and_worker_with_defaults(tmp_path: Path) -> None:
+    cfg = load(tmp_path, CONTROLLER + "[worker]\n" + API + CLUSTER + PROXY)
+    assert cfg.log_level is None
+    c, w = cfg.controller, cfg.worker
+    assert c is not None and w is not None
+    assert c.name == socket.gethostname() and w.name == socket.gethostname()
+    assert c.database_url == "/var/lib/bconnect/bconnect.db"
+    assert c.worker_auth_key == SECRET
+    assert (c.job_interval, c.worker_grace) == (5.0, 15.0)
+    assert (c.session_retention, c.deleted_retention) == (3600.0, 30 * 86400.0)
+    assert c.max_body_bytes == 1024 * 1024
+    # the worker of the same file: that controller's key and cluster listener
+    assert w.auth_key == SECRET and w.controllers == ()
+    assert w.public_address is None and dict(w.tags) == {}
+    assert (w.status_interval, w.controller_grace) == (1.0, 15.0)
+    assert dict(cfg.listeners) == {
+        "api": "0.0.0.0:9200",
+        "cluster": "0.0.0.0:9201",
+        "proxy": "0.0.0.0:9202",
+    }
+    assert SECRET not in repr(cfg)
+
+
+def test_every_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BCONNECT_TEST_DB_URL", "postgresql://bc:pw@db.example/bconnect")
+    key_file = tmp_path / "worker.key"
+    key_file.write_text("other-key\n")
+    cfg = load(
+        tmp_path,
+        f"""
+log_level = "DEBUG"
+[controller]
+name = "controller-1"
+database_url = "env://BCONNECT_TEST_DB_URL"
+worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"
+job_interval = "500ms"
+worker_grace = 20
+session_retention = "2h"
+deleted_retention = "7d"
+max_body_bytes = 2048
+[worker]
+name = "worker-1"
+public_address = "worker1.example.com:9202"
+controllers = ["10.0.0.1:9201", "http://10.0.0.2:9201", "10.0.0.1:9201"]
+auth_key = "file://{key_file}"
+tags = {{ region = "eu", type = ["prod", "web", "prod"] }}
+status_interval = "2s"
+controller_grace = "1m"
+"""
+        + API
+        + CLUSTER
+        + PROXY
+        + OPS,
+    )
+    c, w = cfg.controller, cfg.worker
+    assert c is not None and w is not None
+    assert cfg.log_level == "debug"
+    assert c.name == "controller-1"
+    assert c.database_url == "postgresql://bc:pw@db.example/bconnect"
+    assert (c.job_interval, c.worker_grace) == (0.5, 20.0)
+    assert (c.session_retention, c.deleted_retention, c.max_body_bytes) == (7200.0, 604800.0, 2048)
+    assert w.name == "worker-1" and w.public_address == "worker1.example.com:9202"
+    assert w.controllers == ("http://10.0.0.1:9201", "http://10.0.0.2:9201")
+    assert w.auth_key == "other-key"
+    assert dict(w.tags) == {"region": ("eu",), "type": ("prod", "web")}
+    assert (w.status_interval, w.controller_grace) == (2.0, 60.0)
+    assert cfg.listeners["ops"] == "127.0.0.1:9203"
+    assert "pw@" not in repr(cfg)
+
+
+def test_worker_only_and_listener_defaults(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path, WORKER + '[[listener]]\npurpose = "proxy"\n[[listener]]\npurpose = "ops"\n'
+    )
+    assert cfg.controller is None and cfg.worker is not None
+    assert cfg.worker.controllers == ("http://10.0.0.1:9201",)
+    assert dict(cfg.listeners) == {"proxy": "127.0.0.1:9202", "ops": "127.0.0.1:9203"}
+    cfg = load(tmp_path, WORKER + '[[listener]]\npurpose = "proxy"\naddress = "[::]"\n')
+    assert cfg.listeners["proxy"] == "[::]:9202"
+
+
+def test_controller_only(tmp_path: Path) -> None:
+    cfg = load(tmp_path, CONTROLLER + API + CLUSTER)
+    assert cfg.worker is None and set(cfg.listeners) == {"api", "cluster"}
+
+
+# ---------------------------------------------------------------- rules
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "needs a [controller] or a [worker] section (or both)"),
+        (API, "needs a [controller] or a [worker] section (or both)"),
+        ('log_level = "loud"\n' + CONTROLLER + API + CLUSTER, "log_level: must be one of"),
+        ("bogus = 1\n" + CONTROLLER + API + CLUSTER, "bogus: unknown key"),
+        (CONTROLLER + "databse_url = 'x'\n" + API + CLUSTER, "[controller] databse_url: unknown"),
+        ("controller = 1\n" + API + CLUSTER, "[controller]: must be a table"),
+        (CONTROLLER + API, 'the controller needs a [[listener]] with purpose = "cluster"'),
+        (CONTROLLER + CLUSTER, 'the controller needs a [[listener]] with purpose = "api"'),
+        (WORKER, 'the worker needs a [[listener]] with purpose = "proxy"'),
+        (CONTROLLER + API + CLUSTER + PROXY, 'purpose = "proxy": no [worker] in this file'),
+        (WORKER + PROXY + API, 'purpose = "api": no [controller] in this file uses it'),
+        (CONTROLLER + API + API + CLUSTER, '[[listener]] #2 purpose: "api" is already used'),
+        (CONTROLLER + API + CLUSTER + '[[listener]]\npurpose = "admin"\n', "#3 purpose: must be"),
+        (CONTROLLER + API + CLUSTER + "[[listener]]\naddress = ':1'\n", "#3 purpose: is required"),
+        (
+            CONTROLLER + API + '[[listener]]\npurpose = "cluster"\naddress = "::1:9201"\n',
+            "[[listener]] #2 address: must be host:port",
+        ),
+        (
+            CONTROLLER + API + CLUSTER + '[[listener]]\npurpose = "ops"\nport = 1\n',
+            "[[listener]] #3 port: unknown key",
+        ),
+        (CONTROLLER + "[listener]\npurpose = 'api'\n", "listener: must be [[listener]] blocks"),
+        (
+            "[controller]\nworker_auth_key = 'env://X'\n" + API + CLUSTER,
+            "database_url: is required",
+        ),
+        (
+            "[controller]\ndatabase_url = 'x.db'\n" + API + CLUSTER,
+            "[controller] worker_auth_key: is required",
+        ),
+        (
+            "[controller]\ndatabase_url = 'x.db'\nworker_auth_key = 'literal-key'\n"
+            + API
+            + CLUSTER,
+            "[controller] worker_auth_key: must be an env:// or file:// reference",
+        ),
+        (
+            "[controller]\ndatabase_url = 'x.db'\nworker_auth_key = 'string://k'\n" + API + CLUSTER,
+            "[controller] worker_auth_key: must be an env:// or file:// reference",
+        ),
+        (CONTROLLER + "job_interval = '5 seconds'\n" + API + CLUSTER, "[controller] job_interval:"),
+        (CONTROLLER + "worker_grace = 0\n" + API + CLUSTER, "worker_grace: must be more than zero"),
+        (CONTROLLER + "max_body_bytes = '1MB'\n" + API + CLUSTER, "max_body_bytes: must be a pos"),
+        (CONTROLLER + "name = ''\n" + API + CLUSTER, "[controller] name: must be a non-empty"),
+        (
+            WORKER + "public_address = 'worker1.example.com'\n" + PROXY,
+            "[worker] public_address: must be host:port",
+        ),
+        (WORKER + "public_address = 'w:0'\n" + PROXY, "[worker] public_address: must be host:port"),
+        ("[worker]\nauth_key = 'env://X'\n" + PROXY, "[worker] controllers: is required when"),
+        ("[worker]\ncontrollers = ['c:9201']\n" + PROXY, "[worker] auth_key: is required when"),
+        (
+            "[worker]\ncontrollers = ['ftp://c']\nauth_key = 'env://X'\n" + PROXY,
+            "[worker] controllers: 'ftp://c' is not host:port or an http(s):// URL",
+        ),
+        (
+            "[worker]\ncontrollers = 'c:9201'\nauth_key = 'env://X'\n" + PROXY,
+            "[worker] controllers: must be a list of strings",
+        ),
+        (
+            "[worker]\ncontrollers = ['c']\nauth_key = 'hunter2'\n" + PROXY,
+            "[worker] auth_key: must be an env:// or file:// reference",
+        ),
+        (WORKER + "tags = ['eu']\n" + PROXY, "[worker] tags: must be a table"),
+        (WORKER + "tags = { region = 1 }\n" + PROXY, "tags.region: must be a string or a list"),
+        (WORKER + "status_interval = '1y'\n" + PROXY, "[worker] status_interval: '1y' is not"),
+        (WORKER + "tag = { a = 'b' }\n" + PROXY, "[worker] tag: unknown key"),
+        ("[controller\n", "invalid TOML"),
+    ],
+)
+def test_rules(tmp_path: Path, text: str, message: str) -> None:
+    assert message in error(tmp_path, text)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read: No such file"):
+        load_config(tmp_path / "nope.toml")
+
+
+# ---------------------------------------------------------------- secret references
+def test_unset_variable_is_named(tmp_path: Path) -> None:
+    text = CONTROLLER.replace("BCONNECT_TEST_WORKER_KEY", "BCONNECT_TEST_UNSET") + API + CLUSTER
+    assert error(tmp_path, text) == (
+        "[controller] worker_auth_key: environment variable BCONNECT_TEST_UNSET is not set"
+    )
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    text = CONTROLLER.replace("env://BCONNECT_TEST_WORKER_KEY", f"file://{tmp_path}/no.key")
+    message = error(tmp_path, text + API + CLUSTER)
+    assert message.startswith("[controller] worker_auth_key: error reading file at ")
+    assert message.endswith("no.key: No such file or directory")
+
+
+def test_empty_secret_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BCONNECT_TEST_WORKER_KEY", "  \n")
+    message = error(tmp_path, CONTROLLER + API + CLUSTER)
+    assert message == "[controller] worker_auth_key: the referenced value is empty"
+
+
+def test_database_url_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url_file = tmp_path / "db.url"
+    url_file.write_text("postgresql://u:pw@h/db\n")
+    text = CONTROLLER.replace("/var/lib/bconnect/bconnect.db", f"file://{url_file}")
+    cfg = load(tmp_path, text + API + CLUSTER)
+    assert cfg.controller is not None
+    assert cfg.controller.database_url == "postgresql://u:pw@h/db"
+    text = CONTROLLER.replace("/var/lib/bconnect/bconnect.db", "env://BCONNECT_TEST_NO_DB")
+    assert "environment variable BCONNECT_TEST_NO_DB is not set" in error(
+        tmp_path, text + API + CLUSTER
+    )
