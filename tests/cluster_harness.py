@@ -1,0 +1,251 @@
+"""Two controllers and two workers as separate `bconnect server -config` processes on
+one real PostgreSQL database, for the multi-process tests.
+
+Worker ``worker-a`` registers with controller ``a`` only and ``worker-b`` with ``b``
+only, so a test can send a session through a worker attached to the other controller.
+Every process can be killed (SIGKILL), stopped (SIGTERM) and started again on the same
+ports; the PostgreSQL server comes from tests/pgserver.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+GUARD = 60.0  # seconds: a hang guard, never a timing assertion
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(fn: Any, timeout: float = GUARD) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+class Process:
+    """One `bconnect server -config FILE` process, its output in a log file."""
+
+    def __init__(self, name: str, config: str, directory: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.config_path = directory / f"{name}.toml"
+        self.config_path.write_text(config)
+        self.log = directory / f"{name}.log"
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bconnect", "server", "-config", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(GUARD)
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(GUARD)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(GUARD)
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class ControllerProcess(Process):
+    def __init__(self, name: str, directory: Path, env: dict[str, str], **settings: Any) -> None:
+        self.api_port, self.cluster_port, self.ops_port = free_port(), free_port(), free_port()
+        self.addr = f"http://127.0.0.1:{self.api_port}"
+        self.cluster_addr = f"127.0.0.1:{self.cluster_port}"
+        self.auth_method = ""
+        self.password = ""
+        self._token = ""
+        options = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
+        config = f"""
+[controller]
+name = "controller-{name}"
+database_url = "env://BCONNECT_TEST_DATABASE_URL"
+worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"
+{options}
+
+[[listener]]
+purpose = "api"
+address = "127.0.0.1:{self.api_port}"
+
+[[listener]]
+purpose = "cluster"
+address = "{self.cluster_addr}"
+
+[[listener]]
+purpose = "ops"
+address = "127.0.0.1:{self.ops_port}"
+"""
+        super().__init__(f"controller-{name}", config, directory, env)
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.ops_port}/health", timeout=5).ok
+        except requests.RequestException:
+            return False
+
+    def token(self, who: str = "admin") -> str:
+        if not self._token:
+            resp = requests.post(
+                f"{self.addr}/v1/auth-methods/{self.auth_method}:authenticate",
+                json={
+                    "command": "login",
+                    "attributes": {"login_name": who, "password": self.password},
+                },
+                timeout=30,
+            )
+            resp.raise_for_status()
+            self._token = resp.json()["attributes"]["token"]
+        return self._token
+
+    def request(self, method: str, path: str, who: str | None = "admin", **kw: Any):  # noqa: ANN201
+        headers = kw.pop("headers", {})
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.token(who)}"
+        return requests.request(method, f"{self.addr}{path}", headers=headers, timeout=30, **kw)
+
+
+class WorkerProcess(Process):
+    def __init__(
+        self, name: str, controllers: list[str], directory: Path, env: dict[str, str], **kw: Any
+    ) -> None:
+        self.worker_name = f"worker-{name}"
+        self.proxy_port, self.ops_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.proxy_port}"
+        options = "\n".join(f"{k} = {json.dumps(v)}" for k, v in kw.items())
+        config = f"""
+[worker]
+name = "{self.worker_name}"
+controllers = {json.dumps(controllers)}
+auth_key = "env://BCONNECT_TEST_WORKER_KEY"
+tags = {{ name = ["{name}"] }}
+{options}
+
+[[listener]]
+purpose = "proxy"
+address = "{self.address}"
+
+[[listener]]
+purpose = "ops"
+address = "127.0.0.1:{self.ops_port}"
+"""
+        super().__init__(self.worker_name, config, directory, env)
+
+
+class Cluster:
+    """Controllers a and b, workers a (→ a) and b (→ b), one PostgreSQL database."""
+
+    def __init__(
+        self,
+        pg: Any,
+        directory: Path,
+        controller_settings: dict[str, Any],
+        worker_settings: dict[str, Any],
+    ) -> None:
+        self.pg = pg
+        self.url = pg.new_database(migrated=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
+        env.update(
+            BCONNECT_TEST_DATABASE_URL=self.url,
+            BCONNECT_TEST_WORKER_KEY="cluster-test-worker-key-0123456789",
+            BCONNECT_LOAD_PLUGINS="",
+        )
+        self.env = env
+        self.directory = directory
+        init = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bconnect",
+                "database",
+                "init",
+                "-format",
+                "json",
+                "-database-url",
+                self.url,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=GUARD,
+        )
+        assert init.returncode == 0, init.stderr
+        created = json.loads(init.stdout)["auth_method"]
+        self.a = ControllerProcess("a", directory, env, **controller_settings)
+        self.b = ControllerProcess("b", directory, env, **controller_settings)
+        for ctl in (self.a, self.b):
+            ctl.auth_method, ctl.password = created["auth_method_id"], created["password"]
+        self.worker_a = WorkerProcess("a", [self.a.cluster_addr], directory, env, **worker_settings)
+        self.worker_b = WorkerProcess("b", [self.b.cluster_addr], directory, env, **worker_settings)
+        self.processes: list[Process] = [self.a, self.b, self.worker_a, self.worker_b]
+
+    def start(self) -> None:
+        for proc in self.processes:
+            proc.start()
+        for ctl in (self.a, self.b):
+            assert wait_for(ctl.healthy), ctl.output()
+        assert wait_for(lambda: self.healthy_workers() == {"worker-a", "worker-b"}), self.logs()
+
+    def healthy_workers(self) -> set[str]:
+        """Names of the workers that reported within the last few seconds."""
+        with self.pg.connect(self.url.rsplit("/", 1)[1]) as conn:
+            rows = conn.execute(
+                "SELECT name FROM workers WHERE last_status_time > now() - interval '3 seconds'"
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def sql(self, query: str, *params: Any) -> list[tuple]:
+        with self.pg.connect(self.url.rsplit("/", 1)[1]) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def project(self) -> str:
+        """An org and a project to put targets in (init creates only the global scope)."""
+        org = self.a.request("POST", "/v1/scopes", json={"scope_id": "global", "name": "org"})
+        assert org.status_code == 200, org.text
+        proj = self.a.request(
+            "POST", "/v1/scopes", json={"scope_id": org.json()["id"], "name": "project"}
+        )
+        assert proj.status_code == 200, proj.text
+        return proj.json()["id"]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in self.processes)
+
+    def close(self) -> None:
+        for proc in self.processes:
+            with contextlib.suppress(Exception):
+                proc.kill()
