@@ -167,7 +167,8 @@ address = "127.0.0.1:{self.ops_port}"
 
 
 class Cluster:
-    """Controllers a and b, workers a (→ a) and b (→ b), one PostgreSQL database."""
+    """Controllers a and b, workers a (→ a, or → a then b) and b (→ b), one PostgreSQL
+    database initialized with `bconnect database init`."""
 
     def __init__(
         self,
@@ -175,7 +176,9 @@ class Cluster:
         directory: Path,
         controller_settings: dict[str, Any],
         worker_settings: dict[str, Any],
+        failover: bool = False,
     ) -> None:
+        """``failover``: worker-a lists both controllers (a first), not only a."""
         self.pg = pg
         self.url = pg.new_database(migrated=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
@@ -209,7 +212,8 @@ class Cluster:
         self.b = ControllerProcess("b", directory, env, **controller_settings)
         for ctl in (self.a, self.b):
             ctl.auth_method, ctl.password = created["auth_method_id"], created["password"]
-        self.worker_a = WorkerProcess("a", [self.a.cluster_addr], directory, env, **worker_settings)
+        a_controllers = [self.a.cluster_addr] + ([self.b.cluster_addr] if failover else [])
+        self.worker_a = WorkerProcess("a", a_controllers, directory, env, **worker_settings)
         self.worker_b = WorkerProcess("b", [self.b.cluster_addr], directory, env, **worker_settings)
         self.processes: list[Process] = [self.a, self.b, self.worker_a, self.worker_b]
 

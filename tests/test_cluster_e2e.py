@@ -18,32 +18,21 @@ from typing import Any
 import pytest
 import requests
 from cluster_harness import GUARD, Cluster, wait_for
-from test_dataplane_e2e import Connect, echo_through
+from test_dataplane_e2e import Connect, connects, echo_through
 
 pytestmark = pytest.mark.postgresql
-
-FAST = {"job_interval": "200ms", "worker_grace": "3s"}
-FAST_WORKER = {"status_interval": "200ms", "controller_grace": "3s"}
+__all__ = ["connects"]  # the fixture, shared with the data-plane tests
 
 
-@pytest.fixture
-def cluster(pg: Any, tmp_path: Path) -> Iterator[Cluster]:
-    running = Cluster(pg, tmp_path, FAST, FAST_WORKER)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.close()
-
-
-@pytest.fixture
-def patient_cluster(pg: Any, tmp_path: Path) -> Iterator[Cluster]:
-    """Grace periods long enough to ride out restarts of a controller or the database."""
+def running_cluster(pg: Any, directory: Path, failover: bool = False) -> Iterator[Cluster]:
+    """Short grace periods: a worker silent for 3 s is given up on, and a worker no
+    controller answered for 3 s closes its connections."""
     running = Cluster(
         pg,
-        tmp_path,
-        {"job_interval": "200ms", "worker_grace": "60s"},
-        {"status_interval": "200ms", "controller_grace": "60s"},
+        directory,
+        {"job_interval": "200ms", "worker_grace": "3s"},
+        {"status_interval": "200ms", "controller_grace": "3s"},
+        failover=failover,
     )
     try:
         running.start()
@@ -53,11 +42,14 @@ def patient_cluster(pg: Any, tmp_path: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def connects() -> Iterator[list[Connect]]:
-    started: list[Connect] = []
-    yield started
-    for c in started:
-        c.kill()
+def cluster(pg: Any, tmp_path: Path) -> Iterator[Cluster]:
+    yield from running_cluster(pg, tmp_path)
+
+
+@pytest.fixture
+def failover_cluster(pg: Any, tmp_path: Path) -> Iterator[Cluster]:
+    """worker-a knows both controllers: it fails over to b while a is down."""
+    yield from running_cluster(pg, tmp_path, failover=True)
 
 
 class Stream:
@@ -229,9 +221,9 @@ def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
 
 
 def test_restart_a_controller_and_the_database_under_a_live_transfer(
-    patient_cluster, pg, echo_server, connects
+    failover_cluster, pg, echo_server, connects
 ) -> None:
-    cluster = patient_cluster
+    cluster = failover_cluster
     project = cluster.project()
     tid = target(cluster, project, echo_server.port, worker_filter='"/name" == "worker-a"')
     auth = authorize(cluster.b, tid)
@@ -242,26 +234,33 @@ def test_restart_a_controller_and_the_database_under_a_live_transfer(
         assert stream.flowing(), cluster.logs()
         assert serving_worker(cluster, sid) == "worker-a"
 
-        # controller a (worker-a's only controller) dies and comes back
+        # controller a dies: worker-a fails over to b, reports there, keeps serving;
+        # held down past the 3 s grace periods, so a missed failover would show
         cluster.a.kill()
-        assert stream.flowing(), "the transfer stalled while its worker's controller was down"
+        assert stream.flowing(), "the transfer stalled while controller a was down"
+        time.sleep(4)
+        assert "worker-a" in cluster.healthy_workers(), cluster.logs()
+        assert stream.flowing() and not stream.ended.is_set()
         cluster.a.start()
         assert wait_for(cluster.a.healthy), cluster.a.output()
-        assert wait_for(lambda: "worker-a" in cluster.healthy_workers()), cluster.logs()
-        assert stream.flowing()
 
-        # the database restarts: the API says so, the data plane carries on
+        # the database goes away for longer than the grace periods: the API says so,
+        # the data plane carries on, and no worker is judged dead when it returns
         pg.stop()
         down = cluster.a.request("GET", "/v1/scopes?scope_id=global")
         assert down.status_code == 503, down.text
         assert down.json()["kind"] == "Unavailable"
         assert stream.flowing(), "the transfer stalled while the database was down"
+        time.sleep(4)
+        assert stream.flowing() and not stream.ended.is_set()
         pg.start()
         assert wait_for(lambda: cluster.a.request("GET", f"/v1/sessions/{sid}").ok)
         assert wait_for(lambda: cluster.healthy_workers() == {"worker-a", "worker-b"}), (
             cluster.logs()
         )
-        assert stream.flowing()
+        time.sleep(4)  # past the grace again: the live connection must still be open
+        assert stream.flowing() and not stream.ended.is_set()
+        assert not read(cluster.a, sid)["connections"][0].get("closed_reason")
         # the byte counts keep being reported after both restarts
         assert wait_for(
             lambda: int(read(cluster.b, sid)["connections"][0]["bytes_up"]) >= stream.echoed // 2

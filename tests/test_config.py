@@ -256,6 +256,10 @@ def test_controller_only(tmp_path: Path) -> None:
         (WORKER + "tags = { region = 1 }\n" + PROXY, "tags.region: must be a string or a list"),
         (WORKER + "status_interval = '1y'\n" + PROXY, "[worker] status_interval: '1y' is not"),
         (WORKER + "tag = { a = 'b' }\n" + PROXY, "[worker] tag: unknown key"),
+        (
+            WORKER + "status_interval = '10s'\n" + PROXY,
+            "[worker] status_interval: must be at most half of controller_grace",
+        ),
         ("[controller\n", "invalid TOML"),
     ],
 )

@@ -184,7 +184,7 @@ def test_migrate_refuses_a_newer_schema(empty_db: str) -> None:
     err = one_line_error(database("migrate", "-database-url", str(db)))
     assert "newer than this bconnect" in err
     err = one_line_error(database("init", "-database-url", str(db)))
-    assert "already initialized" in err
+    assert "newer than this bconnect" in err
 
 
 def test_usage_errors(tmp_path: Path) -> None:

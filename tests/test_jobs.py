@@ -55,7 +55,7 @@ def test_a_job_runs_once_per_interval_across_controllers(engines) -> None:
     assert (row.runs, row.last_controller, len(calls)) == (2, "controller-b", 2)
 
 
-def test_a_job_running_elsewhere_is_not_run_again(engines) -> None:
+def test_a_job_running_elsewhere_is_not_run_again(engines, db_backend) -> None:
     a, b = engines
     started, release = threading.Event(), threading.Event()
     calls: list[str] = []
@@ -67,18 +67,29 @@ def test_a_job_running_elsewhere_is_not_run_again(engines) -> None:
         return 1
 
     job = Job("slow", 3600, slow)
+    with a.begin() as conn:  # the row exists and the job is due for everyone
+        conn.execute(insert(t.job_runs).values(name="slow", next_run_time=utcnow(), runs=0))
     first = threading.Thread(target=run_job, args=(a, job, "controller-a"))
     first.start()
-    assert started.wait(GUARD)
-    result: list[object] = []
-    # PostgreSQL: the row is locked, so B skips at once. SQLite: B waits for A's
-    # write lock, then finds the job not due.
-    second = threading.Thread(target=lambda: result.append(run_job(b, job, "controller-b")))
-    second.start()
-    release.set()
-    first.join(GUARD)
-    second.join(GUARD)
-    assert result == [None] and calls == ["slow"]
+    try:
+        assert started.wait(GUARD)
+        if db_backend == "postgresql":
+            # A holds the row: B skips it at once, while A is still running the job
+            assert run_job(b, job, "controller-b") is None
+            assert first.is_alive() and calls == ["slow"]
+            release.set()
+        else:
+            # SQLite has one writer: B waits for A's transaction, then finds it not due
+            result: list[object] = []
+            second = threading.Thread(target=lambda: result.append(run_job(b, job, "b")))
+            second.start()
+            release.set()
+            second.join(GUARD)
+            assert result == [None]
+    finally:
+        release.set()
+        first.join(GUARD)
+    assert calls == ["slow"]
     assert job_row(a, "slow").runs == 1
 
 

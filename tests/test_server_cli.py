@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -291,6 +292,19 @@ def test_config_errors_are_one_line(tmp_path: Path, config: str, message: str) -
     assert "hunter2-literal" not in line
 
 
+def test_a_wildcard_proxy_needs_a_public_address(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    init_database(db)
+    config = (
+        controller_section(db)
+        + "[worker]\nname = 'w'\n"
+        + listeners(api=0, cluster=0)
+        + '[[listener]]\npurpose = "proxy"\naddress = "0.0.0.0:0"\n'
+    )
+    line = one_line_error(run_server(tmp_path, config))
+    assert "[worker] public_address: is required when the proxy listener is a wildcard" in line
+
+
 def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -315,10 +329,20 @@ def test_database_errors_are_one_line_without_the_password(tmp_path: Path) -> No
     line = one_line_error(run_server(tmp_path, config))
     assert line.startswith(f"Error: cannot open the database sqlite:///{missing}: ")
 
+    # a server does not create or migrate a schema: `bconnect database init|migrate` does
+    empty = tmp_path / "empty.db"
+    config = controller_section(empty) + listeners(api=0, cluster=0)
+    line = one_line_error(run_server(tmp_path, config))
+    assert "not initialized: run `bconnect database init` first" in line
+    old = tmp_path / "old.db"
+    init_database(old)
+    with sqlite3.connect(old) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    config = controller_section(old) + listeners(api=0, cluster=0)
+    assert "run `bconnect database migrate`" in one_line_error(run_server(tmp_path, config))
+
     newer = tmp_path / "newer.db"
     init_database(newer)
-    import sqlite3
-
     with sqlite3.connect(newer) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     config = controller_section(newer) + listeners(api=0, cluster=0)

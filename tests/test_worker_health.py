@@ -111,16 +111,21 @@ def test_silent_workers_are_not_offered(ctl) -> None:
     assert wait_for(only_alive)  # past the 1 s grace the silent one is left out
 
 
-def test_connections_of_a_dead_worker_are_closed(ctl) -> None:
+def admitted(ctl, name: str) -> tuple[WorkerClient, str, str]:  # noqa: ANN001
+    """A worker that reported once and admitted one connection: (worker, session, conn)."""
     worker = WorkerClient(ctl)
-    worker.register("doomed", "127.0.0.1:19202")
+    worker.register(name, "127.0.0.1:19202")
     report(worker)
     sid = new_session(ctl, filtered_target(ctl, None))
     grant = worker.call(
         "POST", f"/v1/cluster/sessions/{sid}:authorize-connection", json={"tofu_token": "T" * 20}
     )
     assert grant.status_code == 200, grant.text
-    cid = grant.json()["connection_id"]
+    return worker, sid, grant.json()["connection_id"]
+
+
+def test_connections_of_a_dead_worker_are_closed(ctl) -> None:
+    worker, sid, cid = admitted(ctl, "doomed")
     report(worker, [{"connection_id": cid, "bytes_up": 7, "bytes_down": 9}])
     # the worker dies: no more reports. The job closes its connection after the grace.
     closed = wait_for(lambda: (s := session(ctl, sid))["connections"][0].get("closed_reason") and s)
@@ -135,14 +140,7 @@ def test_connections_of_a_dead_worker_are_closed(ctl) -> None:
 
 
 def test_a_worker_that_comes_back_is_told_to_close_what_was_closed(ctl) -> None:
-    worker = WorkerClient(ctl)
-    worker.register("flaky", "127.0.0.1:19202")
-    report(worker)
-    sid = new_session(ctl, filtered_target(ctl, None))
-    grant = worker.call(
-        "POST", f"/v1/cluster/sessions/{sid}:authorize-connection", json={"tofu_token": "T" * 20}
-    )
-    cid = grant.json()["connection_id"]
+    worker, sid, cid = admitted(ctl, "flaky")
     assert wait_for(lambda: session(ctl, sid)["connections"][0].get("closed_reason"))
     answer = report(worker, [{"connection_id": cid, "bytes_up": 1, "bytes_down": 1}])
     assert answer["cancel_connections"] == [cid]

@@ -326,14 +326,22 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
         key: tuple(dict.fromkeys(_string_list(s, f"tags.{key}", value, single=True)))
         for key, value in tags.items()
     }
+    status_interval = s.duration("status_interval", 1.0)
+    controller_grace = s.duration("controller_grace", 15.0)
+    # a worker must report several times within each grace period, or healthy workers
+    # would be given up on
+    if status_interval * 2 > controller_grace:
+        raise s.error("status_interval", "must be at most half of controller_grace")
+    if controller is not None and status_interval * 2 > controller.worker_grace:
+        raise s.error("status_interval", "must be at most half of [controller] worker_grace")
     return WorkerConfig(
         name=s.string("name") or socket.gethostname(),
         auth_key=auth_key,
         controllers=tuple(dict.fromkeys(urls)),
         public_address=public,
         tags=tag_map,
-        status_interval=s.duration("status_interval", 1.0),
-        controller_grace=s.duration("controller_grace", 15.0),
+        status_interval=status_interval,
+        controller_grace=controller_grace,
     )
 
 

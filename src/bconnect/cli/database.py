@@ -173,11 +173,11 @@ def init(
         )
     engine = _open(config, database_url)
     try:
-        if db.current_revision(engine) is not None:
+        if _initialized(engine):
             raise click.ClickException(
                 "database already initialized; use `bconnect database migrate` to upgrade it"
             )
-        db.migrate(engine)
+        db.migrate(engine)  # a schema left by an init that failed half-way is reused
         with engine.begin() as conn:
             created = seed_initial(
                 conn, utcnow(), login_name=login_name, create_auth_method=not skip_auth_method
@@ -209,3 +209,15 @@ def init(
 def _label(key: str) -> str:
     """``auth_method_id`` → ``Auth Method ID``."""
     return " ".join("ID" if w == "id" else w.capitalize() for w in key.split("_"))
+
+
+def _initialized(engine: Any) -> bool:
+    """A schema with its global scope: what a completed `init` leaves."""
+    from sqlalchemy import text
+
+    from bconnect.controller.storage import db
+
+    if db.current_revision(engine) is None:
+        return False
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT 1 FROM scopes WHERE id = 'global'")).first() is not None

@@ -56,8 +56,8 @@ DEFAULT_PROXY = "127.0.0.1:9202"
     "database_url",
     envvar="BCONNECT_DATABASE_URL",
     default=None,
-    help="SQLite path or URL, or postgresql://user:pass@host/db (default: a fresh SQLite "
-    "file in a temporary directory).",
+    help="SQLite path or URL, or postgresql://user:pass@host/db, or env://VAR / file://PATH "
+    "holding one (default: a fresh SQLite file in a temporary directory).",
 )
 @click.option(
     "-login-name", "--login-name", default="admin", show_default=True, help="Admin login name."
@@ -144,6 +144,13 @@ def dev(
     except (ListenError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    if database_url is not None:
+        from bconnect.core.secrets import SecretRefError, resolve_secret_ref
+
+        try:  # env://VAR or file://PATH keep a database password out of argv
+            database_url = resolve_secret_ref(database_url, must=False)
+        except SecretRefError as exc:
+            raise click.UsageError(f"-database-url: {exc}") from None
     tmpdir = None
     if database_url is None:
         # a throwaway database (it holds session keys): removed when dev stops

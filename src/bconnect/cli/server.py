@@ -154,7 +154,7 @@ def _open_controller(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Cont
         deleted_retention=c.deleted_retention,
     )
     try:
-        return Controller.open(settings)
+        return Controller.open(settings, migrate_schema=False)
     except Exception as exc:  # noqa: BLE001 - a database we cannot open is a user problem
         _fail(open_error(exc, c.database_url))
 
@@ -165,6 +165,11 @@ def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
     w = cfg.worker
     assert w is not None
     urls = list(w.controllers) or [f"http://{_dialable(socks['cluster'])}"]
+    if w.public_address is None and _address(socks["proxy"]) != _dialable(socks["proxy"]):
+        _fail(
+            f"{cfg.path}: [worker] public_address: is required when the proxy listener "
+            "is a wildcard address (clients need a host they can dial)"
+        )
     return Worker(
         urls,
         w.auth_key,

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from bconnect.controller.context import utcnow
 from bconnect.controller.resources import note_deleted
@@ -140,22 +140,41 @@ def run_job(engine: Engine, job: Job, controller: str) -> Any:
 
 
 async def job_loop(engine: Engine, settings: Settings) -> None:
-    """Tick every job every ``job_interval`` seconds until cancelled; errors (a database
-    restarting, say) are logged once per outage, never fatal."""
+    """Tick every job every ``job_interval`` seconds until cancelled. A failing job (the
+    database restarting, say) is logged once per outage and never stops the others.
+
+    The dead-workers job waits until this controller has reached the database without a
+    failure for a whole worker grace period: after an outage (or a start-up) every
+    worker's last report is old, and the workers must get the chance to report again
+    before any of them is judged dead."""
+    loop = asyncio.get_running_loop()
+    failing: set[str] = set()
+    reachable_since = loop.time()
     jobs = jobs_for(settings)
-    failing = False
     while True:
-        try:
-            for job in jobs:
+        for job in jobs:
+            if job.name == "dead-workers" and loop.time() - reachable_since < settings.worker_grace:
+                continue
+            try:
                 await asyncio.to_thread(run_job, engine, job, settings.name)
-        except Exception as exc:  # noqa: BLE001 - a failed tick must not stop later ones
-            if not failing:
-                log.warning("periodic jobs failed, will retry: %s", str(exc).splitlines()[0])
-                failing = True
+            except Exception as exc:  # noqa: BLE001 - a failed run must not stop later ones
+                if _unreachable(exc):
+                    reachable_since = loop.time()
+                if job.name not in failing:
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    log.warning("job %s failed, will retry: %s", job.name, first)
+                    failing.add(job.name)
+                else:
+                    log.debug("job %s failed again", job.name, exc_info=True)
             else:
-                log.debug("periodic jobs failed again", exc_info=True)
-        else:
-            if failing:
-                log.info("periodic jobs running again")
-                failing = False
+                if job.name in failing:
+                    log.info("job %s running again", job.name)
+                    failing.discard(job.name)
         await asyncio.sleep(settings.job_interval)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Did this failure come from not reaching the database (rather than from a job)?"""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

@@ -19,7 +19,13 @@ from sqlalchemy.engine import make_url
 from bconnect.controller.context import utcnow
 from bconnect.controller.seed import ensure_global_scope, seed_dev
 from bconnect.controller.settings import Settings
-from bconnect.controller.storage.db import SchemaTooNewError, make_engine, migrate, normalize_url
+from bconnect.controller.storage.db import (
+    SchemaError,
+    check_schema,
+    make_engine,
+    migrate,
+    normalize_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +64,17 @@ def bind(address: str, default_port: int) -> socket.socket:
 
 def display_database_url(url: str) -> str:
     """The database URL as it may be shown: normalized, with any password hidden."""
+    # up to the last "@" before the path: a password may hold an unencoded "@"
+    masked = re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", normalize_url(url))
     try:
-        return make_url(normalize_url(url)).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - unparseable: still hide what looks like a password
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        return make_url(masked).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: show it masked as it is
+        return masked
 
 
 def open_error(exc: Exception, url: str) -> str:
     """A one-line message for a database that cannot be opened (no password, no SQL)."""
-    if isinstance(exc, SchemaTooNewError):
+    if isinstance(exc, SchemaError):
         return str(exc)
     reason = getattr(exc, "orig", None) or exc
     first = next((line for line in str(reason).splitlines() if line.strip()), type(exc).__name__)
@@ -101,14 +109,32 @@ class Controller:
     engine: Engine
 
     @classmethod
-    def open(cls, settings: Settings, *, dev_seed: bool = False, **seed_args) -> Controller:  # noqa: ANN003
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        dev_seed: bool = False,
+        migrate_schema: bool = True,
+        **seed_args: Any,
+    ) -> Controller:
+        """Open the database. With ``migrate_schema`` (`bconnect dev`) the schema is
+        brought up to date and the global scope made; without (`bconnect server`, where
+        several controllers share a database, as Boundary's server does) a schema that
+        is missing, older or newer is an error naming the command that fixes it."""
         engine = make_engine(settings.database_url)
-        migrate(engine)
-        with engine.begin() as conn:
-            if dev_seed:
-                seed_dev(conn, utcnow(), **seed_args)
+        try:
+            if migrate_schema:
+                migrate(engine)
+                with engine.begin() as conn:
+                    if dev_seed:
+                        seed_dev(conn, utcnow(), **seed_args)
+                    else:
+                        ensure_global_scope(conn, utcnow())
             else:
-                ensure_global_scope(conn, utcnow())
+                check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(settings, engine)
 
     def app(self):  # noqa: ANN201

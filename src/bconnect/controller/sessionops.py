@@ -82,20 +82,22 @@ def terminate_due_sessions(conn: Connection, now: datetime) -> list[str]:
 
     Sessions another transaction holds right now are skipped (PostgreSQL's SKIP LOCKED):
     the next run takes them."""
+    s = t.sessions.c
     stmt = (
         select(t.sessions)
         .where(
-            t.sessions.c.status != Status.TERMINATED.value,
-            (t.sessions.c.expiration_time <= now)
-            | (t.sessions.c.status == Status.CANCELING.value)
-            | (t.sessions.c.status == Status.ACTIVE.value),
+            s.status != Status.TERMINATED.value,
+            (s.expiration_time <= now)
+            | (s.status == Status.CANCELING.value)
+            # only a limited session can run out of connections
+            | ((s.status == Status.ACTIVE.value) & (s.connection_limit >= 0)),
         )
-        .order_by(t.sessions.c.id)
+        .order_by(s.id)
     )
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     candidates = conn.execute(stmt).all()
-    return [s.id for s in candidates if _terminate_if_due(conn, s, now)]
+    return [row.id for row in candidates if _terminate_if_due(conn, row, now)]
 
 
 def close_dead_worker_connections(conn: Connection, grace: timedelta, now: datetime) -> int:

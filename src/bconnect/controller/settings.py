@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Settings:
-    database_url: str
+    database_url: str = field(repr=False)  # may hold a password
     # proxy addresses ("host:port") handed to clients in worker_info until workers register
     worker_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1:9202"])
     api_address: str = "127.0.0.1:9200"
@@ -17,7 +17,7 @@ class Settings:
     job_interval: float = 5.0
     max_body_bytes: int = 1024 * 1024
     # workers authenticate to the cluster API with this key (None: no worker may connect)
-    worker_auth_key: str | None = None
+    worker_auth_key: str | None = field(default=None, repr=False)
     # the local port of the cluster listener: /v1/cluster is served there and only there
     cluster_port: int | None = None
     # a worker silent for this long is unhealthy: not offered to clients, and its open

@@ -30,6 +30,7 @@ __all__ = [
     "ClusterClient",
     "ClusterError",
     "ClusterRefused",
+    "ClusterUnavailable",
     "ClusterUnreachable",
     "ConnectionGrant",
     "SessionInfo",
@@ -60,10 +61,18 @@ class ClusterError(Exception):
 
 
 class ClusterUnreachable(ClusterError):
-    """No answer from the controller (refused, timed out, reset): worth retrying."""
+    """No usable answer from the controller (refused, timed out, reset, 502–504): worth
+    retrying. ``retry_elsewhere`` is True when the call surely did not take effect (the
+    connection was never made, or the controller rolled it back), so it may be sent to
+    another controller at once; a read timeout may have been committed, and is not."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_elsewhere: bool = True) -> None:
         super().__init__(0, "Unreachable", message)
+        self.retry_elsewhere = retry_elsewhere
+
+
+class ClusterUnavailable(ClusterUnreachable):
+    """The controller answered 503 Unavailable: it is up, its database is not."""
 
 
 class ClusterRefused(ClusterError):
@@ -296,8 +305,8 @@ class ClusterClient:
             index = (first + step) % count
             try:
                 answer = self._call_one(self.base_urls[index], method, path, body)
-            except ClusterUnreachable:
-                if step == count - 1:
+            except ClusterUnreachable as exc:
+                if step == count - 1 or not exc.retry_elsewhere:
                     raise
                 log.debug("controller %s unreachable, trying the next", self.base_urls[index])
                 continue
@@ -316,8 +325,13 @@ class ClusterClient:
                 method, url, json=body, headers=self._headers(), timeout=self._timeout
             )
         except requests.RequestException as exc:
+            # a connect error or connect timeout: the request never reached a controller
+            unsent = isinstance(exc, requests.ConnectionError) and not isinstance(
+                exc, requests.ReadTimeout
+            )
             raise ClusterUnreachable(
-                f"controller at {base_url} unreachable: {type(exc).__name__}"
+                f"controller at {base_url} unreachable: {type(exc).__name__}",
+                retry_elsewhere=unsent,
             ) from None
         log.debug("cluster %s %s -> %s", method, path, resp.status_code)
         if resp.status_code >= 400:
@@ -344,8 +358,12 @@ def _error_from(resp: requests.Response) -> ClusterError:
         message = str(body.get("message") or message)
     if resp.status_code == 409:
         return ClusterRefused(409, kind, message)
+    if resp.status_code == 503 and kind == "Unavailable":
+        return ClusterUnavailable(f"controller answered 503: {message}")
     if resp.status_code in (502, 503, 504):
-        return ClusterUnreachable(f"controller answered {resp.status_code}: {message}")
+        return ClusterUnreachable(
+            f"controller answered {resp.status_code}: {message}", retry_elsewhere=False
+        )
     return ClusterError(resp.status_code, kind, message)
 
 

@@ -19,7 +19,12 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from bconnect.core.handshake import session_id_from_hello
-from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterUnreachable
+from bconnect.worker.cluster import (
+    ClusterClient,
+    ClusterError,
+    ClusterUnavailable,
+    ClusterUnreachable,
+)
 from bconnect.worker.connections import ClosedReason, CloseReports, ConnectionRegistry
 from bconnect.worker.proxy import ConnectionProxy
 from bconnect.worker.sessions import SessionCache
@@ -69,7 +74,7 @@ class Worker:
         self.handshake_timeout = handshake_timeout
         self.shutdown_timeout = shutdown_timeout
         self.controller_grace = controller_grace
-        self._last_status_ok: float | None = None
+        self._last_contact: float | None = None
         self._sock = proxy_sock
         self.cluster = ClusterClient(controller_url, auth_key)
         self.sessions = SessionCache(self.cluster)
@@ -275,7 +280,7 @@ class Worker:
         except ClusterError as exc:
             await self._status_failed(exc)
             return
-        self._last_status_ok = asyncio.get_running_loop().time()
+        self._last_contact = asyncio.get_running_loop().time()
         if self._controller_down:
             log.info("controller reachable again")
             self._controller_down = False
@@ -297,14 +302,17 @@ class Worker:
         else:
             log.debug("status report failed: %s", exc)
         now = asyncio.get_running_loop().time()
-        if self._last_status_ok is None:
-            self._last_status_ok = now  # registered, never reported: the grace starts now
-        if now - self._last_status_ok >= self.controller_grace:
+        if self._last_contact is None or isinstance(exc, ClusterUnavailable):
+            # registered but never reported: the grace starts now. A controller whose
+            # database is down is still a controller: the cluster is not cut off from this
+            # worker, and the controllers give the workers a grace period after an outage.
+            self._last_contact = now
+        if now - self._last_contact >= self.controller_grace:
             count = self.registry.stop_all(ClosedReason.SYSTEM_ERROR)
             if count:
                 log.warning(
                     "no controller has taken a status report for %.0f s: "
                     "closed %d live connection(s)",
-                    now - self._last_status_ok,
+                    now - self._last_contact,
                     count,
                 )

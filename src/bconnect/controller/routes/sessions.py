@@ -132,7 +132,9 @@ def read_session(request: Request, id: str) -> dict[str, Any]:
 def cancel_session(request: Request, id: str, body: VersionOnly) -> dict[str, Any]:
     """Cancel a session: ``canceling`` until its worker reports nothing open."""
     with transaction(request) as ctx:
-        row = res.read_checked(ctx, SESSIONS, id, "cancel")
+        res.read_checked(ctx, SESSIONS, id, "cancel")
+        # locked, then read again: a job or a worker's report may be changing it right now
+        row = sessionops.lock_session(ctx.conn, id)
         if row.version != body.version:
             raise errors.version_mismatch()
         if row.status not in (Status.CANCELING.value, Status.TERMINATED.value):

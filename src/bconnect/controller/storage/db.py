@@ -5,15 +5,31 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaError(RuntimeError):
+    """The database schema cannot be used by this bconnect as it is."""
+
+
+class SchemaTooNewError(SchemaError):
     """The database was migrated by a newer bconnect than this one."""
+
+
+class SchemaMissingError(SchemaError):
+    """The database has no bconnect schema yet (`bconnect database init`)."""
+
+
+class SchemaOutdatedError(SchemaError):
+    """The schema is older than this bconnect (`bconnect database migrate`)."""
+
+
+# pg_advisory_lock key: one migration at a time across every process on the database
+_MIGRATION_LOCK = 0x62636F6E6E656374  # "bconnect"
 
 
 def normalize_url(url: str) -> str:
@@ -57,7 +73,16 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        # an unreachable database fails fast (the API answers 503) instead of hanging
+        connect_args={"connect_timeout": 5},
+        # errors never carry the statement's parameters (they can hold secrets)
+        hide_parameters=True,
+    )
 
 
 def _alembic_config(engine: Engine):  # noqa: ANN202
@@ -91,8 +116,45 @@ def _known(script, revision: str) -> bool:  # noqa: ANN001
         return False
 
 
+def check_schema(engine: Engine) -> None:
+    """Raise unless the schema is exactly this bconnect's (for `bconnect server`, which
+    leaves migrations to `bconnect database init|migrate`, as Boundary's server does)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(engine))
+    current, head = current_revision(engine), script.get_current_head()
+    if current is None:
+        raise SchemaMissingError(
+            "the database is not initialized: run `bconnect database init` first"
+        )
+    if not _known(script, current):
+        raise SchemaTooNewError(
+            f"database schema revision {current} is newer than this bconnect "
+            f"(knows up to {head}); upgrade bconnect"
+        )
+    if current != head:
+        raise SchemaOutdatedError(
+            f"database schema revision {current} is older than this bconnect ({head}): "
+            "run `bconnect database migrate`"
+        )
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; refuse a schema newer than this code."""
+    """Bring the schema to the newest revision; refuse a schema newer than this code.
+    On PostgreSQL an advisory lock makes concurrent migrations wait for each other."""
+    if engine.dialect.name != "postgresql":
+        _migrate(engine)
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        try:
+            _migrate(engine)
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            conn.commit()
+
+
+def _migrate(engine: Engine) -> None:
     from alembic import command
     from alembic.script import ScriptDirectory
 
