@@ -20,14 +20,27 @@ from bconnect.controller.storage.db import (
 from bconnect.controller.storage.schema import metadata
 
 
-def test_migrations_match_the_schema(tmp_path: Path) -> None:
-    engine = make_engine(str(tmp_path / "m.db"))
+@pytest.mark.all_databases
+def test_migrations_match_the_schema(request, db_backend: str, tmp_path: Path) -> None:  # noqa: ANN001
+    if db_backend == "postgresql":
+        engine = make_engine(request.getfixturevalue("pg").new_database(migrated=False))
+    else:
+        engine = make_engine(str(tmp_path / "m.db"))
     migrate(engine)
     assert current_revision(engine) == head_revision(engine)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], "schema.py changed without a migration: " + repr(diff)[:2000]
     migrate(engine)  # idempotent
+    # and back down to nothing, and up again: every step reverses
+    from alembic import command
+
+    from bconnect.controller.storage.db import _alembic_config
+
+    command.downgrade(_alembic_config(engine), "base")
+    assert current_revision(engine) is None
+    migrate(engine)
+    assert current_revision(engine) == head_revision(engine)
     engine.dispose()
 
 

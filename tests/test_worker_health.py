@@ -144,3 +144,13 @@ def test_a_worker_that_comes_back_is_told_to_close_what_was_closed(ctl) -> None:
     assert wait_for(lambda: session(ctl, sid)["connections"][0].get("closed_reason"))
     answer = report(worker, [{"connection_id": cid, "bytes_up": 1, "bytes_down": 1}])
     assert answer["cancel_connections"] == [cid]
+
+
+def test_concurrent_registrations_of_one_name_make_one_worker(ctl) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: WorkerClient(ctl).register("twin", "127.0.0.1:1"), range(16)))
+    assert len(ids) == 1
+    listed = ctl.request("GET", "/v1/workers?scope_id=global").json()["items"]
+    assert [w["id"] for w in listed if w.get("name") == "twin"] == list(ids)

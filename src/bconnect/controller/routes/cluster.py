@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bconnect.controller import errors, sessionops
 from bconnect.controller.context import utcnow
@@ -97,18 +98,22 @@ def register(request: Request, body: Register) -> dict[str, Any]:
         }
         if row is None:
             worker_id = new_id("w")
-            conn.execute(
-                insert(t.workers).values(
-                    id=worker_id,
-                    scope_id="global",
-                    type="pki",
-                    name=body.name,
-                    created_time=now,
-                    version=1,
-                    **values,
-                )
-            )
-        else:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(t.workers).values(
+                            id=worker_id,
+                            scope_id="global",
+                            type="pki",
+                            name=body.name,
+                            created_time=now,
+                            version=1,
+                            **values,
+                        )
+                    )
+            except IntegrityError:  # registered through another controller just now
+                row = conn.execute(select(t.workers).where(t.workers.c.name == body.name)).one()
+        if row is not None:
             worker_id = row.id
             conn.execute(
                 update(t.workers)

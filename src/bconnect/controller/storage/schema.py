@@ -310,6 +310,8 @@ workers = Table(
     Column("release_version", String(64), nullable=True),
     Column("last_status_time", UTCDateTime, nullable=True),
     *_common(),
+    # a worker's name is its identity when it registers (several controllers at once)
+    UniqueConstraint("scope_id", "name", name="uq_workers_scope_name"),
 )
 
 sessions = Table(
