@@ -54,6 +54,26 @@ def test_top_level_help_imports_no_api_stack() -> None:
     assert "LOADED []" in result.stdout, result.stdout + result.stderr
 
 
+def test_helper_help_imports_no_http_or_event_loop() -> None:
+    """`bconnect ssh --help` must stay quick: no requests, asyncio or server code."""
+    code = (
+        "import sys\n"
+        "from bconnect.cli.main import cli\n"
+        "try:\n"
+        "    cli.main(['ssh', '--help'], prog_name='bconnect')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('requests', 'asyncio', 'cryptography', 'sqlalchemy', 'bconnect.controller',\n"
+        "         'bconnect.worker', 'bconnect.core.proxy')\n"
+        "print('LOADED', [m for m in heavy if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60
+    )
+    assert "LOADED []" in result.stdout, result.stdout + result.stderr
+    assert "-username" in result.stdout
+
+
 def _command_paths() -> list[tuple[str, ...]]:
     ctx = click.Context(cli)
     paths: list[tuple[str, ...]] = []

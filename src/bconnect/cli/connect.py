@@ -17,7 +17,6 @@ are kept in ``ctx.meta[PASSTHROUGH_KEY]``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import json
@@ -30,7 +29,6 @@ from typing import Any
 
 import click
 
-from bconnect.cli import connect_output, output
 from bconnect.cli.options import (
     CONTEXT_SETTINGS,
     Command,
@@ -293,6 +291,8 @@ def _api_hooks(client: Any, session_id: str) -> tuple[Any, Any]:
     if client is None:
         return None, None
 
+    import asyncio  # here, not at import: `bconnect ssh --help` never needs it
+
     async def probe() -> str | None:
         item = await asyncio.to_thread(client.read, "sessions", session_id)
         return item.get("status")
@@ -321,6 +321,7 @@ def run_connect(
     (exit code 2, session canceled).
     """
     hooks = callbacks or ConnectCallbacks()
+    from bconnect.cli import connect_output, output
     from bconnect.core.proxy import ProxyError
     from bconnect.core.runner import ConnectRunner, ExecSpec, ListenInfo
 
@@ -377,6 +378,8 @@ def run_connect(
         session_probe=probe,
         api_cancel=cancel,
     )
+    import asyncio
+
     try:
         result = asyncio.run(runner.run())
     except ProxyError as exc:

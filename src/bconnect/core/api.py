@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import requests
+if TYPE_CHECKING:  # imported when a Client is made: `--help` never pays for requests
+    import requests
 
 __all__ = [
     "DEFAULT_ADDR",
@@ -201,6 +202,8 @@ class Client:
             raise ValueError(
                 f"invalid controller address {addr!r}: expected a URL such as {DEFAULT_ADDR}"
             )
+        import requests
+
         self.addr = addr
         self.token = token
         self.timeout = timeout
@@ -244,6 +247,8 @@ class Client:
         ``path`` is relative to ``/v1/`` (``"targets"``, ``"sessions/s_123:cancel"``).
         Parameters whose value is None are dropped; booleans become ``true``/``false``.
         """
+        import requests
+
         url = self.addr + _path(path)
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         headers = {"Accept": "application/json"}
