@@ -211,6 +211,9 @@ def machine() -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    parser.add_argument(
+        "--out", type=Path, default=HERE / "results.json", help="where to write the figures"
+    )
     args = parser.parse_args()
     quick = args.quick
 
@@ -239,7 +242,7 @@ def main() -> int:
         print(f"\n{section}")
         for key, value in figures.items():
             print(f"  {key:<40} {value}")
-    out = HERE / "results.json"
+    out = args.out
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}")
     failed = results["authorize-session (SQLite)"]["errors"]

@@ -1,0 +1,42 @@
+"""The benchmark suite's smoke mode (`nox -s bench -- --quick`): the scripts still run
+end to end and write well-formed figures. Nothing here looks at how fast anything is."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SECTIONS = {
+    "cli start-up": ["bconnect --help / import click", "target ratio"],
+    "data plane": ["bconnect / relay chain", "added p50 ms", "added p99 ms"],
+    "concurrent connections": ["errors", "worker peak RSS MB", "client proxy peak RSS MB"],
+    "authorize-session (SQLite)": ["req/s", "p99 ms", "errors"],
+    "sessions list": ["page items", "median ms"],
+}
+
+
+def test_quick_benchmarks_run_and_write_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["quick"] is True
+    assert figures["machine"]["git revision"]
+    for section, keys in SECTIONS.items():
+        for key in keys:
+            assert isinstance(figures[section][key], int | float), (section, key)
+        assert section in result.stdout
+    assert figures["concurrent connections"]["errors"] == 0
+    assert figures["authorize-session (SQLite)"]["errors"] == 0
+    assert figures["sessions list"]["page items"] > 0
