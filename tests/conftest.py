@@ -40,6 +40,19 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bconnect-test-cache-")
 
 
+def _hypothesis_profiles() -> None:
+    """``ci`` (default): a few hundred examples per fuzz test, no deadline (the machine is
+    shared); ``hardening`` (`nox -s hardening`, HYPOTHESIS_PROFILE=hardening): many more."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", max_examples=300, deadline=None, print_blob=True)
+    settings.register_profile("hardening", max_examples=20_000, deadline=None, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     cache = os.environ.get("XDG_CACHE_HOME")
     if cache and Path(cache).name.startswith("bconnect-test-cache-"):
