@@ -9,7 +9,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from bconnect.controller import errors
 from bconnect.controller.addresses import endpoint as make_endpoint
@@ -22,6 +22,37 @@ from bconnect.core.certs import mint_session_certificate, split_host
 from bconnect.core.token import AuthzData, ScopeInfo, encode_authz_token
 from bconnect.ids import new_id
 
+# Statements run on every authorization, built once (SQLAlchemy finds their compiled
+# form by a memoized cache key instead of rebuilding and re-keying them each time).
+_TARGET_HOSTS = (
+    select(t.hosts.c.id, t.hosts.c.address, t.host_set_members.c.host_set_id)
+    .join(t.host_set_members, t.host_set_members.c.host_id == t.hosts.c.id)
+    .join(
+        t.target_host_sources,
+        t.target_host_sources.c.host_set_id == t.host_set_members.c.host_set_id,
+    )
+    .where(t.target_host_sources.c.target_id == bindparam("target_id"))
+    .order_by(t.hosts.c.id)
+)
+_FRESH_WORKERS = select(t.workers.c.name, t.workers.c.address, t.workers.c.tags).where(
+    t.workers.c.last_status_time >= bindparam("since"),
+    t.workers.c.address.is_not(None),
+)
+_BROKERED_CREDENTIALS = (
+    select(t.credentials)
+    .join(
+        t.target_credential_sources,
+        t.target_credential_sources.c.credential_id == t.credentials.c.id,
+    )
+    .where(
+        t.target_credential_sources.c.target_id == bindparam("target_id"),
+        t.target_credential_sources.c.purpose == "brokered",
+    )
+    .order_by(t.credentials.c.id)
+)
+_INSERT_SESSION = insert(t.sessions)
+_INSERT_SESSION_STATE = insert(t.session_states)
+
 
 def choose_endpoint(
     ctx: Ctx, target: Any, host_id: str | None
@@ -33,16 +64,7 @@ def choose_endpoint(
             raise errors.invalid_field("host_id", "This target has an address, not hosts.")
         address, host_set_id = target.address, None
     else:
-        candidates = ctx.conn.execute(
-            select(t.hosts.c.id, t.hosts.c.address, t.host_set_members.c.host_set_id)
-            .join(t.host_set_members, t.host_set_members.c.host_id == t.hosts.c.id)
-            .join(
-                t.target_host_sources,
-                t.target_host_sources.c.host_set_id == t.host_set_members.c.host_set_id,
-            )
-            .where(t.target_host_sources.c.target_id == target.id)
-            .order_by(t.hosts.c.id)
-        ).all()
+        candidates = ctx.conn.execute(_TARGET_HOSTS, {"target_id": target.id}).all()
         if host_id:
             candidates = [c for c in candidates if c.id == host_id]
             if not candidates:
@@ -64,12 +86,7 @@ def worker_addresses(ctx: Ctx, worker_filter: str | None = None) -> list[str]:
     Boundary: ``"prod" in "/tags/type"``). With no filter and no healthy worker, the
     configured addresses (`bconnect dev`'s own worker before it registers)."""
     grace = timedelta(seconds=ctx.settings.worker_grace)
-    fresh = ctx.conn.execute(
-        select(t.workers.c.name, t.workers.c.address, t.workers.c.tags).where(
-            t.workers.c.last_status_time >= ctx.now - grace,
-            t.workers.c.address.is_not(None),
-        )
-    ).all()
+    fresh = ctx.conn.execute(_FRESH_WORKERS, {"since": ctx.now - grace}).all()
     if worker_filter:
         predicate = compile_filter(worker_filter)
         fresh = [w for w in fresh if predicate({"name": w.name or "", "tags": _tags(w.tags)})]
@@ -106,18 +123,7 @@ def credential_source_info(row: Any) -> dict[str, Any]:
 
 
 def brokered_credentials(ctx: Ctx, target_id: str) -> list[dict[str, Any]]:
-    rows = ctx.conn.execute(
-        select(t.credentials)
-        .join(
-            t.target_credential_sources,
-            t.target_credential_sources.c.credential_id == t.credentials.c.id,
-        )
-        .where(
-            t.target_credential_sources.c.target_id == target_id,
-            t.target_credential_sources.c.purpose == "brokered",
-        )
-        .order_by(t.credentials.c.id)
-    ).all()
+    rows = ctx.conn.execute(_BROKERED_CREDENTIALS, {"target_id": target_id}).all()
     out = []
     for row in rows:
         secret = json.loads(row.secret)
@@ -151,31 +157,31 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
     cert, key = mint_session_certificate(session_id, [split_host(w) for w in workers], expiration)
     endpoint = make_endpoint(address, port)
     ctx.conn.execute(
-        insert(t.sessions).values(
-            id=session_id,
-            scope_id=target.scope_id,
-            target_id=target.id,
-            type=target.type,
-            user_id=ctx.user_id,
-            auth_token_id=ctx.auth_token.id,
-            host_set_id=host_set_id,
-            host_id=host_id,
-            endpoint=endpoint,
-            expiration_time=expiration,
-            connection_limit=target.session_connection_limit,
-            certificate=cert,
-            private_key=key,
-            worker_filter=target.worker_filter,
-            status=Status.PENDING.value,
-            created_time=ctx.now,
-            updated_time=ctx.now,
-            version=1,
-        )
+        _INSERT_SESSION,
+        {
+            "id": session_id,
+            "scope_id": target.scope_id,
+            "target_id": target.id,
+            "type": target.type,
+            "user_id": ctx.user_id,
+            "auth_token_id": ctx.auth_token.id,
+            "host_set_id": host_set_id,
+            "host_id": host_id,
+            "endpoint": endpoint,
+            "expiration_time": expiration,
+            "connection_limit": target.session_connection_limit,
+            "certificate": cert,
+            "private_key": key,
+            "worker_filter": target.worker_filter,
+            "status": Status.PENDING.value,
+            "created_time": ctx.now,
+            "updated_time": ctx.now,
+            "version": 1,
+        },
     )
     ctx.conn.execute(
-        insert(t.session_states).values(
-            session_id=session_id, status=Status.PENDING.value, start_time=ctx.now
-        )
+        _INSERT_SESSION_STATE,
+        {"session_id": session_id, "status": Status.PENDING.value, "start_time": ctx.now},
     )
     scope = ctx.scope_info(target.scope_id)
     token = encode_authz_token(

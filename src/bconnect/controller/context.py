@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from bconnect.controller import errors
 from bconnect.controller.grants import ANON, AUTHENTICATED, Acl, RoleGrants, parse_grant
@@ -80,39 +80,47 @@ class Ctx:
             raise errors.denied()
 
 
+# Statements run on every request, built once: SQLAlchemy then finds their compiled
+# form by a memoized cache key instead of rebuilding and re-keying them each time.
+_ALL_SCOPES = select(t.scopes)
+_PRINCIPAL_ROLES = select(t.role_principals.c.role_id).where(
+    t.role_principals.c.principal_id.in_(bindparam("principals", expanding=True))
+)
+_ROLE_SCOPES = select(t.roles.c.id, t.roles.c.scope_id).where(
+    t.roles.c.id.in_(bindparam("role_ids", expanding=True))
+)
+_ROLE_GRANT_SCOPES = select(t.role_grant_scopes).where(
+    t.role_grant_scopes.c.role_id.in_(bindparam("role_ids", expanding=True))
+)
+_ROLE_GRANTS = (
+    select(t.role_grants)
+    .where(t.role_grants.c.role_id.in_(bindparam("role_ids", expanding=True)))
+    .order_by(t.role_grants.c.position)
+)
+_TOKEN_BY_ID = select(t.auth_tokens).where(t.auth_tokens.c.id == bindparam("token_id"))
+_TOUCH_TOKEN = (
+    update(t.auth_tokens)
+    .where(t.auth_tokens.c.id == bindparam("token_id"))
+    .values(approximate_last_used_time=bindparam("used_time"))
+)
+
+
 def load_scopes(conn: Connection) -> dict[str, Any]:
-    return {row.id: row for row in conn.execute(select(t.scopes))}
+    return {row.id: row for row in conn.execute(_ALL_SCOPES)}
 
 
 def build_acl(conn: Connection, user_id: str | None, scopes: dict[str, Any]) -> Acl:
     principals = [ANON] + ([AUTHENTICATED, user_id] if user_id else [])
-    role_ids = [
-        r.role_id
-        for r in conn.execute(
-            select(t.role_principals.c.role_id).where(
-                t.role_principals.c.principal_id.in_(principals)
-            )
-        )
-    ]
+    role_ids = [r.role_id for r in conn.execute(_PRINCIPAL_ROLES, {"principals": principals})]
     if not role_ids:
         return Acl(user_id)
-    role_scope = {
-        r.id: r.scope_id
-        for r in conn.execute(
-            select(t.roles.c.id, t.roles.c.scope_id).where(t.roles.c.id.in_(role_ids))
-        )
-    }
+    by_roles = {"role_ids": role_ids}
+    role_scope = {r.id: r.scope_id for r in conn.execute(_ROLE_SCOPES, by_roles)}
     grant_scopes: dict[str, set[str]] = {rid: set() for rid in role_ids}
-    for r in conn.execute(
-        select(t.role_grant_scopes).where(t.role_grant_scopes.c.role_id.in_(role_ids))
-    ):
+    for r in conn.execute(_ROLE_GRANT_SCOPES, by_roles):
         grant_scopes[r.role_id].add(r.grant_scope)
     grants: dict[str, list] = {rid: [] for rid in role_ids}
-    for r in conn.execute(
-        select(t.role_grants)
-        .where(t.role_grants.c.role_id.in_(role_ids))
-        .order_by(t.role_grants.c.position)
-    ):
+    for r in conn.execute(_ROLE_GRANTS, by_roles):
         text = r.canonical_grant
         if user_id:
             text = text.replace("{{.User.Id}}", user_id).replace("{{user.id}}", user_id)
@@ -144,7 +152,7 @@ def authenticate_bearer(conn: Connection, authorization: str | None, now: dateti
     token_id = token_id_of(token)
     if token_id is None:
         raise errors.Unauthenticated("Unauthenticated, or invalid token.")
-    row = conn.execute(select(t.auth_tokens).where(t.auth_tokens.c.id == token_id)).first()
+    row = conn.execute(_TOKEN_BY_ID, {"token_id": token_id}).first()
     if row is None or not hmac.compare_digest(row.token_hash, token_hash(token)):
         raise errors.Unauthenticated("Unauthenticated, or invalid token.")
     if row.expiration_time <= now:
@@ -154,11 +162,7 @@ def authenticate_bearer(conn: Connection, authorization: str | None, now: dateti
 
 def touch_token(conn: Connection, token_id: str, now: datetime) -> None:
     """Record that a token was used (at most once per LAST_USED_GRANULARITY)."""
-    conn.execute(
-        update(t.auth_tokens)
-        .where(t.auth_tokens.c.id == token_id)
-        .values(approximate_last_used_time=now)
-    )
+    conn.execute(_TOUCH_TOKEN, {"token_id": token_id, "used_time": now})
 
 
 def make_ctx(conn: Connection, authorization: str | None, settings: Any = None) -> Ctx:

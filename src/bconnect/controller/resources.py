@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bconnect.controller import errors
@@ -80,8 +81,14 @@ def render(ctx: Ctx, kind: Kind, row: Any, actions: list[str] | None = None) -> 
     return drop_none(item)
 
 
+@cache
+def _by_id(table: Table) -> Any:
+    """``SELECT * FROM table WHERE id = :resource_id``, built once per table."""
+    return select(table).where(table.c.id == bindparam("resource_id"))
+
+
 def get_row(ctx: Ctx, kind: Kind, resource_id: str) -> Any:
-    row = ctx.conn.execute(select(kind.table).where(kind.table.c.id == resource_id)).first()
+    row = ctx.conn.execute(_by_id(kind.table), {"resource_id": resource_id}).first()
     if row is None:
         raise errors.not_found(resource_id)
     return row

@@ -7,6 +7,7 @@ per-collection values in their annotations, which FastAPI must evaluate at once.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import ResponseValidationError
 
 from bconnect.controller.lists import ListQuery, list_items
 from bconnect.controller.models import list_response
@@ -33,6 +34,33 @@ def list_query(
         page_size=page_size,
         list_token=list_token,
         include_terminated=include_terminated,
+    )
+
+
+def model_response(request: Request, content: Any) -> Any:
+    """``content`` validated and serialized as the route's ``response_model``, exactly as
+    FastAPI does it once a sync endpoint returns, but right here in the endpoint's worker
+    thread: FastAPI would hand the validation to the thread pool once more (a second
+    thread hop per request). Returns ``content`` itself (for FastAPI to serialize) where
+    that is not possible."""
+    route = request.scope.get("route")
+    field = getattr(route, "response_field", None)
+    if field is None or not hasattr(field, "serialize_json"):
+        return content
+    value, problems = field.validate(content, {}, loc=("response",))
+    if problems:
+        raise ResponseValidationError(errors=problems, body=content)
+    body = field.serialize_json(
+        value,
+        include=route.response_model_include,
+        exclude=route.response_model_exclude,
+        by_alias=route.response_model_by_alias,
+        exclude_unset=route.response_model_exclude_unset,
+        exclude_defaults=route.response_model_exclude_defaults,
+        exclude_none=route.response_model_exclude_none,
+    )
+    return Response(
+        content=body, media_type="application/json", status_code=route.status_code or 200
     )
 
 

@@ -24,7 +24,7 @@ from bconnect.controller.models import (
     TargetResponse,
     TargetUpdate,
 )
-from bconnect.controller.routes.common import add_standard_routes
+from bconnect.controller.routes.common import add_standard_routes, model_response
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
 
@@ -289,7 +289,9 @@ def authorize(request: Request, id: str, body: AuthorizeSessionRequest | None = 
         ctx.require(target.scope_id, "target", "authorize-session", target.id)
         if ctx.user_id is None:
             raise errors.Unauthenticated("Authorizing a session needs an authenticated user.")
-        return authorize_session(ctx, target, body.host_id)
+        authorization = authorize_session(ctx, target, body.host_id)
+    # serialized once the transaction (and SQLite's writer lock) is over
+    return model_response(request, authorization)
 
 
 def _find_target(ctx: Ctx, id_or_name: str, body: AuthorizeSessionRequest) -> Any:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
+import threading
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -41,38 +44,117 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# SQLite's busy handler sleeps with a growing back-off (up to 100 ms a try) while another
+# connection holds the write lock, which makes tail latencies of concurrent writers huge.
+# Writers of one process therefore queue on a lock of their own, taken just before
+# BEGIN IMMEDIATE and released once COMMIT/ROLLBACK has run, so that within a process
+# only one connection ever asks SQLite for the write lock; other processes on the same
+# file still wait on busy_timeout. One lock per database file (engines on the same file
+# share it); never held longer than busy_timeout is waited for (then BEGIN IMMEDIATE
+# falls back to SQLite's own waiting, as without the lock).
+_BUSY_TIMEOUT_S = 30
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(database: str | None) -> threading.Lock:
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return threading.Lock()  # a private database: a lock of its own
+    key = os.path.realpath(database)
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(key, threading.Lock())
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """pysqlite connection that remembers whether it holds the process's writer lock."""
+
+    bconnect_writer_lock: threading.Lock | None = None
+
+
+def _release_writer_lock(dbapi_conn: object) -> None:
+    raw = getattr(dbapi_conn, "dbapi_connection", dbapi_conn)  # a pool proxy or the raw one
+    lock = getattr(raw, "bconnect_writer_lock", None)
+    if lock is not None:
+        raw.bconnect_writer_lock = None
+        lock.release()
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={
+            "check_same_thread": False,
+            "timeout": _BUSY_TIMEOUT_S,
+            "factory": _SQLiteConnection,
+        },
+    )
+    writer_lock = _writer_lock(engine.url.database)
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite's own
+        # transaction handling would start deferred transactions behind our back).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "foreign_keys=ON",
+            "synchronous=NORMAL",
+            f"busy_timeout={_BUSY_TIMEOUT_S * 1000}",
+        ):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn) -> None:  # noqa: ANN001
+        # Writers take the lock at BEGIN so concurrent writers queue (on the process's
+        # writer lock, then on busy_timeout) instead of failing on a read-to-write lock
+        # upgrade; readers (marked by the caller) start a plain snapshot that blocks
+        # nobody under WAL.
+        if conn.get_execution_options().get("bconnect_read_only"):
+            conn.exec_driver_sql("BEGIN")
+            return
+        raw = conn.connection.dbapi_connection
+        if raw.bconnect_writer_lock is None and writer_lock.acquire(timeout=_BUSY_TIMEOUT_S):
+            raw.bconnect_writer_lock = writer_lock
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release_writer_lock(raw)
+            raise
+
+    # The lock is released only after COMMIT/ROLLBACK has run (SQLAlchemy's commit and
+    # rollback events fire before), so the next writer's BEGIN IMMEDIATE never finds
+    # the database still locked and never sleeps in the busy handler.
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def _do_commit(dbapi_conn) -> None:  # noqa: ANN001
+        try:
+            do_commit(dbapi_conn)
+        finally:
+            _release_writer_lock(dbapi_conn)
+
+    def _do_rollback(dbapi_conn) -> None:  # noqa: ANN001
+        try:
+            do_rollback(dbapi_conn)
+        finally:
+            _release_writer_lock(dbapi_conn)
+
+    dialect.do_commit = _do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = _do_rollback  # type: ignore[method-assign]
+
+    # safety nets: a connection closed or invalidated mid-transaction lets go of it too
+    for name in ("checkin", "close", "invalidate", "soft_invalidate"):
+        event.listen(engine, name, lambda dbapi_conn, *_args: _release_writer_lock(dbapi_conn))
+    return engine
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
-            # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite's own
-            # transaction handling would start deferred transactions behind our back).
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            for pragma in (
-                "journal_mode=WAL",
-                "foreign_keys=ON",
-                "synchronous=NORMAL",
-                "busy_timeout=30000",
-            ):
-                cur.execute(f"PRAGMA {pragma}")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn) -> None:  # noqa: ANN001
-            # Writers take the lock at BEGIN so concurrent writers queue on busy_timeout
-            # instead of failing on a read-to-write lock upgrade; readers (marked by the
-            # caller) start a plain snapshot that blocks nobody under WAL.
-            if conn.get_execution_options().get("bconnect_read_only"):
-                conn.exec_driver_sql("BEGIN")
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
+        return _sqlite_engine(url)
     return create_engine(
         url,
         pool_pre_ping=True,
