@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from test_handshake import _client_hello
 from test_token import TOKEN_BYTES
 
-from bconnect.core.base58 import b58encode
+from bconnect.core.base58 import ALPHABET, b58decode, b58encode
 from bconnect.core.handshake import (
     ClientHelloInfo,
     HandshakeError,
@@ -112,3 +112,15 @@ def test_handshake_messages_take_random_bytes(decode, data: bytes) -> None:  # n
 def test_client_handshake_takes_mutated_messages(data: bytes) -> None:
     with contextlib.suppress(HandshakeError):
         decode_client_handshake(data)
+
+
+@given(st.binary(max_size=700))
+def test_base58_matches_the_digit_by_digit_definition(data: bytes) -> None:
+    stripped = data.lstrip(b"\x00")
+    number, digits = int.from_bytes(stripped, "big"), []
+    while number:
+        number, rem = divmod(number, 58)
+        digits.append(ALPHABET[rem])
+    expected = "1" * (len(data) - len(stripped)) + "".join(reversed(digits))
+    assert b58encode(data) == expected
+    assert b58decode(expected) == data

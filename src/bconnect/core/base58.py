@@ -12,17 +12,29 @@ ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {char: value for value, char in enumerate(ALPHABET)}
 
 
+_CHUNK_DIGITS = 10
+_CHUNK = 58**_CHUNK_DIGITS  # big-number divisions by 58^10, not 58: ten digits per step
+
+
 def b58encode(data: bytes) -> str:
     """Encode ``data`` as base58 text."""
     data = bytes(data)
     stripped = data.lstrip(b"\x00")
     zeros = len(data) - len(stripped)
     number = int.from_bytes(stripped, "big")
-    digits: list[str] = []
+    chunks: list[int] = []
     while number:
-        number, rem = divmod(number, 58)
-        digits.append(ALPHABET[rem])
-    return "1" * zeros + "".join(reversed(digits))
+        number, rem = divmod(number, _CHUNK)
+        chunks.append(rem)
+    parts: list[str] = []
+    for chunk in reversed(chunks):  # most significant first; each is 10 digits
+        digits = []
+        for _ in range(_CHUNK_DIGITS):
+            chunk, rem = divmod(chunk, 58)
+            digits.append(ALPHABET[rem])
+        parts.append("".join(reversed(digits)))
+    text = "".join(parts).lstrip(ALPHABET[0])  # the top chunk's padding zero digits
+    return "1" * zeros + text
 
 
 def b58decode(text: str) -> bytes:
