@@ -64,7 +64,7 @@ def test_helper_help_imports_no_http_or_event_loop() -> None:
         "except SystemExit:\n"
         "    pass\n"
         "heavy = ('requests', 'asyncio', 'cryptography', 'sqlalchemy', 'bconnect.controller',\n"
-        "         'bconnect.worker', 'bconnect.core.proxy')\n"
+        "         'bconnect.worker', 'bconnect.core.proxy', 'bconnect.cli.output')\n"
         "print('LOADED', [m for m in heavy if m in sys.modules])\n"
     )
     result = subprocess.run(

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bconnect.cli import output
 from bconnect.cli.options import (
     CONTEXT_SETTINGS,
     Command,
@@ -29,6 +28,9 @@ from bconnect.cli.options import (
     string_option,
 )
 from bconnect.core.api import ApiResponse, Client
+
+if TYPE_CHECKING:  # imported where output is printed: `bconnect ssh --help` never is
+    from bconnect.cli import output
 
 __all__ = [
     "AUTH_METHOD",
@@ -214,6 +216,8 @@ def emit_item(opts: GlobalOptions, view: output.ResourceView, item: ApiResponse)
     """Print one resource as a table or as Boundary's JSON envelope."""
     if opts.json:
         body = dict(item) if getattr(item, "has_body", True) else None
+        from bconnect.cli import output
+
         opts.echo(output.json_item(getattr(item, "status_code", 200), body))
     else:
         opts.echo(view.item_table(item))
@@ -225,6 +229,8 @@ def emit_list(
     """Print a list result as a table or as Boundary's JSON envelope."""
     items = result.get("items")
     if opts.json:
+        from bconnect.cli import output
+
         opts.echo(output.json_items(result.status_code, items))
     else:
         opts.echo(view.list_table(items or [], recursive=recursive))
@@ -233,6 +239,8 @@ def emit_list(
 def emit_deleted(opts: GlobalOptions, result: ApiResponse) -> None:
     """Print the outcome of a delete."""
     if opts.json:
+        from bconnect.cli import output
+
         opts.echo(output.json_item(result.status_code, dict(result) if result.has_body else None))
     else:
         opts.echo("The delete operation completed successfully.")
