@@ -48,12 +48,15 @@ def time_command(argv: list[str], runs: int) -> float:
 def bench_cli_startup(runs: int) -> dict:
     ref = time_command([sys.executable, "-c", "import click"], runs)
     main_help = time_command([*BCONNECT, "--help"], runs)
+    ssh_help = time_command([*BCONNECT, "ssh", "--help"], runs)
     sessions_help = time_command([*BCONNECT, "sessions", "list", "--help"], runs)
     return {
         "python -c 'import click' (s)": round(ref, 4),
         "bconnect --help (s)": round(main_help, 4),
+        "bconnect ssh --help (s)": round(ssh_help, 4),
         "bconnect sessions list --help (s)": round(sessions_help, 4),
         "bconnect --help / import click": round(main_help / ref, 2),
+        "ssh --help / import click": round(ssh_help / ref, 2),
         "sessions list --help / import click": round(sessions_help / ref, 2),
         "target ratio": 2.0,
     }
