@@ -257,7 +257,7 @@ def run(quick: bool, database_url: str | None = None, clients: int = CLIENTS) ->
     return result
 
 
-def _with_postgres(quick: bool, clients: int) -> dict:
+def with_postgres(quick: bool, clients: int) -> dict:
     sys.path.insert(0, str(HERE.parent / "tests"))
     from pgserver import PostgresServer, postgres_bindir
 
@@ -281,7 +281,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=CLIENTS)
     args = parser.parse_args()
     if args.pg:
-        result = _with_postgres(args.quick, args.clients)
+        result = with_postgres(args.quick, args.clients)
     else:
         result = run(args.quick, args.database_url, args.clients)
     print(json.dumps(result))

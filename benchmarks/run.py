@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -136,44 +135,6 @@ class DevServer:
         self.tmp.cleanup()
 
 
-def bench_authorize(server: DevServer, clients: int, seconds: float) -> dict:
-    headers = {"Authorization": f"Bearer {server.token}"}
-    url = f"{server.addr}/v1/targets/ttcp_1234567890:authorize-session"
-    stop_at = time.monotonic() + seconds
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-
-    def worker() -> None:
-        nonlocal errors
-        session = requests.Session()
-        mine = []
-        bad = 0
-        while time.monotonic() < stop_at:
-            start = time.perf_counter()
-            resp = session.post(url, json={}, headers=headers, timeout=30)
-            mine.append(time.perf_counter() - start)
-            bad += resp.status_code != 200
-        with lock:
-            latencies.extend(mine)
-            errors += bad
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        for _ in range(clients):
-            pool.submit(worker)
-    elapsed = time.perf_counter() - started
-    return {
-        "clients": clients,
-        "requests": len(latencies),
-        "errors": errors,
-        "req/s": round(len(latencies) / elapsed, 1),
-        "p50 ms": round(percentile(latencies, 50) * 1000, 2),
-        "p99 ms": round(percentile(latencies, 99) * 1000, 2),
-        "target": ">= 300 req/s, p99 <= 50 ms",
-    }
-
-
 def bench_list(server: DevServer, sessions: int, runs: int) -> dict:
     """The first page of 1,000 sessions, with ``sessions`` more in the store (seeded
     straight into the database beside the running controller)."""
@@ -228,11 +189,15 @@ def main() -> int:
     from concurrency import run as concurrency
 
     results["concurrent connections"] = concurrency(quick)
+    import authorize
+
+    results["authorize-session (SQLite)"] = authorize.run(quick)
+    try:
+        results["authorize-session (PostgreSQL)"] = authorize.with_postgres(quick, 8)
+    except SystemExit as exc:  # no PostgreSQL binaries on this machine
+        results["authorize-session (PostgreSQL)"] = {"skipped": str(exc)}
     server = DevServer()
     try:
-        results["authorize-session (SQLite)"] = bench_authorize(
-            server, clients=8, seconds=1.0 if quick else 10.0
-        )
         results["sessions list"] = bench_list(
             server, sessions=2_000 if quick else 100_000, runs=2 if quick else 10
         )

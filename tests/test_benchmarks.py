@@ -15,6 +15,7 @@ SECTIONS = {
     "data plane": ["bconnect / relay chain", "added p50 ms", "added p99 ms"],
     "concurrent connections": ["errors", "worker peak RSS MB", "client proxy peak RSS MB"],
     "authorize-session (SQLite)": ["req/s", "p99 ms", "errors"],
+    "authorize-session (PostgreSQL)": ["req/s", "p99 ms", "errors"],
     "sessions list": ["page items", "median ms"],
 }
 
@@ -39,4 +40,5 @@ def test_quick_benchmarks_run_and_write_every_figure(tmp_path: Path) -> None:
         assert section in result.stdout
     assert figures["concurrent connections"]["errors"] == 0
     assert figures["authorize-session (SQLite)"]["errors"] == 0
+    assert figures["authorize-session (PostgreSQL)"]["errors"] == 0
     assert figures["sessions list"]["page items"] > 0
