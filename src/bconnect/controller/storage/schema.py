@@ -341,6 +341,8 @@ sessions = Table(
     Column("updated_time", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False, default=1),
     Index("ix_sessions_listing", "created_time", "id"),
+    # a scope's sessions newest first, read in index order (the list pages)
+    Index("ix_sessions_scope_listing", "scope_id", "created_time", "id"),
 )
 
 session_states = Table(
