@@ -1,4 +1,7 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s bench`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s bench`, `nox -s hardening`."""
+
+import json
+from pathlib import Path
 
 import nox
 
@@ -27,3 +30,31 @@ def bench(session: nox.Session) -> None:
     """Benchmarks; `nox -s bench -- --quick` is the smoke mode CI uses."""
     session.install("-e", ".")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+HARDENING_TESTS = [
+    "tests/test_fuzz_protocol.py",
+    "tests/test_fuzz_api.py",
+    "tests/test_permission_matrix.py",
+    "tests/test_worker_proxy.py",
+    "tests/test_cluster_e2e.py",
+    "tests/test_throttle.py",
+    "tests/test_api_security.py",
+]
+
+
+@nox.session
+def hardening(session: nox.Session) -> None:
+    """The security tests with long fuzzing runs, then a report of what was checked."""
+    session.install("-e", ".[test]")
+    report = Path(session.create_tmp()) / "hardening.json"
+    report.unlink(missing_ok=True)
+    env = {"HYPOTHESIS_PROFILE": "hardening", "BCONNECT_HARDENING_REPORT": str(report)}
+    tests = [t for t in HARDENING_TESTS if Path(t).exists()]
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *tests, *session.posargs, env=env)
+    figures = json.loads(report.read_text()) if report.exists() else {}
+    session.log("hardening report")
+    for section, values in figures.items():
+        session.log(f"  {section}")
+        for key, value in values.items():
+            session.log(f"    {key:<44} {value}")

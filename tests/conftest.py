@@ -53,6 +53,24 @@ def _hypothesis_profiles() -> None:
 _hypothesis_profiles()
 
 
+def hardening_report(section: str, figures: dict[str, Any]) -> None:
+    """Add figures to the hardening report (`nox -s hardening` sets
+    BCONNECT_HARDENING_REPORT to a JSON file; sections from several tests add up)."""
+    import json
+
+    path = os.environ.get("BCONNECT_HARDENING_REPORT")
+    if not path:
+        return
+    report = json.loads(Path(path).read_text()) if Path(path).exists() else {}
+    current = report.setdefault(section, {})
+    for key, value in figures.items():
+        if isinstance(value, int | float) and isinstance(current.get(key), int | float):
+            current[key] += value
+        else:
+            current[key] = value
+    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     cache = os.environ.get("XDG_CACHE_HOME")
     if cache and Path(cache).name.startswith("bconnect-test-cache-"):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 from cluster_harness import GUARD, Cluster, wait_for
+from conftest import hardening_report
 from test_dataplane_e2e import Connect, connects, echo_through
 
 pytestmark = pytest.mark.postgresql
@@ -218,6 +219,7 @@ def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
     assert code == 0, err
     final = wait_for(lambda: (s := read(cluster.a, sid))["status"] == "terminated" and s)
     assert final and final["termination_reason"] == "closed by end-user", read(cluster.a, sid)
+    hardening_report("faults", {"kill -9 of a worker mid-transfer": 1, "sessions checked": 2})
 
 
 def test_restart_a_controller_and_the_database_under_a_live_transfer(
@@ -282,6 +284,10 @@ def test_restart_a_controller_and_the_database_under_a_live_transfer(
     assert final and final["termination_reason"] == "closed by end-user"
     for ctl in (cluster.a, cluster.b):
         assert ctl.healthy()
+    hardening_report(
+        "faults",
+        {"kill -9 of a controller": 1, "database outages past the grace": 1, "sessions checked": 1},
+    )
 
 
 def test_limits_hold_under_concurrent_admission_through_both_controllers(

@@ -124,3 +124,16 @@ def test_base58_matches_the_digit_by_digit_definition(data: bytes) -> None:
     expected = "1" * (len(data) - len(stripped)) + "".join(reversed(digits))
     assert b58encode(data) == expected
     assert b58decode(expected) == data
+
+
+def test_report() -> None:
+    """The fuzzing figures, for `nox -s hardening`'s report."""
+    from conftest import hardening_report
+    from hypothesis import settings as current
+
+    fuzz_tests = [name for name in globals() if name.startswith("test_") and name != "test_report"]
+    examples = current.default.max_examples
+    hardening_report(
+        "protocol fuzzing",
+        {"properties": len(fuzz_tests) + 1, "examples per property (max)": examples},
+    )

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import hardening_report
 from sqlalchemy import update
 
 from bconnect.controller.context import utcnow
@@ -202,6 +203,14 @@ def test_every_operation_for_every_principal(fresh_controller: Any) -> None:
                 table.append((method, path, {}))
                 row = table[-1]
             row[2][principal] = got
+    hardening_report(
+        "permission matrix",
+        {
+            "operations": len(ops),
+            "cells checked": len(ops) * len(PRINCIPALS),
+            "mismatches": len(mismatches),
+        },
+    )
     assert mismatches == [], "\n".join(map(str, mismatches))
     rendered = _render(table)
     if os.environ.get("BCONNECT_WRITE_DOCS"):
