@@ -168,3 +168,25 @@ def test_raw_garbage_does_not_break_the_server(fresh_controller) -> None:
             with contextlib.suppress(OSError):
                 sock.recv(1024)
     assert requests.get(f"{ctl.addr}/v1/scopes", timeout=10).status_code == 200
+
+
+def test_only_hashes_of_passwords_and_tokens_are_stored(fresh_controller) -> None:
+    import hashlib
+
+    from sqlalchemy import select
+
+    from bconnect.controller.storage import schema as t
+
+    ctl = fresh_controller
+    token = ctl.login("user")
+    with ctl.engine.connect() as conn:
+        hashes = [r.password_hash for r in conn.execute(select(t.accounts.c.password_hash))]
+        tokens = [r.token_hash for r in conn.execute(select(t.auth_tokens.c.token_hash))]
+        dump = repr(conn.execute(select(t.accounts)).all()) + repr(
+            conn.execute(select(t.auth_tokens)).all()
+        )
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+    assert "password" not in [h.split("$")[-1] for h in hashes]
+    secret = token.split("_", 2)[2]
+    assert secret not in dump and token not in dump
+    assert any(len(h) == 64 and h != hashlib.sha256(b"").hexdigest() for h in tokens)
