@@ -72,6 +72,7 @@ REASON_INACTIVE = "Inactivity timeout reached"
 #: The proxy sends the worker a session-cancel only this long before expiration or
 #: earlier (Boundary's margin for clock skew between client and worker).
 TEARDOWN_MARGIN = timedelta(minutes=5)
+_LISTEN_BACKLOG = 4096
 _TEARDOWN_TIMEOUT = 30.0  # Boundary's sessionCancelTimeout
 _ENDED_STATUSES = frozenset({"canceling", "terminated"})
 _CANCELED_CLOSE_REASON = "session canceled"  # bconnect's worker, closing a canceled session
@@ -231,8 +232,10 @@ class ClientProxy:
         except (ValueError, OSError) as exc:
             raise ProxyError(f"error creating TLS configuration: {exc}") from None
         try:
+            # a deep accept queue: a burst of local connections (a pool opening, a load
+            # test) must not overflow asyncio's default of 100 and see resets
             self._server = await asyncio.start_server(
-                self._handle, self.listen_addr, self.listen_port
+                self._handle, self.listen_addr, self.listen_port, backlog=_LISTEN_BACKLOG
             )
         except OSError as exc:
             where = format_listen_address(self.listen_addr, self.listen_port)
