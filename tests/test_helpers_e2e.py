@@ -480,9 +480,19 @@ for i, arg in enumerate(sys.argv):
         path = sys.argv[i + 1]
         files["key"] = {{"mode": stat.S_IMODE(os.stat(path).st_mode), "path": path,
                         "content": open(path).read()}}
+# every process's command line on the machine while the helper runs (bconnect itself,
+# its proxy, the controller, this stand-in's parents)
+everyone = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            with open(f"/proc/{{pid}}/cmdline", "rb") as f:
+                everyone.append(f.read().replace(b"\\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
 report = {{"name": name, "argv": sys.argv[1:], "cmdline": cmdline,
           "env_keys": sorted(os.environ), "files": files,
-          "sshpass_set": bool(os.environ.get("SSHPASS"))}}
+          "sshpass_set": bool(os.environ.get("SSHPASS")), "all_cmdlines": everyone}}
 with open(os.environ["STAND_IN_DUMP"], "a") as out:
     out.write(json.dumps(report) + "\\n")
 """
@@ -511,24 +521,30 @@ def test_no_secret_reaches_a_command_line(dataplane, echo_server, env, stand_ins
     add_credential(
         dataplane, target, "username_password", {"username": "bob", "password": PG_PASSWORD}
     )
-    assert (
-        bconnect(dataplane, env, "postgres", "-target-id", target, extra_env=extra).returncode == 0
-    )
-    assert bconnect(dataplane, env, "ssh", "-target-id", target, extra_env=extra).returncode == 0
+    # at debug level, so that a secret in any log line would show
+    extra["BCONNECT_LOG_LEVEL"] = "debug"
+    runs = [bconnect(dataplane, env, "postgres", "-target-id", target, extra_env=extra)]
+    runs.append(bconnect(dataplane, env, "ssh", "-target-id", target, extra_env=extra))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
     key_target = make_target(dataplane, echo_server.port)
     add_credential(
         dataplane, key_target, "ssh_private_key", {"username": "keyuser", "private_key": key_pem}
     )
-    assert (
-        bconnect(dataplane, env, "ssh", "-target-id", key_target, extra_env=extra).returncode == 0
-    )
+    runs.append(bconnect(dataplane, env, "ssh", "-target-id", key_target, extra_env=extra))
+    assert runs[-1].returncode == 0, runs[-1].stderr
+    assert all("[DEBUG]" in r.stderr for r in runs)  # the logs were on
 
     psql, sshpass, ssh = (json.loads(line) for line in dump.read_text().splitlines())
-    secrets = (PG_PASSWORD, "c2VjcmV0LWtleS1ib2R5", "PRIVATE KEY")
+    secrets = (PG_PASSWORD, "c2VjcmV0LWtleS1ib2R5", "PRIVATE KEY", dataplane.token("admin"))
     for report in (psql, sshpass, ssh):
+        assert len(report["all_cmdlines"]) > 3
         for secret in secrets:
             assert secret not in "\n".join(report["cmdline"]), report["name"]
             assert secret not in "\n".join(report["argv"]), report["name"]
+            assert secret not in "\n".join(report["all_cmdlines"]), report["name"]
+    for run in runs:  # nor in any log line, at debug level
+        for secret in secrets:
+            assert secret not in run.stdout + run.stderr
         assert "PGPASSWORD" not in report["env_keys"]
         assert {"BOUNDARY_PROXIED_PORT", "BOUNDARY_PROXIED_ADDR"} <= set(report["env_keys"])
 
