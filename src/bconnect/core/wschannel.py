@@ -200,8 +200,18 @@ class WsChannel:
         return self._events.popleft()
 
     async def _flush_quietly(self) -> None:
+        """Send what the protocol has to answer after a read (a pong, a close reply).
+
+        It waits for the peer to take it only when there was something to send: a read
+        that answers nothing (all data frames) must never wait on the other direction's
+        back-pressure, or a relay whose both directions are full (an echo) stops
+        reading and deadlocks."""
         with contextlib.suppress(ConnectionError, OSError):
-            await self._flush()
+            chunks = [c for c in self.protocol.data_to_send() if c]
+            for chunk in chunks:
+                self.writer.write(chunk)
+            if chunks:
+                await self.writer.drain()
 
     async def _next_frame(self) -> Frame:
         while True:
