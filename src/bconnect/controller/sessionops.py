@@ -193,8 +193,10 @@ def authorize_connection(
         set_status(conn, session, Status.ACTIVE, now)
     elif not hmac.compare_digest(session.tofu_token_hash or "", pinned):
         raise Refusal("TofuMismatch", "tofu token not allowed")
-    _, used = connection_counts(conn, session.id)
     limit = session.connection_limit
+    # only a limited session needs its count (a session's connections pile up: counting
+    # them on every connect would make each connect slower than the last)
+    used = connection_counts(conn, session.id)[1] if limit >= 0 else 0
     if 0 <= limit <= used:
         raise Refusal("ConnectionLimitReached", "connection limit reached")
     connection_id = new_id("sc")
@@ -303,6 +305,8 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
 def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
     """Terminate ``session`` if its time has come (see sessionstate.termination_due).
     Open connections are waited for, except past expiry, when they are closed."""
+    if not _counts_matter(session, now):
+        return False  # nothing can be due, whatever the counts: spare counting them
     open_count, used = connection_counts(conn, session.id)
     reason = termination_due(
         session.status, session.expiration_time, now, open_count, session.connection_limit, used
@@ -313,6 +317,16 @@ def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
         set_status(conn, session, Status.TERMINATED, now, session.termination_reason or reason)
         return True
     return False
+
+
+def _counts_matter(session: Any, now: datetime) -> bool:
+    """Whether ``termination_due`` can answer anything but None for this session, for
+    some connection counts: when it cannot, the counts need not be read."""
+    if session.status == Status.TERMINATED.value:
+        return False
+    if session.expiration_time <= now or session.status == Status.CANCELING.value:
+        return True
+    return session.connection_limit >= 0 and session.status == Status.ACTIVE.value
 
 
 # A connection the worker admitted gets this long to show up in its status reports.
