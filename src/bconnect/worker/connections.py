@@ -61,6 +61,12 @@ class LiveConnection:
     bytes_down: int = 0
     stop_reason: str | None = None
     endpoint_failed: bool = False
+    #: the ``:connected`` report, sent while the relay already runs; the ``:closed``
+    #: report waits for it (the controller moves a connection to connected only from
+    #: authorized, so a close must never overtake it)
+    connected_report: asyncio.Future[Any] | None = field(default=None, repr=False)
+    #: the controller refused the ``:connected`` report: the connection is ended
+    connect_refused: bool = False
     #: the task serving this connection (the worker waits for it when shutting down)
     task: asyncio.Task[None] | None = field(default_factory=lambda: _current_task(), repr=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -191,6 +197,7 @@ class _PendingClose:
     bytes_up: int
     bytes_down: int
     reason: str
+    after: asyncio.Future[Any] | None = None  # sent only once this is done
 
 
 class CloseReports:
@@ -203,9 +210,18 @@ class CloseReports:
     def __len__(self) -> int:
         return len(self._pending)
 
-    async def send(self, connection_id: str, bytes_up: int, bytes_down: int, reason: str) -> None:
-        """Report a closed connection now, or queue it for ``retry`` if unreachable."""
-        self._pending[connection_id] = _PendingClose(bytes_up, bytes_down, reason)
+    async def send(
+        self,
+        connection_id: str,
+        bytes_up: int,
+        bytes_down: int,
+        reason: str,
+        *,
+        after: asyncio.Future[Any] | None = None,
+    ) -> None:
+        """Report a closed connection now, or queue it for ``retry`` if unreachable.
+        With ``after`` (the ``:connected`` report), the report waits for that first."""
+        self._pending[connection_id] = _PendingClose(bytes_up, bytes_down, reason, after)
         await self._send_one(connection_id)
 
     async def retry(self) -> None:
@@ -219,6 +235,12 @@ class CloseReports:
         pending = self._pending.get(connection_id)
         if pending is None:
             return True
+        if pending.after is not None:
+            if not pending.after.done():
+                await asyncio.wait([pending.after])  # never cancels it
+            pending.after = None
+            if self._pending.get(connection_id) is not pending:
+                return True  # sent meanwhile by another caller
         try:
             await self._cluster.closed(
                 connection_id, pending.bytes_up, pending.bytes_down, pending.reason

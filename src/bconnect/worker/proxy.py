@@ -226,7 +226,13 @@ class ConnectionProxy:
         finally:
             self.registry.remove(live)
             accepted.channel.abort()
-            await self.closes.send(live.connection_id, live.bytes_up, live.bytes_down, reason)
+            await self.closes.send(
+                live.connection_id,
+                live.bytes_up,
+                live.bytes_down,
+                reason,
+                after=live.connected_report,
+            )
             log.info(
                 "connection %s closed (%s): %d bytes up, %d bytes down",
                 live.connection_id,
@@ -277,19 +283,36 @@ class ConnectionProxy:
     ) -> str:
         channel = accepted.channel
         endpoint = _address(ep_writer.get_extra_info("peername"))
-        try:
-            await self.cluster.connected(live.connection_id, accepted.client, endpoint)
-        except ClusterError as exc:
-            log.warning("connection %s: controller refused connect: %s", live.connection_id, exc)
-            await channel.close(CloseCode.INTERNAL_ERROR, "unable to establish proxy")
-            return ClosedReason.SYSTEM_ERROR
         _nodelay(channel.writer)
         _nodelay(ep_writer)
+        # The report travels while bytes already flow: the client's first byte does not
+        # wait for the controller. Should the controller refuse it, the connection ends
+        # as it would have before relaying (1011 "unable to establish proxy").
+        report = asyncio.ensure_future(
+            self.cluster.connected(live.connection_id, accepted.client, endpoint)
+        )
+        live.connected_report = report
+        report.add_done_callback(lambda done: self._connected_answered(live, done))
         log.debug(
             "connection %s: relaying %s <-> %s", live.connection_id, accepted.client, endpoint
         )
         result = await self._relay_until_stopped(channel, ep_reader, ep_writer, live)
         return close_reason_for(live, result)
+
+    @staticmethod
+    def _connected_answered(live: LiveConnection, report: asyncio.Future[None]) -> None:
+        if report.cancelled():
+            return
+        exc = report.exception()
+        if exc is None:
+            return
+        if isinstance(exc, ClusterError):
+            log.warning("connection %s: controller refused connect: %s", live.connection_id, exc)
+        else:
+            log.warning("connection %s: connected report failed: %r", live.connection_id, exc)
+        if live.stop_reason is None:
+            live.connect_refused = True
+        live.stop(ClosedReason.SYSTEM_ERROR)
 
     async def _relay_until_stopped(
         self,
@@ -333,5 +356,8 @@ class ConnectionProxy:
     @staticmethod
     async def _close_stopped(channel: WsChannel, live: LiveConnection) -> None:
         """Tell the client the worker ended the connection (1000: the session is over)."""
+        if live.connect_refused:
+            await channel.close(CloseCode.INTERNAL_ERROR, "unable to establish proxy")
+            return
         message = _STOP_MESSAGES.get(live.stop_reason or "", "connection closed")
         await channel.close(CloseCode.NORMAL_CLOSURE, message)
