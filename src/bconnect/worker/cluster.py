@@ -1,8 +1,13 @@
 """The worker's client for the controller's cluster API (docs/cluster-api.md).
 
-HTTP + JSON over ``requests``, run in a small dedicated thread pool so a slow controller
-never blocks the event loop (nor the loop's default executor, which ``getaddrinfo`` uses
-to dial endpoints). Each pool thread keeps its own ``requests.Session``.
+HTTP + JSON. For ``http://`` controllers (the usual cluster listener) calls run on the
+event loop itself over a small pool of keep-alive connections (``_HttpPool``): a call
+costs no thread hop and no GIL hand-off, which matters on the connection path (every
+proxied connection waits for ``authorize-connection``). ``https://`` controllers go
+through ``requests`` (its certificate handling) in a small dedicated thread pool, so a
+slow controller never blocks the event loop (nor the loop's default executor, which
+``getaddrinfo`` uses to dial endpoints); each pool thread keeps its own
+``requests.Session``.
 
 Secrets stay out of logs: the auth key, tofu tokens and session private keys are never
 logged nor put in exception messages.
@@ -13,14 +18,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -167,6 +176,9 @@ class ClusterClient:
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="bconnect-cluster")
+        self._pool_size = pool_size
+        self._http: dict[str, _HttpPool | None] = {}  # base URL -> pool (None: https)
+        self._closed = False
 
     def __repr__(self) -> str:  # never show the key
         return f"ClusterClient({self.base_url!r}, worker_id={self.worker_id!r})"
@@ -266,6 +278,10 @@ class ClusterClient:
 
     def close(self) -> None:
         """Release the thread pool and the HTTP sessions."""
+        self._closed = True
+        for pool in self._http.values():
+            if pool is not None:
+                pool.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
@@ -276,11 +292,62 @@ class ClusterClient:
     async def _call(
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, self._call_sync, method, path, body)
-        except RuntimeError as exc:  # executor shut down while stopping
-            raise ClusterUnreachable(f"cluster client closed: {exc}") from None
+        """The call on the current controller, then (when it does not answer) once on
+        each of the others, in order; the one that answered becomes the current one."""
+        first = self._current
+        count = len(self.base_urls)
+        for step in range(count):
+            index = (first + step) % count
+            try:
+                answer = await self._call_at(self.base_urls[index], method, path, body)
+            except ClusterUnreachable as exc:
+                if step == count - 1 or not exc.retry_elsewhere:
+                    raise
+                log.debug("controller %s unreachable, trying the next", self.base_urls[index])
+                continue
+            if index != self._current:
+                log.info("now talking to the controller at %s", self.base_urls[index])
+                self._current = index
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _call_at(
+        self, base_url: str, method: str, path: str, body: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        if self._closed:
+            raise ClusterUnreachable("cluster client closed")
+        pool = self._pool(base_url)
+        if pool is None:  # https: requests, in the thread pool
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(
+                    self._executor, self._call_one, base_url, method, path, body
+                )
+            except RuntimeError as exc:  # executor shut down while stopping
+                raise ClusterUnreachable(f"cluster client closed: {exc}") from None
+        data = None if body is None else json.dumps(body).encode()
+        status, reason, content = await pool.request(method, path, data, self._headers())
+        log.debug("cluster %s %s -> %s", method, path, status)
+        return _answer(status, reason, content)
+
+    def _pool(self, base_url: str) -> _HttpPool | None:
+        if base_url not in self._http:
+            parts = urlsplit(base_url)
+            pool = None
+            # a controller reached through an HTTP proxy (the environment's, as requests
+            # honours it) keeps going through requests
+            direct = not requests.utils.get_environ_proxies(base_url)
+            if parts.scheme == "http" and parts.hostname and direct:
+                pool = _HttpPool(
+                    parts.hostname,
+                    parts.port or 80,
+                    parts.netloc.rsplit("@", 1)[-1],
+                    parts.path.rstrip("/"),
+                    self._timeout,
+                    self._pool_size,
+                )
+            self._http[base_url] = pool
+        return self._http[base_url]
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -297,24 +364,6 @@ class ClusterClient:
         if self.worker_id:
             headers["X-Bconnect-Worker-Id"] = self.worker_id
         return headers
-
-    def _call_sync(self, method: str, path: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
-        first = self._current
-        count = len(self.base_urls)
-        for step in range(count):
-            index = (first + step) % count
-            try:
-                answer = self._call_one(self.base_urls[index], method, path, body)
-            except ClusterUnreachable as exc:
-                if step == count - 1 or not exc.retry_elsewhere:
-                    raise
-                log.debug("controller %s unreachable, trying the next", self.base_urls[index])
-                continue
-            if index != self._current:
-                log.info("now talking to the controller at %s", self.base_urls[index])
-                self._current = index
-            return answer
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _call_one(
         self, base_url: str, method: str, path: str, body: Mapping[str, Any] | None
@@ -334,37 +383,244 @@ class ClusterClient:
                 retry_elsewhere=unsent,
             ) from None
         log.debug("cluster %s %s -> %s", method, path, resp.status_code)
-        if resp.status_code >= 400:
-            raise _error_from(resp)
-        if not resp.content:
-            return {}
-        try:
-            answer = resp.json()
-        except ValueError:
-            raise ClusterError(resp.status_code, "Internal", "answer is not JSON") from None
-        if not isinstance(answer, dict):
-            raise ClusterError(resp.status_code, "Internal", "answer is not a JSON object")
-        return answer
+        return _answer(resp.status_code, resp.reason or "", resp.content)
 
 
-def _error_from(resp: requests.Response) -> ClusterError:
-    kind, message = "Unknown", resp.reason or "error"
+def _answer(status: int, reason: str, content: bytes) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; the matching ``ClusterError`` otherwise."""
+    if status >= 400:
+        raise _error_from(status, reason, content)
+    if not content:
+        return {}
     try:
-        body = resp.json()
+        answer = json.loads(content)
+    except ValueError:
+        raise ClusterError(status, "Internal", "answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise ClusterError(status, "Internal", "answer is not a JSON object")
+    return answer
+
+
+def _error_from(status: int, reason: str, content: bytes) -> ClusterError:
+    kind, message = "Unknown", reason or "error"
+    try:
+        body = json.loads(content) if content else None
     except ValueError:
         body = None
     if isinstance(body, dict):
         kind = str(body.get("kind") or kind)
         message = str(body.get("message") or message)
-    if resp.status_code == 409:
+    if status == 409:
         return ClusterRefused(409, kind, message)
-    if resp.status_code == 503 and kind == "Unavailable":
+    if status == 503 and kind == "Unavailable":
         return ClusterUnavailable(f"controller answered 503: {message}")
-    if resp.status_code in (502, 503, 504):
-        return ClusterUnreachable(
-            f"controller answered {resp.status_code}: {message}", retry_elsewhere=False
+    if status in (502, 503, 504):
+        return ClusterUnreachable(f"controller answered {status}: {message}", retry_elsewhere=False)
+    return ClusterError(status, kind, message)
+
+
+#: Idle keep-alive connections older than this are dropped rather than reused: the
+#: controller (uvicorn) closes them after 5 s, and a request racing that close fails.
+_IDLE_MAX = 2.0
+_MAX_HEADERS = 64 * 1024
+_MAX_ANSWER = 16 * 1024 * 1024
+
+
+class _HttpConn:
+    __slots__ = ("idle_since", "reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.idle_since = 0.0
+
+    def usable(self, now: float) -> bool:
+        return (
+            now - self.idle_since < _IDLE_MAX
+            and not self.reader.at_eof()
+            and not self.writer.is_closing()
+            and not self.reader._buffer  # noqa: SLF001 - bytes nobody asked for: unusable
         )
-    return ClusterError(resp.status_code, kind, message)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+class _Broken(Exception):
+    """The connection failed after the request may have been sent."""
+
+
+class _HttpPool:
+    """HTTP/1.1 keep-alive connections to one ``http://`` controller, used from the loop.
+
+    Errors map as ``requests`` failures did: a refused or timed-out connect and a
+    connection lost mid-call are ``ClusterUnreachable`` that may go elsewhere; a read
+    timeout is one that may not (the call may have been committed).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        netloc: str,
+        prefix: str,
+        timeout: tuple[float, float],
+        size: int,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.base = f"http://{netloc}{prefix}"
+        self._host_header = netloc
+        self._prefix = prefix
+        self._connect_timeout, self._read_timeout = timeout
+        self._idle: list[_HttpConn] = []
+        self._size = size
+        self._slots: asyncio.Semaphore | None = None
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, str, bytes]:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._size)
+        async with self._slots:
+            conn = await self._checkout()
+            try:
+                async with asyncio.timeout(self._read_timeout):
+                    answer, keep = await self._exchange(conn, method, path, body, headers)
+            except TimeoutError:
+                conn.close()
+                raise ClusterUnreachable(
+                    f"controller at {self.base} unreachable: ReadTimeout", retry_elsewhere=False
+                ) from None
+            except (_Broken, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+                conn.close()
+                raise ClusterUnreachable(
+                    f"controller at {self.base} unreachable: {type(exc).__name__}"
+                ) from None
+            except BaseException:
+                conn.close()
+                raise
+            if keep:
+                conn.idle_since = time.monotonic()
+                self._idle.append(conn)
+            else:
+                conn.close()
+            return answer
+
+    async def _checkout(self) -> _HttpConn:
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable(now):
+                return conn
+            conn.close()
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port, limit=_MAX_HEADERS),
+                self._connect_timeout,
+            )
+        except TimeoutError:
+            raise ClusterUnreachable(
+                f"controller at {self.base} unreachable: ConnectTimeout"
+            ) from None
+        except OSError:
+            raise ClusterUnreachable(
+                f"controller at {self.base} unreachable: ConnectionError"
+            ) from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return _HttpConn(reader, writer)
+
+    async def _exchange(
+        self,
+        conn: _HttpConn,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+    ) -> tuple[tuple[int, str, bytes], bool]:
+        lines = [
+            f"{method} {self._prefix}{path} HTTP/1.1",
+            f"Host: {self._host_header}",
+            f"User-Agent: {USER_AGENT}",
+            "Accept-Encoding: identity",
+            "Connection: keep-alive",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        if body is not None:
+            lines.append("Content-Type: application/json")
+            lines.append(f"Content-Length: {len(body)}")
+        elif method in ("POST", "PUT", "PATCH"):
+            lines.append("Content-Length: 0")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        conn.writer.write(head + body if body else head)
+        await conn.writer.drain()
+        reader = conn.reader
+        try:
+            raw = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise _Broken("answer headers too large") from None
+        status_line, *header_lines = raw.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise _Broken("not an HTTP answer")
+        status = int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        fields: dict[str, str] = {}
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if sep:
+                fields[name.strip().lower()] = value.strip()
+        connection = fields.get("connection", "").lower()
+        keep = parts[0] == "HTTP/1.1" and "close" not in connection
+        if parts[0] != "HTTP/1.1" and "keep-alive" in connection:
+            keep = True
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            content = b""
+        elif "chunked" in fields.get("transfer-encoding", "").lower():
+            content = await _read_chunked(reader)
+        elif "content-length" in fields:
+            try:
+                length = int(fields["content-length"])
+            except ValueError:
+                raise _Broken("bad Content-Length") from None
+            if not 0 <= length <= _MAX_ANSWER:
+                raise _Broken("answer too large")
+            content = await reader.readexactly(length)
+        else:  # the answer ends when the connection does
+            content = await reader.read(_MAX_ANSWER)
+            while chunk := await reader.read(_MAX_ANSWER):
+                content += chunk
+            keep = False
+        return (status, reason, content), keep
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise _Broken("bad chunk") from None
+        if size == 0:
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
+                pass
+            return b"".join(parts)
+        total += size
+        if total > _MAX_ANSWER:
+            raise _Broken("answer too large")
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
 
 
 def _seg(value: str) -> str:
