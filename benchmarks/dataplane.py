@@ -217,3 +217,7 @@ def run(quick: bool) -> dict:
         "added p99 ms": round(p99 * 1000, 2),
         "targets": "throughput >= 0.6x relay chain; added <= 5 ms p50, <= 15 ms p99",
     }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--quick" in sys.argv[1:]), indent=2))

@@ -10,8 +10,10 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from conftest import hardening_report
 from fake_cluster import FakeCluster, FakeSession
 from worker_client import (
     boundary_context,
@@ -470,3 +472,27 @@ async def test_authenticated_client_that_never_upgrades_is_dropped(env: Env) -> 
     assert await asyncio.wait_for(reader.read(), GUARD) == b""
     writer.close()
     assert not env.cluster.calls_to(":authorize-connection")
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def test_five_hundred_half_open_connections_leave_real_sessions_alone(env: Env) -> None:
+    session = env.session("s_busy123456")
+    hello = client_hello_bytes("localhost", ["http/1.1", session.session_id])
+    before = _rss_mb()
+    # half-open: TCP up, then a few bytes of a ClientHello, and nothing more
+    socks = [await _raw(env.port, hello[: 1 + i % 40]) for i in range(500)]
+    conn = await env.connect(session, new_tofu_token())
+    payload = os.urandom(256 * 1024)
+    assert await transfer(conn.channel, payload) == payload
+    await conn.close()
+    grown = _rss_mb() - before
+    # the handshake timeout (2 s here) drops every one of them
+    assert all(await asyncio.gather(*(_dropped(sock) for sock in socks)))
+    assert grown < 64, f"{grown:.1f} MB for 500 half-open connections"
+    hardening_report("worker abuse", {"half-open connections dropped": 500})
