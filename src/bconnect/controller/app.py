@@ -97,6 +97,11 @@ class RequestShape:
             body = errors.Unauthenticated("A valid worker auth key is required.").body()
             await JSONResponse(body, status_code=401)(scope, receive, send)
             return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # PostgreSQL cannot compare text with a NUL in it (a 500); nothing has one
+            body = errors.invalid_field("id", "Must not contain NUL characters.").body()
+            await JSONResponse(body, status_code=400)(scope, receive, send)
+            return
         limit = self.max_body_bytes
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
         declared = dict(scope["headers"]).get(b"content-length", b"")

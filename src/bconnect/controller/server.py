@@ -81,6 +81,9 @@ def open_error(exc: Exception, url: str) -> str:
     return f"cannot open the database {display_database_url(url)}: {first.strip()}"
 
 
+MAX_REQUEST_HEAD_BYTES = 1 << 20
+
+
 class _Server(uvicorn.Server):
     """uvicorn.Server that, on SIGINT/SIGTERM, first stops the embedded worker (so its
     last connection-closed reports still reach the API) and only then shuts down.
@@ -149,6 +152,11 @@ class Controller:
             access_log=log_level == "debug",
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # A request head (request line and headers) may be as large as Boundary's
+            # (Go's http.DefaultMaxHeaderBytes, 1 MiB); h11's 16 KiB default answers a
+            # documented-valid query (a 4096-character filter, percent-encoded, is up
+            # to 48 KiB) with a bare text/plain 400 before the API sees it.
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
         )
         return _Server(config)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
@@ -276,8 +277,18 @@ for _action, _factory in (
     )
 
 
+class _AnyPath(PathConvertor):
+    """``path``, newlines included (``.*`` stops at one, and a target name or ID with a
+    newline then fell through to the ``/v1/targets/{id}`` routes: an undocumented 405)."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
 @router.post(
-    "/v1/targets/{id:path}:authorize-session",
+    "/v1/targets/{id:anypath}:authorize-session",
     response_model=SessionAuthorization,
     response_model_exclude_none=True,
 )
