@@ -47,6 +47,7 @@ class DevServer:
     def __init__(self, database_url: str | None = None, extra_env: dict | None = None) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="bconnect-bench-")
         url = database_url or os.path.join(self.tmp.name, "bench.db")
+        self.database = url  # may hold a password: never printed
         env = {**os.environ, _URL_ENV: url, **(extra_env or {})}
         self.proc = subprocess.Popen(
             [

@@ -13,14 +13,12 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -61,81 +59,7 @@ def bench_cli_startup(runs: int) -> dict:
     }
 
 
-class DevServer:
-    """`bconnect dev` in a child process on a free port."""
-
-    def __init__(self) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="bconnect-bench-")
-        self.database = os.path.join(self.tmp.name, "bench.db")
-        self.proc = subprocess.Popen(
-            [
-                *BCONNECT,
-                "dev",
-                "-api-listen-address",
-                "127.0.0.1:0",
-                "-cluster-listen-address",
-                "127.0.0.1:0",
-                "-proxy-listen-address",
-                "127.0.0.1:0",
-                "-database-url",
-                self.database,
-                "-log-level",
-                "warning",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()  # never leave a dev server behind
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        self.addr = None
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"Controller API: (http://\S+)", line)
-            if m:
-                self.addr = m.group(1)
-                break
-        if self.addr is None:
-            raise RuntimeError("bconnect dev did not start")
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-        while True:
-            try:
-                requests.get(f"{self.addr}/v1/scopes", timeout=5)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        resp = requests.post(
-            f"{self.addr}/v1/auth-methods/ampw_1234567890:authenticate",
-            json={
-                "command": "login",
-                "attributes": {"login_name": "admin", "password": "password"},
-            },
-            timeout=10,
-        )
-        self.token = resp.json()["attributes"]["token"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.tmp.cleanup()
-
-
-def bench_list(server: DevServer, sessions: int, runs: int) -> dict:
+def bench_list(server: Any, sessions: int, runs: int) -> dict:
     """The first page of 1,000 sessions, with ``sessions`` more in the store (seeded
     straight into the database beside the running controller)."""
     from seed import seed_sessions
@@ -196,7 +120,7 @@ def main() -> int:
         results["authorize-session (PostgreSQL)"] = authorize.with_postgres(quick, 8)
     except SystemExit as exc:  # no PostgreSQL binaries on this machine
         results["authorize-session (PostgreSQL)"] = {"skipped": str(exc)}
-    server = DevServer()
+    server = authorize.DevServer()
     try:
         results["sessions list"] = bench_list(
             server, sessions=2_000 if quick else 100_000, runs=2 if quick else 10
