@@ -496,3 +496,21 @@ async def test_five_hundred_half_open_connections_leave_real_sessions_alone(env:
     assert all(await asyncio.gather(*(_dropped(sock) for sock in socks)))
     assert grown < 64, f"{grown:.1f} MB for 500 half-open connections"
     hardening_report("worker abuse", {"half-open connections dropped": 500})
+
+
+async def test_an_oversized_websocket_message_closes_the_connection(env: Env) -> None:
+    from bconnect.core.wschannel import MAX_INCOMING
+
+    session = env.session("s_huge123456")
+    conn = await env.connect(session, new_tofu_token())
+    assert await transfer(conn.channel, b"before") == b"before"
+    # one binary message past the worker's limit, sent as a single frame
+    conn.channel.protocol.send_binary(b"\0" * (MAX_INCOMING + 1))
+    await conn.channel._flush()  # noqa: SLF001 - bypass send()'s 32 KiB splitting
+    closed = await closed_by_worker(conn.channel)
+    assert closed.code == 1009  # message too big
+    # and the worker goes on serving the session
+    again = await env.connect(session, await _pinned_tofu(env, session))
+    assert await transfer(again.channel, b"after") == b"after"
+    await again.close()
+    hardening_report("worker abuse", {"oversized WebSocket messages refused": 1})
