@@ -52,10 +52,12 @@ def hardening(session: nox.Session) -> None:
     report.unlink(missing_ok=True)
     env = {"HYPOTHESIS_PROFILE": "hardening", "BCONNECT_HARDENING_REPORT": str(report)}
     tests = [t for t in HARDENING_TESTS if Path(t).exists()]
-    session.run("pytest", "-q", "-p", "no:cacheprovider", *tests, *session.posargs, env=env)
-    figures = json.loads(report.read_text()) if report.exists() else {}
-    session.log("hardening report")
-    for section, values in figures.items():
-        session.log(f"  {section}")
-        for key, value in values.items():
-            session.log(f"    {key:<44} {value}")
+    try:
+        session.run("pytest", "-q", "-p", "no:cacheprovider", *tests, *session.posargs, env=env)
+    finally:  # the figures of what ran, pass or fail
+        figures = json.loads(report.read_text()) if report.exists() else {}
+        session.log("hardening report")
+        for section, values in figures.items():
+            session.log(f"  {section}")
+            for key, value in values.items():
+                session.log(f"    {key:<44} {value}")
