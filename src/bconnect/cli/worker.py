@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import sys
-from urllib.parse import urlsplit
 
 import click
 
@@ -31,16 +30,17 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def controller_url(address: str) -> str:
-    """The cluster listener's URL; a bare ``host:port`` means ``http://host:port``."""
-    url = address.strip().rstrip("/")
-    if "://" not in url:
-        url = f"http://{url}"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """The cluster listener's URL, as a config file's ``controllers`` entries are read
+    (:func:`bconnect.config.cluster_url`: a bare ``host[:port]`` means ``http://``, port
+    9201 when none is given)."""
+    from bconnect.config import cluster_url
+
+    try:
+        return cluster_url(address)
+    except ValueError:
         raise click.BadParameter(
             f"{address!r} is not an http:// address", param_hint="'-controller-address'"
-        )
-    return url
+        ) from None
 
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
