@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bconnect.controller import listing
-from bconnect.controller.sessionstate import InvalidTransition, check_transition, termination_due
+from bconnect.controller.sessionstate import (
+    InvalidTransition,
+    check_transition,
+    termination_due,
+    termination_possible,
+)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -70,3 +75,17 @@ def test_list_token_round_trip_and_mismatch() -> None:
         listing.decode_list_token(listing.encode_list_token(bad), "sessions", fp)
     assert listing.clamp_page_size(5000) == 1000
     assert listing.clamp_page_size(None) == listing.DEFAULT_PAGE_SIZE
+
+
+def test_termination_possible_is_exactly_when_termination_due_can_answer() -> None:
+    # the session job and the close path skip counting connections when it says False
+    for status in ("pending", "active", "canceling", "terminated"):
+        for expiration in (NOW - timedelta(seconds=1), NOW, LATER):
+            for limit in (-1, 1, 3):
+                answers = {
+                    termination_due(status, expiration, NOW, open_, limit, used)
+                    for open_ in range(4)
+                    for used in range(open_, 5)
+                }
+                possible = termination_possible(status, expiration, NOW, limit)
+                assert possible == (answers != {None}), (status, expiration, limit)

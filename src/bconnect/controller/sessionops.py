@@ -15,6 +15,7 @@ from bconnect.controller.sessionstate import (
     TerminationReason,
     check_transition,
     termination_due,
+    termination_possible,
 )
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
@@ -305,7 +306,9 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
 def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
     """Terminate ``session`` if its time has come (see sessionstate.termination_due).
     Open connections are waited for, except past expiry, when they are closed."""
-    if not _counts_matter(session, now):
+    if not termination_possible(
+        session.status, session.expiration_time, now, session.connection_limit
+    ):
         return False  # nothing can be due, whatever the counts: spare counting them
     open_count, used = connection_counts(conn, session.id)
     reason = termination_due(
@@ -317,16 +320,6 @@ def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
         set_status(conn, session, Status.TERMINATED, now, session.termination_reason or reason)
         return True
     return False
-
-
-def _counts_matter(session: Any, now: datetime) -> bool:
-    """Whether ``termination_due`` can answer anything but None for this session, for
-    some connection counts: when it cannot, the counts need not be read."""
-    if session.status == Status.TERMINATED.value:
-        return False
-    if session.expiration_time <= now or session.status == Status.CANCELING.value:
-        return True
-    return session.connection_limit >= 0 and session.status == Status.ACTIVE.value
 
 
 # A connection the worker admitted gets this long to show up in its status reports.
