@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +24,7 @@ from bconnect.controller import errors
 from bconnect.controller.context import Ctx, make_ctx, touch_token
 from bconnect.controller.jobs import job_loop
 from bconnect.controller.settings import Settings
+from bconnect.controller.storage.db import database_unreachable
 from bconnect.controller.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -221,9 +222,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if not isinstance(exc, OperationalError | InterfaceError) and not (
-            exc.connection_invalidated
-        ):
+        if not database_unreachable(exc):
             return await _internal(request, exc)
         log.warning(
             "database unavailable serving %s %s: %s",

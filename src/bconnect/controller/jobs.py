@@ -28,13 +28,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from bconnect.controller.context import utcnow
 from bconnect.controller.resources import note_deleted
 from bconnect.controller.sessionops import close_dead_worker_connections, terminate_due_sessions
 from bconnect.controller.settings import Settings
 from bconnect.controller.storage import schema as t
+from bconnect.controller.storage.db import database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ async def job_loop(engine: Engine, settings: Settings) -> None:
             try:
                 await asyncio.to_thread(run_job, engine, job, settings.name)
             except Exception as exc:  # noqa: BLE001 - a failed run must not stop later ones
-                if _unreachable(exc):
+                if database_unreachable(exc):
                     reachable_since = loop.time()
                 if job.name not in failing:
                     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -171,10 +172,3 @@ async def job_loop(engine: Engine, settings: Settings) -> None:
                     log.info("job %s running again", job.name)
                     failing.discard(job.name)
         await asyncio.sleep(settings.job_interval)
-
-
-def _unreachable(exc: Exception) -> bool:
-    """Did this failure come from not reaching the database (rather than from a job)?"""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

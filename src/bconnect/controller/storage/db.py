@@ -15,6 +15,16 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """Did this error come from not reaching the database (down, restarting, connection
+    lost) rather than from the statement? The API answers those 503, the jobs wait."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
 class SchemaError(RuntimeError):
     """The database schema cannot be used by this bconnect as it is."""
 
