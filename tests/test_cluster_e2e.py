@@ -19,7 +19,7 @@ import pytest
 import requests
 from cluster_harness import GUARD, Cluster, wait_for
 from conftest import hardening_report
-from test_dataplane_e2e import Connect, connects, echo_through
+from test_dataplane_e2e import authorize, connects, echo_through, session, start_connect
 
 pytestmark = pytest.mark.postgresql
 __all__ = ["connects"]  # the fixture, shared with the data-plane tests
@@ -118,22 +118,6 @@ def target(cluster: Cluster, project: str, port: int, **extra: Any) -> str:
     return resp.json()["id"]
 
 
-def authorize(ctl: Any, target_id: str) -> dict:
-    resp = ctl.request("POST", f"/v1/targets/{target_id}:authorize-session", json={})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def connect(connects: list[Connect], ctl: Any, token: str) -> tuple[Connect, int]:
-    c = Connect(ctl, "-authz-token", "-", stdin=token + "\n")
-    connects.append(c)
-    return c, int(c.listening()["port"])
-
-
-def read(ctl: Any, sid: str) -> dict:
-    return ctl.request("GET", f"/v1/sessions/{sid}").json()
-
-
 def serving_worker(cluster: Cluster, sid: str) -> str:
     rows = cluster.sql(
         "SELECT w.name FROM session_connections c JOIN workers w ON w.id = c.worker_id "
@@ -148,12 +132,12 @@ def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connec
     # the filter sends the session through worker-b, which only knows controller b
     tid = target(cluster, project, echo_server.port, worker_filter='"/name" == "worker-b"')
     auth = authorize(cluster.a, tid)
-    _, port = connect(connects, cluster.a, auth["authorization_token"])
+    _, port = start_connect(connects, cluster.a, auth["authorization_token"])
     stream = Stream(port)
     try:
         assert stream.flowing(), cluster.logs()
         assert serving_worker(cluster, auth["session_id"]) == "worker-b"
-        version = read(cluster.b, auth["session_id"])["version"]
+        version = session(cluster.b, auth["session_id"])["version"]
         canceled_at = time.monotonic()
         resp = cluster.b.request(
             "POST", f"/v1/sessions/{auth['session_id']}:cancel", json={"version": version}
@@ -166,9 +150,9 @@ def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connec
     finally:
         stream.close()
     final = wait_for(
-        lambda: (s := read(cluster.a, auth["session_id"]))["status"] == "terminated" and s
+        lambda: (s := session(cluster.a, auth["session_id"]))["status"] == "terminated" and s
     )
-    assert final, read(cluster.a, auth["session_id"])
+    assert final, session(cluster.a, auth["session_id"])
     assert final["termination_reason"] == "canceled"
     conn = final["connections"][0]
     assert conn["closed_reason"] == "canceled"
@@ -180,7 +164,7 @@ def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
     tid = target(cluster, project, echo_server.port)
     auth = authorize(cluster.a, tid)
     sid = auth["session_id"]
-    c, port = connect(connects, cluster.a, auth["authorization_token"])
+    c, port = start_connect(connects, cluster.a, auth["authorization_token"])
     stream = Stream(port)
     try:
         assert stream.flowing(), cluster.logs()
@@ -193,9 +177,9 @@ def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
         stream.close()
     # the dead worker's connection is closed by the controllers after the grace period
     closed = wait_for(
-        lambda: (s := read(cluster.b, sid))["connections"][0].get("closed_reason") and s
+        lambda: (s := session(cluster.b, sid))["connections"][0].get("closed_reason") and s
     )
-    assert closed, read(cluster.b, sid)
+    assert closed, session(cluster.b, sid)
     assert closed["connections"][0]["closed_reason"] == "system error"
     assert closed["status"] == "active"
     # the other worker keeps serving: this session (the client fails over) and new ones
@@ -212,13 +196,13 @@ def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
     assert names == {doomed, survivor.worker_name}
     assert cluster.healthy_workers() == {survivor.worker_name}
     other = authorize(cluster.b, tid)
-    _, other_port = connect(connects, cluster.b, other["authorization_token"])
+    _, other_port = start_connect(connects, cluster.b, other["authorization_token"])
     assert echo_through(other_port, b"still serving") == b"still serving"
     # the client leaves: its cancel goes through the surviving worker; the session ends
     code, _, err = c.finish()
     assert code == 0, err
-    final = wait_for(lambda: (s := read(cluster.a, sid))["status"] == "terminated" and s)
-    assert final and final["termination_reason"] == "closed by end-user", read(cluster.a, sid)
+    final = wait_for(lambda: (s := session(cluster.a, sid))["status"] == "terminated" and s)
+    assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
     hardening_report("faults", {"kill -9 of a worker mid-transfer": 1, "sessions checked": 2})
 
 
@@ -230,7 +214,7 @@ def test_restart_a_controller_and_the_database_under_a_live_transfer(
     tid = target(cluster, project, echo_server.port, worker_filter='"/name" == "worker-a"')
     auth = authorize(cluster.b, tid)
     sid = auth["session_id"]
-    c, port = connect(connects, cluster.b, auth["authorization_token"])
+    c, port = start_connect(connects, cluster.b, auth["authorization_token"])
     stream = Stream(port)
     try:
         assert stream.flowing(), cluster.logs()
@@ -262,25 +246,25 @@ def test_restart_a_controller_and_the_database_under_a_live_transfer(
         )
         time.sleep(4)  # past the grace again: the live connection must still be open
         assert stream.flowing() and not stream.ended.is_set()
-        assert not read(cluster.a, sid)["connections"][0].get("closed_reason")
+        assert not session(cluster.a, sid)["connections"][0].get("closed_reason")
         # the byte counts keep being reported after both restarts
         assert wait_for(
-            lambda: int(read(cluster.b, sid)["connections"][0]["bytes_up"]) >= stream.echoed // 2
+            lambda: int(session(cluster.b, sid)["connections"][0]["bytes_up"]) >= stream.echoed // 2
         )
     finally:
         sent = stream.close()
     assert not stream.error and not stream.ended.is_set()
     conn = wait_for(
-        lambda: (s := read(cluster.a, sid))["connections"][0].get("closed_reason") and s
+        lambda: (s := session(cluster.a, sid))["connections"][0].get("closed_reason") and s
     )
-    assert conn, read(cluster.a, sid)
+    assert conn, session(cluster.a, sid)
     record = conn["connections"][0]
     assert record["closed_reason"] == "closed by end-user"
     assert int(record["bytes_up"]) == sent and int(record["bytes_down"]) == sent
     assert conn["status"] == "active"
     code, _, err = c.finish()
     assert code == 0, err
-    final = wait_for(lambda: (s := read(cluster.b, sid))["status"] == "terminated" and s)
+    final = wait_for(lambda: (s := session(cluster.b, sid))["status"] == "terminated" and s)
     assert final and final["termination_reason"] == "closed by end-user"
     for ctl in (cluster.a, cluster.b):
         assert ctl.healthy()

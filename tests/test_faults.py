@@ -21,13 +21,18 @@ import pytest
 import requests
 from conftest import hardening_report
 from test_cluster_e2e import Stream
-from test_dataplane_e2e import GUARD, Connect, connects, echo_through, make_target, wait_for
+from test_dataplane_e2e import (
+    GUARD,
+    authorize,
+    connects,
+    echo_through,
+    make_target,
+    session,
+    start_connect,
+    wait_for,
+)
 
 __all__ = ["connects"]  # the fixture
-
-
-def read(ctl: Any, sid: str) -> dict:
-    return ctl.request("GET", f"/v1/sessions/{sid}").json()
 
 
 def database_is_consistent(ctl: Any) -> None:
@@ -56,11 +61,9 @@ def database_is_consistent(ctl: Any) -> None:
 @pytest.mark.all_databases
 def test_client_killed_mid_transfer(dataplane, echo_server, connects) -> None:  # noqa: ANN001
     target = make_target(dataplane, echo_server.port, session_max_seconds=4)
-    auth = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={}).json()
+    auth = authorize(dataplane, target)
     sid = auth["session_id"]
-    c = Connect(dataplane, "-authz-token", "-", stdin=auth["authorization_token"] + "\n")
-    connects.append(c)
-    port = int(c.listening()["port"])
+    c, port = start_connect(connects, dataplane, auth["authorization_token"])
     stream = Stream(port)
     try:
         assert stream.flowing(256 * 1024)
@@ -71,17 +74,17 @@ def test_client_killed_mid_transfer(dataplane, echo_server, connects) -> None:  
         stream.close()
     # the worker saw the client go: the connection is closed, with its bytes
     closed = wait_for(
-        lambda: (s := read(dataplane, sid))["connections"][0].get("closed_reason") and s
+        lambda: (s := session(dataplane, sid))["connections"][0].get("closed_reason") and s
     )
-    assert closed, read(dataplane, sid)
+    assert closed, session(dataplane, sid)
     record = closed["connections"][0]
     # EOF reads as the end user hanging up; a reset (the kernel closing a killed
     # process's socket with unread data) as an error of the relay: either way a reason
     assert record["closed_reason"] in ("closed by end-user", "network error", "system error")
     assert int(record["bytes_up"]) > 0
     # nobody cancels: the session ends at its expiry, not later
-    final = wait_for(lambda: (s := read(dataplane, sid))["status"] == "terminated" and s)
-    assert final and final["termination_reason"] == "timed out", read(dataplane, sid)
+    final = wait_for(lambda: (s := session(dataplane, sid))["status"] == "terminated" and s)
+    assert final and final["termination_reason"] == "timed out", session(dataplane, sid)
     database_is_consistent(dataplane)
     hardening_report("faults", {"kill -9 of a client mid-transfer": 1, "sessions checked": 1})
 
@@ -143,11 +146,9 @@ def test_dev_killed_mid_transfer_and_restarted(tmp_path, echo_server, connects) 
     try:
         dev.start()
         target = make_target(dev, echo_server.port)
-        auth = dev.request("POST", f"/v1/targets/{target}:authorize-session", json={}).json()
+        auth = authorize(dev, target)
         sid = auth["session_id"]
-        c = Connect(dev, "-authz-token", "-", stdin=auth["authorization_token"] + "\n")
-        connects.append(c)
-        port = int(c.listening()["port"])
+        c, port = start_connect(connects, dev, auth["authorization_token"])
         stream = Stream(port)
         try:
             assert stream.flowing(256 * 1024)
@@ -160,7 +161,7 @@ def test_dev_killed_mid_transfer_and_restarted(tmp_path, echo_server, connects) 
         dev.start()
         # the restarted worker does not report the dead connection: closed, system error
         closed = wait_for(
-            lambda: (s := read(dev, sid))["connections"][0].get("closed_reason") and s
+            lambda: (s := session(dev, sid))["connections"][0].get("closed_reason") and s
         )
         assert closed and closed["connections"][0]["closed_reason"] == "system error"
         assert closed["status"] == "active"
@@ -169,7 +170,7 @@ def test_dev_killed_mid_transfer_and_restarted(tmp_path, echo_server, connects) 
         assert echo_through(port, payload) == payload
         code, _, err = c.finish(signal.SIGINT)
         assert code == 0, err
-        final = wait_for(lambda: (s := read(dev, sid))["status"] == "terminated" and s)
+        final = wait_for(lambda: (s := session(dev, sid))["status"] == "terminated" and s)
         assert final and final["termination_reason"] == "closed by end-user"
         assert "Traceback" not in re.sub(r"\s+", " ", dev.log.read_text())
     finally:
