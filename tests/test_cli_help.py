@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -36,42 +37,46 @@ def test_python_m_bconnect_help_lists_groups() -> None:
         assert name in result.stdout
 
 
-def test_top_level_help_imports_no_api_stack() -> None:
+def _help_imports(args: list[str], modules: tuple[str, ...]) -> tuple[list[str], str]:
+    """Run ``bconnect ARGS`` (a --help) in a fresh interpreter; return which of
+    ``modules`` it imported, and its output."""
     code = (
-        "import sys\n"
+        "import json, sys\n"
         "from bconnect.cli.main import cli\n"
         "try:\n"
-        "    cli.main(['--help'], prog_name='bconnect')\n"
+        f"    cli.main({args!r}, prog_name='bconnect')\n"
         "except SystemExit:\n"
         "    pass\n"
-        "loaded = [m for m in ('requests', 'bconnect.core.api', 'bconnect.cli.targets')"
-        " if m in sys.modules]\n"
-        "print('LOADED', loaded)\n"
+        f"print('LOADED', json.dumps([m for m in {modules!r} if m in sys.modules]))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60
     )
-    assert "LOADED []" in result.stdout, result.stdout + result.stderr
+    loaded = [line for line in result.stdout.splitlines() if line.startswith("LOADED ")]
+    assert loaded, result.stdout + result.stderr
+    return json.loads(loaded[-1].removeprefix("LOADED ")), result.stdout
+
+
+def test_top_level_help_imports_no_api_stack() -> None:
+    loaded, _ = _help_imports(["--help"], ("requests", "bconnect.core.api", "bconnect.cli.targets"))
+    assert loaded == []
 
 
 def test_helper_help_imports_no_http_or_event_loop() -> None:
     """`bconnect ssh --help` must stay quick: no requests, asyncio or server code."""
-    code = (
-        "import sys\n"
-        "from bconnect.cli.main import cli\n"
-        "try:\n"
-        "    cli.main(['ssh', '--help'], prog_name='bconnect')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = ('requests', 'asyncio', 'cryptography', 'sqlalchemy', 'bconnect.controller',\n"
-        "         'bconnect.worker', 'bconnect.core.proxy', 'bconnect.cli.output')\n"
-        "print('LOADED', [m for m in heavy if m in sys.modules])\n"
+    heavy = (
+        "requests",
+        "asyncio",
+        "cryptography",
+        "sqlalchemy",
+        "bconnect.controller",
+        "bconnect.worker",
+        "bconnect.core.proxy",
+        "bconnect.cli.output",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60
-    )
-    assert "LOADED []" in result.stdout, result.stdout + result.stderr
-    assert "-username" in result.stdout
+    loaded, out = _help_imports(["ssh", "--help"], heavy)
+    assert loaded == []
+    assert "-username" in out
 
 
 def _command_paths() -> list[tuple[str, ...]]:
