@@ -11,7 +11,6 @@ A helper named like one of :data:`COMMANDS` is only reachable as `bconnect conne
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click
@@ -111,17 +110,4 @@ def cli() -> None:
 
 
 def main() -> None:
-    _client_logging()
     cli.main(args=sys.argv[1:], prog_name="bconnect")
-
-
-def _client_logging() -> None:
-    """BCONNECT_LOG_LEVEL (debug, info, warning, error) turns on the client commands' logs
-    on stderr; the server commands (dev, server, worker) configure their own."""
-    if sys.argv[1:2] in (["dev"], ["server"], ["worker"]):
-        return
-    level = os.environ.get("BCONNECT_LOG_LEVEL", "").strip().upper()
-    if level in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        import logging
-
-        logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")

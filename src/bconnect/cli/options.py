@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -296,23 +297,35 @@ def _global_options(func: F) -> F:
             envvar=["BCONNECT_CACERT", "BOUNDARY_CACERT"],
             help="PEM file of the CA that signed the controller's TLS certificate.",
         ),
-        click.option("-v", "--verbose", "verbose", is_flag=True, help="Debug logging to stderr."),
+        click.option(
+            "-v",
+            "--verbose",
+            "verbose",
+            is_flag=True,
+            help="Debug logging to stderr (env BCONNECT_LOG_LEVEL sets a level without -v).",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def _setup_logging(verbose: bool) -> None:
-    if not verbose:
+    """``-v``: debug logs on stderr; without it, env BCONNECT_LOG_LEVEL may set a level.
+    (dev, server and worker have their own -log-level.)"""
+    level = "DEBUG" if verbose else os.environ.get("BCONNECT_LOG_LEVEL", "").strip().upper()
+    if level not in _LOG_LEVELS:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
     root = logging.getLogger("bconnect")
     if not any(getattr(h, "_bconnect", False) for h in root.handlers):
         handler._bconnect = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(level)
 
 
 def _report(opts: GlobalOptions, exc: BaseException) -> int:

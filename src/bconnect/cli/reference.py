@@ -31,7 +31,8 @@ Generated from `--help` by `python -m bconnect.cli.reference`; do not edit by ha
   `http://127.0.0.1:9200`), `-token` (`env://VAR` or `file://PATH`; env `BOUNDARY_TOKEN` /
   `BCONNECT_TOKEN`), `-keyring-type auto|keyring|file|none` (env `BOUNDARY_KEYRING_TYPE`),
   `-format table|json` (env `BOUNDARY_CLI_FORMAT` / `BCONNECT_CLI_FORMAT`),
-  `-tls-insecure`, `-ca-cert` and `-v` (debug logging to stderr, never secrets).
+  `-tls-insecure`, `-ca-cert` and `-v` (debug logging to stderr, never secrets; env
+  `BCONNECT_LOG_LEVEL` sets a level without `-v`).
 - Secrets (`-password`, `-private-key`) are given as `env://VAR` or `file://PATH`, never
   literally on the command line; `authenticate` prompts when no `-password` is given.
 - The token from `authenticate` is kept in the OS keyring when one is usable, else in a
