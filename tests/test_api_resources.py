@@ -368,6 +368,12 @@ def test_openapi_document(controller) -> None:
         "/v1/host-sets/{id}:add-hosts",
     ):
         assert path in paths, path
+    # the token goes in a bearer header, and may be left out (the anonymous user)
+    scheme = doc["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert doc["security"] == [{"bearerAuth": []}, {}]
+    anonymous = requests.get(f"{controller.addr}/v1/auth-methods?scope_id=global", timeout=10)
+    assert anonymous.status_code == 200, anonymous.text
 
 
 def test_pagination_returns_each_session_once(fresh_controller) -> None:

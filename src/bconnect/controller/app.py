@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,7 +27,16 @@ from bconnect.controller.storage.db import database_unreachable
 from bconnect.controller.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
-bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer at_…")
+#: How a caller proves who they are: ``Authorization: Bearer at_…`` (the token from
+#: ``:authenticate``). Every operation also answers without one, as the anonymous user
+#: ``u_anon``, within whatever the grants give it (docs/permissions.md).
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An auth token from `POST /v1/auth-methods/{id}:authenticate`.",
+    }
+}
 
 
 @contextmanager
@@ -138,7 +146,8 @@ ERROR_RESPONSES = {
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, corrected to what the controller really sends: errors use
-    Boundary's body with 400/401/403/404 (never FastAPI's 422)."""
+    Boundary's body with 400/401/403/404 (never FastAPI's 422); every operation takes
+    an optional bearer token (without one the caller is the anonymous user)."""
     if app.openapi_schema:
         return app.openapi_schema
     from fastapi.openapi.utils import get_openapi
@@ -155,6 +164,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, sub in error_schema.pop("$defs", {}).items():
         schemas[name] = sub
     schemas["Error"] = error_schema
+    doc["components"]["securitySchemes"] = SECURITY_SCHEMES
+    doc["security"] = [{"bearerAuth": []}, {}]
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for path in doc.get("paths", {}).values():
         for op in path.values():
