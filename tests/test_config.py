@@ -113,6 +113,7 @@ def test_controller_and_worker_with_defaults(tmp_path: Path) -> None:
     assert w.auth_key == SECRET and w.controllers == ()
     assert w.public_address is None and dict(w.tags) == {}
     assert (w.status_interval, w.controller_grace) == (1.0, 15.0)
+    assert w.idle_timeout == 0.0  # connections are not closed for being idle
     assert dict(cfg.listeners) == {
         "api": "0.0.0.0:9200",
         "cluster": "0.0.0.0:9201",
@@ -146,6 +147,7 @@ auth_key = "file://{key_file}"
 tags = {{ region = "eu", type = ["prod", "web", "prod"] }}
 status_interval = "2s"
 controller_grace = "1m"
+idle_timeout = "30m"
 """
         + API
         + CLUSTER
@@ -164,6 +166,7 @@ controller_grace = "1m"
     assert w.auth_key == "other-key"
     assert dict(w.tags) == {"region": ("eu",), "type": ("prod", "web")}
     assert (w.status_interval, w.controller_grace) == (2.0, 60.0)
+    assert w.idle_timeout == 1800.0
     assert cfg.listeners["ops"] == "127.0.0.1:9203"
     assert "pw@" not in repr(cfg)
 

@@ -39,6 +39,7 @@ def test_help_shows_flags_and_an_example() -> None:
         "-public-address",
         "-name",
         "-tag",
+        "-idle-timeout",
         "-log-level",
         "Example:",
     ):
@@ -90,6 +91,12 @@ def test_tags_and_controller_address_parsing() -> None:
     assert controller_url("https://ctl.example:9201/") == "https://ctl.example:9201"
     result = run("-worker-auth-key", "env://KEY", "-tag", "novalue", env={"KEY": "k"})
     assert result.exit_code == 2
+
+
+def test_a_bad_idle_timeout_is_a_usage_error() -> None:
+    result = run("-worker-auth-key", "env://KEY", "-idle-timeout", "5x", env={"KEY": "k"})
+    assert result.exit_code == 2
+    assert "Invalid value for '-idle-timeout': '5x' is not a duration" in result.output
 
 
 def _wait_for(check, what: str, timeout: float = 20) -> None:  # noqa: ANN001

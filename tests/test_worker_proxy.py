@@ -333,6 +333,42 @@ async def test_expired_session_closes_with_timed_out(env: Env) -> None:
     assert report["closed_reason"] == "timed out"
 
 
+async def test_idle_connections_are_closed_after_the_idle_timeout() -> None:
+    """-idle-timeout / [worker] idle_timeout: traffic either way keeps a connection open;
+    silence for the whole timeout closes it (1000 "connection idle", reported as timed
+    out) while the session and its other connections go on."""
+    cluster = FakeCluster().start()
+    echo, echo_port = await echo_server()
+    try:
+        async with running_worker(cluster, idle_timeout=2.0) as (worker, port):
+            env = Env(cluster, worker, port, echo_port)
+            session = env.session("s_idle123456")
+            tofu = new_tofu_token()
+            busy, quiet = await env.connect(session, tofu), await env.connect(session, tofu)
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 4.0  # twice the idle timeout
+            sent = 0
+            while loop.time() < end:  # one byte every 100 ms on `busy` only
+                assert await transfer(busy.channel, b"k") == b"k"
+                sent += 1
+                await asyncio.sleep(0.1)
+            closed = await closed_by_worker(quiet.channel)
+            assert (closed.code, closed.reason) == (1000, "connection idle")
+            # the busy connection outlived the quiet one, then goes quiet and ends too
+            assert await transfer(busy.channel, b"still here") == b"still here"
+            closed = await closed_by_worker(busy.channel)
+            assert (closed.code, closed.reason) == (1000, "connection idle")
+            reports = await eventually(
+                lambda: len(cluster.closed_reports()) == 2 and cluster.closed_reports(), "closes"
+            )
+            by_bytes = sorted(reports.values(), key=lambda r: r["bytes_up"])
+            assert [r["closed_reason"] for r in by_bytes] == ["timed out", "timed out"]
+            assert [r["bytes_up"] for r in by_bytes] == [0, sent + len(b"still here")]
+    finally:
+        echo.close()
+        cluster.stop()
+
+
 async def test_shutdown_closes_live_connections_and_reports_them() -> None:
     cluster = FakeCluster().start()
     echo, echo_port = await echo_server()

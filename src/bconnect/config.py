@@ -71,6 +71,8 @@ class WorkerConfig:
     tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     status_interval: float = 1.0
     controller_grace: float = 15.0
+    # seconds without a byte either way before a connection is closed; 0: never
+    idle_timeout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,7 @@ _WORKER_KEYS = (
     "tags",
     "status_interval",
     "controller_grace",
+    "idle_timeout",
 )
 
 
@@ -342,6 +345,7 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
         tags=tag_map,
         status_interval=status_interval,
         controller_grace=controller_grace,
+        idle_timeout=s.duration("idle_timeout", 0.0),
     )
 
 

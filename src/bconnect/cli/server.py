@@ -179,6 +179,7 @@ def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
         tags={k: list(v) for k, v in w.tags.items()},
         status_interval=w.status_interval,
         controller_grace=w.controller_grace,
+        idle_timeout=w.idle_timeout,
     )
 
 

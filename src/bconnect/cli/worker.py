@@ -43,6 +43,15 @@ def controller_url(address: str) -> str:
         ) from None
 
 
+def _duration(value: str, hint: str) -> float:
+    from bconnect.config import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
 @string_option(
     "controller-address",
@@ -81,6 +90,15 @@ def controller_url(address: str) -> str:
     help="A worker tag, for target worker filters (repeatable).",
 )
 @string_option(
+    "idle-timeout",
+    "idle_timeout",
+    default="0",
+    show_default=True,
+    metavar="DURATION",
+    help="Close a connection after this long without a byte either way, e.g. 30m "
+    "(0: never; the session's expiry still applies).",
+)
+@string_option(
     "log-level",
     "log_level",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -94,6 +112,7 @@ def worker(
     public_address: str | None,
     name: str | None,
     tags: tuple[str, ...],
+    idle_timeout: str,
     log_level: str,
 ) -> None:
     """Start a worker: it registers with a controller and proxies clients' sessions.
@@ -109,7 +128,7 @@ def worker(
       bconnect worker -controller-address http://10.0.0.5:9201 \\
           -worker-auth-key file:///etc/bconnect/worker.key \\
           -proxy-listen-address 0.0.0.0:9202 -public-address worker1.example.com:9202 \\
-          -name worker1 -tag region=eu -tag type=prod
+          -name worker1 -tag region=eu -tag type=prod -idle-timeout 1h
     """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
@@ -117,6 +136,7 @@ def worker(
     key = secret_value(auth_key, "worker-auth-key", allow_prompt=False)
     url = controller_url(controller)
     tag_map = parse_tags(tags)
+    idle = _duration(idle_timeout, "'-idle-timeout'")
     from bconnect.controller.server import ListenError, bind
 
     try:
@@ -142,7 +162,15 @@ def worker(
         from bconnect.cli.server import serve_worker
         from bconnect.worker.server import Worker
 
-        worker = Worker(url, key, sock, public_address=public, name=worker_name, tags=tag_map)
+        worker = Worker(
+            url,
+            key,
+            sock,
+            public_address=public,
+            name=worker_name,
+            tags=tag_map,
+            idle_timeout=idle,
+        )
         asyncio.run(serve_worker(worker, None))
     finally:
         sock.close()

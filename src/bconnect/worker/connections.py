@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,7 +61,11 @@ class LiveConnection:
     bytes_up: int = 0
     bytes_down: int = 0
     stop_reason: str | None = None
+    #: what the client reads in the close frame, when not the stop reason's usual words
+    stop_message: str | None = None
     endpoint_failed: bool = False
+    #: ``time.monotonic()`` of the last byte relayed either way (for the idle timeout)
+    last_activity: float = field(default_factory=time.monotonic)
     #: the ``:connected`` report, sent while the relay already runs; the ``:closed``
     #: report waits for it (the controller moves a connection to connected only from
     #: authorized, so a close must never overtake it)
@@ -71,11 +76,16 @@ class LiveConnection:
     task: asyncio.Task[None] | None = field(default_factory=lambda: _current_task(), repr=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, message: str | None = None) -> None:
         """Ask the connection to end now (the first reason given wins)."""
         if self.stop_reason is None:
             self.stop_reason = reason
+            self.stop_message = message
         self._stop.set()
+
+    def idle_seconds_left(self, idle_timeout: float, now: float) -> float:
+        """Seconds until this connection has been idle for ``idle_timeout`` (≤ 0: it has)."""
+        return self.last_activity + idle_timeout - now
 
     @property
     def stopping(self) -> bool:
@@ -109,7 +119,9 @@ class CountingReader:
         except (ConnectionError, OSError):
             self._live.endpoint_failed = True
             raise
-        self._live.bytes_down += len(data)
+        if data:
+            self._live.bytes_down += len(data)
+            self._live.last_activity = time.monotonic()
         return data
 
 
@@ -123,6 +135,7 @@ class CountingWriter:
     def write(self, data: bytes) -> None:
         self._writer.write(data)
         self._live.bytes_up += len(data)
+        self._live.last_activity = time.monotonic()
 
     async def drain(self) -> None:
         try:

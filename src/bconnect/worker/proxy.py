@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -121,6 +122,7 @@ class ConnectionProxy:
         sessions: SessionCache | None = None,
         handshake_timeout: float = 10.0,
         dial_timeout: float = 10.0,
+        idle_timeout: float = 0.0,
     ) -> None:
         self.cluster = cluster
         self.registry = registry
@@ -128,6 +130,8 @@ class ConnectionProxy:
         self.sessions = sessions
         self.handshake_timeout = handshake_timeout
         self.dial_timeout = dial_timeout
+        #: seconds without a byte either way after which a connection is closed (0: never)
+        self.idle_timeout = idle_timeout
         #: set when the worker shuts down: connections authorized from now on end at once
         self.stopping = False
 
@@ -327,6 +331,7 @@ class ConnectionProxy:
             relay(channel, CountingReader(ep_reader, live), CountingWriter(ep_writer, live))  # type: ignore[arg-type]
         )
         stopped = asyncio.ensure_future(live.wait_stopped())
+        idle = asyncio.ensure_future(self._stop_when_idle(live)) if self.idle_timeout else None
         try:
             await asyncio.wait(
                 {relaying, stopped},
@@ -335,6 +340,8 @@ class ConnectionProxy:
             )
         finally:
             stopped.cancel()
+            if idle is not None:
+                idle.cancel()
             if not relaying.done():
                 relaying.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -353,11 +360,20 @@ class ConnectionProxy:
         await self._close_stopped(channel, live)
         return None
 
+    async def _stop_when_idle(self, live: LiveConnection) -> None:
+        """Stop ``live`` once no byte has crossed it for ``idle_timeout`` seconds."""
+        while (left := live.idle_seconds_left(self.idle_timeout, time.monotonic())) > 0:
+            await asyncio.sleep(left)
+        log.info("connection %s: idle for %gs, closing", live.connection_id, self.idle_timeout)
+        live.stop(ClosedReason.TIMED_OUT, "connection idle")
+
     @staticmethod
     async def _close_stopped(channel: WsChannel, live: LiveConnection) -> None:
         """Tell the client the worker ended the connection (1000: the session is over)."""
         if live.connect_refused:
             await channel.close(CloseCode.INTERNAL_ERROR, "unable to establish proxy")
             return
-        message = _STOP_MESSAGES.get(live.stop_reason or "", "connection closed")
+        message = live.stop_message or _STOP_MESSAGES.get(
+            live.stop_reason or "", "connection closed"
+        )
         await channel.close(CloseCode.NORMAL_CLOSURE, message)

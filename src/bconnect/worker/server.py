@@ -66,6 +66,7 @@ class Worker:
         dial_timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
         controller_grace: float = 15.0,
+        idle_timeout: float = 0.0,
     ) -> None:
         self.public_address = public_address
         self.name = name
@@ -87,6 +88,7 @@ class Worker:
             sessions=self.sessions,
             handshake_timeout=handshake_timeout,
             dial_timeout=dial_timeout,
+            idle_timeout=idle_timeout,
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._past_tls: set[asyncio.Task[None]] = set()  # tasks serving an authenticated client
