@@ -1,10 +1,16 @@
-"""Two controllers and two workers as separate `bconnect server -config` processes on
-one real PostgreSQL database, for the multi-process tests.
+"""Controllers and workers as separate `bconnect server -config` processes, for the
+multi-process tests.
 
-Worker ``worker-a`` registers with controller ``a`` only and ``worker-b`` with ``b``
-only, so a test can send a session through a worker attached to the other controller.
+``Cluster``: two controllers and two workers on one real PostgreSQL database. Worker
+``worker-a`` registers with controller ``a`` only and ``worker-b`` with ``b`` only, so a
+test can send a session through a worker attached to the other controller; the
+PostgreSQL server comes from tests/pgserver.py.
+
+``SQLiteCluster``: one controller (SQLite allows only one controller process) on a
+database file and two workers registered with it.
+
 Every process can be killed (SIGKILL), stopped (SIGTERM) and started again on the same
-ports; the PostgreSQL server comes from tests/pgserver.py.
+ports.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -166,7 +173,76 @@ address = "127.0.0.1:{self.ops_port}"
         super().__init__(self.worker_name, config, directory, env)
 
 
-class Cluster:
+def cluster_env(database_url: str) -> dict[str, str]:
+    """The processes' environment: no outside BOUNDARY_/BCONNECT_ settings, the database
+    URL and the worker key for the configs' env:// references, no plugins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
+    env.update(
+        BCONNECT_TEST_DATABASE_URL=database_url,
+        BCONNECT_TEST_WORKER_KEY="cluster-test-worker-key-0123456789",
+        BCONNECT_LOAD_PLUGINS="",
+    )
+    return env
+
+
+def init_database(env: dict[str, str]) -> dict[str, str]:
+    """`bconnect database init` on the environment's database; the created auth method."""
+    init = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bconnect",
+            "database",
+            "init",
+            "-format",
+            "json",
+            "-database-url",
+            env["BCONNECT_TEST_DATABASE_URL"],
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=GUARD,
+    )
+    assert init.returncode == 0, init.stderr
+    return json.loads(init.stdout)["auth_method"]
+
+
+class _Processes:
+    """What every cluster has: controller ``a`` and its processes."""
+
+    a: ControllerProcess
+    processes: list[Process]
+    directory: Path
+    env: dict[str, str]
+
+    def _controller(
+        self, name: str, created: dict[str, str], settings: dict[str, Any]
+    ) -> ControllerProcess:
+        ctl = ControllerProcess(name, self.directory, self.env, **settings)
+        ctl.auth_method, ctl.password = created["auth_method_id"], created["password"]
+        return ctl
+
+    def project(self) -> str:
+        """An org and a project to put targets in (init creates only the global scope)."""
+        org = self.a.request("POST", "/v1/scopes", json={"scope_id": "global", "name": "org"})
+        assert org.status_code == 200, org.text
+        proj = self.a.request(
+            "POST", "/v1/scopes", json={"scope_id": org.json()["id"], "name": "project"}
+        )
+        assert proj.status_code == 200, proj.text
+        return proj.json()["id"]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in self.processes)
+
+    def close(self) -> None:
+        for proc in self.processes:
+            with contextlib.suppress(Exception):
+                proc.kill()
+
+
+class Cluster(_Processes):
     """Controllers a and b, workers a (→ a, or → a then b) and b (→ b), one PostgreSQL
     database initialized with `bconnect database init`."""
 
@@ -181,38 +257,13 @@ class Cluster:
         """``failover``: worker-a lists both controllers (a first), not only a."""
         self.pg = pg
         self.url = pg.new_database(migrated=False)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
-        env.update(
-            BCONNECT_TEST_DATABASE_URL=self.url,
-            BCONNECT_TEST_WORKER_KEY="cluster-test-worker-key-0123456789",
-            BCONNECT_LOAD_PLUGINS="",
-        )
-        self.env = env
+        self.env = cluster_env(self.url)
         self.directory = directory
-        init = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bconnect",
-                "database",
-                "init",
-                "-format",
-                "json",
-                "-database-url",
-                self.url,
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=GUARD,
-        )
-        assert init.returncode == 0, init.stderr
-        created = json.loads(init.stdout)["auth_method"]
-        self.a = ControllerProcess("a", directory, env, **controller_settings)
-        self.b = ControllerProcess("b", directory, env, **controller_settings)
-        for ctl in (self.a, self.b):
-            ctl.auth_method, ctl.password = created["auth_method_id"], created["password"]
+        created = init_database(self.env)
+        self.a = self._controller("a", created, controller_settings)
+        self.b = self._controller("b", created, controller_settings)
         a_controllers = [self.a.cluster_addr] + ([self.b.cluster_addr] if failover else [])
+        env = self.env
         self.worker_a = WorkerProcess("a", a_controllers, directory, env, **worker_settings)
         self.worker_b = WorkerProcess("b", [self.b.cluster_addr], directory, env, **worker_settings)
         self.processes: list[Process] = [self.a, self.b, self.worker_a, self.worker_b]
@@ -236,20 +287,41 @@ class Cluster:
         with self.pg.connect(self.url.rsplit("/", 1)[1]) as conn:
             return conn.execute(query, params).fetchall()
 
-    def project(self) -> str:
-        """An org and a project to put targets in (init creates only the global scope)."""
-        org = self.a.request("POST", "/v1/scopes", json={"scope_id": "global", "name": "org"})
-        assert org.status_code == 200, org.text
-        proj = self.a.request(
-            "POST", "/v1/scopes", json={"scope_id": org.json()["id"], "name": "project"}
-        )
-        assert proj.status_code == 200, proj.text
-        return proj.json()["id"]
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in self.processes)
+class SQLiteCluster(_Processes):
+    """Controller a on the SQLite database file ``directory/controller.db`` (initialized
+    with `bconnect database init`), workers a and b both registered with it."""
 
-    def close(self) -> None:
+    def __init__(
+        self, directory: Path, controller_settings: dict[str, Any], worker_settings: dict[str, Any]
+    ) -> None:
+        self.db = directory / "controller.db"
+        self.url = f"sqlite:///{self.db}"
+        self.env = cluster_env(self.url)
+        self.directory = directory
+        created = init_database(self.env)
+        self.a = self._controller("a", created, controller_settings)
+        env, controllers = self.env, [self.a.cluster_addr]
+        self.worker_a = WorkerProcess("a", controllers, directory, env, **worker_settings)
+        self.worker_b = WorkerProcess("b", controllers, directory, env, **worker_settings)
+        self.processes: list[Process] = [self.a, self.worker_a, self.worker_b]
+
+    def start(self) -> None:
         for proc in self.processes:
-            with contextlib.suppress(Exception):
-                proc.kill()
+            proc.start()
+        assert wait_for(self.a.healthy), self.a.output()
+        assert wait_for(lambda: self.healthy_workers() == {"worker-a", "worker-b"}), self.logs()
+
+    def sql(self, query: str, *params: Any) -> list[tuple]:
+        """A read on the database file, beside the running controller (WAL: no lock)."""
+        with contextlib.closing(sqlite3.connect(self.db, timeout=GUARD)) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def healthy_workers(self) -> set[str]:
+        """Names of the workers that reported within the last few seconds (timestamps are
+        stored as UTC text, `YYYY-MM-DD HH:MM:SS.ffffff`: compared to the millisecond)."""
+        rows = self.sql(
+            "SELECT name FROM workers "
+            "WHERE last_status_time > strftime('%Y-%m-%d %H:%M:%f', 'now', '-3 seconds')"
+        )
+        return {r[0] for r in rows}

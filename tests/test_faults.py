@@ -1,9 +1,12 @@
-"""Faults on the embedded setup (the multi-controller ones are in test_cluster_e2e.py):
-the client killed with SIGKILL mid-transfer, on SQLite and PostgreSQL; `bconnect dev`
-(controller and worker in one process) killed with SIGKILL mid-transfer on SQLite and
-started again on the same database and ports. Afterwards every session and connection
-has its final state and reason, no session stays active past its expiry, the database
-passes an integrity check, and the restarted processes carry on."""
+"""Faults, each with SIGKILL mid-transfer (the multi-controller PostgreSQL ones are in
+test_cluster_e2e.py): the client, on SQLite and PostgreSQL; `bconnect dev` (controller
+and worker in one process) on SQLite, started again on the same database and ports; and
+on SQLite with the controller and two workers as separate `bconnect server -config`
+processes, a worker (the client fails over, the worker is started again) and the
+controller (started again on the same file and ports while the worker relays on).
+Afterwards every session and connection has its final state and reason, no session
+stays active past its expiry, the database passes an integrity check, and the restarted
+processes carry on."""
 
 from __future__ import annotations
 
@@ -14,13 +17,18 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
+import sqlalchemy
+from cluster_harness import SQLiteCluster
 from conftest import hardening_report
-from test_cluster_e2e import Stream
+from test_cluster_e2e import Stream, target
 from test_dataplane_e2e import (
     GUARD,
     authorize,
@@ -179,4 +187,178 @@ def test_dev_killed_mid_transfer_and_restarted(tmp_path, echo_server, connects) 
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     hardening_report(
         "faults", {"kill -9 of bconnect dev (SQLite) mid-transfer": 1, "sessions checked": 1}
+    )
+
+
+@pytest.fixture
+def sqlite_cluster(tmp_path: Path) -> Iterator[SQLiteCluster]:
+    """Controller a on a SQLite file, workers a and b as separate processes. A worker
+    silent for 3 s is given up on by the controller; a worker keeps its connections for
+    a minute without a controller (the controller's restart has to fit in that)."""
+    running = SQLiteCluster(
+        tmp_path,
+        {"job_interval": "200ms", "worker_grace": "3s"},
+        {"status_interval": "200ms", "controller_grace": "60s"},
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.close()
+
+
+def _file_is_consistent(cluster: SQLiteCluster) -> None:
+    """database_is_consistent on the cluster's database file, read beside the controller."""
+    engine = sqlalchemy.create_engine(cluster.url)
+    try:
+        database_is_consistent(SimpleNamespace(engine=engine))
+    finally:
+        engine.dispose()
+
+
+def _serving_workers(cluster: SQLiteCluster, sid: str) -> list[str]:
+    """Names of the workers of the session's connections, oldest connection first."""
+    rows = cluster.sql(
+        "SELECT w.name FROM session_connections c JOIN workers w ON w.id = c.worker_id "
+        "WHERE c.session_id = ? ORDER BY c.created_time",
+        sid,
+    )
+    return [r[0] for r in rows]
+
+
+def _no_traceback(cluster: SQLiteCluster) -> None:
+    for proc in cluster.processes:
+        assert "Traceback" not in proc.output(), f"{proc.name}:\n{proc.output()[-3000:]}"
+
+
+def test_worker_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, connects) -> None:  # noqa: ANN001
+    cluster = sqlite_cluster
+    project = cluster.project()
+    tid = target(cluster, project, echo_server.port)
+    auth = authorize(cluster.a, tid)
+    sid = auth["session_id"]
+    c, port = start_connect(connects, cluster.a, auth["authorization_token"])
+    stream = Stream(port)
+    try:
+        assert stream.flowing(256 * 1024), cluster.logs()
+        [doomed] = _serving_workers(cluster, sid)
+        victim, survivor = (
+            (cluster.worker_a, cluster.worker_b)
+            if doomed == "worker-a"
+            else (cluster.worker_b, cluster.worker_a)
+        )
+        victim.kill()  # SIGKILL: no close report, no goodbye
+        assert stream.ended.wait(GUARD), "the transfer through the killed worker went on"
+    finally:
+        stream.close()
+    assert not stream.error
+    # the controller's dead-workers job closes the connection after the grace period
+    closed = wait_for(
+        lambda: (s := session(cluster.a, sid))["connections"][0].get("closed_reason") and s
+    )
+    assert closed, session(cluster.a, sid)
+    assert closed["connections"][0]["closed_reason"] == "system error"
+    assert closed["status"] == "active"
+    assert cluster.healthy_workers() == {survivor.worker_name}
+    # the client fails over: the session carries on through the other worker
+    payload = os.urandom(256 * 1024)
+    assert echo_through(port, payload) == payload
+    assert _serving_workers(cluster, sid) == [doomed, survivor.worker_name]
+
+    # the killed worker is started again (same name, same worker id) and serves again
+    victim.start()
+    assert wait_for(lambda: cluster.healthy_workers() == {"worker-a", "worker-b"}), cluster.logs()
+    pinned = target(cluster, project, echo_server.port, worker_filter=f'"/name" == "{doomed}"')
+    other = authorize(cluster.a, pinned)
+    oc, other_port = start_connect(connects, cluster.a, other["authorization_token"])
+    assert echo_through(other_port, b"carrying on") == b"carrying on"
+    assert _serving_workers(cluster, other["session_id"]) == [doomed]
+
+    # it has not brought the dead connection back
+    def reasons() -> list[str]:
+        return sorted(
+            conn.get("closed_reason", "") for conn in session(cluster.a, sid)["connections"]
+        )
+
+    assert wait_for(lambda: reasons() == ["closed by end-user", "system error"]), reasons()
+
+    # both clients leave: their sessions end as the end user's
+    for client, ended in ((c, sid), (oc, other["session_id"])):
+        code, _, err = client.finish(signal.SIGINT)
+        assert code == 0, err
+        final = wait_for(
+            lambda e=ended: (s := session(cluster.a, e))["status"] == "terminated" and s
+        ) or session(cluster.a, ended)
+        assert final["termination_reason"] == "closed by end-user", final
+        assert all(conn.get("closed_reason") for conn in final["connections"]), final
+    _file_is_consistent(cluster)
+    _no_traceback(cluster)
+    hardening_report(
+        "faults", {"kill -9 of a worker (SQLite) mid-transfer": 1, "sessions checked": 2}
+    )
+
+
+def test_controller_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, connects) -> None:  # noqa: ANN001
+    cluster = sqlite_cluster
+    project = cluster.project()
+    tid = target(cluster, project, echo_server.port)
+    auth = authorize(cluster.a, tid)
+    sid = auth["session_id"]
+    c, port = start_connect(connects, cluster.a, auth["authorization_token"])
+    stream = Stream(port)
+    try:
+        assert stream.flowing(), cluster.logs()
+        cluster.a.kill()  # SIGKILL, mid-write of the workers' status reports
+        # the worker relays on without its controller; held down past the worker grace,
+        # so a restarted controller taking the silent worker for dead would show
+        assert stream.flowing(), "the transfer stalled while the controller was down"
+        # the file survived a SIGKILL mid-write
+        assert cluster.sql("PRAGMA integrity_check") == [("ok",)]
+        time.sleep(4)
+        assert stream.flowing() and not stream.ended.is_set()
+
+        cluster.a.start()  # same file, same ports
+        assert wait_for(cluster.a.healthy), cluster.a.output()
+        assert wait_for(lambda: cluster.healthy_workers() == {"worker-a", "worker-b"}), (
+            cluster.logs()
+        )
+        # the restarted controller carries on: a new session through the same worker
+        fresh = authorize(cluster.a, tid)
+        fc, fresh_port = start_connect(connects, cluster.a, fresh["authorization_token"])
+        assert echo_through(fresh_port, b"carrying on") == b"carrying on"
+        code, _, err = fc.finish(signal.SIGINT)
+        assert code == 0, err
+        time.sleep(4)  # past the grace again: the live connection must still be open
+        assert stream.flowing() and not stream.ended.is_set()
+        assert not session(cluster.a, sid)["connections"][0].get("closed_reason")
+        # the byte counts are reported again to the restarted controller
+        assert wait_for(
+            lambda: int(session(cluster.a, sid)["connections"][0]["bytes_up"]) >= stream.echoed // 2
+        )
+    finally:
+        sent = stream.close()
+    assert not stream.error and not stream.ended.is_set()
+    closed = wait_for(
+        lambda: (s := session(cluster.a, sid))["connections"][0].get("closed_reason") and s
+    )
+    assert closed, session(cluster.a, sid)
+    record = closed["connections"][0]
+    assert record["closed_reason"] == "closed by end-user"
+    assert int(record["bytes_up"]) == sent and int(record["bytes_down"]) == sent
+    assert closed["status"] == "active"
+    code, _, err = c.finish(signal.SIGINT)
+    assert code == 0, err
+    final = wait_for(lambda: (s := session(cluster.a, sid))["status"] == "terminated" and s)
+    assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
+    states = [s["status"] for s in final["states"]]
+    assert states == ["terminated", "canceling", "active", "pending"]
+    ended = wait_for(
+        lambda: (s := session(cluster.a, fresh["session_id"]))["status"] == "terminated" and s
+    ) or session(cluster.a, fresh["session_id"])
+    assert ended["termination_reason"] == "closed by end-user", ended
+    assert ended["connections"][0]["closed_reason"] == "closed by end-user", ended
+    _file_is_consistent(cluster)
+    _no_traceback(cluster)
+    hardening_report(
+        "faults", {"kill -9 of a controller (SQLite) mid-transfer": 1, "sessions checked": 2}
     )
