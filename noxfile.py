@@ -37,6 +37,7 @@ HARDENING_TESTS = [
     "tests/test_fuzz_api.py",
     "tests/test_permission_matrix.py",
     "tests/test_worker_proxy.py",
+    "tests/test_worker_idle_e2e.py",
     "tests/test_cluster_e2e.py",
     "tests/test_faults.py",
     "tests/test_throttle.py",
