@@ -90,14 +90,38 @@ class Process:
 
 
 class ControllerProcess(Process):
-    def __init__(self, name: str, directory: Path, env: dict[str, str], **settings: Any) -> None:
+    """``tls``: purpose ("api", "cluster") -> (certificate file, key file), and ``ca``
+    the CA file the test's requests trust: those listeners serve HTTPS."""
+
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        env: dict[str, str],
+        *,
+        tls: dict[str, tuple[str, str]] | None = None,
+        ca: str | None = None,
+        **settings: Any,
+    ) -> None:
+        tls = tls or {}
         self.api_port, self.cluster_port, self.ops_port = free_port(), free_port(), free_port()
-        self.addr = f"http://127.0.0.1:{self.api_port}"
+        self.addr = f"{'https' if 'api' in tls else 'http'}://127.0.0.1:{self.api_port}"
         self.cluster_addr = f"127.0.0.1:{self.cluster_port}"
+        if "cluster" in tls:
+            self.cluster_addr = f"https://{self.cluster_addr}"
+        self.verify: str | bool = ca or True
         self.auth_method = ""
         self.password = ""
         self._token = ""
         options = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
+
+        def listener(purpose: str, port: int) -> str:
+            block = f'[[listener]]\npurpose = "{purpose}"\naddress = "127.0.0.1:{port}"\n'
+            if purpose in tls:
+                cert, key = tls[purpose]
+                block += f"tls_cert_file = {json.dumps(cert)}\ntls_key_file = {json.dumps(key)}\n"
+            return block
+
         config = f"""
 [controller]
 name = "controller-{name}"
@@ -105,17 +129,9 @@ database_url = "env://BCONNECT_TEST_DATABASE_URL"
 worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"
 {options}
 
-[[listener]]
-purpose = "api"
-address = "127.0.0.1:{self.api_port}"
-
-[[listener]]
-purpose = "cluster"
-address = "{self.cluster_addr}"
-
-[[listener]]
-purpose = "ops"
-address = "127.0.0.1:{self.ops_port}"
+{listener("api", self.api_port)}
+{listener("cluster", self.cluster_port)}
+{listener("ops", self.ops_port)}
 """
         super().__init__(f"controller-{name}", config, directory, env)
 
@@ -134,6 +150,7 @@ address = "127.0.0.1:{self.ops_port}"
                     "attributes": {"login_name": who, "password": self.password},
                 },
                 timeout=30,
+                verify=self.verify,
             )
             resp.raise_for_status()
             self._token = resp.json()["attributes"]["token"]
@@ -143,7 +160,9 @@ address = "127.0.0.1:{self.ops_port}"
         headers = kw.pop("headers", {})
         if who is not None:
             headers["Authorization"] = f"Bearer {self.token(who)}"
-        return requests.request(method, f"{self.addr}{path}", headers=headers, timeout=30, **kw)
+        return requests.request(
+            method, f"{self.addr}{path}", headers=headers, timeout=30, verify=self.verify, **kw
+        )
 
 
 class WorkerProcess(Process):
@@ -293,14 +312,19 @@ class SQLiteCluster(_Processes):
     with `bconnect database init`), workers a and b both registered with it."""
 
     def __init__(
-        self, directory: Path, controller_settings: dict[str, Any], worker_settings: dict[str, Any]
+        self,
+        directory: Path,
+        controller_settings: dict[str, Any],
+        worker_settings: dict[str, Any],
+        **listeners: Any,
     ) -> None:
+        """``listeners``: ``tls`` and ``ca`` for :class:`ControllerProcess`."""
         self.db = directory / "controller.db"
         self.url = f"sqlite:///{self.db}"
         self.env = cluster_env(self.url)
         self.directory = directory
         created = init_database(self.env)
-        self.a = self._controller("a", created, controller_settings)
+        self.a = self._controller("a", created, {**controller_settings, **listeners})
         env, controllers = self.env, [self.a.cluster_addr]
         self.worker_a = WorkerProcess("a", controllers, directory, env, **worker_settings)
         self.worker_b = WorkerProcess("b", controllers, directory, env, **worker_settings)

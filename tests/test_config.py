@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
 import pytest
+from tls_files import make_tls_files
 
 from bconnect.config import (
     ConfigError,
+    ListenerTls,
     ServerConfig,
     cluster_url,
     load_config,
@@ -307,3 +310,60 @@ def test_database_url_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert "environment variable BCONNECT_TEST_NO_DB is not set" in error(
         tmp_path, text + API + CLUSTER
     )
+
+
+# ---------------------------------------------------------------- TLS on listeners
+
+
+def _tls_listener(purpose: str, **keys: str) -> str:
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
+    return f'[[listener]]\npurpose = "{purpose}"\naddress = "127.0.0.1:0"\n{lines}'
+
+
+def test_listener_tls_and_the_workers_ca(tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path)
+    files = {"tls_cert_file": str(tls.cert), "tls_key_file": str(tls.key)}
+    cfg = load(
+        tmp_path,
+        CONTROLLER
+        + WORKER
+        + f"tls_ca_file = {json.dumps(str(tls.ca))}\nidle_timeout = '0s'\n"
+        + _tls_listener("api", **files)
+        + _tls_listener("cluster", **files)
+        + PROXY,
+    )
+    expected = ListenerTls(str(tls.cert), str(tls.key))
+    assert dict(cfg.listener_tls) == {"api": expected, "cluster": expected}
+    assert cfg.worker is not None and cfg.worker.tls_ca_file == str(tls.ca)
+    assert cfg.worker.idle_timeout == 0.0
+    plain = load(tmp_path, CONTROLLER + API + CLUSTER)
+    assert dict(plain.listener_tls) == {}
+
+
+def test_listener_tls_rules(tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path)
+    other = make_tls_files(tmp_path, "other")
+    cert, key = str(tls.cert), str(tls.key)
+    with_api = CONTROLLER + CLUSTER
+
+    def api(**keys: str) -> str:
+        return error(tmp_path, with_api + _tls_listener("api", **keys))
+
+    assert "tls_key_file: is required with the other tls_ key" in api(tls_cert_file=cert)
+    assert "tls_cert_file: is required with the other tls_ key" in api(tls_key_file=key)
+    assert "tls_key_file: cannot read /nope.key: No such file" in api(
+        tls_cert_file=cert, tls_key_file="/nope.key"
+    )
+    mismatch = api(tls_cert_file=cert, tls_key_file=str(other.key))
+    assert "tls_cert_file: cannot use this certificate and key:" in mismatch
+    assert "tls_cert_file: cannot use this certificate and key:" in api(
+        tls_cert_file=key, tls_key_file=key
+    )
+    proxy = error(tmp_path, WORKER + _tls_listener("proxy", tls_cert_file=cert, tls_key_file=key))
+    assert "tls_cert_file: TLS is for the api and cluster listeners" in proxy
+    bad_ca = error(tmp_path, WORKER + f"tls_ca_file = {json.dumps(key)}\n" + PROXY)
+    assert "[worker] tls_ca_file: " in bad_ca and "is not a PEM CA bundle" in bad_ca
+    missing_ca = error(tmp_path, WORKER + "tls_ca_file = '/nope.pem'\n" + PROXY)
+    assert "[worker] tls_ca_file: cannot read /nope.pem: No such file" in missing_ca
+    negative = error(tmp_path, WORKER + "idle_timeout = '-1s'\n" + PROXY)
+    assert "[worker] idle_timeout:" in negative

@@ -34,6 +34,7 @@ def test_help_shows_flags_and_an_example() -> None:
     assert result.exit_code == 0
     for flag in (
         "-controller-address",
+        "-controller-ca-cert",
         "-worker-auth-key",
         "-proxy-listen-address",
         "-public-address",
@@ -91,6 +92,17 @@ def test_tags_and_controller_address_parsing() -> None:
     assert controller_url("https://ctl.example:9201/") == "https://ctl.example:9201"
     result = run("-worker-auth-key", "env://KEY", "-tag", "novalue", env={"KEY": "k"})
     assert result.exit_code == 2
+
+
+def test_a_controller_ca_cert_must_be_a_pem_bundle(tmp_path) -> None:  # noqa: ANN001
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    for path, says in ((not_pem, "is not a PEM CA bundle"), (tmp_path / "no.pem", "cannot read")):
+        result = run(
+            "-worker-auth-key", "env://KEY", "-controller-ca-cert", str(path), env={"KEY": "k"}
+        )
+        assert result.exit_code == 2
+        assert "Invalid value for '-controller-ca-cert'" in result.output and says in result.output
 
 
 def test_a_bad_idle_timeout_is_a_usage_error() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,16 @@ class WorkerConfig:
     controller_grace: float = 15.0
     # seconds without a byte either way before a connection is closed; 0: never
     idle_timeout: float = 0.0
+    # PEM CA bundle that signs https:// controllers' certificates; None: the system's
+    tls_ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ListenerTls:
+    """A listener's server certificate (PEM, may hold the chain) and private key."""
+
+    cert_file: str
+    key_file: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,8 @@ class ServerConfig:
     # purpose ("api", "cluster", "proxy", "ops") -> listen address ("host:port")
     listeners: Mapping[str, str]
     log_level: str | None = None
+    # purpose ("api", "cluster") -> its TLS certificate; absent: plain HTTP
+    listener_tls: Mapping[str, ListenerTls] = field(default_factory=dict)
 
 
 def parse_duration(value: str | float) -> float:
@@ -178,16 +191,27 @@ class _Section:
             raise self.error(key, "is required")
         return value
 
-    def duration(self, key: str, default: float) -> float:
+    def duration(self, key: str, default: float, *, zero: bool = False) -> float:
+        """A duration; ``zero``: 0 is allowed (it means "never")."""
         if key not in self.data:
             return default
         try:
             seconds = parse_duration(self.data[key])
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
-        if seconds <= 0:
+        if seconds <= 0 and not (zero and seconds == 0):
             raise self.error(key, "must be more than zero")
         return seconds
+
+    def readable_file(self, key: str) -> str | None:
+        path = self.string(key)
+        if path is not None:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise self.error(key, f"cannot read {path}: {exc.strerror or exc}") from None
+        return path
 
     def integer(self, key: str, default: int) -> int:
         value = self.data.get(key, default)
@@ -231,6 +255,7 @@ _WORKER_KEYS = (
     "status_interval",
     "controller_grace",
     "idle_timeout",
+    "tls_ca_file",
 )
 
 
@@ -257,7 +282,7 @@ def parse_config(data: dict[str, Any], path: str = "config") -> ServerConfig:
     worker = _worker(path, data["worker"], controller) if "worker" in data else None
     if controller is None and worker is None:
         raise ConfigError(f"{path}: needs a [controller] or a [worker] section (or both)")
-    listeners = _listeners(path, data.get("listener", []))
+    listeners, listener_tls = _listeners(path, data.get("listener", []))
     needed = {"api": controller, "cluster": controller, "proxy": worker}
     for purpose, runs in needed.items():
         what = "controller" if purpose != "proxy" else "worker"
@@ -273,6 +298,7 @@ def parse_config(data: dict[str, Any], path: str = "config") -> ServerConfig:
         worker=worker,
         listeners=listeners,
         log_level=log_level.lower() if log_level else None,
+        listener_tls=listener_tls,
     )
 
 
@@ -345,7 +371,8 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
         tags=tag_map,
         status_interval=status_interval,
         controller_grace=controller_grace,
-        idle_timeout=s.duration("idle_timeout", 0.0),
+        idle_timeout=s.duration("idle_timeout", 0.0, zero=True),
+        tls_ca_file=_ca_file(s, "tls_ca_file"),
     )
 
 
@@ -358,12 +385,23 @@ def _string_list(s: _Section, key: str, value: Any, *, single: bool = False) -> 
     return [v.strip() for v in value]
 
 
-def _listeners(path: str, blocks: Any) -> dict[str, str]:
+#: listeners that can serve TLS with a certificate of their own (the proxy listener's
+#: TLS is each session's; the ops listener stays plain HTTP for load balancers' checks)
+TLS_PURPOSES = ("api", "cluster")
+
+
+def _listeners(path: str, blocks: Any) -> tuple[dict[str, str], dict[str, ListenerTls]]:
     if not isinstance(blocks, list):
         raise ConfigError(f"{path}: listener: must be [[listener]] blocks")
     listeners: dict[str, str] = {}
+    tls: dict[str, ListenerTls] = {}
     for number, block in enumerate(blocks, 1):
-        s = _Section(path, f"[[listener]] #{number}", block, ("purpose", "address"))
+        s = _Section(
+            path,
+            f"[[listener]] #{number}",
+            block,
+            ("purpose", "address", "tls_cert_file", "tls_key_file"),
+        )
         purpose = s.required("purpose")
         if purpose not in DEFAULT_PORTS:
             raise s.error("purpose", f"must be one of {', '.join(DEFAULT_PORTS)}")
@@ -377,4 +415,45 @@ def _listeners(path: str, blocks: Any) -> dict[str, str]:
         if port is None:
             port = DEFAULT_PORTS[purpose]
         listeners[purpose] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return listeners
+        files = _listener_tls(s, purpose)
+        if files is not None:
+            tls[purpose] = files
+    return listeners, tls
+
+
+def _listener_tls(s: _Section, purpose: str) -> ListenerTls | None:
+    cert, key = s.readable_file("tls_cert_file"), s.readable_file("tls_key_file")
+    if cert is None and key is None:
+        return None
+    if purpose not in TLS_PURPOSES:
+        raise s.error("tls_cert_file", f"TLS is for the {' and '.join(TLS_PURPOSES)} listeners")
+    if cert is None or key is None:
+        raise s.error(
+            "tls_cert_file" if cert is None else "tls_key_file",
+            "is required with the other tls_ key",
+        )
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise s.error("tls_cert_file", f"cannot use this certificate and key: {exc}") from None
+    return ListenerTls(cert, key)
+
+
+def check_ca_file(path: str) -> None:
+    """Raise :class:`ValueError` unless *path* is a readable PEM bundle of CA certificates."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError) as exc:  # SSLError first: it is an OSError too
+        raise ValueError(f"{path} is not a PEM CA bundle: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _ca_file(s: _Section, key: str) -> str | None:
+    path = s.string(key)
+    if path is not None:
+        try:
+            check_ca_file(path)
+        except ValueError as exc:
+            raise s.error(key, str(exc)) from None
+    return path

@@ -34,6 +34,16 @@ def _address(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _url(
+    cfg: ServerConfig, socks: dict[str, socket.socket], purpose: str, *, dial: bool = True
+) -> str:
+    """A listener of this process as a URL (https when it has a certificate); ``dial``:
+    a wildcard address becomes loopback."""
+    scheme = "https" if purpose in cfg.listener_tls else "http"
+    sock = socks[purpose]
+    return f"{scheme}://{_dialable(sock) if dial else _address(sock)}"
+
+
 def _dialable(sock: socket.socket) -> str:
     """The address to dial a listener of this process on (wildcards become loopback)."""
     host, port = sock.getsockname()[:2]
@@ -154,9 +164,13 @@ def _open_controller(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Cont
         deleted_retention=c.deleted_retention,
     )
     try:
-        return Controller.open(settings, migrate_schema=False)
+        controller = Controller.open(settings, migrate_schema=False)
     except Exception as exc:  # noqa: BLE001 - a database we cannot open is a user problem
         _fail(open_error(exc, c.database_url))
+    controller.listener_tls = {
+        purpose: (tls.cert_file, tls.key_file) for purpose, tls in cfg.listener_tls.items()
+    }
+    return controller
 
 
 def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
@@ -164,7 +178,7 @@ def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
 
     w = cfg.worker
     assert w is not None
-    urls = list(w.controllers) or [f"http://{_dialable(socks['cluster'])}"]
+    urls = list(w.controllers) or [_url(cfg, socks, "cluster")]
     if w.public_address is None and _address(socks["proxy"]) != _dialable(socks["proxy"]):
         _fail(
             f"{cfg.path}: [worker] public_address: is required when the proxy listener "
@@ -180,6 +194,7 @@ def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
         status_interval=w.status_interval,
         controller_grace=w.controller_grace,
         idle_timeout=w.idle_timeout,
+        ca_file=w.tls_ca_file,
     )
 
 
@@ -206,8 +221,8 @@ def _banner(
         url = controller.engine.url.render_as_string(hide_password=True)
         rows += [
             ("Controller", cfg.controller.name),
-            ("Controller API", f"http://{_address(socks['api'])}"),
-            ("Cluster API", f"http://{_address(socks['cluster'])}"),
+            ("Controller API", _url(cfg, socks, "api", dial=False)),
+            ("Cluster API", _url(cfg, socks, "cluster", dial=False)),
             ("Database", url),
         ]
     if worker is not None:

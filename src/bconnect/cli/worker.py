@@ -58,7 +58,13 @@ def _duration(value: str, hint: str) -> float:
     "controller",
     default=DEFAULT_CONTROLLER,
     show_default=True,
-    help="The controller's cluster listener (http://host:port).",
+    help="The controller's cluster listener (host:port, http:// or https:// URL).",
+)
+@string_option(
+    "controller-ca-cert",
+    "ca_cert",
+    metavar="FILE",
+    help="PEM CA bundle that signs an https:// controller's certificate (default: the system's).",
 )
 @string_option(
     "worker-auth-key",
@@ -107,6 +113,7 @@ def _duration(value: str, hint: str) -> float:
 )
 def worker(
     controller: str,
+    ca_cert: str | None,
     auth_key: str,
     proxy_address: str,
     public_address: str | None,
@@ -129,6 +136,8 @@ def worker(
           -worker-auth-key file:///etc/bconnect/worker.key \\
           -proxy-listen-address 0.0.0.0:9202 -public-address worker1.example.com:9202 \\
           -name worker1 -tag region=eu -tag type=prod -idle-timeout 1h
+      bconnect worker -controller-address https://ctl.example:9201 \\
+          -controller-ca-cert /etc/bconnect/ca.pem -worker-auth-key env://BCONNECT_WORKER_KEY
     """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
@@ -137,6 +146,13 @@ def worker(
     url = controller_url(controller)
     tag_map = parse_tags(tags)
     idle = _duration(idle_timeout, "'-idle-timeout'")
+    if ca_cert is not None:
+        from bconnect.config import check_ca_file
+
+        try:
+            check_ca_file(ca_cert)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'-controller-ca-cert'") from None
     from bconnect.controller.server import ListenError, bind
 
     try:
@@ -170,6 +186,7 @@ def worker(
             name=worker_name,
             tags=tag_map,
             idle_timeout=idle,
+            ca_file=ca_cert,
         )
         asyncio.run(serve_worker(worker, None))
     finally:

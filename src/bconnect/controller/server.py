@@ -8,8 +8,8 @@ import logging
 import re
 import signal
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -106,10 +106,31 @@ class _Server(uvicorn.Server):
         task.add_done_callback(lambda _task: super(_Server, self).handle_exit(sig, frame))
 
 
+class _ListenerServer(uvicorn.Server):
+    """A second uvicorn server (the cluster listener's) in the same loop: it leaves the
+    signals to the API's server, which stops it when it stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _cluster_stopped(task: asyncio.Future[None], cluster: uvicorn.Server, api: Any) -> None:
+    """The cluster listener's server ended: when not asked to, stop the API's too (a
+    controller without its cluster listener would serve sessions no worker can reach)."""
+    if cluster.should_exit:
+        return
+    error = None if task.cancelled() else task.exception()
+    log.error("the cluster listener stopped%s", f": {error}" if error else "")
+    api.should_exit = True
+
+
 @dataclass
 class Controller:
     settings: Settings
     engine: Engine
+    #: purpose ("api", "cluster") -> (certificate file, key file): that listener is HTTPS
+    listener_tls: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -146,11 +167,20 @@ class Controller:
         return create_app(self.settings, self.engine)
 
     def uvicorn_server(self, log_level: str = "warning") -> _Server:
-        config = uvicorn.Config(
-            self.app(),
+        """The API listener's server (it runs the app's lifespan: the periodic jobs)."""
+        return _Server(self._uvicorn_config(self.app(), "api", log_level, lifespan="on"))
+
+    def _uvicorn_config(
+        self, app: Any, purpose: str, log_level: str, *, lifespan: str
+    ) -> uvicorn.Config:
+        cert, key = self.listener_tls.get(purpose, (None, None))
+        return uvicorn.Config(
+            app,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
             log_level=log_level,
             access_log=log_level == "debug",
-            lifespan="on",
+            lifespan=lifespan,
             timeout_graceful_shutdown=5,
             # A request head (request line and headers) may be as large as Boundary's
             # (Go's http.DefaultMaxHeaderBytes, 1 MiB); h11's 16 KiB default answers a
@@ -158,7 +188,6 @@ class Controller:
             # to 48 KiB) with a bare text/plain 400 before the API sees it.
             h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
         )
-        return _Server(config)
 
     def check_database(self) -> None:
         """Raise unless the database answers ``SELECT 1`` (for /health; blocking)."""
@@ -175,12 +204,23 @@ class Controller:
         *,
         ops: Any = None,
     ) -> None:
-        """Serve the API (and the cluster API on its own listener) with uvicorn, and run
-        an embedded worker beside it in the same loop, until uvicorn is told to exit.
+        """Serve the API with ``server``, the cluster API on its own listener with a
+        second uvicorn server (the same app; each listener has its own TLS settings), and
+        run an embedded worker beside them in the same loop, until ``server`` is told to
+        exit; the cluster listener closes after the worker has stopped.
 
         ``ops`` (a :class:`bconnect.health.HealthServer`) runs beside them; it reports
         "shutting down" from the first signal on and stops last."""
-        sockets = [api_sock] + ([cluster_sock] if cluster_sock is not None else [])
+        cluster_server = cluster_task = None
+        if cluster_sock is not None:
+            config = server.config
+            cluster_server = _ListenerServer(
+                self._uvicorn_config(config.app, "cluster", config.log_level, lifespan="off")
+            )
+            cluster_task = asyncio.ensure_future(cluster_server.serve(sockets=[cluster_sock]))
+            cluster_task.add_done_callback(
+                lambda done: _cluster_stopped(done, cluster_server, server)
+            )
         worker_task = asyncio.ensure_future(worker.run()) if worker is not None else None
         ops_task = asyncio.ensure_future(ops.run()) if ops is not None else None
         if isinstance(server, _Server):
@@ -189,7 +229,7 @@ class Controller:
             if ops is not None:
                 server.on_exit = lambda: setattr(ops, "stopping", True)
         try:
-            await server.serve(sockets=sockets)
+            await server.serve(sockets=[api_sock])
         finally:
             if ops is not None:
                 ops.stopping = True
@@ -197,6 +237,10 @@ class Controller:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
+            if cluster_server is not None and cluster_task is not None:
+                cluster_server.should_exit = True
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await cluster_task
             if ops_task is not None:
                 ops_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

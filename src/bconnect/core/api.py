@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from bconnect.core.tlserrors import tls_failure
+
 if TYPE_CHECKING:  # imported when a Client is made: `--help` never pays for requests
     import requests
 
@@ -209,13 +211,13 @@ class Client:
         self.timeout = timeout
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", USER_AGENT)
+        # given with each request: a session's own verify loses to REQUESTS_CA_BUNDLE
+        self._verify: bool | str = ca_cert or True
         if tls_insecure:
-            self.session.verify = False
+            self._verify = False
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        elif ca_cert:
-            self.session.verify = ca_cert
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -263,10 +265,11 @@ class Client:
                 json=json,
                 headers=headers,
                 timeout=self.timeout,
+                verify=self._verify,
             )
         except requests.exceptions.SSLError as exc:
             log.debug("TLS error talking to %s: %s", self.addr, exc)
-            raise ControllerUnreachable(self.addr, f"TLS error: {exc}") from None
+            raise ControllerUnreachable(self.addr, f"TLS error: {tls_failure(exc)}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             log.debug("cannot reach %s: %s", self.addr, exc)
             raise ControllerUnreachable(self.addr, str(exc)) from None

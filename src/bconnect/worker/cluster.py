@@ -34,6 +34,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from bconnect import __version__
+from bconnect.core.tlserrors import tls_failure
 
 __all__ = [
     "ClusterClient",
@@ -163,7 +164,10 @@ class ClusterClient:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         pool_size: int = POOL_SIZE,
+        ca_file: str | None = None,
     ) -> None:
+        """``ca_file``: a PEM bundle that signs https:// controllers' certificates (None:
+        the system's, or ``REQUESTS_CA_BUNDLE``)."""
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise ValueError("no controller address")
@@ -178,6 +182,7 @@ class ClusterClient:
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="bconnect-cluster")
         self._pool_size = pool_size
         self._http: dict[str, _HttpPool | None] = {}  # base URL -> pool (None: https)
+        self._ca_file = ca_file
         self._closed = False
 
     def __repr__(self) -> str:  # never show the key
@@ -371,7 +376,13 @@ class ClusterClient:
         url = base_url + path
         try:
             resp = self._session().request(
-                method, url, json=body, headers=self._headers(), timeout=self._timeout
+                method,
+                url,
+                json=body,
+                headers=self._headers(),
+                timeout=self._timeout,
+                # per request: a session's verify loses to REQUESTS_CA_BUNDLE
+                verify=self._ca_file or True,
             )
         except requests.RequestException as exc:
             # a connect error or connect timeout: the request never reached a controller
@@ -379,11 +390,19 @@ class ClusterClient:
                 exc, requests.ReadTimeout
             )
             raise ClusterUnreachable(
-                f"controller at {base_url} unreachable: {type(exc).__name__}",
+                f"controller at {base_url} unreachable: {_failure(exc)}",
                 retry_elsewhere=unsent,
             ) from None
         log.debug("cluster %s %s -> %s", method, path, resp.status_code)
         return _answer(resp.status_code, resp.reason or "", resp.content)
+
+
+def _failure(exc: requests.RequestException) -> str:
+    """A failed call in a few words; for TLS, OpenSSL's reason (e.g. "certificate
+    verify failed: unable to get local issuer certificate")."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS: {tls_failure(exc)}"
+    return type(exc).__name__
 
 
 def _answer(status: int, reason: str, content: bytes) -> dict[str, Any]:

@@ -67,7 +67,9 @@ class Worker:
         shutdown_timeout: float = 5.0,
         controller_grace: float = 15.0,
         idle_timeout: float = 0.0,
+        ca_file: str | None = None,
     ) -> None:
+        """``ca_file``: the PEM bundle that signs https:// controllers' certificates."""
         self.public_address = public_address
         self.name = name
         self.tags = {k: list(v) for k, v in (tags or {}).items()}
@@ -77,7 +79,7 @@ class Worker:
         self.controller_grace = controller_grace
         self._last_contact: float | None = None
         self._sock = proxy_sock
-        self.cluster = ClusterClient(controller_url, auth_key)
+        self.cluster = ClusterClient(controller_url, auth_key, ca_file=ca_file)
         self.sessions = SessionCache(self.cluster)
         self.registry = ConnectionRegistry()
         self.closes = CloseReports(self.cluster)
