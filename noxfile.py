@@ -38,6 +38,7 @@ HARDENING_TESTS = [
     "tests/test_permission_matrix.py",
     "tests/test_worker_proxy.py",
     "tests/test_worker_idle_e2e.py",
+    "tests/test_listener_tls.py",
     "tests/test_cluster_e2e.py",
     "tests/test_faults.py",
     "tests/test_throttle.py",
@@ -58,7 +59,23 @@ def hardening(session: nox.Session) -> None:
     finally:  # the figures of what ran, pass or fail
         figures = json.loads(report.read_text()) if report.exists() else {}
         session.log("hardening report")
-        for section, values in figures.items():
-            session.log(f"  {section}")
-            for key, value in values.items():
-                session.log(f"    {key:<44} {value}")
+        for line in _report_lines(figures, 1):
+            session.log(line)
+
+
+def _report_lines(figures: dict, depth: int) -> list[str]:
+    """Nested figures as indented lines; a list as its length and its first entries."""
+    lines = []
+    pad = "  " * depth
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}")
+            lines += _report_lines(value, depth + 1)
+        elif isinstance(value, list):
+            shown = ", ".join(map(str, value[:4])) + (", …" if len(value) > 4 else "")
+            lines.append(
+                f"{pad}{key:<{48 - 2 * depth}} {len(value)}" + (f" ({shown})" if value else "")
+            )
+        else:
+            lines.append(f"{pad}{key:<{48 - 2 * depth}} {value}")
+    return lines

@@ -230,3 +230,22 @@ def test_token_id() -> None:
     assert token_id("at_1234567890_s1xyz") == "at_1234567890"
     with pytest.raises(ValueError):
         token_id("garbage")
+
+
+def test_tls_failures_read_as_openssl_reason() -> None:
+    import requests
+
+    from bconnect.core.tlserrors import tls_failure
+
+    wrapped = requests.exceptions.SSLError(
+        "HTTPSConnectionPool(host='127.0.0.1', port=9200): Max retries exceeded with url: "
+        "/v1/scopes (Caused by SSLError(SSLCertVerificationError(1, '[SSL: "
+        "CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer "
+        "certificate (_ssl.c:1010)')))"
+    )
+    assert tls_failure(wrapped) == (
+        "certificate verify failed: unable to get local issuer certificate"
+    )
+    plain = requests.exceptions.SSLError("[SSL] record layer failure (_ssl.c:1000)")
+    assert tls_failure(plain) == "record layer failure"
+    assert tls_failure(requests.exceptions.SSLError("EOF occurred")) == "TLS handshake failed"
