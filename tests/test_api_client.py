@@ -246,6 +246,14 @@ def test_tls_failures_read_as_openssl_reason() -> None:
     assert tls_failure(wrapped) == (
         "certificate verify failed: unable to get local issuer certificate"
     )
+    mismatch = requests.exceptions.SSLError(
+        '(Caused by SSLError(SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] '
+        "certificate verify failed: Hostname mismatch, certificate is not valid for "
+        "'127.0.0.2'. (_ssl.c:1010)\")))"
+    )
+    assert tls_failure(mismatch) == (
+        "certificate verify failed: Hostname mismatch, certificate is not valid for '127.0.0.2'"
+    )
     plain = requests.exceptions.SSLError("[SSL] record layer failure (_ssl.c:1000)")
     assert tls_failure(plain) == "record layer failure"
     assert tls_failure(requests.exceptions.SSLError("EOF occurred")) == "TLS handshake failed"

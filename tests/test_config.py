@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from tls_files import make_tls_files
 
 from bconnect.config import (
@@ -361,6 +362,19 @@ def test_listener_tls_rules(tmp_path: Path) -> None:
     )
     proxy = error(tmp_path, WORKER + _tls_listener("proxy", tls_cert_file=cert, tls_key_file=key))
     assert "tls_cert_file: TLS is for the api and cluster listeners" in proxy
+    ops = error(tmp_path, with_api + API.replace('"api"', '"ops"') + 'tls_key_file = "/nope"\n')
+    assert "tls_key_file: TLS is for the api and cluster listeners" in ops
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        serialization.load_pem_private_key(tls.key.read_bytes(), None).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    assert "tls_key_file: the key is encrypted (not supported" in api(
+        tls_cert_file=cert, tls_key_file=str(encrypted)
+    )
     bad_ca = error(tmp_path, WORKER + f"tls_ca_file = {json.dumps(key)}\n" + PROXY)
     assert "[worker] tls_ca_file: " in bad_ca and "is not a PEM CA bundle" in bad_ca
     missing_ca = error(tmp_path, WORKER + "tls_ca_file = '/nope.pem'\n" + PROXY)

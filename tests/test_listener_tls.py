@@ -5,6 +5,7 @@ sessions are proxied as before, and a worker that cannot verify the controller s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,7 +16,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from cluster_harness import SQLiteCluster, WorkerProcess
+from cluster_harness import (
+    Process,
+    SQLiteCluster,
+    WorkerProcess,
+    cluster_env,
+    free_port,
+    init_database,
+)
 from test_cluster_e2e import target
 from test_dataplane_e2e import (
     GUARD,
@@ -27,6 +35,9 @@ from test_dataplane_e2e import (
     wait_for,
 )
 from tls_files import TlsFiles, make_tls_files
+
+from bconnect.controller.server import Controller, ListenError, bind
+from bconnect.controller.settings import Settings
 
 __all__ = ["connects"]  # the fixture
 
@@ -46,6 +57,9 @@ def tls_cluster(tmp_path: Path, tls: TlsFiles) -> Iterator[SQLiteCluster]:
         tls={"api": files, "cluster": files},
         ca=str(tls.ca),
     )
+    # an unrelated CA bundle in the environment: what the configuration and the flags
+    # name must win over it (requests prefers it to a session's own setting)
+    running.env["REQUESTS_CA_BUNDLE"] = str(make_tls_files(tmp_path / "env", "env").ca)
     try:
         running.start()  # both workers registered: over HTTPS, the certificate verified
         yield running
@@ -54,8 +68,8 @@ def tls_cluster(tmp_path: Path, tls: TlsFiles) -> Iterator[SQLiteCluster]:
 
 
 def cli(cluster: SQLiteCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
-    env.update(BOUNDARY_ADDR=cluster.a.addr, BCONNECT_KEYRING_TYPE="none", PW=cluster.a.password)
+    env = {**cluster.env, "BOUNDARY_ADDR": cluster.a.addr, "PW": cluster.a.password}
+    env["BCONNECT_KEYRING_TYPE"] = "none"
     return subprocess.run(
         [sys.executable, "-m", "bconnect", *args],
         capture_output=True,
@@ -151,3 +165,83 @@ def test_a_worker_that_cannot_verify_the_controller_says_why(
     assert "Traceback" not in worker.output()
     assert "worker-c" not in {r[0] for r in cluster.sql("SELECT name FROM workers")}
     worker.stop()
+
+
+def test_a_worker_in_the_controllers_file_reaches_its_https_cluster_listener(
+    tmp_path: Path, tls: TlsFiles
+) -> None:
+    env = cluster_env(f"sqlite:///{tmp_path / 'one.db'}")
+    init_database(env)
+    ports = [free_port() for _ in range(4)]
+    files = (
+        f"tls_cert_file = {json.dumps(str(tls.cert))}\ntls_key_file = {json.dumps(str(tls.key))}"
+    )
+    config = f"""
+log_level = "debug"
+
+[controller]
+database_url = "env://BCONNECT_TEST_DATABASE_URL"
+worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"
+
+[worker]
+name = "same-file"
+tls_ca_file = {json.dumps(str(tls.ca))}
+
+[[listener]]
+purpose = "api"
+address = "127.0.0.1:{ports[0]}"
+{files}
+
+[[listener]]
+purpose = "cluster"
+address = "127.0.0.1:{ports[1]}"
+{files}
+
+[[listener]]
+purpose = "proxy"
+address = "127.0.0.1:{ports[2]}"
+
+[[listener]]
+purpose = "ops"
+address = "127.0.0.1:{ports[3]}"
+"""
+    server = Process("one", config, tmp_path, env)
+    server.start()
+    try:
+        health = f"http://127.0.0.1:{ports[3]}/health"
+
+        def registered() -> bool:
+            try:
+                body = requests.get(health, timeout=5).json()
+            except (requests.RequestException, ValueError):
+                return False
+            return bool(body.get("worker", {}).get("registered"))
+
+        assert wait_for(registered), server.output()
+        assert f"https://127.0.0.1:{ports[1]}" in server.output()
+        assert "Traceback" not in server.output()
+        # Ctrl-C: both uvicorn servers (api, then cluster) shut down gracefully, the
+        # cluster one not cancelled by the re-raised SIGINT (uvicorn logs at debug)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(GUARD) == 0, server.output()
+        out = server.output()
+        assert out.count("Shutting down") == 2 and out.count("Finished server process") == 2, out
+        assert "CancelledError" not in out and "Traceback" not in out
+    finally:
+        server.stop()
+
+
+def test_a_cluster_listener_that_cannot_start_stops_the_controller(tmp_path: Path) -> None:
+    controller = Controller.open(Settings(database_url=str(tmp_path / "c.db")))
+    gone = str(tmp_path / "gone.pem")
+    controller.listener_tls = {"cluster": (gone, gone)}
+    api, cluster = bind("127.0.0.1:0", 0), bind("127.0.0.1:0", 0)
+    try:
+        server = controller.uvicorn_server()
+        with pytest.raises(ListenError, match="the cluster listener stopped: .*No such file"):
+            asyncio.run(asyncio.wait_for(controller.run(server, api, cluster), GUARD))
+    finally:
+        api.close()
+        cluster.close()
+        controller.close()

@@ -28,7 +28,7 @@ __all__ = ["connects"]  # the fixture
 
 @pytest.fixture
 def idle_cluster(tmp_path: Path) -> Iterator[SQLiteCluster]:
-    running = SQLiteCluster(tmp_path, {}, {"idle_timeout": "1s"})
+    running = SQLiteCluster(tmp_path, {}, {"idle_timeout": "2s"})
     try:
         running.start()
         yield running
@@ -65,6 +65,6 @@ def test_an_idle_connection_is_closed_and_the_session_goes_on(
     assert code == 0, err
     final = wait_for(lambda: (s := session(cluster.a, sid))["status"] == "terminated" and s)
     assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
-    assert "idle for 1s, closing" in "".join(
+    assert "idle for 2s, closing" in "".join(
         w.output() for w in (cluster.worker_a, cluster.worker_b)
     )

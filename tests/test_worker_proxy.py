@@ -369,6 +369,46 @@ async def test_idle_connections_are_closed_after_the_idle_timeout() -> None:
         cluster.stop()
 
 
+async def test_traffic_one_way_keeps_a_connection_from_idling() -> None:
+    """Bytes only from the endpoint (a ticker) or only to it (a sink) are activity too."""
+
+    async def ticker(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"t")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+        writer.close()
+
+    servers = [await asyncio.start_server(h, "127.0.0.1", 0) for h in (ticker, sink)]
+    ticker_port, sink_port = (srv.sockets[0].getsockname()[1] for srv in servers)
+    cluster = FakeCluster().start()
+    try:
+        async with running_worker(cluster, idle_timeout=2.0) as (worker, port):
+            env = Env(cluster, worker, port, 0)
+            down = cluster.add_session("s_down123456", f"tcp://127.0.0.1:{ticker_port}")
+            up = cluster.add_session("s_upup123456", f"tcp://127.0.0.1:{sink_port}")
+            reading = await env.connect(down, new_tofu_token())
+            writing = await env.connect(up, new_tofu_token())
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 4.0  # twice the idle timeout
+            while loop.time() < end:
+                await writing.channel.send(b"u")
+                assert await asyncio.wait_for(reading.channel.recv(), GUARD)
+                await asyncio.sleep(0.1)
+            assert len(worker.registry) == 2  # neither was closed for idling
+            assert cluster.closed_reports() == {}
+    finally:
+        for srv in servers:
+            srv.close()
+        cluster.stop()
+
+
 async def test_shutdown_closes_live_connections_and_reports_them() -> None:
     cluster = FakeCluster().start()
     echo, echo_port = await echo_server()

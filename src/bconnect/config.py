@@ -422,20 +422,26 @@ def _listeners(path: str, blocks: Any) -> tuple[dict[str, str], dict[str, Listen
 
 
 def _listener_tls(s: _Section, purpose: str) -> ListenerTls | None:
-    cert, key = s.readable_file("tls_cert_file"), s.readable_file("tls_key_file")
-    if cert is None and key is None:
+    if "tls_cert_file" not in s.data and "tls_key_file" not in s.data:
         return None
     if purpose not in TLS_PURPOSES:
-        raise s.error("tls_cert_file", f"TLS is for the {' and '.join(TLS_PURPOSES)} listeners")
+        key = "tls_cert_file" if "tls_cert_file" in s.data else "tls_key_file"
+        raise s.error(key, f"TLS is for the {' and '.join(TLS_PURPOSES)} listeners")
+    cert, key = s.readable_file("tls_cert_file"), s.readable_file("tls_key_file")
     if cert is None or key is None:
-        raise s.error(
-            "tls_cert_file" if cert is None else "tls_key_file",
-            "is required with the other tls_ key",
-        )
+        missing = "tls_cert_file" if cert is None else "tls_key_file"
+        raise s.error(missing, "is required with the other tls_ key")
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
-    except (ssl.SSLError, ValueError) as exc:
-        raise s.error("tls_cert_file", f"cannot use this certificate and key: {exc}") from None
+        # an empty passphrase: OpenSSL must not prompt for one on the terminal
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=b"")
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        with open(key, "rb") as f:
+            encrypted = b"ENCRYPTED" in f.read(4096)
+        reason = "the key is encrypted (not supported: store it unencrypted, 0600)"
+        raise s.error(
+            "tls_key_file" if encrypted else "tls_cert_file",
+            reason if encrypted else f"cannot use this certificate and key: {exc}",
+        ) from None
     return ListenerTls(cert, key)
 
 

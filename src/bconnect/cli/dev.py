@@ -213,6 +213,9 @@ Authenticate with:
         controller.serve(
             sock, cluster_sock, worker, log_level="debug" if log_level == "debug" else "warning"
         )
+    except ListenError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     finally:
         controller.close()
         if tmpdir is not None:

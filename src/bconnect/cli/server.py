@@ -127,13 +127,18 @@ def _run(cfg: ServerConfig, socks: dict[str, socket.socket], level: str) -> None
             )
         _banner(cfg, socks, controller, worker)
         if controller is not None:
-            controller.serve(
-                socks["api"],
-                socks["cluster"],
-                worker,
-                log_level="debug" if level == "debug" else "warning",
-                ops=ops,
-            )
+            from bconnect.controller.server import ListenError
+
+            try:
+                controller.serve(
+                    socks["api"],
+                    socks["cluster"],
+                    worker,
+                    log_level="debug" if level == "debug" else "warning",
+                    ops=ops,
+                )
+            except ListenError as exc:
+                _fail(str(exc))
         elif worker is not None:
             asyncio.run(serve_worker(worker, ops))
     finally:

@@ -8,7 +8,7 @@ import logging
 import re
 import signal
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,10 +88,13 @@ class _Server(uvicorn.Server):
     """uvicorn.Server that, on SIGINT/SIGTERM, first stops the embedded worker (so its
     last connection-closed reports still reach the API) and only then shuts down.
     ``on_exit`` (if set) is called once, at the first signal (the ops listener's
-    /health starts answering 503 then)."""
+    /health starts answering 503 then); ``then`` (if set) is awaited once after its own
+    graceful shutdown, before uvicorn re-raises the signal that stopped it (which, for
+    SIGINT, cancels the main task)."""
 
     stop_first: asyncio.Task | None = None
     on_exit: Callable[[], None] | None = None
+    then: Callable[[], Awaitable[None]] | None = None
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         on_exit, self.on_exit = self.on_exit, None
@@ -105,24 +108,47 @@ class _Server(uvicorn.Server):
         task.get_loop().call_soon_threadsafe(task.cancel)
         task.add_done_callback(lambda _task: super(_Server, self).handle_exit(sig, frame))
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets=sockets)
+        then, self.then = self.then, None
+        if then is not None:
+            await then()
 
-class _ListenerServer(uvicorn.Server):
-    """A second uvicorn server (the cluster listener's) in the same loop: it leaves the
-    signals to the API's server, which stops it when it stops."""
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves the signals to another in the same loop."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
 
-def _cluster_stopped(task: asyncio.Future[None], cluster: uvicorn.Server, api: Any) -> None:
-    """The cluster listener's server ended: when not asked to, stop the API's too (a
-    controller without its cluster listener would serve sessions no worker can reach)."""
-    if cluster.should_exit:
-        return
-    error = None if task.cancelled() else task.exception()
-    log.error("the cluster listener stopped%s", f": {error}" if error else "")
-    api.should_exit = True
+class _ClusterListener:
+    """The cluster API's own uvicorn server (its own TLS settings, the API's app),
+    started beside the API's server and stopped after it. Should it end by itself (it
+    could not start), it stops the API's server too and keeps the reason in
+    ``failure``: a controller whose workers cannot reach it must not look healthy."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket, api: uvicorn.Server) -> None:
+        self.server = _QuietServer(config)
+        self.failure: str | None = None
+        self._api = api
+        self.task = asyncio.ensure_future(self.server.serve(sockets=[sock]))
+        self.task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Future[None]) -> None:
+        if self.server.should_exit:  # asked to stop
+            return
+        error = None if task.cancelled() else task.exception()
+        self.failure = str(error) if error else "it stopped"
+        log.error("the cluster listener stopped: %s", self.failure)
+        self._api.should_exit = True
+
+    async def stop(self) -> None:
+        if not self.task.done():
+            self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
 
 
 @dataclass
@@ -207,19 +233,19 @@ class Controller:
         """Serve the API with ``server``, the cluster API on its own listener with a
         second uvicorn server (the same app; each listener has its own TLS settings), and
         run an embedded worker beside them in the same loop, until ``server`` is told to
-        exit; the cluster listener closes after the worker has stopped.
+        exit; the cluster listener closes after the worker has stopped and the API's
+        server has shut down. Raises :class:`ListenError` when the cluster listener
+        ended by itself (it could not start).
 
         ``ops`` (a :class:`bconnect.health.HealthServer`) runs beside them; it reports
         "shutting down" from the first signal on and stops last."""
-        cluster_server = cluster_task = None
+        cluster = None
         if cluster_sock is not None:
             config = server.config
-            cluster_server = _ListenerServer(
-                self._uvicorn_config(config.app, "cluster", config.log_level, lifespan="off")
-            )
-            cluster_task = asyncio.ensure_future(cluster_server.serve(sockets=[cluster_sock]))
-            cluster_task.add_done_callback(
-                lambda done: _cluster_stopped(done, cluster_server, server)
+            cluster = _ClusterListener(
+                self._uvicorn_config(config.app, "cluster", config.log_level, lifespan="off"),
+                cluster_sock,
+                server,
             )
         worker_task = asyncio.ensure_future(worker.run()) if worker is not None else None
         ops_task = asyncio.ensure_future(ops.run()) if ops is not None else None
@@ -228,6 +254,8 @@ class Controller:
                 server.stop_first = worker_task
             if ops is not None:
                 server.on_exit = lambda: setattr(ops, "stopping", True)
+            if cluster is not None:
+                server.then = cluster.stop
         try:
             await server.serve(sockets=[api_sock])
         finally:
@@ -237,14 +265,14 @@ class Controller:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
-            if cluster_server is not None and cluster_task is not None:
-                cluster_server.should_exit = True
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await cluster_task
+            if cluster is not None:
+                await cluster.stop()
             if ops_task is not None:
                 ops_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ops_task
+        if cluster is not None and cluster.failure is not None:
+            raise ListenError(f"the cluster listener stopped: {cluster.failure}")
 
     def serve(
         self,

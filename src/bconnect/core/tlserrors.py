@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_OPENSSL_REASON = re.compile(r"\[SSL(?:: [A-Z_]+)?\] ([^(')\"]+)")
+# "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: … (_ssl.c:1010)", possibly
+# with quotes inside (a host name), inside urllib3's "Caused by SSLError(…)" wrapping
+_OPENSSL_REASON = re.compile(r"\[SSL(?:: [A-Z_]+)?\] (.+?)\.? ?(?:\(_ssl\.c:\d+\)|'\)|\"\)|$)")
 
 
 def tls_failure(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from websockets.client import ClientProtocol
@@ -251,7 +252,7 @@ async def relay(
     channel: WsChannel,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    on_activity: callable | None = None,  # type: ignore[valid-type]
+    on_activity: Callable[[], None] | None = None,
 ) -> RelayResult:
     """Carry bytes both ways until either side ends; then end both.
 

@@ -83,6 +83,10 @@ class LiveConnection:
             self.stop_message = message
         self._stop.set()
 
+    def touch(self) -> None:
+        """Bytes moved (read from a side, or written out and drained/sent)."""
+        self.last_activity = time.monotonic()
+
     def idle_seconds_left(self, idle_timeout: float, now: float) -> float:
         """Seconds until this connection has been idle for ``idle_timeout`` (≤ 0: it has)."""
         return self.last_activity + idle_timeout - now
@@ -121,7 +125,7 @@ class CountingReader:
             raise
         if data:
             self._live.bytes_down += len(data)
-            self._live.last_activity = time.monotonic()
+            self._live.touch()
         return data
 
 
@@ -135,7 +139,7 @@ class CountingWriter:
     def write(self, data: bytes) -> None:
         self._writer.write(data)
         self._live.bytes_up += len(data)
-        self._live.last_activity = time.monotonic()
+        self._live.touch()
 
     async def drain(self) -> None:
         try:

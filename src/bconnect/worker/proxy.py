@@ -328,7 +328,13 @@ class ConnectionProxy:
         """Relay until either side ends, or until the worker stops the connection (then
         close the WebSocket with 1000 and return ``None``)."""
         relaying = asyncio.ensure_future(
-            relay(channel, CountingReader(ep_reader, live), CountingWriter(ep_writer, live))  # type: ignore[arg-type]
+            relay(
+                channel,
+                CountingReader(ep_reader, live),  # type: ignore[arg-type]
+                CountingWriter(ep_writer, live),  # type: ignore[arg-type]
+                # after each send or drain too: a slow receiver is not an idle one
+                on_activity=live.touch,
+            )
         )
         stopped = asyncio.ensure_future(live.wait_stopped())
         idle = asyncio.ensure_future(self._stop_when_idle(live)) if self.idle_timeout else None
