@@ -64,7 +64,8 @@ def _duration(value: str, hint: str) -> float:
     "controller-ca-cert",
     "ca_cert",
     metavar="FILE",
-    help="PEM CA bundle that signs an https:// controller's certificate (default: the system's).",
+    help="PEM CA bundle that signs an https:// controller's certificate "
+    "(default: the system's, or REQUESTS_CA_BUNDLE).",
 )
 @string_option(
     "worker-auth-key",
