@@ -152,7 +152,6 @@ def start_controller(
         worker_addresses=[proxy_addr],
         job_interval=job_interval,
         worker_auth_key=key,
-        cluster_port=cluster_port,
         **(settings or {}),
     )
     controller = Controller.open(config, dev_seed=True, **seed)

@@ -166,7 +166,6 @@ def dev(
         api_address=f"{host}:{port}",
         job_interval=job_interval,
         worker_auth_key=worker_auth_key,
-        cluster_port=cluster_port,
     )
     try:
         controller = Controller.open(

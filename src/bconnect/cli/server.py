@@ -163,7 +163,6 @@ def _open_controller(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Cont
         job_interval=c.job_interval,
         max_body_bytes=c.max_body_bytes,
         worker_auth_key=c.worker_auth_key,
-        cluster_port=socks["cluster"].getsockname()[1],
         worker_grace=c.worker_grace,
         session_retention=c.session_retention,
         deleted_retention=c.deleted_retention,

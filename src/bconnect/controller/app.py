@@ -27,6 +27,9 @@ from bconnect.controller.storage.db import database_unreachable
 from bconnect.controller.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
+
+#: The ASGI scope key the cluster listener's server sets (see :func:`on_cluster_listener`).
+CLUSTER_LISTENER = "bconnect.cluster_listener"
 #: How a caller proves who they are: ``Authorization: Bearer at_…`` (the token from
 #: ``:authenticate``). Every operation also answers without one, as the anonymous user
 #: ``u_anon``, within whatever the grants give it (docs/permissions.md).
@@ -97,7 +100,7 @@ class RequestShape:
             await self.app(scope, receive, send)
             return
         # The cluster API lives on the cluster listener only, and nothing else does.
-        on_cluster = (scope.get("server") or (None, None))[1] == self.settings.cluster_port
+        on_cluster = bool(scope.get(CLUSTER_LISTENER))
         if on_cluster != scope["path"].startswith("/v1/cluster/"):
             body = errors.not_found(scope["path"]).body()
             await JSONResponse(body, status_code=404)(scope, receive, send)
@@ -175,6 +178,16 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 responses.setdefault(code, {"description": text, **ref})
     app.openapi_schema = doc
     return doc
+
+
+def on_cluster_listener(app: ASGIApp) -> ASGIApp:
+    """``app`` as the cluster listener serves it: its requests are marked, so that the
+    cluster API answers there and only there (whatever the addresses and ports)."""
+
+    async def marked(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, CLUSTER_LISTENER: True}, receive, send)
+
+    return marked
 
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:

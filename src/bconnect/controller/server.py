@@ -242,8 +242,11 @@ class Controller:
         cluster = None
         if cluster_sock is not None:
             config = server.config
+            from bconnect.controller.app import on_cluster_listener
+
+            app = on_cluster_listener(config.app)
             cluster = _ClusterListener(
-                self._uvicorn_config(config.app, "cluster", config.log_level, lifespan="off"),
+                self._uvicorn_config(app, "cluster", config.log_level, lifespan="off"),
                 cluster_sock,
                 server,
             )

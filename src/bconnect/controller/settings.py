@@ -18,8 +18,6 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # workers authenticate to the cluster API with this key (None: no worker may connect)
     worker_auth_key: str | None = field(default=None, repr=False)
-    # the local port of the cluster listener: /v1/cluster is served there and only there
-    cluster_port: int | None = None
     # a worker silent for this long is unhealthy: not offered to clients, and its open
     # connections are closed with "system error" (Boundary's status grace period)
     worker_grace: float = 15.0
