@@ -17,6 +17,7 @@ from bconnect.config import (
     cluster_url,
     load_config,
     parse_duration,
+    plaintext_warnings,
     split_host_port,
 )
 
@@ -381,3 +382,33 @@ def test_listener_tls_rules(tmp_path: Path) -> None:
     assert "[worker] tls_ca_file: cannot read /nope.pem: No such file" in missing_ca
     negative = error(tmp_path, WORKER + "idle_timeout = '-1s'\n" + PROXY)
     assert "[worker] idle_timeout:" in negative
+
+
+def test_plaintext_warnings(tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path)
+    files = {"tls_cert_file": str(tls.cert), "tls_key_file": str(tls.key)}
+    ca = f"tls_ca_file = {json.dumps(str(tls.ca))}\n"
+    # wildcard api and cluster listeners without certificates, a CA no controller uses
+    warnings = plaintext_warnings(load(tmp_path, CONTROLLER + WORKER + ca + API + CLUSTER + PROXY))
+    assert warnings == [
+        '[[listener]] purpose = "api" on 0.0.0.0:9200 has no tls_cert_file: passwords and '
+        "auth tokens cross the network in clear (unless a TLS-terminating proxy is in front)",
+        '[[listener]] purpose = "cluster" on 0.0.0.0:9201 has no tls_cert_file: session '
+        "private keys and the worker key cross the network in clear (unless a "
+        "TLS-terminating proxy is in front)",
+        "[worker] tls_ca_file: unused, no controller is an https:// URL",
+    ]
+    # loopback listeners, certificates, an https controller: nothing to say
+    local = CONTROLLER + API.replace("0.0.0.0", "127.0.0.1") + CLUSTER.replace("0.0.0.0", "[::1]")
+    assert plaintext_warnings(load(tmp_path, local)) == []
+    secured = (
+        CONTROLLER
+        + "[worker]\n"
+        + ca
+        + _tls_listener("api", **files)
+        + _tls_listener("cluster", **files)
+        + PROXY
+    )
+    assert plaintext_warnings(load(tmp_path, secured)) == []  # same-file worker: https
+    remote = WORKER.replace('"10.0.0.1:9201"', '"https://ctl.example:9201"') + ca + PROXY
+    assert plaintext_warnings(load(tmp_path, remote)) == []

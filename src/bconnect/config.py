@@ -11,6 +11,7 @@ Secrets (the worker key) are kept out of ``repr`` and out of every message.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 import ssl
@@ -443,6 +444,38 @@ def _listener_tls(s: _Section, purpose: str) -> ListenerTls | None:
             reason if encrypted else f"cannot use this certificate and key: {exc}",
         ) from None
     return ListenerTls(cert, key)
+
+
+_IN_CLEAR = {
+    "api": "passwords and auth tokens",
+    "cluster": "session private keys and the worker key",
+}
+
+
+def plaintext_warnings(cfg: ServerConfig) -> list[str]:
+    """What to warn about at start-up: an api or cluster listener reachable from other
+    hosts without a certificate, and a worker CA bundle no controller uses."""
+    warnings = []
+    for purpose, what in _IN_CLEAR.items():
+        address = cfg.listeners.get(purpose)
+        if address is None or purpose in cfg.listener_tls:
+            continue
+        host = split_host_port(address)[0]
+        try:
+            local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if not local:
+            warnings.append(
+                f'[[listener]] purpose = "{purpose}" on {address} has no tls_cert_file: {what} '
+                "cross the network in clear (unless a TLS-terminating proxy is in front)"
+            )
+    w = cfg.worker
+    if w is not None and w.tls_ca_file is not None:
+        https = [u for u in w.controllers if u.startswith("https://")]
+        if not https and not (not w.controllers and "cluster" in cfg.listener_tls):
+            warnings.append("[worker] tls_ca_file: unused, no controller is an https:// URL")
+    return warnings
 
 
 def check_ca_file(path: str) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bconnect.health import HealthServer
     from bconnect.worker.server import Worker
 
+log = logging.getLogger(__name__)
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -80,7 +81,7 @@ def server(config: str, log_level: str | None) -> None:
       bconnect server -config /etc/bconnect/controller.toml
       bconnect server -config /etc/bconnect/worker.toml -log-level debug
     """
-    from bconnect.config import DEFAULT_PORTS, ConfigError, load_config
+    from bconnect.config import DEFAULT_PORTS, ConfigError, load_config, plaintext_warnings
 
     try:
         cfg = load_config(config)
@@ -93,6 +94,8 @@ def server(config: str, log_level: str | None) -> None:
         level=level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    for warning in plaintext_warnings(cfg):
+        log.warning("%s: %s", cfg.path, warning)
     from bconnect.controller.server import ListenError, bind
 
     socks: dict[str, socket.socket] = {}
