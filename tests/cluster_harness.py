@@ -228,12 +228,34 @@ def init_database(env: dict[str, str]) -> dict[str, str]:
 
 
 class _Processes:
-    """What every cluster has: controller ``a`` and its processes."""
+    """What every cluster has: controller ``a``, workers a and b, and their processes."""
 
     a: ControllerProcess
+    worker_a: WorkerProcess
+    worker_b: WorkerProcess
     processes: list[Process]
     directory: Path
     env: dict[str, str]
+    #: the database driver's query parameter placeholder
+    placeholder = "%s"
+
+    def sql(self, query: str, *params: Any) -> list[tuple]:
+        raise NotImplementedError
+
+    def serving_workers(self, sid: str) -> list[str]:
+        """Names of the workers of the session's connections, oldest connection first."""
+        rows = self.sql(
+            "SELECT w.name FROM session_connections c JOIN workers w ON w.id = c.worker_id "
+            f"WHERE c.session_id = {self.placeholder} ORDER BY c.created_time",
+            sid,
+        )
+        return [r[0] for r in rows]
+
+    def worker_and_other(self, name: str) -> tuple[WorkerProcess, WorkerProcess]:
+        """The worker process named ``name``, and the other one."""
+        if name == self.worker_a.worker_name:
+            return self.worker_a, self.worker_b
+        return self.worker_b, self.worker_a
 
     def _controller(
         self, name: str, created: dict[str, str], settings: dict[str, Any]
@@ -335,6 +357,8 @@ class SQLiteCluster(_Processes):
             proc.start()
         assert wait_for(self.a.healthy), self.a.output()
         assert wait_for(lambda: self.healthy_workers() == {"worker-a", "worker-b"}), self.logs()
+
+    placeholder = "?"
 
     def sql(self, query: str, *params: Any) -> list[tuple]:
         """A read on the database file, beside the running controller (WAL: no lock)."""

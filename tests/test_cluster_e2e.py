@@ -19,7 +19,15 @@ import pytest
 import requests
 from cluster_harness import GUARD, Cluster, wait_for
 from conftest import hardening_report
-from test_dataplane_e2e import authorize, connects, echo_through, session, start_connect
+from test_dataplane_e2e import (
+    authorize,
+    connection_closed,
+    connects,
+    echo_through,
+    session,
+    start_connect,
+    terminated,
+)
 
 pytestmark = pytest.mark.postgresql
 __all__ = ["connects"]  # the fixture, shared with the data-plane tests
@@ -129,7 +137,7 @@ def still_relaying_past_the_grace(ctl: Any, sid: str, stream: Stream) -> None:
 def closed_by_the_end_user(ctl: Any, sid: str, sent: int) -> None:
     """After the test stopped its Stream: the connection is closed by the end user with
     every byte counted both ways, and the session is still active."""
-    closed = wait_for(lambda: (s := session(ctl, sid))["connections"][0].get("closed_reason") and s)
+    closed = connection_closed(ctl, sid)
     assert closed, session(ctl, sid)
     record = closed["connections"][0]
     assert record["closed_reason"] == "closed by end-user"
@@ -137,13 +145,18 @@ def closed_by_the_end_user(ctl: Any, sid: str, sent: int) -> None:
     assert closed["status"] == "active"
 
 
-def serving_worker(cluster: Cluster, sid: str) -> str:
-    rows = cluster.sql(
-        "SELECT w.name FROM session_connections c JOIN workers w ON w.id = c.worker_id "
-        "WHERE c.session_id = %s",
-        sid,
-    )
-    return rows[0][0] if rows else ""
+def a_session_through(
+    cluster: Any, echo_port: int, connects: list, ctl: Any = None, **target_extra: Any
+) -> tuple:
+    """A project, a target on the echo server, a session authorized on ``ctl``
+    (controller a by default) and its `bconnect connect`:
+    (project, target id, session id, the Connect, its port)."""
+    ctl = ctl or cluster.a
+    project = cluster.project()
+    tid = target(cluster, project, echo_port, **target_extra)
+    auth = authorize(ctl, tid)
+    c, port = start_connect(connects, ctl, auth["authorization_token"])
+    return project, tid, auth["session_id"], c, port
 
 
 def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connects) -> None:
@@ -155,7 +168,7 @@ def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connec
     stream = Stream(port)
     try:
         assert stream.flowing(), cluster.logs()
-        assert serving_worker(cluster, auth["session_id"]) == "worker-b"
+        assert cluster.serving_workers(auth["session_id"]) == ["worker-b"]
         version = session(cluster.b, auth["session_id"])["version"]
         canceled_at = time.monotonic()
         resp = cluster.b.request(
@@ -168,9 +181,7 @@ def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connec
         assert not stream.error
     finally:
         stream.close()
-    final = wait_for(
-        lambda: (s := session(cluster.a, auth["session_id"]))["status"] == "terminated" and s
-    )
+    final = terminated(cluster.a, auth["session_id"])
     assert final, session(cluster.a, auth["session_id"])
     assert final["termination_reason"] == "canceled"
     conn = final["connections"][0]
@@ -179,40 +190,25 @@ def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connec
 
 
 def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
-    project = cluster.project()
-    tid = target(cluster, project, echo_server.port)
-    auth = authorize(cluster.a, tid)
-    sid = auth["session_id"]
-    c, port = start_connect(connects, cluster.a, auth["authorization_token"])
+    _, tid, sid, c, port = a_session_through(cluster, echo_server.port, connects)
     stream = Stream(port)
     try:
         assert stream.flowing(), cluster.logs()
-        doomed = serving_worker(cluster, sid)
-        survivor = cluster.worker_b if doomed == "worker-a" else cluster.worker_a
-        victim = cluster.worker_a if doomed == "worker-a" else cluster.worker_b
+        [doomed] = cluster.serving_workers(sid)
+        victim, survivor = cluster.worker_and_other(doomed)
         victim.kill()  # SIGKILL: no close report, no goodbye
         assert stream.ended.wait(GUARD), "the transfer through the killed worker went on"
     finally:
         stream.close()
     # the dead worker's connection is closed by the controllers after the grace period
-    closed = wait_for(
-        lambda: (s := session(cluster.b, sid))["connections"][0].get("closed_reason") and s
-    )
+    closed = connection_closed(cluster.b, sid)
     assert closed, session(cluster.b, sid)
     assert closed["connections"][0]["closed_reason"] == "system error"
     assert closed["status"] == "active"
     # the other worker keeps serving: this session (the client fails over) and new ones
     payload = os.urandom(256 * 1024)
     assert echo_through(port, payload) == payload
-    names = {
-        row[0]
-        for row in cluster.sql(
-            "SELECT w.name FROM session_connections c JOIN workers w ON w.id = c.worker_id "
-            "WHERE c.session_id = %s",
-            sid,
-        )
-    }
-    assert names == {doomed, survivor.worker_name}
+    assert set(cluster.serving_workers(sid)) == {doomed, survivor.worker_name}
     assert cluster.healthy_workers() == {survivor.worker_name}
     other = authorize(cluster.b, tid)
     _, other_port = start_connect(connects, cluster.b, other["authorization_token"])
@@ -220,7 +216,7 @@ def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
     # the client leaves: its cancel goes through the surviving worker; the session ends
     code, _, err = c.finish()
     assert code == 0, err
-    final = wait_for(lambda: (s := session(cluster.a, sid))["status"] == "terminated" and s)
+    final = terminated(cluster.a, sid)
     assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
     hardening_report("faults", {"kill -9 of a worker mid-transfer": 1, "sessions checked": 2})
 
@@ -229,15 +225,13 @@ def test_restart_a_controller_and_the_database_under_a_live_transfer(
     failover_cluster, pg, echo_server, connects
 ) -> None:
     cluster = failover_cluster
-    project = cluster.project()
-    tid = target(cluster, project, echo_server.port, worker_filter='"/name" == "worker-a"')
-    auth = authorize(cluster.b, tid)
-    sid = auth["session_id"]
-    c, port = start_connect(connects, cluster.b, auth["authorization_token"])
+    _, _, sid, c, port = a_session_through(
+        cluster, echo_server.port, connects, cluster.b, worker_filter='"/name" == "worker-a"'
+    )
     stream = Stream(port)
     try:
         assert stream.flowing(), cluster.logs()
-        assert serving_worker(cluster, sid) == "worker-a"
+        assert cluster.serving_workers(sid) == ["worker-a"]
 
         # controller a dies: worker-a fails over to b, reports there, keeps serving;
         # held down past the 3 s grace periods, so a missed failover would show
@@ -274,7 +268,7 @@ def test_restart_a_controller_and_the_database_under_a_live_transfer(
     closed_by_the_end_user(cluster.a, sid, sent)
     code, _, err = c.finish()
     assert code == 0, err
-    final = wait_for(lambda: (s := session(cluster.b, sid))["status"] == "terminated" and s)
+    final = terminated(cluster.b, sid)
     assert final and final["termination_reason"] == "closed by end-user"
     for ctl in (cluster.a, cluster.b):
         assert ctl.healthy()

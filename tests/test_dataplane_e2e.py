@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_harness import GUARD, wait_for
 
 from bconnect.core.certs import mint_session_certificate, session_tls_files
 from bconnect.core.token import decode_authz_token
@@ -27,7 +28,6 @@ from bconnect.core.token import decode_authz_token
 pytestmark = pytest.mark.all_databases
 
 PROJECT = "p_1234567890"
-GUARD = 60  # seconds: hang guards only, never timing assertions
 
 
 def make_target(ctl, port: int, **extra) -> str:  # noqa: ANN001, ANN003
@@ -150,17 +150,18 @@ def echo_through(port: int, payload: bytes) -> bytes:
     return bytes(got)
 
 
-def wait_for(fn, timeout: float = GUARD):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
 def session(ctl, sid: str) -> dict:  # noqa: ANN001
     return ctl.request("GET", f"/v1/sessions/{sid}").json()
+
+
+def terminated(ctl, sid: str) -> dict | None:  # noqa: ANN001
+    """The session once it is terminated (None if it is not within the guard)."""
+    return wait_for(lambda: (s := session(ctl, sid))["status"] == "terminated" and s)
+
+
+def connection_closed(ctl, sid: str) -> dict | None:  # noqa: ANN001
+    """The session once its first connection has a close reason (None if not in time)."""
+    return wait_for(lambda: (s := session(ctl, sid))["connections"][0].get("closed_reason") and s)
 
 
 def test_100mb_both_ways_and_bytes_in_sessions_read(dataplane, echo_server, connects) -> None:
@@ -224,9 +225,7 @@ def test_connection_limit_one(dataplane, echo_server, connects) -> None:
     assert events[-1] == {"termination_reason": "No connections left in session"}
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    final = wait_for(
-        lambda: (s := session(dataplane, auth["session_id"]))["status"] == "terminated" and s
-    )
+    final = terminated(dataplane, auth["session_id"])
     assert final["termination_reason"] == "connection limit"
 
 
@@ -271,7 +270,7 @@ def test_cancel_from_the_api_kills_a_live_transfer(dataplane, echo_server, conne
     sock.close()
     code, events, _ = c.finish(sig=None)
     assert events[-1]["termination_reason"] == "No connections left in session"
-    final = wait_for(lambda: (s := session(dataplane, sid))["status"] == "terminated" and s)
+    final = terminated(dataplane, sid)
     assert final["termination_reason"] == "canceled"
     assert final["connections"][0]["closed_reason"] == "canceled"
 
@@ -283,9 +282,7 @@ def test_expired_session_ends_the_proxy(dataplane, echo_server, connects) -> Non
     assert echo_through(port, b"quick") == b"quick"
     code, events, _ = c.finish(sig=None)
     assert events[-1] == {"termination_reason": "Session has expired"}
-    final = wait_for(
-        lambda: (s := session(dataplane, auth["session_id"]))["status"] == "terminated" and s
-    )
+    final = terminated(dataplane, auth["session_id"])
     assert final["termination_reason"] == "timed out"
 
 
@@ -317,7 +314,7 @@ def test_exec_with_templating_and_exit_code(dataplane, echo_server, connects) ->
     code, events, err = c.finish(sig=None)
     assert code == 7, err
     sid = events[0]["session_id"]
-    final = wait_for(lambda: (s := session(dataplane, sid))["status"] == "terminated" and s)
+    final = terminated(dataplane, sid)
     assert final["connections"][0]["bytes_up"] == "4"
 
 

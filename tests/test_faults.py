@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,10 +25,11 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy
-from cluster_harness import SQLiteCluster
+from cluster_harness import SQLiteCluster, free_port
 from conftest import hardening_report
 from test_cluster_e2e import (
     Stream,
+    a_session_through,
     closed_by_the_end_user,
     still_relaying_past_the_grace,
     target,
@@ -37,11 +37,13 @@ from test_cluster_e2e import (
 from test_dataplane_e2e import (
     GUARD,
     authorize,
+    connection_closed,
     connects,
     echo_through,
     make_target,
     session,
     start_connect,
+    terminated,
     wait_for,
 )
 
@@ -86,9 +88,7 @@ def test_client_killed_mid_transfer(dataplane, echo_server, connects) -> None:  
     finally:
         stream.close()
     # the worker saw the client go: the connection is closed, with its bytes
-    closed = wait_for(
-        lambda: (s := session(dataplane, sid))["connections"][0].get("closed_reason") and s
-    )
+    closed = connection_closed(dataplane, sid)
     assert closed, session(dataplane, sid)
     record = closed["connections"][0]
     # EOF reads as the end user hanging up; a reset (the kernel closing a killed
@@ -96,16 +96,10 @@ def test_client_killed_mid_transfer(dataplane, echo_server, connects) -> None:  
     assert record["closed_reason"] in ("closed by end-user", "network error", "system error")
     assert int(record["bytes_up"]) > 0
     # nobody cancels: the session ends at its expiry, not later
-    final = wait_for(lambda: (s := session(dataplane, sid))["status"] == "terminated" and s)
+    final = terminated(dataplane, sid)
     assert final and final["termination_reason"] == "timed out", session(dataplane, sid)
     database_is_consistent(dataplane)
     hardening_report("faults", {"kill -9 of a client mid-transfer": 1, "sessions checked": 1})
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Dev:
@@ -113,7 +107,7 @@ class Dev:
 
     def __init__(self, directory: Path) -> None:
         self.db = directory / "dev.db"
-        self.ports = [_free_port() for _ in range(3)]
+        self.ports = [free_port() for _ in range(3)]
         self.log = directory / "dev.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.addr = f"http://127.0.0.1:{self.ports[0]}"
@@ -173,9 +167,7 @@ def test_dev_killed_mid_transfer_and_restarted(tmp_path, echo_server, connects) 
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         dev.start()
         # the restarted worker does not report the dead connection: closed, system error
-        closed = wait_for(
-            lambda: (s := session(dev, sid))["connections"][0].get("closed_reason") and s
-        )
+        closed = connection_closed(dev, sid)
         assert closed and closed["connections"][0]["closed_reason"] == "system error"
         assert closed["status"] == "active"
         # the client carries on through the restarted worker, then leaves cleanly
@@ -183,7 +175,7 @@ def test_dev_killed_mid_transfer_and_restarted(tmp_path, echo_server, connects) 
         assert echo_through(port, payload) == payload
         code, _, err = c.finish(signal.SIGINT)
         assert code == 0, err
-        final = wait_for(lambda: (s := session(dev, sid))["status"] == "terminated" and s)
+        final = terminated(dev, sid)
         assert final and final["termination_reason"] == "closed by end-user"
         assert "Traceback" not in re.sub(r"\s+", " ", dev.log.read_text())
     finally:
@@ -221,26 +213,6 @@ def _file_is_consistent(cluster: SQLiteCluster) -> None:
         engine.dispose()
 
 
-def _serving_workers(cluster: SQLiteCluster, sid: str) -> list[str]:
-    """Names of the workers of the session's connections, oldest connection first."""
-    rows = cluster.sql(
-        "SELECT w.name FROM session_connections c JOIN workers w ON w.id = c.worker_id "
-        "WHERE c.session_id = ? ORDER BY c.created_time",
-        sid,
-    )
-    return [r[0] for r in rows]
-
-
-def _a_session_through(cluster: SQLiteCluster, echo_port: int, connects: list) -> tuple:
-    """A project, a target on the echo server, a session and its `bconnect connect`:
-    (project, target id, session id, the Connect, its port)."""
-    project = cluster.project()
-    tid = target(cluster, project, echo_port)
-    auth = authorize(cluster.a, tid)
-    c, port = start_connect(connects, cluster.a, auth["authorization_token"])
-    return project, tid, auth["session_id"], c, port
-
-
 def _no_traceback(cluster: SQLiteCluster) -> None:
     for proc in cluster.processes:
         assert "Traceback" not in proc.output(), f"{proc.name}:\n{proc.output()[-3000:]}"
@@ -248,25 +220,19 @@ def _no_traceback(cluster: SQLiteCluster) -> None:
 
 def test_worker_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, connects) -> None:  # noqa: ANN001
     cluster = sqlite_cluster
-    project, tid, sid, c, port = _a_session_through(cluster, echo_server.port, connects)
+    project, tid, sid, c, port = a_session_through(cluster, echo_server.port, connects)
     stream = Stream(port)
     try:
         assert stream.flowing(256 * 1024), cluster.logs()
-        [doomed] = _serving_workers(cluster, sid)
-        victim, survivor = (
-            (cluster.worker_a, cluster.worker_b)
-            if doomed == "worker-a"
-            else (cluster.worker_b, cluster.worker_a)
-        )
+        [doomed] = cluster.serving_workers(sid)
+        victim, survivor = cluster.worker_and_other(doomed)
         victim.kill()  # SIGKILL: no close report, no goodbye
         assert stream.ended.wait(GUARD), "the transfer through the killed worker went on"
     finally:
         stream.close()
     assert not stream.error
     # the controller's dead-workers job closes the connection after the grace period
-    closed = wait_for(
-        lambda: (s := session(cluster.a, sid))["connections"][0].get("closed_reason") and s
-    )
+    closed = connection_closed(cluster.a, sid)
     assert closed, session(cluster.a, sid)
     assert closed["connections"][0]["closed_reason"] == "system error"
     assert closed["status"] == "active"
@@ -274,7 +240,7 @@ def test_worker_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, conne
     # the client fails over: the session carries on through the other worker
     payload = os.urandom(256 * 1024)
     assert echo_through(port, payload) == payload
-    assert _serving_workers(cluster, sid) == [doomed, survivor.worker_name]
+    assert cluster.serving_workers(sid) == [doomed, survivor.worker_name]
 
     # the killed worker is started again (same name, same worker id) and serves again
     victim.start()
@@ -283,7 +249,7 @@ def test_worker_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, conne
     other = authorize(cluster.a, pinned)
     oc, other_port = start_connect(connects, cluster.a, other["authorization_token"])
     assert echo_through(other_port, b"carrying on") == b"carrying on"
-    assert _serving_workers(cluster, other["session_id"]) == [doomed]
+    assert cluster.serving_workers(other["session_id"]) == [doomed]
 
     # it has not brought the dead connection back
     def reasons() -> list[str]:
@@ -297,9 +263,7 @@ def test_worker_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, conne
     for client, ended in ((c, sid), (oc, other["session_id"])):
         code, _, err = client.finish(signal.SIGINT)
         assert code == 0, err
-        final = wait_for(
-            lambda e=ended: (s := session(cluster.a, e))["status"] == "terminated" and s
-        ) or session(cluster.a, ended)
+        final = terminated(cluster.a, ended) or session(cluster.a, ended)
         assert final["termination_reason"] == "closed by end-user", final
         assert all(conn.get("closed_reason") for conn in final["connections"]), final
     _file_is_consistent(cluster)
@@ -311,7 +275,7 @@ def test_worker_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, conne
 
 def test_controller_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, connects) -> None:  # noqa: ANN001
     cluster = sqlite_cluster
-    project, tid, sid, c, port = _a_session_through(cluster, echo_server.port, connects)
+    project, tid, sid, c, port = a_session_through(cluster, echo_server.port, connects)
     stream = Stream(port)
     try:
         assert stream.flowing(), cluster.logs()
@@ -346,13 +310,11 @@ def test_controller_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, c
     closed_by_the_end_user(cluster.a, sid, sent)
     code, _, err = c.finish(signal.SIGINT)
     assert code == 0, err
-    final = wait_for(lambda: (s := session(cluster.a, sid))["status"] == "terminated" and s)
+    final = terminated(cluster.a, sid)
     assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
     states = [s["status"] for s in final["states"]]
     assert states == ["terminated", "canceling", "active", "pending"]
-    ended = wait_for(
-        lambda: (s := session(cluster.a, fresh["session_id"]))["status"] == "terminated" and s
-    ) or session(cluster.a, fresh["session_id"])
+    ended = terminated(cluster.a, fresh["session_id"]) or session(cluster.a, fresh["session_id"])
     assert ended["termination_reason"] == "closed by end-user", ended
     assert ended["connections"][0]["closed_reason"] == "closed by end-user", ended
     _file_is_consistent(cluster)

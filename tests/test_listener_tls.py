@@ -31,7 +31,7 @@ from test_dataplane_e2e import (
     authorize,
     connects,
     echo_through,
-    session,
+    terminated,
     wait_for,
 )
 from tls_files import TlsFiles, make_tls_files
@@ -141,9 +141,7 @@ def test_api_and_cluster_listeners_serve_https(
     assert echo_through(port, payload) == payload
     code, _, err = c.finish(signal.SIGINT)
     assert code == 0, err
-    final = wait_for(
-        lambda: (s := session(cluster.a, auth["session_id"]))["status"] == "terminated" and s
-    )
+    final = terminated(cluster.a, auth["session_id"])
     assert final and final["termination_reason"] == "closed by end-user"
     assert int(final["connections"][0]["bytes_up"]) == len(payload)
 

@@ -334,19 +334,16 @@ def test_database_errors_are_one_line_without_the_password(tmp_path: Path) -> No
     config = controller_section(empty) + listeners(api=0, cluster=0)
     line = one_line_error(run_server(tmp_path, config))
     assert "not initialized: run `bconnect database init` first" in line
-    old = tmp_path / "old.db"
-    init_database(old)
-    with sqlite3.connect(old) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = '0001'")
-    config = controller_section(old) + listeners(api=0, cluster=0)
-    assert "run `bconnect database migrate`" in one_line_error(run_server(tmp_path, config))
-
-    newer = tmp_path / "newer.db"
-    init_database(newer)
-    with sqlite3.connect(newer) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    config = controller_section(newer) + listeners(api=0, cluster=0)
-    assert "newer than this bconnect" in one_line_error(run_server(tmp_path, config))
+    for version, says in (
+        ("0001", "run `bconnect database migrate`"),  # older than the code
+        ("9999", "newer than this bconnect"),
+    ):
+        db = tmp_path / f"v{version}.db"
+        init_database(db)
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE alembic_version SET version_num = ?", (version,))
+        config = controller_section(db) + listeners(api=0, cluster=0)
+        assert says in one_line_error(run_server(tmp_path, config))
 
 
 # ---------------------------------------------------------------- the ops listener

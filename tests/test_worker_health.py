@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import start_controller
 from test_cluster_api import WorkerClient, new_session
-from test_dataplane_e2e import PROJECT, session, wait_for
+from test_dataplane_e2e import PROJECT, connection_closed, session, terminated, wait_for
 
 from bconnect.core.token import decode_authz_token
 
@@ -128,14 +128,14 @@ def test_connections_of_a_dead_worker_are_closed(ctl) -> None:
     worker, sid, cid = admitted(ctl, "doomed")
     report(worker, [{"connection_id": cid, "bytes_up": 7, "bytes_down": 9}])
     # the worker dies: no more reports. The job closes its connection after the grace.
-    closed = wait_for(lambda: (s := session(ctl, sid))["connections"][0].get("closed_reason") and s)
+    closed = connection_closed(ctl, sid)
     assert closed, session(ctl, sid)
     conn = closed["connections"][0]
     assert conn["closed_reason"] == "system error"
     assert (conn["bytes_up"], conn["bytes_down"]) == ("7", "9")
     assert closed["status"] == "active"  # the session itself lives on, for other workers
     ctl.request("POST", f"/v1/sessions/{sid}:cancel", json={"version": closed["version"]})
-    ended = wait_for(lambda: (s := session(ctl, sid))["status"] == "terminated" and s)
+    ended = terminated(ctl, sid)
     assert ended, session(ctl, sid)
 
 

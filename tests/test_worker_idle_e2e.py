@@ -16,11 +16,12 @@ from test_cluster_e2e import target
 from test_dataplane_e2e import (
     GUARD,
     authorize,
+    connection_closed,
     connects,
     echo_through,
     session,
     start_connect,
-    wait_for,
+    terminated,
 )
 
 __all__ = ["connects"]  # the fixture
@@ -51,9 +52,7 @@ def test_an_idle_connection_is_closed_and_the_session_goes_on(
         assert sock.recv(2) == b"hi"
         # then silence: the worker closes the connection, the client closes ours
         assert sock.recv(1) == b""
-    closed = wait_for(
-        lambda: (s := session(cluster.a, sid))["connections"][0].get("closed_reason") and s
-    )
+    closed = connection_closed(cluster.a, sid)
     assert closed, session(cluster.a, sid)
     record = closed["connections"][0]
     assert (record["closed_reason"], int(record["bytes_up"])) == ("timed out", 2)
@@ -63,7 +62,7 @@ def test_an_idle_connection_is_closed_and_the_session_goes_on(
     assert echo_through(port, payload) == payload
     code, _, err = c.finish(signal.SIGINT)
     assert code == 0, err
-    final = wait_for(lambda: (s := session(cluster.a, sid))["status"] == "terminated" and s)
+    final = terminated(cluster.a, sid)
     assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
     assert "idle for 2s, closing" in "".join(
         w.output() for w in (cluster.worker_a, cluster.worker_b)
