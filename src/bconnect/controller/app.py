@@ -23,7 +23,7 @@ from bconnect.controller import errors
 from bconnect.controller.context import Ctx, make_ctx, touch_token
 from bconnect.controller.jobs import job_loop
 from bconnect.controller.settings import Settings
-from bconnect.controller.storage.db import database_unreachable
+from bconnect.controller.storage.db import database_unreachable, error_line
 from bconnect.controller.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             "database unavailable serving %s %s: %s",
             request.method,
             request.url.path,
-            str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__,
+            error_line(exc),
         )
         body = errors.Unavailable("The database is unavailable; retry shortly.").body(_op(request))
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})

@@ -89,7 +89,7 @@ def worker_addresses(ctx: Ctx, worker_filter: str | None = None) -> list[str]:
     fresh = ctx.conn.execute(_FRESH_WORKERS, {"since": ctx.now - grace}).all()
     if worker_filter:
         predicate = compile_filter(worker_filter)
-        fresh = [w for w in fresh if predicate({"name": w.name or "", "tags": _tags(w.tags)})]
+        fresh = [w for w in fresh if predicate({"name": w.name or "", "tags": worker_tags(w.tags)})]
     found = sorted({w.address for w in fresh})
     if not found and not worker_filter:
         found = list(ctx.settings.worker_addresses)
@@ -100,7 +100,8 @@ def worker_addresses(ctx: Ctx, worker_filter: str | None = None) -> list[str]:
     return found
 
 
-def _tags(text: str | None) -> dict[str, list[str]]:
+def worker_tags(text: str | None) -> dict[str, list[str]]:
+    """A worker row's ``tags`` column (JSON) as ``{key: [values]}``."""
     try:
         tags = json.loads(text or "{}")
     except ValueError:

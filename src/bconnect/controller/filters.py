@@ -16,6 +16,7 @@ the controller; expressions nest at most ``MAX_DEPTH`` levels.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,6 +227,9 @@ def _contains(container: Any, value: str) -> bool:
     return value in _as_text(container)
 
 
+@functools.lru_cache(maxsize=256)
 def compile_filter(text: str) -> Predicate:
-    """Compile a filter; the predicate takes ``{"item": resource_dict}``."""
+    """Compile a filter; the predicate takes ``{"item": resource_dict}``. Predicates hold
+    no state, so one compiled filter serves every request that sends the same text (a
+    target's worker filter is compiled once, not at every authorization)."""
     return _Parser(text).parse()

@@ -35,7 +35,7 @@ from bconnect.controller.resources import note_deleted
 from bconnect.controller.sessionops import close_dead_worker_connections, terminate_due_sessions
 from bconnect.controller.settings import Settings
 from bconnect.controller.storage import schema as t
-from bconnect.controller.storage.db import database_unreachable
+from bconnect.controller.storage.db import database_unreachable, error_line
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class Job:
     name: str
     interval: float  # seconds between runs, cluster-wide
     run: Callable[[Connection, datetime], Any]  # the work, in the job's transaction
+    #: seconds of working database access this controller needs before the job runs
+    settle: float = 0.0
 
 
 def jobs_for(settings: Settings) -> list[Job]:
@@ -61,6 +63,9 @@ def jobs_for(settings: Settings) -> list[Job]:
             "dead-workers",
             interval,
             lambda conn, now: close_dead_worker_connections(conn, grace, now),
+            # after an outage or a start-up every worker's last report is old: the
+            # workers get a whole grace period to report again before any is judged dead
+            settle=settings.worker_grace,
         ),
         Job(
             "session-cleanup",
@@ -87,8 +92,7 @@ def delete_old_sessions(
     ]
     if old:
         note_deleted(conn, now, "sessions", t.sessions, s.id.in_(old))
-        for table in (t.session_connections, t.session_states):
-            conn.execute(delete(table).where(table.c.session_id.in_(old)))
+        # their connections and states go with them (ON DELETE CASCADE)
         conn.execute(delete(t.sessions).where(s.id.in_(old)))
     conn.execute(
         delete(t.deleted_items).where(t.deleted_items.c.delete_time < now - deleted_retention)
@@ -144,17 +148,15 @@ async def job_loop(engine: Engine, settings: Settings) -> None:
     """Tick every job every ``job_interval`` seconds until cancelled. A failing job (the
     database restarting, say) is logged once per outage and never stops the others.
 
-    The dead-workers job waits until this controller has reached the database without a
-    failure for a whole worker grace period: after an outage (or a start-up) every
-    worker's last report is old, and the workers must get the chance to report again
-    before any of them is judged dead."""
+    A job with a ``settle`` time (dead-workers: a worker grace period) waits until this
+    controller has reached the database without a failure for that long."""
     loop = asyncio.get_running_loop()
     failing: set[str] = set()
     reachable_since = loop.time()
     jobs = jobs_for(settings)
     while True:
         for job in jobs:
-            if job.name == "dead-workers" and loop.time() - reachable_since < settings.worker_grace:
+            if loop.time() - reachable_since < job.settle:
                 continue
             try:
                 await asyncio.to_thread(run_job, engine, job, settings.name)
@@ -162,8 +164,7 @@ async def job_loop(engine: Engine, settings: Settings) -> None:
                 if database_unreachable(exc):
                     reachable_since = loop.time()
                 if job.name not in failing:
-                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    log.warning("job %s failed, will retry: %s", job.name, first)
+                    log.warning("job %s failed, will retry: %s", job.name, error_line(exc))
                     failing.add(job.name)
                 else:
                     log.debug("job %s failed again", job.name, exc_info=True)

@@ -22,6 +22,7 @@ from bconnect.controller.settings import Settings
 from bconnect.controller.storage.db import (
     SchemaError,
     check_schema,
+    error_line,
     make_engine,
     migrate,
     normalize_url,
@@ -76,9 +77,7 @@ def open_error(exc: Exception, url: str) -> str:
     """A one-line message for a database that cannot be opened (no password, no SQL)."""
     if isinstance(exc, SchemaError):
         return str(exc)
-    reason = getattr(exc, "orig", None) or exc
-    first = next((line for line in str(reason).splitlines() if line.strip()), type(exc).__name__)
-    return f"cannot open the database {display_database_url(url)}: {first.strip()}"
+    return f"cannot open the database {display_database_url(url)}: {error_line(exc)}"
 
 
 MAX_REQUEST_HEAD_BYTES = 1 << 20

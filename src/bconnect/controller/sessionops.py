@@ -130,12 +130,19 @@ def lock_sessions(conn: Connection, session_ids: set[str]) -> dict[str, Any]:
     return {row.id: row for row in conn.execute(stmt).all()}
 
 
-def _close_lost(conn: Connection, lost: list[Any], now: datetime) -> int:
+def _close_lost(
+    conn: Connection, lost: list[Any], now: datetime, locked: dict[str, Any] | None = None
+) -> int:
     """Close connections (rows of id, session_id) with ``system error``: their sessions
-    are locked first, the order every writer uses; then end the sessions that are due."""
+    are locked first, the order every writer uses (``locked``: the caller has locked
+    them already, and these are the rows it read); then end the sessions that are due."""
     if not lost:
         return 0
-    sessions = lock_sessions(conn, {r.session_id for r in lost})
+    ids = {r.session_id for r in lost}
+    if locked is None:
+        sessions = lock_sessions(conn, ids)
+    else:
+        sessions = {sid: row for sid, row in locked.items() if sid in ids}
     c = t.session_connections.c
     closed = conn.execute(
         update(t.session_connections)
@@ -353,7 +360,7 @@ def worker_status(
         else []
     )
     sessions = lock_sessions(conn, {r.session_id for r in lost} | {r.session_id for r in rows})
-    _close_lost(conn, lost, now)
+    _close_lost(conn, lost, now, sessions)
     known = {r.id: r for r in rows}
     cancel_sessions: set[str] = set()
     cancel_connections: list[str] = []

@@ -86,10 +86,7 @@ def termination_possible(
     status: str, expiration: datetime, now: datetime, connection_limit: int
 ) -> bool:
     """Whether :func:`termination_due` can answer anything but None for this session, for
-    some connection counts (when it cannot, the counts need not be read)."""
-    st = Status(status)
-    if st is Status.TERMINATED:
-        return False
-    if now >= expiration or st is Status.CANCELING:
-        return True
-    return connection_limit >= 0 and st is Status.ACTIVE
+    some connection counts (when it cannot, the counts need not be read): the counts
+    most favourable to an ending, nothing open and every allowed connection used."""
+    used = max(connection_limit, 0)
+    return termination_due(status, expiration, now, 0, connection_limit, used) is not None

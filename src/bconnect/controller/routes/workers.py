@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,6 +9,7 @@ from sqlalchemy import func, select
 
 from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
+from bconnect.controller.authorize import worker_tags
 from bconnect.controller.context import Ctx
 from bconnect.controller.models import WorkerItem, WorkerResponse, WorkerUpdate
 from bconnect.controller.routes.common import add_standard_routes
@@ -19,7 +19,7 @@ router = APIRouter(tags=["workers"])
 
 
 def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
-    tags = {k: list(v) for k, v in json.loads(row.tags or "{}").items()}
+    tags = {k: list(v) for k, v in worker_tags(row.tags).items()}
     active = ctx.conn.execute(
         select(func.count())
         .select_from(t.session_connections)

@@ -7,8 +7,12 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, text
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,15 @@ def database_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def error_line(exc: BaseException) -> str:
+    """An error in one line for a log or a message: the first non-blank line of the
+    driver's own error when SQLAlchemy wraps one (no SQL, no parameters), else of the
+    error itself; its type's name when it says nothing."""
+    reason = getattr(exc, "orig", None) or exc
+    first = next((line for line in str(reason).splitlines() if line.strip()), "")
+    return first.strip() or type(exc).__name__
 
 
 class SchemaError(RuntimeError):
@@ -208,6 +221,15 @@ def _known(script, revision: str) -> bool:  # noqa: ANN001
         return False
 
 
+def _refuse_newer(script: ScriptDirectory, current: str) -> None:
+    """Raise SchemaTooNewError when this code does not know revision ``current``."""
+    if not _known(script, current):
+        raise SchemaTooNewError(
+            f"database schema revision {current} is newer than this bconnect "
+            f"(knows up to {script.get_current_head()}); upgrade bconnect"
+        )
+
+
 def check_schema(engine: Engine) -> None:
     """Raise unless the schema is exactly this bconnect's (for `bconnect server`, which
     leaves migrations to `bconnect database init|migrate`, as Boundary's server does)."""
@@ -219,11 +241,7 @@ def check_schema(engine: Engine) -> None:
         raise SchemaMissingError(
             "the database is not initialized: run `bconnect database init` first"
         )
-    if not _known(script, current):
-        raise SchemaTooNewError(
-            f"database schema revision {current} is newer than this bconnect "
-            f"(knows up to {head}); upgrade bconnect"
-        )
+    _refuse_newer(script, current)
     if current != head:
         raise SchemaOutdatedError(
             f"database schema revision {current} is older than this bconnect ({head}): "
@@ -253,11 +271,8 @@ def _migrate(engine: Engine) -> None:
     cfg = _alembic_config(engine)
     script = ScriptDirectory.from_config(cfg)
     current = current_revision(engine)
-    if current is not None and not _known(script, current):
-        raise SchemaTooNewError(
-            f"database schema revision {current} is newer than this bconnect "
-            f"(knows up to {script.get_current_head()}); upgrade bconnect"
-        )
+    if current is not None:
+        _refuse_newer(script, current)
     if current != script.get_current_head():
         log.info("migrating database schema %s -> %s", current, script.get_current_head())
         command.upgrade(cfg, "head")
