@@ -278,6 +278,18 @@ async def test_connection_limit_refusal_gets_1011(env: Env) -> None:
     await conn.close()
 
 
+async def test_a_refused_connected_report_ends_the_connection_with_1011(env: Env) -> None:
+    """The relay starts before the controller answers `:connected`; when it refuses,
+    the connection ends with 1011 "unable to establish proxy", recorded as system error."""
+    env.cluster.fail[":connected"] = 409
+    session = env.session("s_conr123456")
+    conn = await env.connect(session, new_tofu_token())
+    closed = await closed_by_worker(conn.channel)
+    assert (closed.code, closed.reason) == (1011, "unable to establish proxy")
+    report = next(iter((await eventually(env.cluster.closed_reports, "close")).values()))
+    assert report["closed_reason"] == "system error"
+
+
 async def test_refused_target_gets_3000_and_a_network_error_report(env: Env) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -165,10 +165,15 @@ class WsChannel:
 
     # ---------------------------------------------------------------- plumbing
     async def _flush(self) -> None:
-        for chunk in self.protocol.data_to_send():
-            if chunk:
-                self.writer.write(chunk)
-        await self.writer.drain()
+        """Send what the protocol has queued, and wait for the peer to take it. With
+        nothing queued it does not wait: a read that answers nothing (all data frames)
+        must never wait on the other direction's back-pressure, or a relay whose both
+        directions are full (an echo) stops reading and deadlocks."""
+        chunks = [c for c in self.protocol.data_to_send() if c]
+        for chunk in chunks:
+            self.writer.write(chunk)
+        if chunks:
+            await self.writer.drain()
 
     async def _next_event(self) -> Request | Response | Frame:
         while not self._events:
@@ -201,18 +206,10 @@ class WsChannel:
         return self._events.popleft()
 
     async def _flush_quietly(self) -> None:
-        """Send what the protocol has to answer after a read (a pong, a close reply).
-
-        It waits for the peer to take it only when there was something to send: a read
-        that answers nothing (all data frames) must never wait on the other direction's
-        back-pressure, or a relay whose both directions are full (an echo) stops
-        reading and deadlocks."""
+        """:meth:`_flush` what the protocol has to answer after a read (a pong, a close
+        reply); the connection may be gone already."""
         with contextlib.suppress(ConnectionError, OSError):
-            chunks = [c for c in self.protocol.data_to_send() if c]
-            for chunk in chunks:
-                self.writer.write(chunk)
-            if chunks:
-                await self.writer.drain()
+            await self._flush()
 
     async def _next_frame(self) -> Frame:
         while True:

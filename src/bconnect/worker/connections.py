@@ -61,7 +61,10 @@ class LiveConnection:
     bytes_up: int = 0
     bytes_down: int = 0
     stop_reason: str | None = None
-    #: what the client reads in the close frame, when not the stop reason's usual words
+    #: the WebSocket close the client gets when the worker stops the connection: the
+    #: code (1000 normal closure, 1011 when the controller refused the connection) and
+    #: the text, when not the stop reason's usual words
+    stop_code: int = 1000
     stop_message: str | None = None
     endpoint_failed: bool = False
     #: ``time.monotonic()`` of the last byte relayed either way (for the idle timeout)
@@ -70,17 +73,16 @@ class LiveConnection:
     #: report waits for it (the controller moves a connection to connected only from
     #: authorized, so a close must never overtake it)
     connected_report: asyncio.Future[Any] | None = field(default=None, repr=False)
-    #: the controller refused the ``:connected`` report: the connection is ended
-    connect_refused: bool = False
     #: the task serving this connection (the worker waits for it when shutting down)
     task: asyncio.Task[None] | None = field(default_factory=lambda: _current_task(), repr=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
-    def stop(self, reason: str, message: str | None = None) -> None:
-        """Ask the connection to end now (the first reason given wins)."""
+    def stop(self, reason: str, message: str | None = None, code: int = 1000) -> None:
+        """Ask the connection to end now (the first reason given wins, with its close
+        ``code`` and ``message``)."""
         if self.stop_reason is None:
             self.stop_reason = reason
-            self.stop_message = message
+            self.stop_code, self.stop_message = code, message
         self._stop.set()
 
     def touch(self) -> None:

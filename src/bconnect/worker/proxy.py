@@ -314,9 +314,9 @@ class ConnectionProxy:
             log.warning("connection %s: controller refused connect: %s", live.connection_id, exc)
         else:
             log.warning("connection %s: connected report failed: %r", live.connection_id, exc)
-        if live.stop_reason is None:
-            live.connect_refused = True
-        live.stop(ClosedReason.SYSTEM_ERROR)
+        live.stop(
+            ClosedReason.SYSTEM_ERROR, "unable to establish proxy", code=CloseCode.INTERNAL_ERROR
+        )
 
     async def _relay_until_stopped(
         self,
@@ -375,11 +375,9 @@ class ConnectionProxy:
 
     @staticmethod
     async def _close_stopped(channel: WsChannel, live: LiveConnection) -> None:
-        """Tell the client the worker ended the connection (1000: the session is over)."""
-        if live.connect_refused:
-            await channel.close(CloseCode.INTERNAL_ERROR, "unable to establish proxy")
-            return
+        """Tell the client the worker ended the connection (1000: the session is over;
+        1011: the controller refused it)."""
         message = live.stop_message or _STOP_MESSAGES.get(
             live.stop_reason or "", "connection closed"
         )
-        await channel.close(CloseCode.NORMAL_CLOSURE, message)
+        await channel.close(live.stop_code, message)
