@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bconnect.core.secrets import SecretRefError, resolve_secret_ref
+from bconnect.hostport import join_host_port
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -315,11 +316,11 @@ def _controller(path: str, data: Any) -> ControllerConfig:
         name=s.string("name") or socket.gethostname(),
         database_url=database_url,
         worker_auth_key=worker_auth_key,
-        job_interval=s.duration("job_interval", 5.0),
-        worker_grace=s.duration("worker_grace", 15.0),
-        session_retention=s.duration("session_retention", 3600.0),
-        deleted_retention=s.duration("deleted_retention", 30 * 86400.0),
-        max_body_bytes=s.integer("max_body_bytes", 1024 * 1024),
+        job_interval=s.duration("job_interval", ControllerConfig.job_interval),
+        worker_grace=s.duration("worker_grace", ControllerConfig.worker_grace),
+        session_retention=s.duration("session_retention", ControllerConfig.session_retention),
+        deleted_retention=s.duration("deleted_retention", ControllerConfig.deleted_retention),
+        max_body_bytes=s.integer("max_body_bytes", ControllerConfig.max_body_bytes),
     )
 
 
@@ -356,8 +357,8 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
         key: tuple(dict.fromkeys(_string_list(s, f"tags.{key}", value, single=True)))
         for key, value in tags.items()
     }
-    status_interval = s.duration("status_interval", 1.0)
-    controller_grace = s.duration("controller_grace", 15.0)
+    status_interval = s.duration("status_interval", WorkerConfig.status_interval)
+    controller_grace = s.duration("controller_grace", WorkerConfig.controller_grace)
     # a worker must report several times within each grace period, or healthy workers
     # would be given up on
     if status_interval * 2 > controller_grace:
@@ -372,7 +373,7 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
         tags=tag_map,
         status_interval=status_interval,
         controller_grace=controller_grace,
-        idle_timeout=s.duration("idle_timeout", 0.0, zero=True),
+        idle_timeout=s.duration("idle_timeout", WorkerConfig.idle_timeout, zero=True),
         tls_ca_file=_ca_file(s, "tls_ca_file"),
     )
 
@@ -415,7 +416,7 @@ def _listeners(path: str, blocks: Any) -> tuple[dict[str, str], dict[str, Listen
             raise s.error("address", "must be host:port") from None
         if port is None:
             port = DEFAULT_PORTS[purpose]
-        listeners[purpose] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        listeners[purpose] = join_host_port(host, port)
         files = _listener_tls(s, purpose)
         if files is not None:
             tls[purpose] = files

@@ -3,7 +3,6 @@ seeded with Boundary's dev-mode fixtures."""
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import shutil
@@ -11,6 +10,8 @@ import sys
 import tempfile
 
 import click
+
+from bconnect.cli.options import setup_server_logging
 
 DEFAULT_API = "127.0.0.1:9200"
 DEFAULT_CLUSTER = "127.0.0.1:9201"
@@ -117,10 +118,7 @@ def dev(
       bconnect dev
       bconnect dev -api-listen-address 127.0.0.1:9300 -database-url ./dev.db
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    setup_server_logging(log_level)
     from bconnect.controller.server import Controller, ListenError, bind, open_error
     from bconnect.controller.settings import Settings
 

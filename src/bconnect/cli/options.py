@@ -311,6 +311,14 @@ def _global_options(func: F) -> F:
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+
+
+def setup_server_logging(level: str) -> None:
+    """Logging for the long-running commands (dev, server, worker) at their -log-level:
+    every logger to stderr, Alembic's migration chatter only as warnings."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -320,7 +328,7 @@ def _setup_logging(verbose: bool) -> None:
     if level not in _LOG_LEVELS:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger("bconnect")
     if not any(getattr(h, "_bconnect", False) for h in root.handlers):
         handler._bconnect = True  # type: ignore[attr-defined]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from bconnect.cli.options import CONTEXT_SETTINGS, Command, string_option
+from bconnect.cli.options import CONTEXT_SETTINGS, Command, setup_server_logging, string_option
+from bconnect.hostport import join_host_port
 
 if TYPE_CHECKING:
     from bconnect.config import ServerConfig
@@ -30,9 +31,13 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def _address(sock: socket.socket) -> str:
+def _address(sock: socket.socket, *, dial: bool = False) -> str:
+    """A listener's bound ``host:port``; ``dial``: the address to dial it on from this
+    host (a wildcard becomes loopback)."""
     host, port = sock.getsockname()[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if dial:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return join_host_port(host, port)
 
 
 def _url(
@@ -42,14 +47,7 @@ def _url(
     a wildcard address becomes loopback."""
     scheme = "https" if purpose in cfg.listener_tls else "http"
     sock = socks[purpose]
-    return f"{scheme}://{_dialable(sock) if dial else _address(sock)}"
-
-
-def _dialable(sock: socket.socket) -> str:
-    """The address to dial a listener of this process on (wildcards become loopback)."""
-    host, port = sock.getsockname()[:2]
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{scheme}://{_address(sock, dial=dial)}"
 
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
@@ -90,10 +88,7 @@ def server(config: str, log_level: str | None) -> None:
     level = log_level or cfg.log_level or os.environ.get("BCONNECT_LOG_LEVEL", "info").lower()
     if level not in _LOG_LEVELS:
         level = "info"
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    setup_server_logging(level)
     for warning in plaintext_warnings(cfg):
         log.warning("%s: %s", cfg.path, warning)
     from bconnect.controller.server import ListenError, bind
@@ -186,7 +181,7 @@ def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
     w = cfg.worker
     assert w is not None
     urls = list(w.controllers) or [_url(cfg, socks, "cluster")]
-    if w.public_address is None and _address(socks["proxy"]) != _dialable(socks["proxy"]):
+    if w.public_address is None and _address(socks["proxy"]) != _address(socks["proxy"], dial=True):
         _fail(
             f"{cfg.path}: [worker] public_address: is required when the proxy listener "
             "is a wildcard address (clients need a host they can dial)"

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 import sys
 
 import click
 
-from bconnect.cli.options import CONTEXT_SETTINGS, Command, secret_value, string_option
+from bconnect.cli.options import (
+    CONTEXT_SETTINGS,
+    Command,
+    secret_value,
+    setup_server_logging,
+    string_option,
+)
+from bconnect.hostport import join_host_port
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:9201"
 DEFAULT_PROXY = "127.0.0.1:9202"
@@ -140,9 +146,7 @@ def worker(
       bconnect worker -controller-address https://ctl.example:9201 \\
           -controller-ca-cert /etc/bconnect/ca.pem -worker-auth-key env://BCONNECT_WORKER_KEY
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
-    )
+    setup_server_logging(log_level)
     key = secret_value(auth_key, "worker-auth-key", allow_prompt=False)
     url = controller_url(controller)
     tag_map = parse_tags(tags)
@@ -162,7 +166,7 @@ def worker(
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     host, port = sock.getsockname()[:2]
-    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    listen = join_host_port(host, port)
     public = public_address or listen
     worker_name = name or socket.gethostname()
     click.echo(

@@ -44,6 +44,7 @@ from bconnect.core.workerconn import (
     WorkerDialer,
 )
 from bconnect.core.wschannel import WsChannel, relay
+from bconnect.hostport import join_host_port as format_listen_address
 
 __all__ = [
     "REASON_EXPIRED",
@@ -96,11 +97,6 @@ def should_send_teardown(now: datetime, expiration: datetime) -> bool:
 def error_reason(error: BaseException) -> str:
     """The termination reason Boundary prints for a proxy that failed."""
     return f"Error from proxy client: {error}"
-
-
-def format_listen_address(host: str, port: int) -> str:
-    """``host:port``, with brackets around an IPv6 host (Go's ``net.JoinHostPort``)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
