@@ -17,114 +17,22 @@ import json
 import multiprocessing
 import os
 import queue
-import re
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 import requests
+from devserver import DevServer
 
 HERE = Path(__file__).resolve().parent
-BCONNECT = [sys.executable, "-m", "bconnect"]
 TARGET = "ttcp_1234567890"
 CLIENTS = 8
-# the database URL goes to the child through the environment (it may hold a password)
-_URL_ENV = "BCONNECT_BENCH_DATABASE_URL"
 
 
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
     return ordered[k]
-
-
-class DevServer:
-    """`bconnect dev` in a child process, every listener on a free 127.0.0.1 port."""
-
-    def __init__(self, database_url: str | None = None, extra_env: dict | None = None) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="bconnect-bench-")
-        url = database_url or os.path.join(self.tmp.name, "bench.db")
-        self.database = url  # may hold a password: never printed
-        env = {**os.environ, _URL_ENV: url, **(extra_env or {})}
-        self.proc = subprocess.Popen(
-            [
-                *BCONNECT,
-                "dev",
-                "-api-listen-address",
-                "127.0.0.1:0",
-                "-cluster-listen-address",
-                "127.0.0.1:0",
-                "-proxy-listen-address",
-                "127.0.0.1:0",
-                "-database-url",
-                f"env://{_URL_ENV}",
-                "-log-level",
-                "warning",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        self.output: list[str] = []
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()  # never leave a dev server behind
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        self.addr = None
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            m = re.search(r"Controller API: (http://\S+)", line)
-            if m:
-                self.addr = m.group(1)
-                break
-        if self.addr is None:
-            raise RuntimeError("bconnect dev did not start:\n" + "".join(self.output[-20:]))
-        threading.Thread(target=self._drain, daemon=True).start()
-        while True:
-            try:
-                requests.get(f"{self.addr}/v1/scopes", timeout=5)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        resp = requests.post(
-            f"{self.addr}/v1/auth-methods/ampw_1234567890:authenticate",
-            json={
-                "command": "login",
-                "attributes": {"login_name": "admin", "password": "password"},
-            },
-            timeout=10,
-        )
-        resp.raise_for_status()
-        self.token = resp.json()["attributes"]["token"]
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.tmp.cleanup()
 
 
 def _client(url: str, token: str, start_at: float, warm_until: float, stop_at: float, out) -> None:  # noqa: ANN001

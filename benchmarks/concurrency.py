@@ -12,23 +12,18 @@ the session there), `bconnect connect` (the client proxy), and this script as th
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import secrets
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
-import requests
+from devserver import BCONNECT, GUARD, DevServer, drain, start_connect, stop
 
 HERE = Path(__file__).resolve().parent
-BCONNECT = [sys.executable, "-m", "bconnect"]
 PAYLOAD = 64 * 1024
-GUARD = 120.0  # seconds: every wait is bounded
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -54,21 +49,8 @@ def _banner_values(proc: subprocess.Popen, *patterns: str) -> list[str]:
             break
     if len(found) != len(patterns):
         raise RuntimeError(f"{proc.args} did not start")
-    threading.Thread(target=_drain, args=(proc,), daemon=True).start()
+    drain(proc)
     return [found[p] for p in patterns]
-
-
-def _drain(proc: subprocess.Popen) -> None:
-    """Read the rest of a child's output; keep it under $BENCH_LOG_DIR when set."""
-    assert proc.stdout is not None
-    directory = os.environ.get("BENCH_LOG_DIR")
-    if not directory:
-        proc.stdout.read()
-        return
-    name = "-".join(a for a in proc.args[2:4] if not a.startswith("-")) or str(proc.pid)
-    with open(Path(directory, f"{name}.log"), "a", encoding="utf-8") as out:
-        for line in proc.stdout:
-            out.write(line)
 
 
 def _spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -110,7 +92,7 @@ async def _load(port: int, count: int) -> tuple[int, float]:
 def run(quick: bool) -> dict:
     count = 100 if quick else 1000
     procs: list[subprocess.Popen] = []
-    tmp = tempfile.TemporaryDirectory(prefix="bconnect-bench-cc-")
+    dev = None
     try:
         echo = _spawn([sys.executable, str(HERE / "echo.py")])
         procs.append(echo)
@@ -118,62 +100,23 @@ def run(quick: bool) -> dict:
         echo_port = int(echo.stdout.readline())
         key = secrets.token_urlsafe(24)
         env = {**os.environ, "BENCH_WORKER_KEY": key, "BCONNECT_LOAD_PLUGINS": ""}
-        dev = _spawn(
-            [*BCONNECT, "dev", "-api-listen-address", "127.0.0.1:0",
-             "-cluster-listen-address", "127.0.0.1:0", "-proxy-listen-address", "127.0.0.1:0",
-             "-worker-auth-key", "env://BENCH_WORKER_KEY",
-             "-database-url", os.path.join(tmp.name, "b.db"), "-log-level", "warning"],
-            env,
-        )  # fmt: skip
-        procs.append(dev)
-        addr, cluster = _banner_values(
-            dev, r"Controller API: (http://\S+)", r"Cluster API: (http://\S+)"
+        dev = DevServer(
+            extra_env={"BENCH_WORKER_KEY": key, "BCONNECT_LOAD_PLUGINS": ""},
+            extra_args=("-worker-auth-key", "env://BENCH_WORKER_KEY"),
         )
         worker = _spawn(
-            [*BCONNECT, "worker", "-controller-address", cluster,
+            [*BCONNECT, "worker", "-controller-address", dev.cluster,
              "-worker-auth-key", "env://BENCH_WORKER_KEY", "-proxy-listen-address",
              "127.0.0.1:0", "-name", "bench-worker", "-log-level", "warning"],
             env,
         )  # fmt: skip
         procs.append(worker)
         _banner_values(worker, r"Worker proxy: (\S+)")
-        token = requests.post(
-            f"{addr}/v1/auth-methods/ampw_1234567890:authenticate",
-            json={"attributes": {"login_name": "admin", "password": "password"}},
-            timeout=30,
-        ).json()["attributes"]["token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        target = requests.post(
-            f"{addr}/v1/targets",
-            json={
-                "scope_id": "p_1234567890",
-                "name": "bench-concurrency",
-                "address": "127.0.0.1",
-                "worker_filter": '"/name" == "bench-worker"',
-                "attributes": {"default_port": echo_port},
-            },
-            headers=headers,
-            timeout=30,
-        ).json()["id"]
-        deadline = time.monotonic() + GUARD
-        while True:  # until the worker has registered and reported
-            resp = requests.post(
-                f"{addr}/v1/targets/{target}:authorize-session",
-                json={},
-                headers=headers,
-                timeout=30,
-            )
-            if resp.status_code == 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        authz = resp.json()["authorization_token"]
-        connect = _spawn([*BCONNECT, "connect", "-authz-token", "-", "-format", "json"], env)
+        target = dev.target(
+            echo_port, "bench-concurrency", worker_filter='"/name" == "bench-worker"'
+        )
+        connect, port = start_connect(dev.authorize(target), env)
         procs.append(connect)
-        assert connect.stdin is not None and connect.stdout is not None
-        connect.stdin.write(authz + "\n")
-        connect.stdin.close()
-        port = int(json.loads(connect.stdout.readline())["port"])
-        threading.Thread(target=_drain, args=(connect,), daemon=True).start()
         errors, elapsed = asyncio.run(_load(port, count))
         return {
             "connections at once": count,
@@ -186,12 +129,9 @@ def run(quick: bool) -> dict:
         }
     finally:
         for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        tmp.cleanup()
+            stop(proc)
+        if dev is not None:
+            dev.stop()
 
 
 if __name__ == "__main__":

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import requests
+from devserver import DevServer, start_connect, stop
 
 HERE = Path(__file__).resolve().parent
 CHUNK = 256 * 1024
@@ -88,88 +86,18 @@ class Proxied:
     """bconnect dev (controller + worker) and bconnect connect, as child processes."""
 
     def __init__(self, target_port: int) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="bconnect-bench-dp-")
-        self.dev = subprocess.Popen(
-            [
-                sys.executable, "-m", "bconnect", "dev",
-                "-api-listen-address", "127.0.0.1:0",
-                "-cluster-listen-address", "127.0.0.1:0",
-                "-proxy-listen-address", "127.0.0.1:0",
-                "-database-url", os.path.join(self.tmp.name, "b.db"),
-                "-log-level", "warning",
-            ],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        self.dev = DevServer()
         self.connect: subprocess.Popen | None = None
         try:
-            self._start(target_port)
+            authz = self.dev.authorize(self.dev.target(target_port, "bench-echo"))
+            self.connect, self.port = start_connect(authz)
         except BaseException:
             self.stop()  # never leave the dev server or the proxy behind
             raise
 
-    def _start(self, target_port: int) -> None:
-        assert self.dev.stdout is not None
-        addr = None
-        for line in self.dev.stdout:
-            m = re.search(r"Controller API: (http://\S+)", line)
-            if m:
-                addr = m.group(1)
-                break
-        if addr is None:
-            raise RuntimeError("bconnect dev did not start")
-        threading.Thread(target=self.dev.stdout.read, daemon=True).start()
-        token = self._login(addr)
-        headers = {"Authorization": f"Bearer {token}"}
-        target = requests.post(
-            f"{addr}/v1/targets",
-            json={
-                "scope_id": "p_1234567890",
-                "name": "bench-echo",
-                "address": "127.0.0.1",
-                "attributes": {"default_port": target_port},
-            },
-            headers=headers,
-            timeout=30,
-        ).json()["id"]
-        authz = requests.post(
-            f"{addr}/v1/targets/{target}:authorize-session", json={}, headers=headers, timeout=30
-        ).json()["authorization_token"]
-        self.connect = subprocess.Popen(
-            [sys.executable, "-m", "bconnect", "connect", "-authz-token", "-", "-format", "json"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
-        assert self.connect.stdin is not None and self.connect.stdout is not None
-        self.connect.stdin.write(authz + "\n")
-        self.connect.stdin.close()
-        self.port = int(json.loads(self.connect.stdout.readline())["port"])
-        threading.Thread(target=self.connect.stdout.read, daemon=True).start()
-
-    @staticmethod
-    def _login(addr: str) -> str:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                resp = requests.post(
-                    f"{addr}/v1/auth-methods/ampw_1234567890:authenticate",
-                    json={"attributes": {"login_name": "admin", "password": "password"}},
-                    timeout=10,
-                )
-                return resp.json()["attributes"]["token"]
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
     def stop(self) -> None:
-        for proc in (self.connect, self.dev):
-            if proc is None:
-                continue
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.tmp.cleanup()
+        stop(self.connect)
+        self.dev.stop()
 
 
 def run(quick: bool) -> dict:

@@ -120,7 +120,9 @@ def main() -> int:
         results["authorize-session (PostgreSQL)"] = authorize.with_postgres(quick, 8)
     except SystemExit as exc:  # no PostgreSQL binaries on this machine
         results["authorize-session (PostgreSQL)"] = {"skipped": str(exc)}
-    server = authorize.DevServer()
+    from devserver import DevServer
+
+    server = DevServer()
     try:
         results["sessions list"] = bench_list(
             server, sessions=2_000 if quick else 100_000, runs=2 if quick else 10
