@@ -126,12 +126,16 @@ def target(cluster: Cluster, project: str, port: int, **extra: Any) -> str:
     return resp.json()["id"]
 
 
-def still_relaying_past_the_grace(ctl: Any, sid: str, stream: Stream) -> None:
-    """The live connection outlives another grace period (4 s > the tests' 3 s):
-    still flowing and not closed in the controller's records."""
+def still_relaying_past_the_grace(ctl: Any, sid: str, stream: Stream, reader: Any) -> None:
+    """The live connection outlives another grace period (4 s > the tests' 3 s): still
+    flowing, not closed in ``ctl``'s records, and its byte counts still reported (as
+    ``reader``, a controller, reads them)."""
     time.sleep(4)
     assert stream.flowing() and not stream.ended.is_set()
     assert not session(ctl, sid)["connections"][0].get("closed_reason")
+    assert wait_for(
+        lambda: int(session(reader, sid)["connections"][0]["bytes_up"]) >= stream.echoed // 2
+    )
 
 
 def closed_by_the_end_user(ctl: Any, sid: str, sent: int) -> None:
@@ -257,11 +261,8 @@ def test_restart_a_controller_and_the_database_under_a_live_transfer(
         assert wait_for(lambda: cluster.healthy_workers() == {"worker-a", "worker-b"}), (
             cluster.logs()
         )
-        still_relaying_past_the_grace(cluster.a, sid, stream)
-        # the byte counts keep being reported after both restarts
-        assert wait_for(
-            lambda: int(session(cluster.b, sid)["connections"][0]["bytes_up"]) >= stream.echoed // 2
-        )
+        # after both restarts
+        still_relaying_past_the_grace(cluster.a, sid, stream, reader=cluster.b)
     finally:
         sent = stream.close()
     assert not stream.error and not stream.ended.is_set()
