@@ -144,7 +144,11 @@ purpose = "cluster"
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "login_role": {"role_id": "r_default_global", "name": "Login and Default Grants"}
+        "login_role": {"role_id": "r_default_global", "name": "Login and Default Grants"},
+        "authenticated_user_role": {
+            "role_id": "r_default_authn",
+            "name": "Authenticated User Grants",
+        },
     }
     engine = make_engine(str(db))
     try:

@@ -2,9 +2,10 @@
 document), for admin, the dev `user`, an anonymous caller, an expired token and a revoked
 token, against the result the grants promise (the dev fixtures' roles, written out in
 :data:`GRANTED`): allowed (anything but 401/403), 403 for an authenticated caller without
-the grant, 401 for an anonymous one, 401 for any bad token. The resources are the
-admin's, so `user`'s ``:self`` grants never apply to them. docs/permissions.md is this
-table (regenerate with BCONNECT_WRITE_DOCS=1).
+the grant, 401 for an anonymous one. As in Boundary, a token the controller cannot
+verify (expired, revoked) is the anonymous user. The resources are the admin's, so
+`user`'s ``:self`` grants never apply to them. docs/permissions.md is this table
+(regenerate with BCONNECT_WRITE_DOCS=1).
 
 Then the cases the table cannot show: `user` reads, cancels and lists only their own
 sessions; cannot authorize a target outside their grants; a deleted token is refused at
@@ -32,15 +33,17 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "permissions.md"
 PROJECT, ORG, AUTH_METHOD = "p_1234567890", "o_1234567890", "ampw_1234567890"
 PRINCIPALS = ("admin", "user", "anonymous", "expired token", "revoked token")
 
-# What the dev fixtures grant (controller/seed.py), as (resource type, action, scopes):
-# everyone (u_anon and u_auth) in global and below; `user` in the project.
+# What the dev fixtures grant (controller/seed.py), as (resource type, action): Boundary's
+# login role (u_anon) and authenticated users' role (u_auth) in global and below, and the
+# dev project's default grants for u_auth.
 ANON_GRANTS = {
     ("scope", "list"),
     ("auth-method", "list"),
     ("auth-method", "authenticate"),
-    ("auth-token", "list"),  # lists only the caller's own: none for an anonymous one
 }
 USER_GRANTS = ANON_GRANTS | {
+    ("scope", "read"),
+    ("auth-token", "list"),  # lists only the caller's own
     ("target", "list"),
     ("target", "read"),
     ("target", "authorize-session"),
@@ -50,6 +53,7 @@ USER_PROJECT_ONLY = {"target", "session"}
 GRANTED = {"anonymous": ANON_GRANTS, "user": USER_GRANTS}
 
 SINGULAR = {
+    "aliases": "alias",
     "scopes": "scope",
     "auth-methods": "auth-method",
     "auth-tokens": "auth-token",
@@ -114,7 +118,12 @@ def resources(ctl: Any) -> dict[str, tuple[str, str]]:
         return ctl.request("GET", path).json()["items"][0]["id"]
 
     catalog = first(f"/v1/host-catalogs?scope_id={PROJECT}")
+    alias = create(
+        "/v1/aliases",
+        {"scope_id": "global", "value": "matrix.test", "destination_id": "ttcp_1234567890"},
+    )
     return {
+        "alias": (alias["id"], "global"),
         "scope": (ORG, "global"),
         "auth-method": (AUTH_METHOD, "global"),
         "auth-token": (token_id, "global"),
@@ -142,7 +151,7 @@ LIST_PARAMS = {
 
 def expected(principal: str, rtype: str, action: str, scope: str) -> str:
     if principal in ("expired token", "revoked token"):
-        return "401"
+        principal = "anonymous"
     if principal == "admin":
         return "allowed"
     granted = (rtype, action) in GRANTED[principal]
@@ -267,6 +276,7 @@ def _body(path: str, rtype: str, ids: dict[str, tuple[str, str]]) -> Any:
         return {}
     if "{id}" not in path:  # a create
         return {
+            "alias": {"scope_id": "global", "type": "target", "value": f"{name}.test"},
             "scope": {"scope_id": ORG, "name": name},
             "auth-method": {"scope_id": "global", "type": "password", "name": name},
             "account": {
@@ -348,13 +358,17 @@ def _render(table: list[tuple[str, str, dict[str, str]]]) -> str:
         "# Permission matrix",
         "",
         "What the controller answers, per operation, for the dev fixtures' principals",
-        "(`bconnect dev`): **admin** (`ids=*;type=*;actions=*`), **user** (targets: list,",
-        "read, authorize-session and sessions: list, read:self, cancel:self in the project;",
-        "everyone's login grants in global), an **anonymous** caller, an **expired** and a",
-        "**revoked** token. The resources are the admin's, so `user`'s `:self` grants do not",
-        "apply here. *allowed* means the grants let the call through (the answer may still",
-        "be a 400 or 404 for the request itself); 403 = authenticated without the grant;",
-        "401 = anonymous without the grant, or a bad token.",
+        "(`bconnect dev`): **admin** (`ids=*;type=*;actions=*`), **user** (Boundary's",
+        "authenticated users' role in global and below: scopes read, auth tokens list,",
+        "own account read and change-password, sessions list, read:self, cancel:self,",
+        "targets list and read, own list-resolvable-aliases; and in the project: targets",
+        "authorize-session), an **anonymous** caller (Boundary's login role: scopes list,",
+        "auth methods list and authenticate, own auth token read and delete), an",
+        "**expired** and a **revoked** token, which are the anonymous user as in Boundary.",
+        "The resources are the admin's, so `user`'s `:self` grants do not apply here.",
+        "*allowed* means the grants let the call through (the answer may still be a 400 or",
+        "404 for the request itself); 403 = authenticated without the grant; 401 =",
+        "anonymous (or a token the controller cannot verify) without the grant.",
         "",
         "Generated and checked by `tests/test_permission_matrix.py` against a live controller",
         "(SQLite and PostgreSQL); regenerate with `BCONNECT_WRITE_DOCS=1`.",

@@ -191,7 +191,10 @@ def init(
     if format.lower() == "json":
         _echo_json(created)
         return
-    blocks = [("Initial login role information", created["login_role"])]
+    blocks = [
+        ("Initial login role information", created["login_role"]),
+        ("Initial authenticated user role information", created["authenticated_user_role"]),
+    ]
     if "auth_method" in created:
         blocks += [
             ("Initial auth information", created["auth_method"]),

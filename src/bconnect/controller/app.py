@@ -143,6 +143,7 @@ ERROR_RESPONSES = {
     "403": "PermissionDenied: the caller's grants do not allow this",
     "404": "NotFound: no such resource",
     "413": "Request body larger than the limit",
+    "429": "ResourceExhausted: too many failed logins from this address (Retry-After)",
     "503": "Unavailable: the database cannot be reached right now; retry shortly",
 }
 
@@ -220,7 +221,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     @app.exception_handler(errors.ApiException)
     async def _api_error(request: Request, exc: errors.ApiException) -> JSONResponse:
-        return JSONResponse(exc.body(_op(request)), status_code=exc.status)
+        return JSONResponse(exc.body(_op(request)), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -109,7 +109,12 @@ def load_scopes(conn: Connection) -> dict[str, Any]:
     return {row.id: row for row in conn.execute(_ALL_SCOPES)}
 
 
-def build_acl(conn: Connection, user_id: str | None, scopes: dict[str, Any]) -> Acl:
+def build_acl(
+    conn: Connection, user_id: str | None, scopes: dict[str, Any], account_id: str | None = None
+) -> Acl:
+    """The grants reaching ``user_id`` (None: the anonymous user), with Boundary's
+    templates ``{{.User.Id}}`` and ``{{.Account.Id}}`` (the account that logged in)
+    filled in."""
     principals = [ANON] + ([AUTHENTICATED, user_id] if user_id else [])
     role_ids = [r.role_id for r in conn.execute(_PRINCIPAL_ROLES, {"principals": principals})]
     if not role_ids:
@@ -124,6 +129,9 @@ def build_acl(conn: Connection, user_id: str | None, scopes: dict[str, Any]) -> 
         text = r.canonical_grant
         if user_id:
             text = text.replace("{{.User.Id}}", user_id).replace("{{user.id}}", user_id)
+        if account_id:
+            text = text.replace("{{.Account.Id}}", account_id)
+            text = text.replace("{{account.id}}", account_id)
         try:
             grants[r.role_id].append(parse_grant(text))
         except ValueError:
@@ -138,25 +146,34 @@ def build_acl(conn: Connection, user_id: str | None, scopes: dict[str, Any]) -> 
 
 
 def authenticate_bearer(conn: Connection, authorization: str | None, now: datetime) -> Any:
-    """Return the auth-token row for a Bearer header, None without one; raise when bad.
+    """Return the auth-token row for a Bearer header; None for the anonymous user.
+
+    As in Boundary, a Bearer token that cannot be verified (empty, malformed, unknown,
+    expired or revoked) is the anonymous user ``u_anon``, not an error: Boundary's Go
+    client sends ``Authorization: Bearer `` with an empty token when it has none, and
+    a stale token still does what ``u_anon`` may do. What ``u_anon`` may not do gets
+    401 (see :meth:`Ctx.require`). Only a header that is not ``Bearer …`` at all is
+    refused outright.
 
     Deleting an account, unlinking it from its user or deleting its auth method deletes
     its tokens (foreign-key cascades and the users' account actions), so a row found here
     belongs to a live account."""
-    if not authorization:
+    if not authorization or not authorization.strip():
         return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise errors.Unauthenticated("Unauthenticated, or invalid token.")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise errors.Unauthenticated("Unsupported Authorization header: expected 'Bearer <token>'.")
     token = token.strip()
+    if not token:
+        return None
     token_id = token_id_of(token)
-    if token_id is None:
-        raise errors.Unauthenticated("Unauthenticated, or invalid token.")
-    row = conn.execute(_TOKEN_BY_ID, {"token_id": token_id}).first()
+    row = None if token_id is None else conn.execute(_TOKEN_BY_ID, {"token_id": token_id}).first()
     if row is None or not hmac.compare_digest(row.token_hash, token_hash(token)):
-        raise errors.Unauthenticated("Unauthenticated, or invalid token.")
+        log.debug("unknown or malformed token; continuing as the anonymous user")
+        return None
     if row.expiration_time <= now:
-        raise errors.Unauthenticated("Unauthenticated, or invalid token.")
+        log.debug("expired token %s; continuing as the anonymous user", row.id)
+        return None
     return row
 
 
@@ -170,7 +187,8 @@ def make_ctx(conn: Connection, authorization: str | None, settings: Any = None) 
     token_row = authenticate_bearer(conn, authorization, now)
     user_id = token_row.user_id if token_row is not None else None
     scopes = load_scopes(conn)
-    acl = build_acl(conn, user_id, scopes)
+    account_id = token_row.account_id if token_row is not None else None
+    acl = build_acl(conn, user_id, scopes, account_id)
     return Ctx(
         conn=conn,
         now=now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -11,11 +12,19 @@ class ApiException(Exception):
     status = 500
     kind = "Internal"
 
-    def __init__(self, message: str, *, fields: dict[str, str] | None = None, op: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: dict[str, str] | None = None,
+        op: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
         self.op = op
+        self.headers = headers or {}
 
     def body(self, op: str = "") -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -74,6 +83,16 @@ class FailedPrecondition(ApiException):
 class PayloadTooLarge(ApiException):
     status = 413
     kind = "InvalidArgument"
+
+
+class TooManyRequests(ApiException):
+    """Refused for now (a throttled login); ``Retry-After`` says for how long."""
+
+    status = 429
+    kind = "ResourceExhausted"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
 class Internal(ApiException):

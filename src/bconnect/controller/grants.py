@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 # Resource types (the ``type=`` of a grant) and the actions Boundary knows for each.
 ACTIONS: dict[str, tuple[str, ...]] = {
+    "alias": ("create", "read", "update", "delete", "list", "no-op"),
     "scope": ("create", "read", "update", "delete", "list", "no-op"),
     "auth-method": ("create", "read", "update", "delete", "list", "authenticate", "no-op"),
     "account": ("create", "read", "update", "delete", "list", "set-password", "change-password"),
@@ -27,6 +28,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "add-accounts",
         "set-accounts",
         "remove-accounts",
+        "list-resolvable-aliases",
     ),
     "role": (
         "create",

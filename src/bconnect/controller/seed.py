@@ -30,6 +30,23 @@ DEV = {
     "host_target": "ttcp_0987654321",
 }
 LOGIN_ROLE = ("r_default_global", "Login and Default Grants")
+AUTHENTICATED_ROLE = ("r_default_authn", "Authenticated User Grants")
+#: Boundary's initial roles (its ``CreateInitialLoginRole`` and
+#: ``CreateInitialAuthenticatedUserRole``): what anyone may do, and what any logged-in
+#: user may do, in global and every scope below it.
+LOGIN_GRANTS = [
+    "ids=*;type=scope;actions=list,no-op",
+    "ids=*;type=auth-method;actions=list,authenticate",
+    "ids=*;type=auth-token;actions=read:self,delete:self",
+]
+AUTHENTICATED_GRANTS = [
+    "ids=*;type=scope;actions=read",
+    "ids=*;type=auth-token;actions=list",
+    "ids={{.Account.Id}};actions=read,change-password",
+    "ids=*;type=session;actions=list,read:self,cancel:self",
+    "ids={{.User.Id}};type=user;actions=list-resolvable-aliases",
+    "ids=*;type=target;actions=list,read",
+]
 AUTH_METHOD_NAME = "Generated global scope initial password auth method"
 ADMIN_ROLE_NAME = "Administration"
 ADMIN_GRANTS = ["ids=*;type=*;actions=*"]
@@ -46,7 +63,8 @@ def _common(now: datetime, name: str | None, description: str | None = None) -> 
 
 
 def ensure_global_scope(conn: Connection, now: datetime) -> None:
-    """Every database has the global scope and the anonymous login role."""
+    """Every database has the global scope, the anonymous login role and the
+    authenticated users' role."""
     if conn.execute(select(t.scopes.c.id).where(t.scopes.c.id == "global")).first():
         return
     conn.execute(
@@ -57,19 +75,11 @@ def ensure_global_scope(conn: Connection, now: datetime) -> None:
             **_common(now, "global", "Global Scope"),
         )
     )
-    _role(
-        conn,
-        now,
-        *LOGIN_ROLE,
-        "global",
-        ["this", "descendants"],
-        [ANON],
-        [
-            "ids=*;type=scope;actions=list,no-op",
-            "ids=*;type=auth-method;actions=authenticate,list",
-            "ids=*;type=auth-token;actions=list,read:self,delete:self",
-        ],
-    )
+    for (role_id, name), principal, grants in (
+        (LOGIN_ROLE, ANON, LOGIN_GRANTS),
+        (AUTHENTICATED_ROLE, AUTHENTICATED, AUTHENTICATED_GRANTS),
+    ):
+        _role(conn, now, role_id, name, "global", ["this", "descendants"], [principal], grants)
 
 
 def _role(
@@ -272,7 +282,13 @@ def seed_initial(
     Returns Boundary's `database init` JSON shape; it holds the password (shown once).
     """
     ensure_global_scope(conn, now)
-    result: dict[str, Any] = {"login_role": {"role_id": LOGIN_ROLE[0], "name": LOGIN_ROLE[1]}}
+    result: dict[str, Any] = {
+        "login_role": {"role_id": LOGIN_ROLE[0], "name": LOGIN_ROLE[1]},
+        "authenticated_user_role": {
+            "role_id": AUTHENTICATED_ROLE[0],
+            "name": AUTHENTICATED_ROLE[1],
+        },
+    }
     if not create_auth_method:
         return result
     method_id, user_id, account_id = new_id("ampw"), new_id("u"), new_id("acctpw")

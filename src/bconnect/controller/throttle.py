@@ -24,15 +24,16 @@ class LoginThrottle:
     _failures: OrderedDict[Key, deque[float]] = field(default_factory=OrderedDict)
     _locked: dict[Key, float] = field(default_factory=dict)
 
-    def blocked(self, key: Key, now: float) -> bool:
+    def blocked(self, key: Key, now: float) -> float:
+        """Seconds ``key`` stays refused (0.0: not refused)."""
         until = self._locked.get(key)
         if until is None:
-            return False
+            return 0.0
         if now >= until:
             del self._locked[key]
             self._failures.pop(key, None)
-            return False
-        return True
+            return 0.0
+        return until - now
 
     def failed(self, key: Key, now: float) -> None:
         times = self._failures.pop(key, None) or deque()

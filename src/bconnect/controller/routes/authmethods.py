@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from typing import Any
@@ -157,9 +158,12 @@ def authenticate(request: Request, id: str, body: AuthenticateRequest) -> dict[s
     client = request.client.host if request.client else ""
     key = (id, login, client)
     clock = time.monotonic()
-    if throttle.blocked(key, clock) or not verify_password(
-        account.password_hash if account else None, body.attributes.password
-    ):
+    wait = throttle.blocked(key, clock)
+    if wait:
+        raise errors.TooManyRequests(
+            f"Too many failed logins from this address; retry in {math.ceil(wait)} s.", wait
+        )
+    if not verify_password(account.password_hash if account else None, body.attributes.password):
         throttle.failed(key, clock)
         raise errors.Unauthenticated("Unable to authenticate: invalid login name or password.")
     throttle.succeeded(key)
