@@ -330,6 +330,41 @@ def test_ssh_with_a_brokered_password_through_sshpass(
     assert_sessions_ended(dataplane, target)
 
 
+def make_alias(ctl: Any, value: str, target: str) -> None:
+    body = {"scope_id": "global", "type": "target", "value": value, "destination_id": target}
+    resp = ctl.request("POST", "/v1/aliases", json=body)
+    assert resp.status_code == 200, resp.text
+
+
+def test_ssh_by_alias(dataplane, ssh_server: SSHServer, env) -> None:
+    require("ssh")
+    target = make_target(dataplane, ssh_server.port)
+    add_credential(
+        dataplane,
+        target,
+        "ssh_private_key",
+        {"username": "keyuser", "private_key": ssh_server.client_key_pem.strip()},
+    )
+    make_alias(dataplane, "ssh.box", target)
+    for command in (("ssh",), ("connect", "ssh")):  # Boundary's positional alias, both ways
+        result = bconnect(
+            dataplane,
+            env,
+            *command,
+            "ssh.box",
+            "-remote-command",
+            "echo by alias",
+            "--",
+            *SSH_OPTIONS,
+            "-o",
+            "BatchMode=yes",
+        )
+        assert (result.returncode, result.stdout) == (0, "by alias\n"), result.stderr
+    assert ssh_server.logins == [("keyuser", "publickey")] * 2
+    assert leftovers(env) == []
+    assert_sessions_ended(dataplane, target)
+
+
 # ---------------------------------------------------------------------- PostgreSQL
 @dataclass
 class PostgresServer:
@@ -381,6 +416,29 @@ def test_postgres_with_a_brokered_password(dataplane, postgres_server: PostgresS
         "select current_user || '@' || current_database()",
     )
     assert (who.returncode, who.stdout) == (0, "bob@bob\n"), who.stderr
+    assert_sessions_ended(dataplane, target)
+
+
+def test_postgres_by_alias(dataplane, postgres_server: PostgresServer, env) -> None:
+    target = make_target(dataplane, postgres_server.port)
+    add_credential(
+        dataplane, target, "username_password", {"username": "bob", "password": PG_PASSWORD}
+    )
+    make_alias(dataplane, "db.bob", target)
+    result = bconnect(
+        dataplane,
+        env,
+        "postgres",
+        "db.bob",
+        "-username",
+        "bob",
+        "--",
+        "-tA",
+        "-c",
+        "select current_user",
+    )
+    assert (result.returncode, result.stdout) == (0, "bob\n"), result.stderr
+    assert leftovers(env) == []
     assert_sessions_ended(dataplane, target)
 
 

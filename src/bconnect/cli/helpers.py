@@ -40,16 +40,9 @@ class HelperCommand(Command):
     name (``bconnect connect -target-id X ssh``) when not given after it."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from bconnect.cli.connect import PASSTHROUGH_KEY
+        from bconnect.cli.connect import take_connect_args
 
-        args = list(args)
-        if "--" in args:
-            index = args.index("--")
-            ctx.meta[PASSTHROUGH_KEY] = args[index + 1 :]
-            args = args[:index]
-        else:
-            ctx.meta.setdefault(PASSTHROUGH_KEY, [])
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, take_connect_args(ctx, args))
 
     def invoke(self, ctx: click.Context) -> Any:
         parent = ctx.parent

@@ -11,6 +11,7 @@ A helper named like one of :data:`COMMANDS` is only reachable as `bconnect conne
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -21,6 +22,7 @@ from bconnect import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "dev": ("bconnect.cli.dev:dev", "Start a controller (and worker) for development"),
     "accounts": ("bconnect.cli.accounts:accounts", "Manage accounts"),
+    "aliases": ("bconnect.cli.aliases:aliases", "Manage aliases (names for targets)"),
     "auth-methods": ("bconnect.cli.auth_methods:auth_methods", "Manage auth methods"),
     "auth-tokens": ("bconnect.cli.auth_tokens:auth_tokens", "Manage auth tokens"),
     "authenticate": (
@@ -110,4 +112,8 @@ def cli() -> None:
 
 
 def main() -> None:
+    # asyncio's own warnings ("SSL connection is closed", "socket.send() raised
+    # exception") are noise to a user: without a handler of its own, Python's last
+    # resort would print them in the middle of a session (-v shows them).
+    logging.getLogger("asyncio").addHandler(logging.NullHandler())
     cli.main(args=sys.argv[1:], prog_name="bconnect")

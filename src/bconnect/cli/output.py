@@ -152,7 +152,13 @@ def wrap_map(prefix: int, max_len: int, mapping: Mapping[str, Any]) -> str:
     lines = []
     for key in sorted(mapping):
         pad = " " * max(max_len - len(key), 0)
-        lines.append(f"{' ' * prefix}{key}: {pad}{go_value(mapping[key])}")
+        value = mapping[key]
+        if isinstance(value, dict):  # Go's WrapMap: the map as indented JSON, below the key
+            text = json.dumps(value, indent=2, sort_keys=True).replace("\n", "\n" + " " * prefix)
+            shown = "\n" + " " * prefix + text
+        else:
+            shown = go_value(value)
+        lines.append(f"{' ' * prefix}{key}: {pad}{shown}")
     return "\n".join(lines)
 
 
@@ -341,7 +347,7 @@ def api_error_json(err: ApiError, context: str = "") -> str:
     out: dict[str, Any] = {}
     if context:
         out["context"] = context
-    out["status"] = err.status
+    out["status_code"] = err.status
     out["api_error"] = (
         err.body
         if err.body is not None
@@ -525,6 +531,8 @@ class ResourceView:
     item_fields: tuple[ItemField, ...] = ()
     sections: tuple[Section, ...] = ()
     key_subst: Mapping[str, str] = field(default_factory=dict)
+    #: whether attribute names widen the key column (Boundary's views differ)
+    attributes_in_width: bool = True
     list_value_col: int = 25
     example_id: str = ""
 
@@ -610,7 +618,7 @@ class ResourceView:
             [
                 _SCOPE_MIN_WIDTH,
                 *(len(k) for k in values),
-                *(len(k) for k in attributes),
+                *(len(k) for k in attributes if self.attributes_in_width),
                 *(section.min_width(item) for section in self.sections),
             ]
         )

@@ -66,9 +66,16 @@ def list_items(
     q: ListQuery,
     extra_where: Iterable[Any] = (),
     visible: Callable[[Any], bool] | None = None,
+    *,
+    reach: Reach | None = None,
+    accept: Callable[[Any], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """One page. ``extra_where`` narrows the full listing (e.g. no terminated sessions);
-    in a refresh, rows it would hide are judged by ``visible`` and reported removed."""
+    in a refresh, rows it would hide are judged by ``visible`` and reported removed.
+
+    ``reach`` replaces what the caller's own grants let them list, and ``accept``
+    renders a row (None to leave it out) in place of the caller's view of it: for
+    listings about someone else's grants (a user's resolvable aliases)."""
     try:
         page_size = listing.clamp_page_size(q.page_size)
     except ValueError as exc:
@@ -81,7 +88,13 @@ def list_items(
             raise errors.invalid_field("filter", str(exc)) from None
 
     table = kind.table
-    reach = _reach(ctx, kind, q)
+    if reach is None:
+        reach = _reach(ctx, kind, q)
+    if accept is None:
+
+        def accept(row: Any) -> dict[str, Any] | None:
+            return _accept(ctx, kind, row)
+
     base = reach.clause
     fingerprint = listing.query_fingerprint(
         kind.collection, q.parent_id, q.recursive, q.filter, q.include_terminated, ctx.user_id
@@ -129,7 +142,9 @@ def list_items(
                 removed.append(row.id)
                 position = (getattr(row, sort_col.name), row.id)
                 continue
-            item = _accept(ctx, kind, row, predicate)
+            item = accept(row)
+            if item is not None and predicate is not None and not predicate({"item": item}):
+                item = None
             if item is not None:
                 if len(items) == page_size:
                     more = True
@@ -165,16 +180,13 @@ def list_items(
     }
 
 
-def _accept(ctx: Ctx, kind: Kind, row: Any, predicate: Any) -> dict[str, Any] | None:
-    """The rendered item if the caller may see it and it passes the filter."""
+def _accept(ctx: Ctx, kind: Kind, row: Any) -> dict[str, Any] | None:
+    """The rendered item if the caller may see it."""
     owner = getattr(row, kind.owner_col) if kind.owner_col else None
     actions = ctx.acl.authorized_actions(kind.scope_of(row), kind.rtype, row.id, owner)
     if not actions:
         return None
-    item = render(ctx, kind, row, actions)
-    if predicate is not None and not predicate({"item": item}):
-        return None
-    return item
+    return render(ctx, kind, row, actions)
 
 
 def _deleted_since(

@@ -594,6 +594,53 @@ class ErrorBody(Out):
     details: ErrorDetails | None = None
 
 
+# ---------------------------------------------------------------- aliases
+
+
+class AuthorizeSessionArguments(Strict):
+    host_id: str | None = Field(default=None, max_length=32)
+
+
+class AliasAttributes(Strict):
+    authorize_session_arguments: AuthorizeSessionArguments | None = None
+
+
+class AliasItem(Resource):
+    scope_id: str
+    value: str
+    destination_id: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class AliasCreate(Strict):
+    scope_id: str
+    type: str = "target"
+    value: str | None = Field(default=None, max_length=1024)
+    destination_id: str | None = Field(default=None, max_length=32)
+    name: Name = None
+    description: Description = None
+    attributes: AliasAttributes | None = None
+
+
+class AliasUpdate(Strict):
+    version: int = Field(ge=1)
+    type: str | None = None
+    value: str | None = Field(default=None, max_length=1024)
+    destination_id: str | None = Field(default=None, max_length=32)
+    name: Name = None
+    description: Description = None
+    attributes: AliasAttributes | None = None
+
+
+class ResolvableAliasItem(Out):
+    id: str
+    created_time: Timestamp
+    updated_time: Timestamp
+    value: str
+    destination_id: str
+    type: str
+
+
 # ---------------------------------------------------------------- response bodies
 # Reads, creates, updates and actions answer with the resource itself: Boundary's gateway
 # uses ``response_body: "item"``, so there is no ``item`` envelope on the wire.
@@ -608,6 +655,7 @@ def list_response(model: type[BaseModel]) -> type[BaseModel]:
 
 
 ScopeResponse = ScopeItem
+AliasResponse = AliasItem
 AuthMethodResponse = AuthMethodItem
 AccountResponse = AccountItem
 UserResponse = UserItem

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bconnect.controller import errors
+from bconnect.controller import aliasing, errors
 from bconnect.controller.context import Ctx
 from bconnect.controller.storage import schema as t
 
@@ -34,6 +34,7 @@ class Kind:
     show_scope_id: bool = True
     scope_col: str = "scope_id"  # scopes keep their parent in parent_id
     model: Any = None  # the pydantic item model (for the OpenAPI document)
+    aliasable: bool = False  # an alias value may stand for an id (targets)
 
     def scope_of(self, row: Any) -> str:
         return getattr(row, self.scope_col) or "global"
@@ -88,6 +89,9 @@ def _by_id(table: Table) -> Any:
 
 
 def get_row(ctx: Ctx, kind: Kind, resource_id: str) -> Any:
+    """The row of ``resource_id`` (for targets also an alias value standing for one)."""
+    if kind.aliasable and aliasing.looks_like_alias(resource_id):
+        resource_id = aliasing.resolve(ctx.conn, resource_id).destination_id
     row = ctx.conn.execute(_by_id(kind.table), {"resource_id": resource_id}).first()
     if row is None:
         raise errors.not_found(resource_id)
@@ -238,9 +242,18 @@ def note_deleted(
         conn.execute(insert(t.deleted_items), list(found.values()))
 
 
+def before_delete(ctx: Ctx, collection: str, table: Table, where: Any) -> None:
+    """What deleting the rows of ``table`` matching ``where`` does besides the
+    foreign-key cascades, in the same transaction: targets' aliases lose their
+    destination; deleted items are noted for list refreshes."""
+    if collection == "targets":
+        aliasing.detach_from_targets(ctx.conn, where, ctx.now)
+    record_deleted(ctx, collection, table, where)
+
+
 def delete_row(ctx: Ctx, kind: Kind, resource_id: str) -> None:
     row = read_checked(ctx, kind, resource_id, "delete")
-    record_deleted(ctx, kind.collection, kind.table, kind.table.c.id == row.id)
+    before_delete(ctx, kind.collection, kind.table, kind.table.c.id == row.id)
     ctx.conn.execute(delete(kind.table).where(kind.table.c.id == row.id))
 
 
@@ -270,6 +283,7 @@ def change_links(
     caller makes several changes and bumps once itself). ``on_removed`` hears which
     values were taken out."""
     row = read_checked(ctx, kind, resource_id, action)
+    resource_id = row.id  # an alias value may have named it
     if row.version != version:
         raise errors.version_mismatch()
     mode = action.split("-", 1)[0]

@@ -67,6 +67,10 @@ class ApiError(Exception):
         self.message = message
         self.details: dict[str, Any] = details or {}
         self.body = body
+        #: seconds from the answer's ``Retry-After`` header (429, 503), if any
+        self.retry_after: float | None = None
+        #: whether the request carried an auth token (a 401 then means it is stale)
+        self.token_sent = False
         super().__init__(message)
 
     @classmethod
@@ -78,7 +82,7 @@ class ApiError(Exception):
             body = None
         if isinstance(body, dict):
             details = body.get("details")
-            return cls(
+            error = cls(
                 response.status_code,
                 kind=str(body.get("kind") or ""),
                 op=str(body.get("op") or ""),
@@ -86,9 +90,14 @@ class ApiError(Exception):
                 details=details if isinstance(details, dict) else None,
                 body=body,
             )
-        text = (response.text or "").strip().splitlines()
-        message = text[0][:200] if text else (response.reason or "")
-        return cls(response.status_code, kind="Unknown", message=message, body=None)
+        else:
+            text = (response.text or "").strip().splitlines()
+            message = text[0][:200] if text else (response.reason or "")
+            error = cls(response.status_code, kind="Unknown", message=message, body=None)
+        retry = (response.headers.get("Retry-After") or "").strip()
+        if retry.isdigit():
+            error.retry_after = float(retry)
+        return error
 
     @property
     def request_fields(self) -> list[dict[str, str]]:
@@ -275,7 +284,9 @@ class Client:
             raise ControllerUnreachable(self.addr, str(exc)) from None
         log.debug("%s %s -> %s", method, url, response.status_code)
         if response.status_code >= 400:
-            raise ApiError.from_response(response)
+            error = ApiError.from_response(response)
+            error.token_sent = bool(self.token)
+            raise error
         if not response.content.strip():
             return ApiResponse(None, status_code=response.status_code, has_body=False)
         try:
@@ -425,6 +436,7 @@ class Client:
         self,
         target_id: str | None = None,
         *,
+        alias: str | None = None,
         target_name: str | None = None,
         scope_id: str | None = None,
         scope_name: str | None = None,
@@ -432,10 +444,15 @@ class Client:
     ) -> ApiResponse:
         """Authorize a session on a target and return the session authorization.
 
-        The target is named by ID, or by ``target_name`` plus ``scope_id`` or
+        The target is named by ID, by an ``alias`` (``web.prod``; the alias's host is
+        used unless ``host_id`` is given), or by ``target_name`` plus ``scope_id`` or
         ``scope_name``. The result holds ``session_id``, ``authorization_token``,
         ``endpoint``, ``credentials``, ...
         """
+        if alias:
+            if target_id or target_name or scope_id or scope_name:
+                raise ValueError("an alias names the target: give no other lookup parameter")
+            target_id = alias
         if not target_id:
             if not target_name:
                 raise ValueError("a target ID, or a target name with a scope, is required")

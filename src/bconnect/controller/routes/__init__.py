@@ -1,6 +1,7 @@
 """One router per collection; the app includes them all."""
 
 from bconnect.controller.routes import (
+    aliases,
     authmethods,
     cluster,
     credentials,
@@ -13,6 +14,7 @@ from bconnect.controller.routes import (
 )
 
 ROUTERS = [
+    aliases.router,  # before iam: its /v1/users/{id}:list-resolvable-aliases
     scopes.router,
     authmethods.router,
     iam.router,

@@ -36,11 +36,12 @@ CHILD_TYPE = {"global": "org", "org": "project"}
 PREFIX = {"org": "o", "project": "p"}
 # What may be created inside a scope, for authorized_collection_actions.
 COLLECTIONS = {
-    "global": ("scope", "auth-method", "user", "role", "worker"),
+    "global": ("alias", "scope", "auth-method", "user", "role", "worker"),
     "org": ("scope", "auth-method", "user", "role"),
     "project": ("host-catalog", "target", "credential-store", "role", "session"),
 }
 PLURAL = {
+    "alias": "aliases",
     "scope": "scopes",
     "auth-method": "auth-methods",
     "user": "users",
@@ -53,6 +54,7 @@ PLURAL = {
 }
 # What lives in a scope, in the order it can be deleted: (collection, table).
 CONTENTS = (
+    ("aliases", t.aliases),
     ("sessions", t.sessions),
     ("targets", t.targets),
     ("credentials", t.credentials),
@@ -155,7 +157,7 @@ def delete_scope(request: Request, id: str):  # noqa: ANN201
         for scope_id in reversed(ctx.descendants(id)):
             for collection, table in CONTENTS:
                 in_scope = table.c.scope_id == scope_id
-                res.record_deleted(ctx, collection, table, in_scope)
+                res.before_delete(ctx, collection, table, in_scope)
                 ctx.conn.execute(delete(table).where(in_scope))
             ctx.conn.execute(
                 delete(t.role_grant_scopes).where(t.role_grant_scopes.c.grant_scope == scope_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from bconnect.controller import errors
+from bconnect.controller import aliasing, errors
 from bconnect.controller import resources as res
 from bconnect.controller.addresses import parse_address
 from bconnect.controller.app import transaction
@@ -73,7 +73,7 @@ def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
     }
 
 
-TARGETS = res.Kind("target", "targets", t.targets, render=_render, model=TargetItem)
+TARGETS = res.Kind("target", "targets", t.targets, render=_render, model=TargetItem, aliasable=True)
 add_standard_routes(router, TARGETS)
 
 
@@ -148,7 +148,7 @@ def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, An
             if field in values and values[field] is None:
                 values[field] = default
         if "address" in values:
-            values["address"] = _validate_address(ctx, id, values["address"])
+            values["address"] = _validate_address(ctx, row.id, values["address"])
         if values.get("worker_filter") is not None:
             values["worker_filter"] = _validate_filter(values["worker_filter"])
         if body.attributes is not None:
@@ -296,16 +296,33 @@ def authorize(request: Request, id: str, body: AuthorizeSessionRequest | None = 
     """Create a session on a target and return its authorization token."""
     body = body or AuthorizeSessionRequest()
     with transaction(request) as ctx:
-        target = _find_target(ctx, id, body)
+        target, host_id = _find_target(ctx, id, body)
         ctx.require(target.scope_id, "target", "authorize-session", target.id)
         if ctx.user_id is None:
             raise errors.Unauthenticated("Authorizing a session needs an authenticated user.")
-        authorization = authorize_session(ctx, target, body.host_id)
+        authorization = authorize_session(ctx, target, host_id)
     # serialized once the transaction (and SQLite's writer lock) is over
     return model_response(request, authorization)
 
 
-def _find_target(ctx: Ctx, id_or_name: str, body: AuthorizeSessionRequest) -> Any:
+def _find_target(
+    ctx: Ctx, id_or_name: str, body: AuthorizeSessionRequest
+) -> tuple[Any, str | None]:
+    """The target (by id, alias, or name within a scope) and the host to use: the
+    request's, else the alias's."""
+    if not (body.scope_id or body.scope_name) and aliasing.looks_like_alias(id_or_name):
+        alias = aliasing.resolve(ctx.conn, id_or_name)
+        if body.host_id and alias.host_id and body.host_id != alias.host_id:
+            raise errors.invalid_field(
+                "host_id",
+                "The host id specified in the request does not match the one provided by "
+                "the alias. Consider omitting the host id in the request.",
+            )
+        return res.get_row(ctx, TARGETS, alias.destination_id), body.host_id or alias.host_id
+    return _find_target_by_id_or_name(ctx, id_or_name, body), body.host_id
+
+
+def _find_target_by_id_or_name(ctx: Ctx, id_or_name: str, body: AuthorizeSessionRequest) -> Any:
     if body.scope_id or body.scope_name:
         scope_id = body.scope_id
         if scope_id is None:

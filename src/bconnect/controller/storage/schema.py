@@ -244,6 +244,30 @@ targets = Table(
     UniqueConstraint("scope_id", "name", name="uq_targets_scope_name"),
 )
 
+# Boundary's aliases (type "target"): a memorable name for a target, unique across the
+# deployment whatever its case (``value_key`` is the value in lower case), living in
+# global. Deleting the target leaves the alias without a destination.
+aliases = Table(
+    "aliases",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("type", String(16), nullable=False),
+    Column("value", String(253), nullable=False),
+    Column("value_key", String(253), nullable=False),
+    Column(
+        "destination_id",
+        String(32),
+        ForeignKey("targets.id", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+    ),
+    Column("host_id", String(32), nullable=True),
+    *_common(),
+    UniqueConstraint("value_key", name="uq_aliases_value_key"),
+    UniqueConstraint("scope_id", "name", name="uq_aliases_scope_name"),
+)
+
 target_host_sources = Table(
     "target_host_sources",
     metadata,
