@@ -59,7 +59,8 @@ def test_authorize_read_cancel_terminate(controller) -> None:
     pub.verify(cert.signature, cert.tbs_certificate_bytes)  # self-signed
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName)[0] == data.session_id
-    assert cert.not_valid_after_utc == data.expiration
+    # a certificate's NotAfter has whole seconds; the session keeps its fraction
+    assert cert.not_valid_after_utc == data.expiration.replace(microsecond=0)
     assert data.private_key[32:] == pub.public_bytes_raw()
 
     listed = controller.request("GET", "/v1/sessions?scope_id=p_1234567890").json()["items"]

@@ -151,7 +151,7 @@ def test_logout_forgets_the_token(run) -> None:  # noqa: ANN001
             "Unauthenticated",
         ),
         (("sessions", "read", "-id", "s_0000000000"), {}, "NotFound"),
-        (("sessions", "list"), {"BOUNDARY_TOKEN": "garbage"}, "Unauthenticated"),
+        (("sessions", "list"), {"BOUNDARY_TOKEN": "garbage"}, "is not valid at"),
         (("scopes", "list"), {"BOUNDARY_ADDR": "http://127.0.0.1:9"}, "unable to reach"),
     ],
 )

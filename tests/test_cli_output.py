@@ -279,7 +279,8 @@ def test_api_error_text() -> None:
         ]
     )
     body = json.loads(output.api_error_json(err, context))
-    assert body["status"] == 404 and body["context"] == context
+    assert body["status_code"] == 404 and body["context"] == context
+    assert list(body) == ["context", "status_code", "api_error"]  # Boundary's order
 
 
 @pytest.mark.parametrize(

@@ -221,7 +221,7 @@ def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
     code, _, err = c.finish()
     assert code == 0, err
     final = terminated(cluster.a, sid)
-    assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
+    assert final and final["termination_reason"] == "canceled", session(cluster.a, sid)
     hardening_report("faults", {"kill -9 of a worker mid-transfer": 1, "sessions checked": 2})
 
 
@@ -270,7 +270,7 @@ def test_restart_a_controller_and_the_database_under_a_live_transfer(
     code, _, err = c.finish()
     assert code == 0, err
     final = terminated(cluster.b, sid)
-    assert final and final["termination_reason"] == "closed by end-user"
+    assert final and final["termination_reason"] == "canceled"
     for ctl in (cluster.a, cluster.b):
         assert ctl.healthy()
     hardening_report(

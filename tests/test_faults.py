@@ -176,7 +176,7 @@ def test_dev_killed_mid_transfer_and_restarted(tmp_path, echo_server, connects) 
         code, _, err = c.finish(signal.SIGINT)
         assert code == 0, err
         final = terminated(dev, sid)
-        assert final and final["termination_reason"] == "closed by end-user"
+        assert final and final["termination_reason"] == "canceled"
         assert "Traceback" not in re.sub(r"\s+", " ", dev.log.read_text())
     finally:
         dev.kill()
@@ -259,12 +259,12 @@ def test_worker_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, conne
 
     assert wait_for(lambda: reasons() == ["closed by end-user", "system error"]), reasons()
 
-    # both clients leave: their sessions end as the end user's
+    # both clients leave: their sessions end canceled, as Boundary records it
     for client, ended in ((c, sid), (oc, other["session_id"])):
         code, _, err = client.finish(signal.SIGINT)
         assert code == 0, err
         final = terminated(cluster.a, ended) or session(cluster.a, ended)
-        assert final["termination_reason"] == "closed by end-user", final
+        assert final["termination_reason"] == "canceled", final
         assert all(conn.get("closed_reason") for conn in final["connections"]), final
     _file_is_consistent(cluster)
     _no_traceback(cluster)
@@ -308,11 +308,11 @@ def test_controller_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, c
     code, _, err = c.finish(signal.SIGINT)
     assert code == 0, err
     final = terminated(cluster.a, sid)
-    assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
+    assert final and final["termination_reason"] == "canceled", session(cluster.a, sid)
     states = [s["status"] for s in final["states"]]
     assert states == ["terminated", "canceling", "active", "pending"]
     ended = terminated(cluster.a, fresh["session_id"]) or session(cluster.a, fresh["session_id"])
-    assert ended["termination_reason"] == "closed by end-user", ended
+    assert ended["termination_reason"] == "canceled", ended
     assert ended["connections"][0]["closed_reason"] == "closed by end-user", ended
     _file_is_consistent(cluster)
     _no_traceback(cluster)

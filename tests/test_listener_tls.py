@@ -142,7 +142,7 @@ def test_api_and_cluster_listeners_serve_https(
     code, _, err = c.finish(signal.SIGINT)
     assert code == 0, err
     final = terminated(cluster.a, auth["session_id"])
-    assert final and final["termination_reason"] == "closed by end-user"
+    assert final and final["termination_reason"] == "canceled"
     assert int(final["connections"][0]["bytes_up"]) == len(payload)
 
 

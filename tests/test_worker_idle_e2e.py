@@ -63,7 +63,7 @@ def test_an_idle_connection_is_closed_and_the_session_goes_on(
     code, _, err = c.finish(signal.SIGINT)
     assert code == 0, err
     final = terminated(cluster.a, sid)
-    assert final and final["termination_reason"] == "closed by end-user", session(cluster.a, sid)
+    assert final and final["termination_reason"] == "canceled", session(cluster.a, sid)
     assert "idle for 2s, closing" in "".join(
         w.output() for w in (cluster.worker_a, cluster.worker_b)
     )

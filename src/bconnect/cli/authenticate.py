@@ -146,7 +146,9 @@ def password(
     except ControllerUnreachable:
         raise
     except ApiError as err:
-        raise ControllerError(err, "Error from controller when performing authentication") from None
+        raise ControllerError(
+            err, "Error from controller when performing authentication", login=True
+        ) from None
     attributes = body.get("attributes")
     if not isinstance(attributes, dict) or not attributes.get("token"):
         raise UserError("Error trying to decode response as an auth token")
@@ -182,14 +184,20 @@ def logout(opts: GlobalOptions) -> None:
     except ControllerUnreachable:
         raise
     except ApiError as err:
-        if err.status != 404:
+        if err.status == 401:  # expired or revoked: the controller took it for anonymous
+            opts.echo(
+                "The token is no longer valid on the Boundary controller; proceeding to "
+                "delete it from the local store."
+            )
+        elif err.status != 404:
             raise ControllerError(
                 err, "Error from controller when performing delete on token"
             ) from None
-        opts.echo(
-            "The token was not found on the Boundary controller; proceeding to delete from "
-            "the local store."
-        )
+        else:
+            opts.echo(
+                "The token was not found on the Boundary controller; proceeding to delete "
+                "from the local store."
+            )
     else:
         opts.echo("The token was successfully deleted within the Boundary controller.")
     if opts.keyring_type == "none":

@@ -42,6 +42,7 @@ from bconnect.cli.options import (
 from bconnect.cli.resources import apply_options, help_text
 
 __all__ = [
+    "ALIAS_KEY",
     "CONNECT_OPTIONS",
     "PASSTHROUGH_KEY",
     "ConnectCallbacks",
@@ -54,9 +55,11 @@ __all__ = [
     "parse_duration",
     "parse_listen_port",
     "run_connect",
+    "take_connect_args",
 ]
 
 PASSTHROUGH_KEY = "bconnect.connect.passthrough"
+ALIAS_KEY = "bconnect.connect.alias"
 _AUTHORIZE_CONTEXT = (
     "Error from controller when performing authorize-session action against given target"
 )
@@ -70,8 +73,10 @@ class ConnectError(UserError):
 
 @dataclass(frozen=True)
 class ConnectFlags:
-    """The ``connect`` flags, parsed (what helpers receive)."""
+    """The ``connect`` flags, parsed (what helpers receive). ``alias`` is the target
+    alias given as the first argument (``bconnect connect web.prod``)."""
 
+    alias: str | None = None
     authz_token: str | None = None
     target_id: str | None = None
     target_name: str | None = None
@@ -99,14 +104,39 @@ class ConnectCallbacks:
 
 
 # ---------------------------------------------------------------------- pure parsing
+def take_connect_args(
+    ctx: click.Context, args: list[str], is_subcommand: Callable[[str], bool] | None = None
+) -> list[str]:
+    """The arguments click should parse: those after the first ``--`` are kept for the
+    launched program, and a first argument that is not a flag (nor a subcommand) is the
+    target alias, as Boundary's ``connect`` takes it (``bconnect connect web.prod``,
+    ``bconnect ssh web.prod -username u``)."""
+    args = list(args)
+    if "--" in args:
+        index = args.index("--")
+        ctx.meta[PASSTHROUGH_KEY] = args[index + 1 :]
+        args = args[:index]
+    else:
+        ctx.meta.setdefault(PASSTHROUGH_KEY, [])
+    subcommand = is_subcommand is not None and bool(args) and is_subcommand(args[0])
+    if args and not args[0].startswith("-") and not subcommand:
+        ctx.meta[ALIAS_KEY] = args.pop(0)
+    return args
+
+
 def check_lookup(
     authz_token: str | None,
     target_id: str | None,
     target_name: str | None,
     scope_id: str | None,
     scope_name: str | None,
+    alias: str | None = None,
 ) -> None:
     """Boundary's rules for naming what to connect to; :class:`FlagError` if broken."""
+    if alias:
+        if authz_token or target_id or target_name or scope_id or scope_name:
+            raise FlagError("Cannot specify a Target alias and also other lookup parameters")
+        return
     if authz_token:
         if target_id:
             raise FlagError("-target-id and -authz-token cannot both be specified")
@@ -260,6 +290,7 @@ def _obtain_session(opts: GlobalOptions, flags: ConnectFlags) -> _Session:
     try:
         item = client.authorize_session(
             flags.target_id,
+            alias=flags.alias,
             target_name=flags.target_name,
             scope_id=flags.target_scope_id,
             scope_name=flags.target_scope_name,
@@ -293,9 +324,11 @@ def _api_hooks(client: Any, session_id: str) -> tuple[Any, Any]:
 
     import asyncio  # here, not at import: `bconnect ssh --help` never needs it
 
-    async def probe() -> str | None:
+    from bconnect.core.proxy import SessionStatus
+
+    async def probe() -> SessionStatus:
         item = await asyncio.to_thread(client.read, "sessions", session_id)
-        return item.get("status")
+        return SessionStatus(str(item.get("status") or ""), item.get("termination_reason") or "")
 
     async def cancel() -> None:
         await asyncio.to_thread(client.cancel_session, session_id)
@@ -331,6 +364,7 @@ def run_connect(
         flags.target_name,
         flags.target_scope_id,
         flags.target_scope_name,
+        flags.alias,
     )
     session = _obtain_session(opts, flags)
     authz = session.authz
@@ -395,6 +429,10 @@ def run_connect(
                 opts.echo(warning, err=True)
     if result.reason:
         opts.echo(connect_output.termination_info(result.reason, json_format=opts.json))
+    elif result.proxy is not None and result.proxy.session_over and result.proxy.reason:
+        # a program ran (-exec, a helper): its output is its own, but the user is told
+        # why their connection went away (the session was canceled, expired, ...)
+        opts.echo(result.proxy.reason, err=True)
     return result.exit_code
 
 
@@ -429,13 +467,7 @@ class ConnectGroup(Command, click.Group):
                 formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        args = list(args)
-        if "--" in args:
-            index = args.index("--")
-            ctx.meta[PASSTHROUGH_KEY] = args[index + 1 :]
-            args = args[:index]
-        else:
-            ctx.meta.setdefault(PASSTHROUGH_KEY, [])
+        args = take_connect_args(ctx, args, lambda name: self.get_command(ctx, name) is not None)
         return super().parse_args(ctx, args)
 
     def resolve_command(
@@ -515,13 +547,15 @@ CONNECT_OPTIONS = [
 def connect_flags(ctx: click.Context, kw: dict[str, Any]) -> ConnectFlags:
     """The parsed :data:`CONNECT_OPTIONS` values of a command (``connect`` or a helper)."""
     scope_id, scope_name = kw["target_scope_id"], kw["target_scope_name"]
-    if kw["target_id"] or kw["authz_token"]:
+    alias = ctx.meta.get(ALIAS_KEY)
+    if kw["target_id"] or kw["authz_token"] or alias:
         # A scope from the environment does not conflict with an explicit target.
         if ctx.get_parameter_source("target_scope_id") == click.core.ParameterSource.ENVIRONMENT:
             scope_id = None
         if ctx.get_parameter_source("target_scope_name") == click.core.ParameterSource.ENVIRONMENT:
             scope_name = None
     return ConnectFlags(
+        alias=alias or None,
         authz_token=kw["authz_token"] or None,
         target_id=kw["target_id"] or None,
         target_name=kw["target_name"] or None,
@@ -550,13 +584,14 @@ connect = click.group(
     "connect",
     cls=ConnectGroup,
     invoke_without_command=True,
-    subcommand_metavar="[HELPER] [-- ARGS...]",
+    subcommand_metavar="[ALIAS | HELPER [ALIAS]] [-- ARGS...]",
     context_settings=CONTEXT_SETTINGS,
     help=help_text(
         "Connect to a target through a worker: authorize a session (or use an existing "
         "authorization) and proxy it on a local port until the session ends, the program "
         "given with -exec exits, or Ctrl-C.",
         "bconnect connect -target-id ttcp_1234567890",
+        "bconnect connect web.prod -listen-port 8080",
         "bconnect connect -target-name ssh-box -target-scope-name my-project -listen-port 2222",
         "bconnect connect -target-id ttcp_1234567890 -exec ssh -- -p '{{boundary.port}}' "
         "user@'{{boundary.ip}}'",

@@ -30,6 +30,7 @@ import click
 from bconnect.core.api import DEFAULT_ADDR, ApiError, Client, ControllerUnreachable
 from bconnect.core.secrets import NotASecretRef, SecretRefError, resolve_secret_ref
 from bconnect.core.tokenstore import (
+    ENV_TOKEN,
     KEYRING_TYPES,
     TokenStore,
     TokenStoreError,
@@ -85,12 +86,16 @@ class FlagError(UserError):
 
 
 class ControllerError(Exception):
-    """An :class:`ApiError` with Boundary's context line (``Error from controller ...``)."""
+    """An :class:`ApiError` with Boundary's context line (``Error from controller ...``).
 
-    def __init__(self, error: ApiError, context: str) -> None:
+    ``login`` marks the error of a login itself (a wrong password is a 401 that says
+    nothing about a stored token)."""
+
+    def __init__(self, error: ApiError, context: str, *, login: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
         self.context = context
+        self.login = login
 
 
 @contextmanager
@@ -120,6 +125,9 @@ class GlobalOptions:
     ca_cert: str | None = None
     verbose: bool = False
 
+    #: where :meth:`find_token` found the token ("" before it looked, or found none)
+    token_source: str = ""
+
     @property
     def json(self) -> bool:
         """True for ``-format json``."""
@@ -135,12 +143,16 @@ class GlobalOptions:
         A store that cannot be read is reported and treated as empty.
         """
         try:
-            return resolve_token(self.token, addr=self.addr, keyring_type=self.keyring_type)
+            token = resolve_token(self.token, addr=self.addr, keyring_type=self.keyring_type)
         except TokenStoreError as exc:
             if self.token:
                 raise
             click.echo(str(exc), err=True)
             return None
+        if token:
+            found_in = [n for n in ENV_TOKEN if os.environ.get(n)][:1] or ["the token store"]
+            self.token_source = "-token" if self.token else found_in[0]
+        return token
 
     def client(self, *, authenticated: bool = True) -> Client:
         """An API client for ``-addr`` with the token found by :meth:`find_token`."""
@@ -317,7 +329,7 @@ LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 def setup_server_logging(level: str) -> None:
     """Logging for the long-running commands (dev, server, worker) at their -log-level:
     every logger to stderr, Alembic's migration chatter only as warnings."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -329,11 +341,12 @@ def _setup_logging(verbose: bool) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger("bconnect")
-    if not any(getattr(h, "_bconnect", False) for h in root.handlers):
-        handler._bconnect = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(level)
+    handler._bconnect = True  # type: ignore[attr-defined]
+    for name in ("bconnect", "asyncio"):
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "_bconnect", False) for h in logger.handlers):
+            logger.addHandler(handler)
+        logger.setLevel(level)
 
 
 def _report(opts: GlobalOptions, exc: BaseException) -> int:
@@ -348,8 +361,9 @@ def _report(opts: GlobalOptions, exc: BaseException) -> int:
             message += f"\n{exc.reason}"
         opts.echo(output.cli_error_json(message) if opts.json else message, err=True)
         return EXIT_API_ERROR
+    login = False
     if isinstance(exc, ControllerError):
-        err, context = exc.error, exc.context
+        err, context, login = exc.error, exc.context, exc.login
     elif isinstance(exc, ApiError):
         err, context = exc, "Error from controller"
     else:
@@ -360,13 +374,39 @@ def _report(opts: GlobalOptions, exc: BaseException) -> int:
             )
         opts.echo(output.cli_error_json(message) if opts.json else message, err=True)
         return getattr(exc, "exit_code", EXIT_USER_ERROR)
+    hint = login_hint(opts, err, login=login)
     if opts.json:
         opts.echo(output.api_error_json(err, context), err=True)
     elif opts.verbose:
         opts.echo(output.api_error_text(err, context), err=True)
+        if hint:
+            opts.echo(hint, err=True)
     else:
-        opts.echo(output.api_error_line(err, context), err=True)
+        opts.echo(hint or output.api_error_line(err, context), err=True)
     return EXIT_API_ERROR
+
+
+LOGIN_COMMAND = "bconnect authenticate password -login-name NAME"
+
+
+def login_hint(opts: GlobalOptions, err: ApiError, *, login: bool = False) -> str:
+    """What to do about a refusal that is about logging in ("" for any other error):
+    a throttled login, a call that needs a login made without a token, or with one the
+    controller no longer knows (expired, revoked, or from another controller)."""
+    if err.status == 429 and err.retry_after is not None:
+        return f"too many failed logins from this address, retry in {err.retry_after:.0f} s"
+    if err.status != 401 or login:
+        return ""
+    if not err.token_sent:
+        return (
+            f"no token for {opts.addr}: this needs a login; run {LOGIN_COMMAND} "
+            "(or pass one with -token or BOUNDARY_TOKEN)"
+        )
+    where = "stored" if opts.token_source == "the token store" else "from " + opts.token_source
+    return (
+        f"the token {where} is not valid at {opts.addr} (expired, revoked or from another "
+        f"controller): run {LOGIN_COMMAND}"
+    )
 
 
 def api_command(func: F) -> F:

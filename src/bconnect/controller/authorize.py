@@ -147,13 +147,11 @@ def brokered_credentials(ctx: Ctx, target_id: str) -> list[dict[str, Any]]:
 def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, Any]:
     address, port, host_set_id, host_id = choose_endpoint(ctx, target, host_id)
     session_id = new_id("s")
-    # Whole seconds (a certificate's NotAfter has no fraction), rounded up; but a session
-    # never outlives the auth token that created it.
+    # With its fraction of a second, as Boundary keeps it (the certificate's NotAfter
+    # drops the fraction); a session never outlives the auth token that created it.
     expiration = ctx.now + timedelta(seconds=target.session_max_seconds)
-    if expiration.microsecond:
-        expiration = expiration.replace(microsecond=0) + timedelta(seconds=1)
     if ctx.auth_token is not None and ctx.auth_token.expiration_time < expiration:
-        expiration = ctx.auth_token.expiration_time.replace(microsecond=0)
+        expiration = ctx.auth_token.expiration_time
     workers = worker_addresses(ctx, target.worker_filter)
     cert, key = mint_session_certificate(session_id, [split_host(w) for w in workers], expiration)
     endpoint = make_endpoint(address, port)

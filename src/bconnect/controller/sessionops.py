@@ -284,7 +284,12 @@ def connection_closed(
 
 
 def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: datetime) -> bool:
-    """The client proxy's SESSION_CANCEL: the end user is done with the session."""
+    """The client proxy's SESSION_CANCEL: the end user is done with the session.
+
+    As in Boundary the session goes ``canceling`` and, once nothing of it is open,
+    ``terminated`` with reason ``canceled``; a session whose connection limit is used
+    up ends for that limit instead (in Boundary the worker's last close usually gets
+    there first and ends it so)."""
     session = lock_session(conn, session_id)
     if session is None:
         return False
@@ -296,15 +301,12 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
         # A client that used up the connection limit cancels because nothing is left:
         # that session ends for its limit, whichever report reaches the database first.
         _, used = connection_counts(conn, session_id)
-        limited = 0 <= session.connection_limit <= used
-        reason = (
-            TerminationReason.CONNECTION_LIMIT if limited else TerminationReason.CLOSED_BY_END_USER
-        )
-        conn.execute(
-            update(t.sessions)
-            .where(t.sessions.c.id == session.id)
-            .values(termination_reason=reason.value)
-        )
+        if 0 <= session.connection_limit <= used:
+            conn.execute(
+                update(t.sessions)
+                .where(t.sessions.c.id == session.id)
+                .values(termination_reason=TerminationReason.CONNECTION_LIMIT.value)
+            )
         set_status(conn, session, Status.CANCELING, now)
         _terminate_if_due(conn, lock_session(conn, session_id), now)
     return True

@@ -8,9 +8,12 @@ It follows Boundary's ``api/proxy`` client:
   reads ``HandshakeResult`` (reporting ``connections_left``) and relays bytes;
 * it ends on :meth:`ClientProxy.close`, at the session's expiration, when the worker
   reports no connections left (the listener closes at once; the proxy ends when the
-  last connection has), after ``inactive_timeout`` seconds without an open connection
-  (counted from the last connection closing, as Boundary does), or on an error (the
-  worker unreachable, the session in use by another client, ...);
+  last connection has), when the session was canceled (the worker says so when it
+  closes a connection, or the controller when asked: after the worker ends a
+  connection, and every ``probe_interval`` seconds), after ``inactive_timeout``
+  seconds without an open connection (counted from the last connection closing, as
+  Boundary does), or on an error (the worker unreachable, the session in use by
+  another client, ...);
 * when it ends cleanly more than five minutes before expiration it sends the worker the
   session-cancel command.
 
@@ -47,6 +50,7 @@ from bconnect.core.wschannel import WsChannel, relay
 from bconnect.hostport import join_host_port as format_listen_address
 
 __all__ = [
+    "PROBE_INTERVAL",
     "REASON_EXPIRED",
     "REASON_INACTIVE",
     "REASON_NO_CONNECTIONS",
@@ -56,7 +60,10 @@ __all__ = [
     "ProxyError",
     "ProxyResult",
     "SessionInUse",
+    "SessionStatus",
+    "canceled_reason",
     "effective_listen_port",
+    "ended_reason",
     "error_reason",
     "format_listen_address",
     "should_send_teardown",
@@ -75,10 +82,43 @@ REASON_INACTIVE = "Inactivity timeout reached"
 TEARDOWN_MARGIN = timedelta(minutes=5)
 _LISTEN_BACKLOG = 4096
 _TEARDOWN_TIMEOUT = 30.0  # Boundary's sessionCancelTimeout
-_ENDED_STATUSES = frozenset({"canceling", "terminated"})
 _CANCELED_CLOSE_REASON = "session canceled"  # bconnect's worker, closing a canceled session
+#: How often a proxy with a session probe asks the controller whether its session is
+#: still on (besides right after the worker ends a connection).
+PROBE_INTERVAL = 10.0
 
-SessionProbe = Callable[[], Awaitable[str | None]]
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """A session's state as the controller reports it (``sessions read``)."""
+
+    status: str
+    termination_reason: str = ""
+
+
+#: Asks the controller for the session's state: a :class:`SessionStatus`, or just the
+#: status text; None when it cannot say.
+SessionProbe = Callable[[], Awaitable[SessionStatus | str | None]]
+
+
+def canceled_reason(session_id: str) -> str:
+    """What ``connect`` prints when the session was canceled (by the API, the console or
+    another client): Boundary's client would only see "no connections left"."""
+    return f"Session {session_id} was canceled"
+
+
+def ended_reason(session_id: str, state: SessionStatus) -> str:
+    """The termination reason for a session the controller reports ended ("" while it
+    is pending or active)."""
+    if state.status == "canceling":
+        return canceled_reason(session_id)
+    if state.status != "terminated":
+        return ""
+    return {
+        "timed out": REASON_EXPIRED,
+        "connection limit": REASON_NO_CONNECTIONS,
+        "canceled": canceled_reason(session_id),
+    }.get(state.termination_reason, f"Session {session_id} was terminated")
 
 
 def effective_listen_port(requested: int | None, default_client_port: int) -> int:
@@ -107,7 +147,8 @@ class ProxyResult:
     no connections left, inactivity) or the one given to :meth:`ClientProxy.close`;
     empty when it was closed without one or failed. ``error`` is set when it failed.
     ``teardown_sent`` is None when no session-cancel command was attempted, else
-    whether the worker took it.
+    whether the worker took it. ``session_over``: the controller had ended the session
+    (canceled, expired, used up), so there is nothing left to cancel.
     """
 
     reason: str
@@ -115,6 +156,7 @@ class ProxyResult:
     teardown_sent: bool | None
     connections_left: int
     handshakes: int
+    session_over: bool = False
 
     @property
     def termination_reason(self) -> str:
@@ -138,7 +180,9 @@ class ClientProxy:
     function returning the session's status from the controller; it is asked after
     the worker closes a live connection, and a ``canceling`` or ``terminated`` session
     ends the proxy as "no connections left" without waiting for the next connection to
-    be refused. ``teardown=False`` never sends the worker the cancel command.
+    be refused; it is also asked every ``probe_interval`` seconds (None: never), so a
+    cancel ends an idle proxy too. ``teardown=False`` never sends the worker the
+    cancel command.
     """
 
     def __init__(
@@ -152,6 +196,7 @@ class ClientProxy:
         session_probe: SessionProbe | None = None,
         teardown: bool = True,
         connect_timeout: float = CONNECT_TIMEOUT,
+        probe_interval: float | None = PROBE_INTERVAL,
     ) -> None:
         if not authz.worker_addresses:
             raise ProxyError("no workers found in authorization data")
@@ -163,6 +208,7 @@ class ClientProxy:
         )
         self.on_connections_left = on_connections_left
         self.session_probe = session_probe
+        self.probe_interval = probe_interval
         self.teardown = teardown
         self.connect_timeout = connect_timeout
         self.connections_left = authz.connection_limit
@@ -182,6 +228,7 @@ class ClientProxy:
         self._ended: asyncio.Future[ProxyResult] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._probe_task: asyncio.Task | None = None
+        self._session_over = False  # the controller ended the session: nothing to cancel
         self._supervisor: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ properties
@@ -243,6 +290,7 @@ class ClientProxy:
         self._ended = loop.create_future()
         self._timers["expiry"] = loop.call_later(remaining, self._expire)
         self._supervisor = asyncio.ensure_future(self._supervise())
+        self._schedule_probe()
         log.debug("proxy for %s listening on %s", self.session_id, self.address)
         return self.host, self.port
 
@@ -273,6 +321,18 @@ class ClientProxy:
         self._abort_requested.set()
         self._close_listener()
         self._stop.set()
+
+    def _session_ended(self, reason: str) -> None:
+        """The session is over at the controller: end now, dropping what is open (the
+        worker closes those connections anyway)."""
+        log.debug("session %s: %s", self.session_id, reason)
+        self._session_over = True
+        if self.connections_left != 0:
+            self.connections_left = 0
+            if self.on_connections_left is not None and self.connection_limit != -1:
+                with contextlib.suppress(Exception):
+                    self.on_connections_left(0)
+        self._request_stop(reason)
 
     def _no_more_connections(self) -> None:
         """Close the listener; the proxy ends once the open connections have."""
@@ -328,6 +388,7 @@ class ClientProxy:
             if (
                 self.teardown
                 and self._error is None
+                and not self._session_over
                 and should_send_teardown(datetime.now(UTC), self.expiration)
             ):
                 teardown = await self._send_teardown()
@@ -338,6 +399,7 @@ class ClientProxy:
                 teardown_sent=teardown,
                 connections_left=self.connections_left,
                 handshakes=self._handshakes,
+                session_over=self._session_over,
             )
             if not self._ended.done():
                 self._ended.set_result(result)
@@ -421,9 +483,13 @@ class ClientProxy:
                     await asyncio.wait_for(channel.close(1000), 1)
         except ConnectionRefused:
             # The worker will authorize no more connections: the session is canceled,
-            # expired or used up. Boundary reports that as no connections left.
+            # expired or used up. Boundary reports that as no connections left; the
+            # controller, when we can ask it, says which.
             log.debug("worker refused a connection for %s", self.session_id)
-            if self.connections_left != 0:
+            reason = await self._ask_controller()
+            if reason:
+                self._session_ended(reason)
+            elif self.connections_left != 0:
                 self._set_connections_left(0)
             else:
                 self._no_more_connections()
@@ -465,31 +531,48 @@ class ClientProxy:
             outcome.to_ws,
             outcome.to_tcp,
         )
-        if outcome.ended_by != "ws":
-            return
+        if outcome.ended_by == "tcp":
+            return  # the local client hung up: nothing to learn about the session
         closing = getattr(channel.protocol, "close_rcvd", None)
         if closing is not None and closing.reason == _CANCELED_CLOSE_REASON:
             # bconnect's worker names the cause; Boundary's does not, and its client
-            # learns of the cancel when the next connection is refused. Either way
-            # the session takes no more connections.
-            log.debug("worker closed a connection: session %s canceled", self.session_id)
-            self._set_connections_left(0)
+            # learns of the cancel when the next connection is refused.
+            self._session_ended(canceled_reason(self.session_id))
         elif self.session_probe is not None:
+            # the worker ended it (or the link broke): ask the controller why
             self._start_probe()
 
     # ------------------------------------------------------------------ session probe
+    def _schedule_probe(self) -> None:
+        if self.session_probe is None or not self.probe_interval or self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        self._timers["probe"] = loop.call_later(self.probe_interval, self._probe_due)
+
+    def _probe_due(self) -> None:
+        self._timers.pop("probe", None)
+        self._start_probe()
+        self._schedule_probe()
+
     def _start_probe(self) -> None:
         if self._stopping or (self._probe_task is not None and not self._probe_task.done()):
             return
         self._probe_task = asyncio.ensure_future(self._probe())
 
     async def _probe(self) -> None:
-        assert self.session_probe is not None
+        reason = await self._ask_controller()
+        if reason and not self._stopping:
+            self._session_ended(reason)
+
+    async def _ask_controller(self) -> str:
+        """Why the session is over, by the controller ("" if it is not, or cannot say)."""
+        if self.session_probe is None:
+            return ""
         try:
-            status = await self.session_probe()
+            state = await self.session_probe()
         except Exception as exc:
             log.debug("session status probe failed: %s", exc)
-            return
-        if status in _ENDED_STATUSES and not self._stopping:
-            log.debug("session %s is %s", self.session_id, status)
-            self._set_connections_left(0)
+            return ""
+        if isinstance(state, str):
+            state = SessionStatus(state)
+        return ended_reason(self.session_id, state) if state is not None else ""

@@ -126,10 +126,11 @@ def exit_code(*, exec_used: bool, child_exit: int | None, result: ProxyResult | 
 def needs_api_cancel(result: ProxyResult | None) -> bool:
     """Cancel through the API when the worker did not take the cancel command (or it
     was not sent: five minutes or less before expiry, or the proxy failed) — except
-    when another client holds the session: that one is not ours to cancel."""
+    when another client holds the session (not ours to cancel) or the controller has
+    ended it already."""
     if result is None:
         return True
-    if isinstance(result.error, SessionInUse):
+    if isinstance(result.error, SessionInUse) or result.session_over:
         return False
     return result.teardown_sent is not True
 

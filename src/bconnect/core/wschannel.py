@@ -36,6 +36,7 @@ PROXY_PATH = "/v1/proxy"
 MAX_MESSAGE = 32 * 1024  # what we send per binary message (Boundary's clients expect <= 32 KiB)
 MAX_INCOMING = 4 * 1024 * 1024  # largest frame we accept
 READ_SIZE = 256 * 1024
+CLOSE_WAIT = 2.0  # seconds a closing side waits for the peer's close frame
 
 
 class ChannelError(Exception):
@@ -143,13 +144,27 @@ class WsChannel:
         frame = await self._next_frame()
         return frame.data
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Send a close frame (if still open), then drop the connection."""
+    async def close(self, code: int = 1000, reason: str = "", wait: float = CLOSE_WAIT) -> None:
+        """Send a close frame (if still open), wait up to ``wait`` seconds for the
+        peer's (reading and dropping what it still sends), then drop the connection.
+
+        Closing the TCP connection while the peer's data is unread would reset it, and
+        the reset can overtake our close frame: a busy client would then see a broken
+        connection instead of why it ended."""
         with contextlib.suppress(Exception):
             if self.protocol.state is State.OPEN:
                 self.protocol.send_close(code, reason)
-                await self._flush()
+                await asyncio.wait_for(self._closing_handshake(), wait)
         self.abort()
+
+    async def _closing_handshake(self) -> None:
+        await self._flush()
+        while self.protocol.state is not State.CLOSED:
+            data = await self.reader.read(READ_SIZE)
+            if not data:
+                return
+            self.protocol.receive_data(data)
+            self.protocol.events_received()  # dropped: the connection is ending
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -171,6 +186,8 @@ class WsChannel:
         directions are full (an echo) stops reading and deadlocks."""
         chunks = [c for c in self.protocol.data_to_send() if c]
         for chunk in chunks:
+            if self.writer.transport.is_closing():  # lost: writing would only log
+                raise ChannelError("connection lost")
             self.writer.write(chunk)
         if chunks:
             await self.writer.drain()
@@ -208,7 +225,7 @@ class WsChannel:
     async def _flush_quietly(self) -> None:
         """:meth:`_flush` what the protocol has to answer after a read (a pong, a close
         reply); the connection may be gone already."""
-        with contextlib.suppress(ConnectionError, OSError):
+        with contextlib.suppress(ChannelError, ConnectionError, OSError):
             await self._flush()
 
     async def _next_frame(self) -> Frame:
@@ -276,6 +293,9 @@ async def relay(
             except ChannelClosed as exc:
                 result.ended_by = result.ended_by or "ws"
                 result.ws_close_code = exc.code
+                return
+            if writer.transport.is_closing():  # the TCP side is gone
+                result.ended_by = result.ended_by or "tcp"
                 return
             writer.write(data)
             await writer.drain()

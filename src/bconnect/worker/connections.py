@@ -153,6 +153,10 @@ class CountingWriter:
     def close(self) -> None:
         self._writer.close()
 
+    @property
+    def transport(self) -> asyncio.BaseTransport:
+        return self._writer.transport
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._writer.get_extra_info(name, default)
 
