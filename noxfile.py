@@ -1,6 +1,8 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s bench`, `nox -s hardening`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s bench`, `nox -s hardening`,
+`nox -s interop` (needs BOUNDARY_BIN)."""
 
 import json
+import os
 from pathlib import Path
 
 import nox
@@ -20,7 +22,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff>=0.4")
-    paths = ["src", "tests", "benchmarks", "examples", "noxfile.py"]
+    paths = ["src", "tests", "interop", "benchmarks", "examples", "noxfile.py"]
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
 
@@ -30,6 +32,20 @@ def bench(session: nox.Session) -> None:
     """Benchmarks; `nox -s bench -- --quick` is the smoke mode CI uses."""
     session.install("-e", ".")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """The real `boundary` CLI against `bconnect dev`, and bconnect against a real
+    `boundary dev` (BOUNDARY_BIN names the binary; docs/development.md builds one)."""
+    binary = os.environ.get("BOUNDARY_BIN", "")
+    if not binary or not os.access(binary, os.X_OK):
+        session.error(
+            "BOUNDARY_BIN must name an executable `boundary` binary "
+            f"({binary or 'it is not set'}); docs/development.md shows how to build one"
+        )
+    session.install("-e", ".[test]")
+    session.run("pytest", "-p", "no:cacheprovider", "interop", *session.posargs)
 
 
 HARDENING_TESTS = [
