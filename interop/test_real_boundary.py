@@ -24,6 +24,17 @@ BOUNDARY = os.environ.get("BOUNDARY_BIN", "boundary")
 GUARD = 60
 PROJECT = "p_1234567890"
 MiB = 1 << 20
+# both CLIs log in the same way, the password in the environment variable PW
+LOGIN = (
+    "authenticate",
+    "password",
+    "-auth-method-id",
+    "ampw_1234567890",
+    "-login-name",
+    "admin",
+    "-password",
+    "env://PW",
+)
 
 # An -exec program: echoes random bytes through the proxy and checks they come back whole.
 ECHO_CHECK = """
@@ -195,16 +206,7 @@ def test_the_boundary_cli_against_bconnect(
     refused = boundary("targets", "list", "-scope-id", PROJECT, "-format", "json", check=False)
     assert refused.returncode == 1
     assert json.loads(refused.stderr)["status_code"] == 401
-    login = boundary.json(
-        "authenticate",
-        "password",
-        "-auth-method-id",
-        "ampw_1234567890",
-        "-login-name",
-        "admin",
-        "-password",
-        "env://PW",
-    )
+    login = boundary.json(*LOGIN)
     token = login["item"]["attributes"]["token"]
     scopes = boundary.json("scopes", "list", "-recursive", token=token)
     assert {s["id"] for s in scopes["items"]} == {"o_1234567890", PROJECT}
@@ -371,20 +373,7 @@ def test_bconnect_against_a_real_boundary(
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result
 
-    login = json.loads(
-        bconnect(
-            "authenticate",
-            "password",
-            "-auth-method-id",
-            "ampw_1234567890",
-            "-login-name",
-            "admin",
-            "-password",
-            "env://PW",
-            "-format",
-            "json",
-        ).stdout
-    )
+    login = json.loads(bconnect(*LOGIN, "-format", "json").stdout)
     env["BOUNDARY_TOKEN"] = token = login["item"]["attributes"]["token"]
     listed = json.loads(bconnect("targets", "list", "-scope-id", PROJECT, "-format", "json").stdout)
     assert "ttcp_1234567890" in {t["id"] for t in listed["items"]}
