@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
@@ -22,9 +23,10 @@ from bconnect import __version__
 from bconnect.controller import errors
 from bconnect.controller.context import Ctx, make_ctx, touch_token
 from bconnect.controller.jobs import job_loop
+from bconnect.controller.passwords import PasswordChecker
 from bconnect.controller.settings import Settings
 from bconnect.controller.storage.db import database_unreachable, error_line
-from bconnect.controller.throttle import LoginThrottle
+from bconnect.controller.throttle import LoginThrottle, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+            _app.state.password_checker.close()
+            _app.state.cluster_executor.shutdown(wait=False)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -215,7 +219,16 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.login_throttle = LoginThrottle()
+    app.state.login_throttle = LoginThrottle(
+        attempts=TokenBucket(rate=settings.login_rate, burst=settings.login_burst)
+    )
+    app.state.password_checker = PasswordChecker(
+        settings.password_hash_workers, settings.password_hash_backlog
+    )
+    # the cluster API's handlers run here, never behind the public API's (routes/cluster)
+    app.state.cluster_executor = ThreadPoolExecutor(
+        settings.cluster_threads, thread_name_prefix="cluster"
+    )
     for router in ROUTERS:
         app.include_router(router)
 

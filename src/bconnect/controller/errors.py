@@ -119,7 +119,12 @@ def denied() -> PermissionDenied:
 
 
 class Unavailable(ApiException):
-    """The database cannot be reached right now (restarting, failing over): retry."""
+    """The database cannot be reached right now (restarting, failing over), or the
+    controller is too busy for this request (``retry_after`` seconds): retry."""
 
     status = 503
     kind = "Unavailable"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after else None
+        super().__init__(message, headers=headers)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bconnect.controller import aliasing, errors
+from bconnect.controller import aliasing, errors, sessionops
 from bconnect.controller.context import Ctx
 from bconnect.controller.storage import schema as t
 
@@ -202,15 +202,15 @@ PARENT_COL = {
 OWNER_COL = {"auth-tokens": "user_id", "sessions": "user_id"}
 
 
-def record_deleted(ctx: Ctx, collection: str, table: Table, where: Any) -> None:
+def record_deleted(ctx: Ctx, collection: str, table: Table, where: Any) -> dict[str, set[str]]:
     """Note rows about to be deleted (and what cascades with them) so list refreshes can
-    report them in ``removed_ids``."""
-    note_deleted(ctx.conn, ctx.now, collection, table, where)
+    report them in ``removed_ids``; returns their ids by collection."""
+    return note_deleted(ctx.conn, ctx.now, collection, table, where)
 
 
 def note_deleted(
     conn: Connection, now: datetime, collection: str, table: Table, where: Any
-) -> None:
+) -> dict[str, set[str]]:
     """:func:`record_deleted` outside a request (the periodic jobs)."""
     found: dict[str, dict[str, Any]] = {}
 
@@ -240,15 +240,44 @@ def note_deleted(
     walk(collection, table, where)
     if found:
         conn.execute(insert(t.deleted_items), list(found.values()))
+    by_collection: dict[str, set[str]] = {}
+    for item in found.values():
+        by_collection.setdefault(item["collection"], set()).add(item["id"])
+    return by_collection
+
+
+# The session column that names each kind of resource a session hangs on.
+SESSION_LINKS = {
+    "auth-tokens": "auth_token_id",
+    "users": "user_id",
+    "targets": "target_id",
+    "hosts": "host_id",
+    "host-sets": "host_set_id",
+}
 
 
 def before_delete(ctx: Ctx, collection: str, table: Table, where: Any) -> None:
     """What deleting the rows of ``table`` matching ``where`` does besides the
     foreign-key cascades, in the same transaction: targets' aliases lose their
-    destination; deleted items are noted for list refreshes."""
+    destination; deleted items are noted for list refreshes; and, as Boundary's
+    ``cancel_session_with_null_fk`` trigger does, every session that hangs on a deleted
+    user, auth token, target, host or host set (directly or through a cascade, e.g. a
+    user's tokens) is canceled: removing access removes it."""
     if collection == "targets":
         aliasing.detach_from_targets(ctx.conn, where, ctx.now)
-    record_deleted(ctx, collection, table, where)
+    deleted = record_deleted(ctx, collection, table, where)
+    for name, column in SESSION_LINKS.items():
+        if deleted.get(name):
+            sessionops.cancel_sessions_where(
+                ctx.conn, t.sessions.c[column].in_(sorted(deleted[name])), ctx.now
+            )
+
+
+def revoke_tokens(ctx: Ctx, where: Any) -> None:
+    """Delete the auth tokens matching ``where`` (they stop working at once) and cancel
+    the sessions they made."""
+    before_delete(ctx, "auth-tokens", t.auth_tokens, where)
+    ctx.conn.execute(delete(t.auth_tokens).where(where))
 
 
 def delete_row(ctx: Ctx, kind: Kind, resource_id: str) -> None:

@@ -66,6 +66,25 @@ def cancel(conn: Connection, session: Any, now: datetime) -> None:
     set_status(conn, session, Status.CANCELING, now)
 
 
+def cancel_sessions_where(conn: Connection, where: Any, now: datetime) -> list[str]:
+    """Cancel the pending and active sessions matching ``where`` (locked in id order):
+    ``canceling``, and ``terminated`` (``canceled``) at once when nothing of theirs is
+    open. Workers learn of it from their next status report and close what is open;
+    new connections are refused. Returns the ids canceled."""
+    s = t.sessions.c
+    ids = [
+        r.id
+        for r in conn.execute(
+            select(s.id).where(where, s.status.in_((Status.PENDING.value, Status.ACTIVE.value)))
+        )
+    ]
+    for session in lock_sessions(conn, set(ids)).values():
+        if session.status in (Status.PENDING.value, Status.ACTIVE.value):
+            set_status(conn, session, Status.CANCELING, now)
+            _terminate_if_due(conn, lock_session(conn, session.id), now)
+    return ids
+
+
 def close_open_connections(conn: Connection, session_id: str, reason: str, now: datetime) -> None:
     conn.execute(
         update(t.session_connections)

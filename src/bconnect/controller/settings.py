@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -25,3 +26,19 @@ class Settings:
     session_retention: float = 3600.0
     # ids of deleted resources are kept this long for list-token refreshes
     deleted_retention: float = 30 * 86400.0
+    # password hashes (argon2id, 64 MiB each) run on this many threads of their own, with
+    # at most this many more waiting; a login beyond that is a 503 with Retry-After
+    password_hash_workers: int = 2
+    password_hash_backlog: int = 8
+    # threads of the cluster API's own (workers' reports never wait behind the public API)
+    cluster_threads: int = 8
+    # login attempts per client address: on average per second, and at once
+    login_rate: float = 2.0
+    login_burst: int = 20
+    # the operator's root key (kms.RootKey) that wraps the data keys encrypting secrets at
+    # rest, and earlier root keys still wrapping some (while rotating); None: a key made
+    # for this process only (tests, a throwaway `bconnect dev`)
+    kms_root: Any = field(default=None, repr=False)
+    kms_previous: tuple[Any, ...] = field(default=(), repr=False)
+    # set by Controller.open: the kms.Keyring of the database
+    keyring: Any = field(default=None, repr=False, compare=False)

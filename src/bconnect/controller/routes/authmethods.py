@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import insert, select
+from starlette.concurrency import run_in_threadpool
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
@@ -29,6 +29,7 @@ from bconnect.controller.models import (
     ChangePassword,
     SetPassword,
 )
+from bconnect.controller.passwords import PasswordChecker
 from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.secrets import hash_password, mint_auth_token, token_hash, verify_password
 from bconnect.controller.storage import schema as t
@@ -140,33 +141,46 @@ def update_auth_method(request: Request, id: str, body: AuthMethodUpdate) -> dic
     response_model=AuthenticateResponse,
     response_model_exclude_none=True,
 )
-def authenticate(request: Request, id: str, body: AuthenticateRequest) -> dict[str, Any]:
+async def authenticate(request: Request, id: str, body: AuthenticateRequest) -> dict[str, Any]:
     """Exchange a login name and password for an auth token (7 days).
 
-    The password hash is checked outside any database transaction, so slow argon2 work
-    never holds the database (and many logins run in parallel)."""
+    The client address's limits are checked before anything else (429 with
+    Retry-After); the password hash runs on the controller's bounded password threads
+    (503 with Retry-After when they are full), outside any database transaction, so
+    slow argon2 work never holds the database nor the threads other requests use."""
     login = body.attributes.login_name
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else ""
+    wait = throttle.refused_for(id, login, client, time.monotonic())
+    if wait:
+        raise errors.TooManyRequests(
+            f"Too many failed logins from this address; retry in {wait} s.", wait
+        )
+    method, account = await run_in_threadpool(_find_account, request, id, login)
+    checker: PasswordChecker = request.app.state.password_checker
+    if not await checker.verify(
+        account.password_hash if account else None, body.attributes.password
+    ):
+        throttle.failed(id, login, client, time.monotonic())
+        raise errors.Unauthenticated("Unable to authenticate: invalid login name or password.")
+    throttle.succeeded(id, login, client)
+    return await run_in_threadpool(_login_transaction, request, method, account)
+
+
+def _find_account(request: Request, method_id: str, login: str) -> tuple[Any, Any]:
+    """The auth method (if the caller may authenticate with it) and the account."""
     with transaction(request, write=False) as ctx:
-        method = res.get_row(ctx, METHODS, id)
+        method = res.get_row(ctx, METHODS, method_id)
         ctx.require(method.scope_id, "auth-method", "authenticate", method.id)
         account = ctx.conn.execute(
             select(t.accounts).where(
-                t.accounts.c.auth_method_id == id, t.accounts.c.login_name == login
+                t.accounts.c.auth_method_id == method_id, t.accounts.c.login_name == login
             )
         ).first()
-    throttle: LoginThrottle = request.app.state.login_throttle
-    client = request.client.host if request.client else ""
-    key = (id, login, client)
-    clock = time.monotonic()
-    wait = throttle.blocked(key, clock)
-    if wait:
-        raise errors.TooManyRequests(
-            f"Too many failed logins from this address; retry in {math.ceil(wait)} s.", wait
-        )
-    if not verify_password(account.password_hash if account else None, body.attributes.password):
-        throttle.failed(key, clock)
-        raise errors.Unauthenticated("Unable to authenticate: invalid login name or password.")
-    throttle.succeeded(key)
+    return method, account
+
+
+def _login_transaction(request: Request, method: Any, account: Any) -> dict[str, Any]:
     with transaction(request, write=True) as ctx:
         return _login(ctx, method, account)
 
@@ -284,7 +298,10 @@ def set_password(request: Request, id: str, body: SetPassword) -> dict[str, Any]
         row = res.read_checked(ctx, ACCOUNTS, id, "set-password")
         _check_password(res.get_row(ctx, METHODS, row.auth_method_id), body.password)
         values = {"password_hash": hash_password(body.password)}
-        return res.render(ctx, ACCOUNTS, res.update_row(ctx, ACCOUNTS, row, body.version, values))
+        row = res.update_row(ctx, ACCOUNTS, row, body.version, values)
+        # an administrator resetting a password shuts out whoever had the old one
+        res.revoke_tokens(ctx, t.auth_tokens.c.account_id == row.id)
+        return res.render(ctx, ACCOUNTS, row)
 
 
 @router.post(

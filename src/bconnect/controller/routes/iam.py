@@ -122,10 +122,10 @@ def update_user(request: Request, id: str, body: UserUpdate) -> dict[str, Any]:
 
 
 def _forget_tokens(ctx: Ctx, user_id: str, account_ids: list[str]) -> None:
-    """An account taken from its user stops authenticating that user at once."""
+    """An account taken from its user stops authenticating that user at once, and the
+    sessions its tokens made are canceled."""
     gone = (t.auth_tokens.c.user_id == user_id) & t.auth_tokens.c.account_id.in_(account_ids)
-    res.record_deleted(ctx, "auth-tokens", t.auth_tokens, gone)
-    ctx.conn.execute(delete(t.auth_tokens).where(gone))
+    res.revoke_tokens(ctx, gone)
 
 
 def _user_accounts(action: str):  # noqa: ANN202
