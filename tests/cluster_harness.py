@@ -122,7 +122,7 @@ class ControllerProcess(Process):
                 block += f"tls_cert_file = {json.dumps(cert)}\ntls_key_file = {json.dumps(key)}\n"
             return block
 
-        config = f"""
+        config = f"""{KMS_BLOCK}
 [controller]
 name = "controller-{name}"
 database_url = "env://BCONNECT_TEST_DATABASE_URL"
@@ -192,6 +192,18 @@ address = "127.0.0.1:{self.ops_port}"
         super().__init__(self.worker_name, config, directory, env)
 
 
+#: a [[kms]] root key block for controller configs (the key from BCONNECT_TEST_ROOT_KEY)
+KMS_BLOCK = """
+[[kms]]
+type = "aead"
+purpose = "root"
+aead_type = "aes-gcm"
+key = "env://BCONNECT_TEST_ROOT_KEY"
+key_id = "test_root"
+"""
+TEST_ROOT_KEY = "dGVzdC1yb290LWtleS0zMi1ieXRlcy1sb25nLi4uLi4="
+
+
 def cluster_env(database_url: str) -> dict[str, str]:
     """The processes' environment: no outside BOUNDARY_/BCONNECT_ settings, the database
     URL and the worker key for the configs' env:// references, no plugins."""
@@ -199,6 +211,7 @@ def cluster_env(database_url: str) -> dict[str, str]:
     env.update(
         BCONNECT_TEST_DATABASE_URL=database_url,
         BCONNECT_TEST_WORKER_KEY="cluster-test-worker-key-0123456789",
+        BCONNECT_TEST_ROOT_KEY=TEST_ROOT_KEY,
         BCONNECT_LOAD_PLUGINS="",
     )
     return env

@@ -134,11 +134,13 @@ def start_controller(
     job_interval: float = 0.2,
     with_worker: bool = False,
     settings: dict[str, Any] | None = None,
+    listener_http: dict[str, Any] | None = None,
     **seed: Any,
 ) -> RunningController:
     """A controller (API + cluster listener) in a thread; with ``with_worker`` also an
     embedded worker on its own proxy port, as `bconnect dev` runs them. ``settings``
-    overrides :class:`Settings` fields."""
+    overrides :class:`Settings` fields; ``listener_http`` gives the api/cluster listeners
+    limits and X-Forwarded-For trust (``config.HttpListener`` by purpose)."""
     sock = bind("127.0.0.1:0", 0)
     cluster_sock = bind("127.0.0.1:0", 0)
     proxy_sock = bind("127.0.0.1:0", 0) if with_worker else None
@@ -155,6 +157,7 @@ def start_controller(
         **(settings or {}),
     )
     controller = Controller.open(config, dev_seed=True, **seed)
+    controller.listener_http = listener_http or {}
     server = controller.uvicorn_server()
     worker = None
     if proxy_sock is not None:

@@ -23,11 +23,23 @@ from bconnect.config import (
 
 SECRET = "s3cret-worker-key-value"
 
-CONTROLLER = """
+ROOT_KEY = "c2VjcmV0LXJvb3Qta2V5LTMyLWJ5dGVzLWxvbmchISE="  # 32 bytes, base64
+KMS = """
+[[kms]]
+type = "aead"
+purpose = "root"
+aead_type = "aes-gcm"
+key = "env://BCONNECT_TEST_ROOT_KEY"
+key_id = "global_root"
+"""
+CONTROLLER = (
+    KMS
+    + """
 [controller]
 database_url = "/var/lib/bconnect/bconnect.db"
 worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"
 """
+)
 WORKER = """
 [worker]
 controllers = ["10.0.0.1:9201"]
@@ -42,6 +54,7 @@ OPS = '[[listener]]\npurpose = "ops"\naddress = "127.0.0.1:9203"\n'
 @pytest.fixture(autouse=True)
 def _worker_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BCONNECT_TEST_WORKER_KEY", SECRET)
+    monkeypatch.setenv("BCONNECT_TEST_ROOT_KEY", ROOT_KEY)
 
 
 def load(tmp_path: Path, text: str) -> ServerConfig:
@@ -157,9 +170,14 @@ idle_timeout = "30m"
         + API
         + CLUSTER
         + PROXY
-        + OPS,
+        + OPS
+        + KMS
+        + KMS.replace('"root"', '"previous-root"').replace("global_root", "old_root"),
     )
     c, w = cfg.controller, cfg.worker
+    assert cfg.kms_key("root").key_id == "global_root" and len(cfg.kms_key("root").key) == 32
+    assert [k.key_id for k in cfg.kms_keys("previous-root")] == ["old_root"]
+    assert ROOT_KEY not in repr(cfg)
     assert c is not None and w is not None
     assert cfg.log_level == "debug"
     assert c.name == "controller-1"
@@ -412,3 +430,63 @@ def test_plaintext_warnings(tmp_path: Path) -> None:
     assert plaintext_warnings(load(tmp_path, secured)) == []  # same-file worker: https
     remote = WORKER.replace('"10.0.0.1:9201"', '"https://ctl.example:9201"') + ca + PROXY
     assert plaintext_warnings(load(tmp_path, remote)) == []
+
+
+def test_listener_limits_and_forwarded_for(tmp_path: Path) -> None:
+    api = API + (
+        'http_read_header_timeout = "3s"\nmax_connections = 200\n'
+        'x_forwarded_for_authorized_addrs = ["10.0.0.0/8", "192.0.2.7"]\n'
+        "x_forwarded_for_hop_skips = 1\nx_forwarded_for_reject_not_authorized = true\n"
+    )
+    cfg = load(tmp_path, CONTROLLER + api + CLUSTER)
+    options = cfg.listener_http["api"]
+    assert (options.http_read_header_timeout, options.max_connections) == (3.0, 200)
+    assert [str(n) for n in options.forwarded.authorized_addrs] == ["10.0.0.0/8", "192.0.2.7/32"]
+    assert options.forwarded.hop_skips == 1
+    assert options.forwarded.reject_not_authorized and not options.forwarded.reject_not_present
+    # the defaults: limits on, nobody's X-Forwarded-For trusted
+    cluster = cfg.listener_http["cluster"]
+    assert not cluster.forwarded.enabled and cluster.http_read_header_timeout == 10.0
+    # a comma-separated string, as Boundary also takes it
+    text = CONTROLLER + API + 'x_forwarded_for_authorized_addrs = "10.1.0.0/16, ::1"\n' + CLUSTER
+    assert len(load(tmp_path, text).listener_http["api"].forwarded.authorized_addrs) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('x_forwarded_for_authorized_addrs = ["not-a-net"]\n', "x_forwarded_for_authorized_addrs"),
+        ("max_connections = 0\n", "max_connections: must be a positive integer"),
+        ("x_forwarded_for_hop_skips = -1\n", "must be a non-negative integer"),
+        ('x_forwarded_for_reject_not_authorized = "yes"\n', "must be true or false"),
+    ],
+)
+def test_listener_limit_rules(tmp_path: Path, extra: str, message: str) -> None:
+    assert message in error(tmp_path, CONTROLLER + API + extra + CLUSTER)
+
+
+def test_forwarded_for_is_only_for_http_listeners(tmp_path: Path) -> None:
+    proxy = PROXY + 'x_forwarded_for_authorized_addrs = ["10.0.0.0/8"]\n'
+    message = error(tmp_path, WORKER + proxy)
+    assert "is for the api and cluster listeners" in message
+
+
+@pytest.mark.parametrize(
+    ("kms", "message"),
+    [
+        ("", 'the controller needs a [[kms]] block with purpose = "root"'),
+        (KMS.replace('"aead"', '"transit"'), 'type: must be "aead"'),
+        (KMS.replace('"aes-gcm"', '"chacha"'), 'aead_type: must be "aes-gcm"'),
+        (KMS.replace('"root"', '"recovery"'), "purpose: must be one of"),
+        (KMS.replace("env://BCONNECT_TEST_ROOT_KEY", "not base64!"), "key: key must be base64"),
+        (KMS.replace("env://BCONNECT_TEST_ROOT_KEY", "c2hvcnQ="), "must be 16, 24 or 32 bytes"),
+        (
+            KMS + KMS.replace("global_root", "second"),
+            'only one [[kms]] block may have purpose = "root"',
+        ),
+        (KMS.replace('key_id = "global_root"\n', ""), "key_id: is required"),
+    ],
+)
+def test_kms_rules(tmp_path: Path, kms: str, message: str) -> None:
+    controller = CONTROLLER.replace(KMS, "")
+    assert message in error(tmp_path, kms + controller + API + CLUSTER)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cluster_harness import KMS_BLOCK, TEST_ROOT_KEY
 from sqlalchemy import text
 
 from bconnect.controller.server import Controller, bind
@@ -127,7 +128,8 @@ def test_init_from_a_config_file_and_skip_auth_method(tmp_path: Path) -> None:
     db = tmp_path / "from-config.db"
     config = tmp_path / "controller.toml"
     config.write_text(
-        """
+        KMS_BLOCK
+        + """
 [controller]
 database_url = "env://TEST_DB_URL"
 worker_auth_key = "env://TEST_WORKER_KEY"
@@ -138,7 +140,12 @@ purpose = "cluster"
 """
     )
     # the file wins over BCONNECT_DATABASE_URL (which the file may well refer to)
-    env = {"TEST_DB_URL": str(db), "TEST_WORKER_KEY": "k", "BCONNECT_DATABASE_URL": "other.db"}
+    env = {
+        "TEST_DB_URL": str(db),
+        "TEST_WORKER_KEY": "k",
+        "BCONNECT_DATABASE_URL": "other.db",
+        "BCONNECT_TEST_ROOT_KEY": TEST_ROOT_KEY,
+    }
     result = database(
         "init", "-config", str(config), "-skip-auth-method-creation", "-format", "json", env=env
     )

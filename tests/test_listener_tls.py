@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 from cluster_harness import (
+    KMS_BLOCK,
     Process,
     SQLiteCluster,
     WorkerProcess,
@@ -176,7 +177,7 @@ def test_a_worker_in_the_controllers_file_reaches_its_https_cluster_listener(
     )
     config = f"""
 log_level = "debug"
-
+{KMS_BLOCK}
 [controller]
 database_url = "env://BCONNECT_TEST_DATABASE_URL"
 worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"

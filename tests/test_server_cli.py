@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import requests
+from cluster_harness import KMS_BLOCK, TEST_ROOT_KEY
 
 from bconnect.controller.server import bind
 from bconnect.health import HealthServer
@@ -46,7 +47,12 @@ def wait_for(fn: Callable[[], Any], what: str) -> Any:
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "TEST_WORKER_KEY": WORKER_KEY, "BCONNECT_LOG_LEVEL": "info"}
+    return {
+        **os.environ,
+        "TEST_WORKER_KEY": WORKER_KEY,
+        "BCONNECT_LOG_LEVEL": "info",
+        "BCONNECT_TEST_ROOT_KEY": TEST_ROOT_KEY,
+    }
 
 
 def listeners(**ports: int) -> str:
@@ -57,7 +63,7 @@ def listeners(**ports: int) -> str:
 
 
 def controller_section(db: Path, name: str = "controller-1") -> str:
-    return f"""
+    return f"""{KMS_BLOCK}
 [controller]
 name = "{name}"
 database_url = "{db}"

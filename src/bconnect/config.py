@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bconnect.controller.forwarded import ForwardedFor, parse_networks
 from bconnect.core.secrets import SecretRefError, resolve_secret_ref
 from bconnect.hostport import join_host_port
 
@@ -89,6 +90,23 @@ class ListenerTls:
 
 
 @dataclass(frozen=True)
+class HttpListener:
+    """An api or cluster listener's limits and X-Forwarded-For trust (Boundary's keys)."""
+
+    http_read_header_timeout: float = 10.0
+    max_connections: int = 1024
+    forwarded: ForwardedFor = field(default_factory=ForwardedFor)
+
+
+@dataclass(frozen=True)
+class KmsKey:
+    """A ``[[kms]]`` block: Boundary's ``kms "aead"`` (type aead, aead_type aes-gcm)."""
+
+    purpose: str  # root, previous-root or worker-auth
+    key: Any = field(repr=False)  # controller.kms.RootKey
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     path: str
     controller: ControllerConfig | None
@@ -98,6 +116,16 @@ class ServerConfig:
     log_level: str | None = None
     # purpose ("api", "cluster") -> its TLS certificate; absent: plain HTTP
     listener_tls: Mapping[str, ListenerTls] = field(default_factory=dict)
+    # purpose ("api", "cluster") -> its limits and X-Forwarded-For trust
+    listener_http: Mapping[str, HttpListener] = field(default_factory=dict)
+    kms: tuple[KmsKey, ...] = ()
+
+    def kms_key(self, purpose: str) -> Any:
+        """The RootKey of the one [[kms]] block with this purpose, or None."""
+        return next((k.key for k in self.kms if k.purpose == purpose), None)
+
+    def kms_keys(self, purpose: str) -> tuple[Any, ...]:
+        return tuple(k.key for k in self.kms if k.purpose == purpose)
 
 
 def parse_duration(value: str | float) -> float:
@@ -215,10 +243,18 @@ class _Section:
                 raise self.error(key, f"cannot read {path}: {exc.strerror or exc}") from None
         return path
 
-    def integer(self, key: str, default: int) -> int:
+    def integer(self, key: str, default: int, *, zero: bool = False) -> int:
         value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise self.error(key, "must be a positive integer")
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
+            raise self.error(
+                key, "must be a non-negative integer" if zero else "must be a positive integer"
+            )
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, "must be true or false")
         return value
 
     def secret(self, key: str, *, ref_only: bool) -> str | None:
@@ -237,7 +273,9 @@ class _Section:
         return secret
 
 
-_TOP_KEYS = ("log_level", "controller", "worker", "listener")
+_TOP_KEYS = ("log_level", "controller", "worker", "listener", "kms")
+_KMS_KEYS = ("type", "purpose", "aead_type", "key", "key_id")
+KMS_PURPOSES = ("root", "previous-root", "worker-auth")
 _CONTROLLER_KEYS = (
     "name",
     "database_url",
@@ -284,7 +322,15 @@ def parse_config(data: dict[str, Any], path: str = "config") -> ServerConfig:
     worker = _worker(path, data["worker"], controller) if "worker" in data else None
     if controller is None and worker is None:
         raise ConfigError(f"{path}: needs a [controller] or a [worker] section (or both)")
-    listeners, listener_tls = _listeners(path, data.get("listener", []))
+    listeners, listener_tls, listener_http = _listeners(path, data.get("listener", []))
+    kms = _kms(path, data.get("kms", []))
+    if controller is not None and not any(k.purpose == "root" for k in kms):
+        raise ConfigError(
+            f'{path}: the controller needs a [[kms]] block with purpose = "root" (the key that '
+            'encrypts secrets at rest), e.g.: [[kms]] type = "aead" purpose = "root" '
+            'aead_type = "aes-gcm" key = "env://BCONNECT_ROOT_KEY" key_id = "global_root" '
+            "(a key from: openssl rand -base64 32)"
+        )
     needed = {"api": controller, "cluster": controller, "proxy": worker}
     for purpose, runs in needed.items():
         what = "controller" if purpose != "proxy" else "worker"
@@ -301,6 +347,8 @@ def parse_config(data: dict[str, Any], path: str = "config") -> ServerConfig:
         listeners=listeners,
         log_level=log_level.lower() if log_level else None,
         listener_tls=listener_tls,
+        listener_http=listener_http,
+        kms=kms,
     )
 
 
@@ -378,6 +426,37 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
     )
 
 
+def _kms(path: str, blocks: Any) -> tuple[KmsKey, ...]:
+    from bconnect.controller.kms import RootKey
+
+    if not isinstance(blocks, list):
+        raise ConfigError(f"{path}: kms: must be [[kms]] blocks")
+    keys: list[KmsKey] = []
+    for number, block in enumerate(blocks, 1):
+        s = _Section(path, f"[[kms]] #{number}", block, _KMS_KEYS)
+        if s.string("type", "aead") != "aead":
+            raise s.error("type", 'must be "aead" (the only KMS bconnect supports)')
+        if s.string("aead_type", "aes-gcm") != "aes-gcm":
+            raise s.error("aead_type", 'must be "aes-gcm"')
+        purpose = s.required("purpose")
+        if purpose not in KMS_PURPOSES:
+            raise s.error("purpose", f"must be one of {', '.join(KMS_PURPOSES)}")
+        if purpose != "previous-root" and any(k.purpose == purpose for k in keys):
+            raise s.error("purpose", f'only one [[kms]] block may have purpose = "{purpose}"')
+        key_id = s.required("key_id")
+        text = s.secret("key", ref_only=False)
+        if text is None:
+            raise s.error("key", "is required (base64; env:// or file:// keeps it out of the file)")
+        try:
+            key = RootKey.from_text(key_id, text)
+        except ValueError as exc:
+            raise s.error("key", str(exc)) from None
+        if any(k.key.key_id == key_id for k in keys):
+            raise s.error("key_id", f"{key_id!r} is already used by another [[kms]] block")
+        keys.append(KmsKey(purpose, key))
+    return tuple(keys)
+
+
 def _string_list(s: _Section, key: str, value: Any, *, single: bool = False) -> list[str]:
     if single and isinstance(value, str):
         value = [value]
@@ -392,17 +471,31 @@ def _string_list(s: _Section, key: str, value: Any, *, single: bool = False) -> 
 TLS_PURPOSES = ("api", "cluster")
 
 
-def _listeners(path: str, blocks: Any) -> tuple[dict[str, str], dict[str, ListenerTls]]:
+#: the keys of an api or cluster listener besides purpose, address and TLS
+_HTTP_KEYS = (
+    "http_read_header_timeout",
+    "max_connections",
+    "x_forwarded_for_authorized_addrs",
+    "x_forwarded_for_hop_skips",
+    "x_forwarded_for_reject_not_authorized",
+    "x_forwarded_for_reject_not_present",
+)
+
+
+def _listeners(
+    path: str, blocks: Any
+) -> tuple[dict[str, str], dict[str, ListenerTls], dict[str, HttpListener]]:
     if not isinstance(blocks, list):
         raise ConfigError(f"{path}: listener: must be [[listener]] blocks")
     listeners: dict[str, str] = {}
     tls: dict[str, ListenerTls] = {}
+    http: dict[str, HttpListener] = {}
     for number, block in enumerate(blocks, 1):
         s = _Section(
             path,
             f"[[listener]] #{number}",
             block,
-            ("purpose", "address", "tls_cert_file", "tls_key_file"),
+            ("purpose", "address", "tls_cert_file", "tls_key_file", *_HTTP_KEYS),
         )
         purpose = s.required("purpose")
         if purpose not in DEFAULT_PORTS:
@@ -420,7 +513,34 @@ def _listeners(path: str, blocks: Any) -> tuple[dict[str, str], dict[str, Listen
         files = _listener_tls(s, purpose)
         if files is not None:
             tls[purpose] = files
-    return listeners, tls
+        http[purpose] = _http_listener(s, purpose)
+    return listeners, tls, http
+
+
+def _http_listener(s: _Section, purpose: str) -> HttpListener:
+    used = [key for key in _HTTP_KEYS if key in s.data]
+    if used and purpose not in TLS_PURPOSES:
+        raise s.error(used[0], f"is for the {' and '.join(TLS_PURPOSES)} listeners")
+    raw = s.data.get("x_forwarded_for_authorized_addrs", [])
+    if isinstance(raw, str):
+        raw = [part for part in raw.split(",") if part.strip()]
+    addrs = _string_list(s, "x_forwarded_for_authorized_addrs", raw) if raw else []
+    try:
+        networks = parse_networks(addrs)
+    except ValueError as exc:
+        raise s.error("x_forwarded_for_authorized_addrs", str(exc)) from None
+    return HttpListener(
+        http_read_header_timeout=s.duration(
+            "http_read_header_timeout", HttpListener.http_read_header_timeout
+        ),
+        max_connections=s.integer("max_connections", HttpListener.max_connections),
+        forwarded=ForwardedFor(
+            authorized_addrs=networks,
+            hop_skips=s.integer("x_forwarded_for_hop_skips", 0, zero=True),
+            reject_not_authorized=s.boolean("x_forwarded_for_reject_not_authorized", False),
+            reject_not_present=s.boolean("x_forwarded_for_reject_not_present", False),
+        ),
+    )
 
 
 def _listener_tls(s: _Section, purpose: str) -> ListenerTls | None:

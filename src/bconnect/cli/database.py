@@ -18,10 +18,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 database = group(
     "database",
     help_text(
-        "Manage the controller's database schema: `init` creates it with an initial admin, "
-        "`migrate` upgrades it to this bconnect's version. Stop the controllers first.",
+        "Manage the controller's database: `init` creates the schema with an initial admin, "
+        "`migrate` upgrades it to this bconnect's version (stop the controllers first), "
+        "`rotate-keys` re-encrypts the secrets at rest with the config's root key.",
         "bconnect database init -config /etc/bconnect/controller.toml",
         "bconnect database migrate -database-url env://BCONNECT_DATABASE_URL",
+        "bconnect database rotate-keys -config /etc/bconnect/controller.toml",
     ),
 )
 
@@ -86,7 +88,7 @@ def _open(config: str | None, database_url: str | None):  # noqa: ANN202 - an En
         raise click.ClickException(_open_error(exc, url)) from None
 
 
-def _open_error(exc: Exception, url: str) -> str:
+def _open_error(exc: Exception, url: Any) -> str:
     from bconnect.controller.server import open_error
 
     return open_error(exc, url)
@@ -117,7 +119,7 @@ def migrate(config: str | None, database_url: str | None, format: str) -> None: 
         db.migrate(engine)
         after = db.current_revision(engine)
     except Exception as exc:  # noqa: BLE001 - unreachable, too new, ...: one line
-        raise click.ClickException(_open_error(exc, str(engine.url))) from None
+        raise click.ClickException(_open_error(exc, engine.url)) from None
     finally:
         engine.dispose()
     if format.lower() == "json":
@@ -185,7 +187,7 @@ def init(
     except click.ClickException:
         raise
     except Exception as exc:  # noqa: BLE001 - unreachable database etc.: one line
-        raise click.ClickException(_open_error(exc, str(engine.url))) from None
+        raise click.ClickException(_open_error(exc, engine.url)) from None
     finally:
         engine.dispose()
     if format.lower() == "json":
@@ -224,3 +226,66 @@ def _initialized(engine: Any) -> bool:
         return False
     with engine.connect() as conn:
         return conn.execute(text("SELECT 1 FROM scopes WHERE id = 'global'")).first() is not None
+
+
+@database.command("rotate-keys", cls=Command, context_settings=CONTEXT_SETTINGS)
+@string_option(
+    "config",
+    metavar="FILE",
+    help="A `bconnect server` config file: its [controller] database_url, its [[kms]] purpose = "
+    '"root" key and any purpose = "previous-root" keys.',
+)
+@string_option(
+    "format",
+    type=click.Choice(["table", "json"], case_sensitive=False),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+def rotate_keys(config: str | None, format: str) -> None:  # noqa: A002
+    """Rotate the keys that encrypt secrets at rest.
+
+    Every data key is wrapped with the config's root key (keys wrapped with an older root
+    key need that key in a [[kms]] block with purpose = "previous-root"), a new data key is
+    made, and every brokered credential and session private key is encrypted again with
+    it (also those stored before bconnect encrypted them). Run it after putting a new root
+    key in the config (the old one as previous-root), then restart the controllers and
+    drop the old key. Safe to run while controllers serve; safe to run again.
+
+    \b
+    Example:
+      bconnect database rotate-keys -config /etc/bconnect/controller.toml
+    """
+    from bconnect.config import ConfigError, load_config
+    from bconnect.controller.kms import Keyring, KeyringError, rotate
+    from bconnect.controller.storage import db
+
+    if not config:
+        raise click.UsageError("-config is required: the keys are in the config file")
+    try:
+        server_config = load_config(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if server_config.controller is None:
+        raise click.ClickException(f"{config}: has no [controller] section")
+    root = server_config.kms_key("root")
+    engine = _open(config, None)
+    try:
+        db.check_schema(engine)
+        keyring = Keyring(engine, root, server_config.kms_keys("previous-root"))
+        keyring.load()
+        counts = rotate(engine, keyring)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - unreachable database etc.: one line
+        raise click.ClickException(_open_error(exc, engine.url)) from None
+    finally:
+        engine.dispose()
+    if format.lower() == "json":
+        _echo_json(
+            {"root_key_id": root.key_id, **{k.replace(" ", "_"): v for k, v in counts.items()}}
+        )
+        return
+    click.echo(f"Keys rotated: every data key is now wrapped with root key {root.key_id!r}.")
+    for what, number in counts.items():
+        click.echo(f"  {what}: {number}")

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 import click
 
@@ -16,6 +17,41 @@ from bconnect.cli.options import setup_server_logging
 DEFAULT_API = "127.0.0.1:9200"
 DEFAULT_CLUSTER = "127.0.0.1:9201"
 DEFAULT_PROXY = "127.0.0.1:9202"
+
+
+def dev_root_key(database_url: str | None) -> Any:
+    """The root key that encrypts the dev database's secrets (a controller.kms.RootKey).
+
+    A throwaway database gets one in memory. A database that outlives this process gets
+    one kept in a 0600 file, made once and reused, so a restarted dev still reads its
+    secrets: beside a SQLite file (``FILE.root-key``), else (PostgreSQL) under
+    ``$XDG_DATA_HOME/bconnect`` named after the database."""
+    import base64
+    import hashlib
+
+    from bconnect.controller.kms import RootKey
+    from bconnect.controller.storage.db import display_database_url, normalize_url
+
+    if database_url is None:
+        return RootKey.generate()
+    url = normalize_url(database_url)
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///") + ".root-key"
+    else:
+        data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+        digest = hashlib.sha256(display_database_url(url).encode()).hexdigest()[:16]
+        path = os.path.join(data, "bconnect", f"dev-root-key-{digest}")
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        with open(path) as f:
+            return RootKey.from_text("dev_root", f.read())
+    except FileNotFoundError:
+        pass
+    key = RootKey.generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(base64.b64encode(key.key).decode() + "\n")
+    return key
 
 
 @click.command(context_settings={"help_option_names": ["-h", "-help", "--help"]})
@@ -121,6 +157,7 @@ def dev(
     setup_server_logging(log_level)
     from bconnect.controller.server import Controller, ListenError, bind, open_error
     from bconnect.controller.settings import Settings
+    from bconnect.controller.storage.db import display_database_url
 
     if login_name != "admin":
         raise click.UsageError("only the admin login name 'admin' is supported for now")
@@ -158,12 +195,18 @@ def dev(
     cluster_host, cluster_port = cluster_sock.getsockname()[:2]
     proxy_host, proxy_port = proxy_sock.getsockname()[:2]
     proxy_public = f"{proxy_host}:{proxy_port}"
+    try:
+        root_key = dev_root_key(None if tmpdir is not None else database_url)
+    except (OSError, ValueError) as exc:
+        click.echo(f"Error: the dev root key: {exc}", err=True)
+        sys.exit(1)
     settings = Settings(
         database_url=database_url,
         worker_addresses=[proxy_public],
         api_address=f"{host}:{port}",
         job_interval=job_interval,
         worker_auth_key=worker_auth_key,
+        kms_root=root_key,
     )
     try:
         controller = Controller.open(
@@ -184,7 +227,7 @@ def dev(
           Controller API: http://{host}:{port}
              Cluster API: http://{cluster_host}:{cluster_port}
             Worker proxy: {proxy_public}
-                Database: {controller.engine.url.render_as_string(hide_password=True)}
+                Database: {display_database_url(controller.engine.url)}
 
    [Auth Method] ID: ampw_1234567890   Login Name: {login_name}   Password: {password}
    [Unprivileged] Login Name: user   Password: {password}

@@ -164,6 +164,8 @@ def _open_controller(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Cont
         worker_grace=c.worker_grace,
         session_retention=c.session_retention,
         deleted_retention=c.deleted_retention,
+        kms_root=cfg.kms_key("root"),
+        kms_previous=cfg.kms_keys("previous-root"),
     )
     try:
         controller = Controller.open(settings, migrate_schema=False)
@@ -172,6 +174,7 @@ def _open_controller(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Cont
     controller.listener_tls = {
         purpose: (tls.cert_file, tls.key_file) for purpose, tls in cfg.listener_tls.items()
     }
+    controller.listener_http = cfg.listener_http
     return controller
 
 
@@ -220,7 +223,9 @@ def _banner(
     rows: list[tuple[str, str]] = []
     if controller is not None:
         assert cfg.controller is not None
-        url = controller.engine.url.render_as_string(hide_password=True)
+        from bconnect.controller.storage.db import display_database_url
+
+        url = display_database_url(controller.engine.url)
         rows += [
             ("Controller", cfg.controller.name),
             ("Controller API", _url(cfg, socks, "api", dial=False)),

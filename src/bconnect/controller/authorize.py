@@ -15,6 +15,7 @@ from bconnect.controller import errors
 from bconnect.controller.addresses import endpoint as make_endpoint
 from bconnect.controller.context import Ctx
 from bconnect.controller.filters import compile_filter
+from bconnect.controller.kms import open_credential, seal_session_key
 from bconnect.controller.resources import drop_none, fmt_time
 from bconnect.controller.sessionstate import Status
 from bconnect.controller.storage import schema as t
@@ -127,7 +128,7 @@ def brokered_credentials(ctx: Ctx, target_id: str) -> list[dict[str, Any]]:
     rows = ctx.conn.execute(_BROKERED_CREDENTIALS, {"target_id": target_id}).all()
     out = []
     for row in rows:
-        secret = json.loads(row.secret)
+        secret = open_credential(ctx.settings.keyring, row)
         decoded = dict(secret.get("object") or {}) if row.type == "json" else dict(secret)
         if row.username:
             decoded["username"] = row.username
@@ -170,7 +171,7 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
             "expiration_time": expiration,
             "connection_limit": target.session_connection_limit,
             "certificate": cert,
-            "private_key": key,
+            "private_key": seal_session_key(ctx.settings.keyring, session_id, key),
             "worker_filter": target.worker_filter,
             "status": Status.PENDING.value,
             "created_time": ctx.now,

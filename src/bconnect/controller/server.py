@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -14,18 +13,18 @@ from typing import Any
 
 import uvicorn
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from bconnect.controller.context import utcnow
+from bconnect.controller.kms import Keyring, RootKey
 from bconnect.controller.seed import ensure_global_scope, seed_dev
 from bconnect.controller.settings import Settings
 from bconnect.controller.storage.db import (
     SchemaError,
     check_schema,
+    display_database_url,
     error_line,
     make_engine,
     migrate,
-    normalize_url,
 )
 
 log = logging.getLogger(__name__)
@@ -63,24 +62,11 @@ def bind(address: str, default_port: int) -> socket.socket:
     return sock
 
 
-def display_database_url(url: str) -> str:
-    """The database URL as it may be shown: normalized, with any password hidden."""
-    # up to the last "@" before the path: a password may hold an unencoded "@"
-    masked = re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", normalize_url(url))
-    try:
-        return make_url(masked).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - unparseable: show it masked as it is
-        return masked
-
-
-def open_error(exc: Exception, url: str) -> str:
+def open_error(exc: Exception, url: Any) -> str:
     """A one-line message for a database that cannot be opened (no password, no SQL)."""
     if isinstance(exc, SchemaError):
         return str(exc)
     return f"cannot open the database {display_database_url(url)}: {error_line(exc)}"
-
-
-MAX_REQUEST_HEAD_BYTES = 1 << 20
 
 
 class _Server(uvicorn.Server):
@@ -156,6 +142,9 @@ class Controller:
     engine: Engine
     #: purpose ("api", "cluster") -> (certificate file, key file): that listener is HTTPS
     listener_tls: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: purpose ("api", "cluster") -> its limits and X-Forwarded-For trust (defaults: the
+    #: limits of controller/httpguard.py, and no proxy trusted)
+    listener_http: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -181,6 +170,9 @@ class Controller:
                         ensure_global_scope(conn, utcnow())
             else:
                 check_schema(engine)
+            root = settings.kms_root or RootKey.generate("process")
+            settings.keyring = Keyring(engine, root, settings.kms_previous)
+            settings.keyring.load()
         except BaseException:
             engine.dispose()
             raise
@@ -198,7 +190,19 @@ class Controller:
     def _uvicorn_config(
         self, app: Any, purpose: str, log_level: str, *, lifespan: str
     ) -> uvicorn.Config:
+        from bconnect.controller.forwarded import ForwardedForMiddleware
+        from bconnect.controller.httpguard import protocol_options
+
         cert, key = self.listener_tls.get(purpose, (None, None))
+        options = self.listener_http.get(purpose)
+        limits = {}
+        if options is not None:
+            limits = {
+                "header_timeout": options.http_read_header_timeout,
+                "max_connections": options.max_connections,
+            }
+            if options.forwarded.enabled:
+                app = ForwardedForMiddleware(app, options.forwarded)
         return uvicorn.Config(
             app,
             ssl_certfile=cert,
@@ -207,11 +211,11 @@ class Controller:
             access_log=log_level == "debug",
             lifespan=lifespan,
             timeout_graceful_shutdown=5,
-            # A request head (request line and headers) may be as large as Boundary's
-            # (Go's http.DefaultMaxHeaderBytes, 1 MiB); h11's 16 KiB default answers a
-            # documented-valid query (a 4096-character filter, percent-encoded, is up
-            # to 48 KiB) with a bare text/plain 400 before the API sees it.
-            h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+            # the client is the TCP peer unless a listener names its proxies
+            # (controller/forwarded.py); uvicorn would trust 127.0.0.1's headers
+            proxy_headers=False,
+            # head deadline, head size (431) and connection cap (controller/httpguard.py)
+            **protocol_options(**limits),
         )
 
     def check_database(self) -> None:

@@ -1,11 +1,17 @@
 """/v1/cluster: the worker-facing API (docs/cluster-api.md). app.RequestShape serves it
-only on the cluster listener and only with the worker auth key, never a user's token."""
+only on the cluster listener and only with the worker auth key, never a user's token.
+
+Its handlers run on threads of their own (``app.state.cluster_executor``), not on the
+pool the public API's handlers share: whatever the public API is doing (a flood of
+requests), a worker's status report is answered, and its live connections stay up."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bconnect.controller import errors, sessionops
 from bconnect.controller.context import utcnow
+from bconnect.controller.kms import open_session_key
 from bconnect.controller.resources import fmt_time
 from bconnect.controller.sessionstate import ClosedReason
 from bconnect.controller.storage import schema as t
@@ -74,6 +81,19 @@ def _worker_id(request: Request) -> str | None:
     return request.headers.get("x-bconnect-worker-id") or None
 
 
+def _on_cluster_threads(handler: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+    """Run a (blocking) handler on the cluster API's own threads."""
+
+    @functools.wraps(handler)
+    async def run(request: Request, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        call = functools.partial(handler, request, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(
+            request.app.state.cluster_executor, call
+        )
+
+    return run
+
+
 @contextmanager
 def _db(request: Request, *, write: bool) -> Iterator[Any]:
     """One transaction (reads take no write lock); the middleware checked the key."""
@@ -85,6 +105,7 @@ def _db(request: Request, *, write: bool) -> Iterator[Any]:
 
 
 @router.post("/workers:register")
+@_on_cluster_threads
 def register(request: Request, body: Register) -> dict[str, Any]:
     now = utcnow()
     with _db(request, write=True) as conn:
@@ -124,6 +145,7 @@ def register(request: Request, body: Register) -> dict[str, Any]:
 
 
 @router.post("/workers/{worker_id}:status")
+@_on_cluster_threads
 def status(request: Request, worker_id: str, body: Status) -> dict[str, Any]:
     with _db(request, write=True) as conn:
         if conn.execute(select(t.workers.c.id).where(t.workers.c.id == worker_id)).first() is None:
@@ -133,6 +155,7 @@ def status(request: Request, worker_id: str, body: Status) -> dict[str, Any]:
 
 
 @router.get("/sessions/{session_id}")
+@_on_cluster_threads
 def read_session(request: Request, session_id: str) -> dict[str, Any]:
     with _db(request, write=False) as conn:
         row = conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)).first()
@@ -145,11 +168,14 @@ def read_session(request: Request, session_id: str) -> dict[str, Any]:
         "expiration": fmt_time(row.expiration_time),
         "connection_limit": row.connection_limit,
         "certificate": base64.b64encode(row.certificate).decode(),
-        "private_key": base64.b64encode(row.private_key).decode(),
+        "private_key": base64.b64encode(
+            open_session_key(request.app.state.settings.keyring, row)
+        ).decode(),
     }
 
 
 @router.post("/sessions/{session_id}:authorize-connection")
+@_on_cluster_threads
 def authorize_connection(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
     try:
         with _db(request, write=True) as conn:
@@ -164,6 +190,7 @@ def authorize_connection(request: Request, session_id: str, body: Tofu) -> dict[
 
 
 @router.post("/sessions/{session_id}:cancel")
+@_on_cluster_threads
 def cancel(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
     try:
         with _db(request, write=True) as conn:
@@ -176,6 +203,7 @@ def cancel(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
 
 
 @router.post("/connections/{connection_id}:connected")
+@_on_cluster_threads
 def connected(request: Request, connection_id: str, body: Connected) -> dict[str, Any]:
     with _db(request, write=True) as conn:
         if not sessionops.connection_connected(
@@ -186,6 +214,7 @@ def connected(request: Request, connection_id: str, body: Connected) -> dict[str
 
 
 @router.post("/connections/{connection_id}:closed")
+@_on_cluster_threads
 def closed(request: Request, connection_id: str, body: Closed) -> dict[str, Any]:
     with _db(request, write=True) as conn:
         if not sessionops.connection_closed(

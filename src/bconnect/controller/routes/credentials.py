@@ -16,6 +16,7 @@ from bconnect.controller import errors
 from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
+from bconnect.controller.kms import open_credential, seal_credential
 from bconnect.controller.models import (
     CredentialCreate,
     CredentialItem,
@@ -54,7 +55,7 @@ def _render_credential(ctx: Ctx, row: Any) -> dict[str, Any]:
         .first()
         .hmac_key
     )
-    secret = json.loads(row.secret)
+    secret = open_credential(ctx.settings.keyring, row)
     attrs: dict[str, Any] = {}
     if row.username:
         attrs["username"] = row.username
@@ -149,13 +150,14 @@ def create_credential(request: Request, body: CredentialCreate) -> dict[str, Any
         scope_id = res.parent_scope(ctx, CREDENTIALS, body.credential_store_id)
         ctx.require(scope_id, "credential", "create")
         username, secret = _secret_fields(body.type, body.attributes)
+        credential_id = new_id(PREFIX[body.type])
         values = {
-            "id": new_id(PREFIX[body.type]),
+            "id": credential_id,
             "scope_id": scope_id,
             "credential_store_id": body.credential_store_id,
             "type": body.type,
             "username": username,
-            "secret": json.dumps(secret),
+            "secret": seal_credential(ctx.settings.keyring, credential_id, secret),
             "name": body.name,
             "description": body.description,
         }
@@ -170,11 +172,11 @@ def update_credential(request: Request, id: str, body: CredentialUpdate) -> dict
         row = res.read_checked(ctx, CREDENTIALS, id, "update")
         values = res.common_updates(body)
         if body.attributes is not None:
-            current = json.loads(row.secret)
+            current = open_credential(ctx.settings.keyring, row)
             patch = body.attributes.model_dump(exclude_unset=True)
             if "username" in patch:
                 values["username"] = patch.pop("username")
             current.update({k: v for k, v in patch.items() if v is not None})
-            values["secret"] = json.dumps(current)
+            values["secret"] = seal_credential(ctx.settings.keyring, row.id, current)
         row = res.patch_row(ctx, CREDENTIALS, row, body.version, values)
         return res.render(ctx, CREDENTIALS, row)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, text
 
@@ -58,12 +60,24 @@ class SchemaOutdatedError(SchemaError):
 _MIGRATION_LOCK = 0x62636F6E6E656374  # "bconnect"
 
 
+_USERINFO_WITH_AT = re.compile(
+    r"^(?P<scheme>[\w+.-]+://)(?P<userinfo>[^/?#]*@[^/?#]*)@(?P<rest>.*)$"
+)
+
+
 def normalize_url(url: str) -> str:
-    """Accept a bare path, ``sqlite:///…`` or ``postgresql://…`` and return an SQLAlchemy URL."""
+    """Accept a bare path, ``sqlite:///…`` or ``postgresql://…`` and return an SQLAlchemy
+    URL. A password holding an unencoded "@" is percent-encoded (the last "@" before the
+    host ends it), so it neither breaks the host name nor shows in its errors."""
     if "://" not in url:
         return f"sqlite:///{Path(url).expanduser().resolve()}"
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    match = _USERINFO_WITH_AT.match(url)
+    if match:
+        user, sep, password = match["userinfo"].partition(":")
+        if sep:
+            url = f"{match['scheme']}{user}:{quote(password, safe='')}@{match['rest']}"
     return url
 
 
@@ -102,6 +116,26 @@ def _release_writer_lock(dbapi_conn: object) -> None:
         lock.release()
 
 
+def _private_file(path: str | None) -> None:
+    """A new database file is made readable by its owner only (it holds secrets; SQLite
+    gives its -wal and -shm files the same mode); an existing one that others may read
+    is reported."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = os.stat(path).st_mode
+        if mode & 0o077:
+            log.warning(
+                "%s can be read by other users (mode %o): chmod 600 it; it holds secrets",
+                path,
+                mode & 0o777,
+            )
+    except OSError:
+        pass  # a directory that does not exist: SQLite says so, better
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(
         url,
@@ -111,6 +145,7 @@ def _sqlite_engine(url: str) -> Engine:
             "factory": _SQLiteConnection,
         },
     )
+    _private_file(engine.url.database)
     writer_lock = _writer_lock(engine.url.database)
     dialect = engine.dialect
 
@@ -171,6 +206,27 @@ def _sqlite_engine(url: str) -> Engine:
     for name in ("checkin", "close", "invalidate", "soft_invalidate"):
         event.listen(engine, name, lambda dbapi_conn, *_args: _release_writer_lock(dbapi_conn))
     return engine
+
+
+_SECRET_QUERY = re.compile(r"([?&][^=&]*password[^=&]*=)[^&]*", re.IGNORECASE)
+
+
+def display_database_url(url: str | object) -> str:
+    """The database URL as it may be shown: normalized, its password hidden, in the
+    user part (which may hold an unencoded "@") and in query parameters (``password``,
+    ``sslpassword``)."""
+    text = normalize_url(str(url) if not isinstance(url, str) else url)
+    if not isinstance(url, str):  # an engine's URL object
+        text = url.render_as_string(hide_password=True)  # type: ignore[attr-defined]
+    # up to the last "@" before the path: a password may hold an unencoded "@"
+    masked = re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", text)
+    masked = _SECRET_QUERY.sub(r"\1***", masked)
+    try:
+        from sqlalchemy.engine import make_url
+
+        return _SECRET_QUERY.sub(r"\1***", make_url(masked).render_as_string(hide_password=True))
+    except Exception:  # noqa: BLE001 - unparseable: show it masked as it is
+        return masked
 
 
 def make_engine(url: str) -> Engine:

@@ -420,6 +420,17 @@ deleted_items = Table(
     Column("delete_time", UTCDateTime, nullable=False, index=True),
 )
 
+# Data keys (controller/kms.py): AES-256-GCM keys, each wrapped with an operator's root
+# key (``root_key_id`` names it); they encrypt credentials' secrets and session keys.
+kms_keys = Table(
+    "kms_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("root_key_id", String(128), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("created_time", UTCDateTime, nullable=False),
+)
+
 # One row per periodic job: the controller that takes the row's lock runs the job and
 # sets its next run, so with several controllers each job runs once per interval.
 job_runs = Table(
