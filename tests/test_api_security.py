@@ -191,3 +191,44 @@ def test_only_hashes_of_passwords_and_tokens_are_stored(fresh_controller) -> Non
     secret = token.split("_", 2)[2]
     assert secret not in dump and token not in dump
     assert any(len(h) == 64 and h != hashlib.sha256(b"").hexdigest() for h in tokens)
+
+
+def test_a_forged_list_token_is_400(fresh_controller) -> None:
+    ctl = fresh_controller
+    page = ctl.request("GET", "/v1/scopes?scope_id=global&page_size=1").json()
+    token = page["list_token"]
+    body, _, mac = token.partition(".")
+    import base64
+    import json
+
+    doc = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    doc["s"] = "2026-01-01T00:00:00"  # a time without its zone: a 500 before
+    forged_body = base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+    for forged in (f"{forged_body}.{mac}", forged_body, "garbage", f"{body}.{'A' * len(mac)}"):
+        for who in ("admin", None):
+            resp = ctl.request(
+                "GET", "/v1/scopes", who=who, params={"scope_id": "global", "list_token": forged}
+            )
+            assert resp.status_code == 400, (forged, resp.text)
+            assert resp.json()["details"]["request_fields"][0]["name"] == "list_token"
+    assert ctl.request("GET", f"/v1/scopes?scope_id=global&list_token={token}").status_code == 200
+
+
+def test_pending_sessions_per_user_are_capped(tmp_path) -> None:
+    from conftest import start_controller
+
+    ctl = start_controller(str(tmp_path / "cap.db"), settings={"max_pending_sessions_per_user": 3})
+    try:
+        url = "/v1/targets/ttcp_1234567890:authorize-session"
+        made = [ctl.request("POST", url, who="user", json={}) for _ in range(3)]
+        assert [r.status_code for r in made] == [200] * 3
+        refused = ctl.request("POST", url, who="user", json={})
+        assert refused.status_code == 400 and refused.json()["kind"] == "FailedPrecondition"
+        assert "never connected" in refused.json()["message"]
+        assert ctl.request("POST", url, who="admin", json={}).status_code == 200  # per user
+        sid = made[0].json()["session_id"]
+        version = ctl.request("GET", f"/v1/sessions/{sid}", who="user").json()["version"]
+        ctl.request("POST", f"/v1/sessions/{sid}:cancel", who="user", json={"version": version})
+        assert ctl.request("POST", url, who="user", json={}).status_code == 200
+    finally:
+        ctl.stop()

@@ -54,6 +54,7 @@ OPS = '[[listener]]\npurpose = "ops"\naddress = "127.0.0.1:9203"\n'
 @pytest.fixture(autouse=True)
 def _worker_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BCONNECT_TEST_WORKER_KEY", SECRET)
+    monkeypatch.setenv("SHORT_KEY", "too-short")
     monkeypatch.setenv("BCONNECT_TEST_ROOT_KEY", ROOT_KEY)
 
 
@@ -242,8 +243,11 @@ def test_controller_only(tmp_path: Path) -> None:
             "database_url: is required",
         ),
         (
-            "[controller]\ndatabase_url = 'x.db'\n" + API + CLUSTER,
-            "[controller] worker_auth_key: is required",
+            KMS
+            + "[controller]\ndatabase_url = 'x.db'\nworker_auth_key = 'env://SHORT_KEY'\n"
+            + API
+            + CLUSTER,
+            "[controller] worker_auth_key: must be at least 16 characters",
         ),
         (
             "[controller]\ndatabase_url = 'x.db'\nworker_auth_key = 'literal-key'\n"
@@ -265,7 +269,15 @@ def test_controller_only(tmp_path: Path) -> None:
         ),
         (WORKER + "public_address = 'w:0'\n" + PROXY, "[worker] public_address: must be host:port"),
         ("[worker]\nauth_key = 'env://X'\n" + PROXY, "[worker] controllers: is required when"),
-        ("[worker]\ncontrollers = ['c:9201']\n" + PROXY, "[worker] auth_key: is required when"),
+        (
+            "[worker]\ncontrollers = ['c:9201']\n" + PROXY,
+            "[worker] auth_storage_path: is required (with controller_generated_activation_token",
+        ),
+        (
+            "[worker]\ncontrollers = ['c:9201']\ncontroller_generated_activation_token = 'wat_x'\n"
+            + PROXY,
+            "controller_generated_activation_token: needs auth_storage_path",
+        ),
         (
             "[worker]\ncontrollers = ['ftp://c']\nauth_key = 'env://X'\n" + PROXY,
             "[worker] controllers: 'ftp://c' is not host:port or an http(s):// URL",
@@ -490,3 +502,25 @@ def test_forwarded_for_is_only_for_http_listeners(tmp_path: Path) -> None:
 def test_kms_rules(tmp_path: Path, kms: str, message: str) -> None:
     controller = CONTROLLER.replace(KMS, "")
     assert message in error(tmp_path, kms + controller + API + CLUSTER)
+
+
+def test_a_worker_with_its_own_credential(tmp_path: Path) -> None:
+    text = (
+        "[worker]\ncontrollers = ['c:9201']\n"
+        f"auth_storage_path = {json.dumps(str(tmp_path / 'auth'))}\n"
+        "controller_generated_activation_token = 'env://BCONNECT_TEST_WORKER_KEY'\n" + PROXY
+    )
+    worker = load(tmp_path, text).worker
+    assert worker is not None and worker.auth_key is None
+    assert worker.auth_storage_path == str(tmp_path / "auth") and worker.activation_token == SECRET
+    assert SECRET not in repr(worker)
+    # a controller without the shared key: its workers all have credentials of their own
+    cfg = load(
+        tmp_path,
+        CONTROLLER.replace('worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"\n', "")
+        + API
+        + CLUSTER,
+    )
+    assert cfg.controller is not None and cfg.controller.worker_auth_key is None
+    both = text.replace("[worker]\n", "[worker]\nauth_key = 'env://BCONNECT_TEST_WORKER_KEY'\n")
+    assert "not both" in error(tmp_path, both)

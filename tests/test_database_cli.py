@@ -142,7 +142,7 @@ purpose = "cluster"
     # the file wins over BCONNECT_DATABASE_URL (which the file may well refer to)
     env = {
         "TEST_DB_URL": str(db),
-        "TEST_WORKER_KEY": "k",
+        "TEST_WORKER_KEY": "k" * 16,
         "BCONNECT_DATABASE_URL": "other.db",
         "BCONNECT_TEST_ROOT_KEY": TEST_ROOT_KEY,
     }

@@ -16,6 +16,7 @@ from bconnect.controller.sessionstate import (
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
+KEY = b"k" * 32
 
 
 @pytest.mark.parametrize(
@@ -60,19 +61,21 @@ def test_termination_rules() -> None:
 def test_list_token_round_trip_and_mismatch() -> None:
     fp = listing.query_fingerprint("sessions", "p_1", True)
     tok = listing.ListToken("sessions", fp, "page", NOW, None, NOW, "s_123")
-    text = listing.encode_list_token(tok)
-    assert listing.decode_list_token(text, "sessions", fp) == tok
+    text = listing.encode_list_token(tok, KEY)
+    assert listing.decode_list_token(text, "sessions", fp, KEY) == tok
     with pytest.raises(listing.ListTokenError):
-        listing.decode_list_token(text, "targets", fp)
+        listing.decode_list_token(text, "targets", fp, KEY)
     with pytest.raises(listing.ListTokenError):
-        listing.decode_list_token(text, "sessions", "other")
+        listing.decode_list_token(text, "sessions", "other", KEY)
     with pytest.raises(listing.ListTokenError):
-        listing.decode_list_token("!!not a token", "sessions", fp)
+        listing.decode_list_token("!!not a token", "sessions", fp, KEY)
     done = listing.ListToken("sessions", fp, "done", NOW)
-    assert listing.decode_list_token(listing.encode_list_token(done), "sessions", fp) == done
+    assert (
+        listing.decode_list_token(listing.encode_list_token(done, KEY), "sessions", fp, KEY) == done
+    )
     bad = listing.ListToken("sessions", fp, "refresh", NOW)  # a refresh needs its start
     with pytest.raises(listing.ListTokenError):
-        listing.decode_list_token(listing.encode_list_token(bad), "sessions", fp)
+        listing.decode_list_token(listing.encode_list_token(bad, KEY), "sessions", fp, KEY)
     assert listing.clamp_page_size(5000) == 1000
     assert listing.clamp_page_size(None) == listing.DEFAULT_PAGE_SIZE
 
@@ -89,3 +92,15 @@ def test_termination_possible_is_exactly_when_termination_due_can_answer() -> No
                 }
                 possible = termination_possible(status, expiration, NOW, limit)
                 assert possible == (answers != {None}), (status, expiration, limit)
+
+
+def test_a_forged_or_altered_list_token_is_refused() -> None:
+    fp = listing.query_fingerprint("sessions", "p_1")
+    tok = listing.ListToken("sessions", fp, "page", NOW, None, LATER, "s_1")
+    text = listing.encode_list_token(tok, KEY)
+    body, _, mac = text.partition(".")
+    for forged in (body, f"{body}.{mac[:-1]}A", text.replace(body[:4], "eyJ4"), text + "x"):
+        with pytest.raises(listing.ListTokenError, match="not issued by this controller"):
+            listing.decode_list_token(forged, "sessions", fp, KEY)
+    with pytest.raises(listing.ListTokenError):  # another controller key
+        listing.decode_list_token(text, "sessions", fp, b"other" * 8)

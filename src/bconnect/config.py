@@ -52,22 +52,29 @@ class ConfigError(ValueError):
     """The config file cannot be read or is wrong; the message is one line."""
 
 
+#: the shared worker key's minimum length (it is full trust for whoever holds it)
+MIN_WORKER_KEY = 16
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     name: str
     database_url: str = field(repr=False)  # may hold a password
-    worker_auth_key: str = field(repr=False)
+    # the shared (legacy) worker key; None: workers register with their own credentials
+    worker_auth_key: str | None = field(repr=False)
     job_interval: float = 5.0
     worker_grace: float = 15.0
     session_retention: float = 3600.0
     deleted_retention: float = 30 * 86400.0
     max_body_bytes: int = 1024 * 1024
+    max_pending_sessions_per_user: int = 100
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
     name: str
-    auth_key: str = field(repr=False)
+    # the shared (legacy) worker key; None: the worker's own credential (auth_storage_path)
+    auth_key: str | None = field(repr=False)
     # cluster listener URLs; empty: the [controller] of the same file (its bound address)
     controllers: tuple[str, ...] = ()
     # host:port clients dial; None: the proxy listener's bound address
@@ -79,6 +86,10 @@ class WorkerConfig:
     idle_timeout: float = 0.0
     # PEM CA bundle that signs https:// controllers' certificates; None: the system's
     tls_ca_file: str | None = None
+    # controller-led registration: where the worker keeps its own credential, and the
+    # one-time token from `bconnect workers create controller-led` that first gets it
+    auth_storage_path: str | None = None
+    activation_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -285,6 +296,7 @@ _CONTROLLER_KEYS = (
     "session_retention",
     "deleted_retention",
     "max_body_bytes",
+    "max_pending_sessions_per_user",
 )
 _WORKER_KEYS = (
     "name",
@@ -296,6 +308,8 @@ _WORKER_KEYS = (
     "controller_grace",
     "idle_timeout",
     "tls_ca_file",
+    "auth_storage_path",
+    "controller_generated_activation_token",
 )
 
 
@@ -358,8 +372,10 @@ def _controller(path: str, data: Any) -> ControllerConfig:
     if database_url is None:
         raise s.error("database_url", "is required")
     worker_auth_key = s.secret("worker_auth_key", ref_only=True)
-    if worker_auth_key is None:
-        raise s.error("worker_auth_key", "is required (an env:// or file:// reference)")
+    if worker_auth_key is not None and len(worker_auth_key) < MIN_WORKER_KEY:
+        raise s.error(
+            "worker_auth_key", f"must be at least {MIN_WORKER_KEY} characters (it is full trust)"
+        )
     return ControllerConfig(
         name=s.string("name") or socket.gethostname(),
         database_url=database_url,
@@ -369,6 +385,11 @@ def _controller(path: str, data: Any) -> ControllerConfig:
         session_retention=s.duration("session_retention", ControllerConfig.session_retention),
         deleted_retention=s.duration("deleted_retention", ControllerConfig.deleted_retention),
         max_body_bytes=s.integer("max_body_bytes", ControllerConfig.max_body_bytes),
+        max_pending_sessions_per_user=s.integer(
+            "max_pending_sessions_per_user",
+            ControllerConfig.max_pending_sessions_per_user,
+            zero=True,
+        ),
     )
 
 
@@ -394,10 +415,23 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
     if not urls and controller is None:
         raise s.error("controllers", "is required when this file has no [controller]")
     auth_key = s.secret("auth_key", ref_only=True)
-    if auth_key is None:
-        if controller is None:
-            raise s.error("auth_key", "is required when this file has no [controller]")
+    storage = s.string("auth_storage_path")
+    token = s.secret("controller_generated_activation_token", ref_only=False)
+    if token is not None and storage is None:
+        raise s.error(
+            "controller_generated_activation_token",
+            "needs auth_storage_path (where the worker keeps the credential it gets)",
+        )
+    if auth_key is None and storage is None:
+        if controller is None or controller.worker_auth_key is None:
+            raise s.error(
+                "auth_storage_path",
+                "is required (with controller_generated_activation_token for the first start), "
+                "or the legacy shared auth_key",
+            )
         auth_key = controller.worker_auth_key
+    if auth_key is not None and storage is not None:
+        raise s.error("auth_key", "use auth_storage_path (own credential) or auth_key, not both")
     tags = s.data.get("tags", {})
     if not isinstance(tags, dict):
         raise s.error("tags", "must be a table of key = value or key = [values]")
@@ -423,6 +457,8 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
         controller_grace=controller_grace,
         idle_timeout=s.duration("idle_timeout", WorkerConfig.idle_timeout, zero=True),
         tls_ca_file=_ca_file(s, "tls_ca_file"),
+        auth_storage_path=storage,
+        activation_token=token,
     )
 
 

@@ -166,12 +166,15 @@ def dev(
     if worker_auth_key is None:
         worker_auth_key = secrets.token_urlsafe(32)
     else:
+        from bconnect.config import MIN_WORKER_KEY
         from bconnect.core.secrets import SecretRefError, resolve_secret_ref
 
         try:
             worker_auth_key = resolve_secret_ref(worker_auth_key)
         except SecretRefError as exc:
             raise click.UsageError(str(exc)) from None
+        if len(worker_auth_key) < MIN_WORKER_KEY:
+            raise click.UsageError(f"-worker-auth-key must be at least {MIN_WORKER_KEY} characters")
     try:
         sock = bind(api_address, 9200)
         cluster_sock = bind(cluster_address, 9201)

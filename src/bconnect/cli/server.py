@@ -160,6 +160,7 @@ def _open_controller(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Cont
         name=c.name,
         job_interval=c.job_interval,
         max_body_bytes=c.max_body_bytes,
+        max_pending_sessions_per_user=c.max_pending_sessions_per_user,
         worker_auth_key=c.worker_auth_key,
         worker_grace=c.worker_grace,
         session_retention=c.session_retention,
@@ -179,6 +180,7 @@ def _open_controller(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Cont
 
 
 def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
+    from bconnect.worker.identity import OwnCredential
     from bconnect.worker.server import Worker
 
     w = cfg.worker
@@ -200,7 +202,17 @@ def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
         controller_grace=w.controller_grace,
         idle_timeout=w.idle_timeout,
         ca_file=w.tls_ca_file,
+        own_credential=(
+            OwnCredential(w.auth_storage_path, w.activation_token, _key(cfg, "worker-auth"))
+            if w.auth_storage_path
+            else None
+        ),
     )
+
+
+def _key(cfg: ServerConfig, purpose: str) -> bytes | None:
+    key = cfg.kms_key(purpose)
+    return key.key if key is not None else None
 
 
 def _worker_health(worker: Worker) -> dict[str, Any]:
@@ -262,9 +274,13 @@ async def serve_worker(worker: Worker, ops: HealthServer | None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
+    from bconnect.worker.identity import IdentityError
+
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    except IdentityError as exc:
+        _fail(str(exc))
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

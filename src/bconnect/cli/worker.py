@@ -74,10 +74,23 @@ def _duration(value: str, hint: str) -> float:
     "(default: the system's, or REQUESTS_CA_BUNDLE).",
 )
 @string_option(
+    "auth-storage-path",
+    "auth_storage_path",
+    metavar="DIR",
+    help="Where the worker keeps its own credential (controller-led registration); "
+    "with -activation-token on its first start.",
+)
+@string_option(
+    "activation-token",
+    "activation_token",
+    help="The one-time token of `bconnect workers create controller-led`, as env://VAR or "
+    "file://PATH: traded on the first start for the worker's own credential.",
+)
+@string_option(
     "worker-auth-key",
     "auth_key",
-    required=True,
-    help="The controller's worker key, as env://VAR or file://PATH.",
+    help="Legacy: the controller's shared worker key, as env://VAR or file://PATH, instead "
+    "of a credential of the worker's own.",
 )
 @string_option(
     "proxy-listen-address",
@@ -121,7 +134,9 @@ def _duration(value: str, hint: str) -> float:
 def worker(
     controller: str,
     ca_cert: str | None,
-    auth_key: str,
+    auth_storage_path: str | None,
+    activation_token: str | None,
+    auth_key: str | None,
     proxy_address: str,
     public_address: str | None,
     name: str | None,
@@ -138,6 +153,8 @@ def worker(
 
     \b
     Example:
+      BCONNECT_ACTIVATION_TOKEN=wat_... bconnect worker -auth-storage-path /var/lib/bconnect \\
+          -activation-token env://BCONNECT_ACTIVATION_TOKEN
       BCONNECT_WORKER_KEY=... bconnect worker -worker-auth-key env://BCONNECT_WORKER_KEY
       bconnect worker -controller-address http://10.0.0.5:9201 \\
           -worker-auth-key file:///etc/bconnect/worker.key \\
@@ -147,7 +164,19 @@ def worker(
           -controller-ca-cert /etc/bconnect/ca.pem -worker-auth-key env://BCONNECT_WORKER_KEY
     """
     setup_server_logging(log_level)
-    key = secret_value(auth_key, "worker-auth-key", allow_prompt=False)
+    if (auth_key is None) == (auth_storage_path is None):
+        raise click.UsageError(
+            "give -auth-storage-path (the worker's own credential; -activation-token on its "
+            "first start) or the legacy -worker-auth-key, one of them"
+        )
+    if activation_token is not None and auth_storage_path is None:
+        raise click.UsageError("-activation-token needs -auth-storage-path")
+    key = secret_value(auth_key, "worker-auth-key", allow_prompt=False) if auth_key else None
+    token = (
+        secret_value(activation_token, "activation-token", allow_prompt=False)
+        if activation_token
+        else None
+    )
     url = controller_url(controller)
     tag_map = parse_tags(tags)
     idle = _duration(idle_timeout, "'-idle-timeout'")
@@ -181,6 +210,7 @@ def worker(
     sys.stdout.flush()
     try:
         from bconnect.cli.server import serve_worker
+        from bconnect.worker.identity import OwnCredential
         from bconnect.worker.server import Worker
 
         worker = Worker(
@@ -192,6 +222,7 @@ def worker(
             tags=tag_map,
             idle_timeout=idle,
             ca_file=ca_cert,
+            own_credential=(OwnCredential(auth_storage_path, token) if auth_storage_path else None),
         )
         asyncio.run(serve_worker(worker, None))
     finally:

@@ -24,6 +24,7 @@ from bconnect.controller import errors
 from bconnect.controller.context import Ctx, make_ctx, touch_token
 from bconnect.controller.jobs import job_loop
 from bconnect.controller.passwords import PasswordChecker
+from bconnect.controller.secrets import worker_id_of
 from bconnect.controller.settings import Settings
 from bconnect.controller.storage.db import database_unreachable, error_line
 from bconnect.controller.throttle import LoginThrottle, TokenBucket
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 #: The ASGI scope key the cluster listener's server sets (see :func:`on_cluster_listener`).
 CLUSTER_LISTENER = "bconnect.cluster_listener"
+#: The ASGI scope key :class:`RequestShape` sets on cluster calls: see :func:`cluster_auth`.
+CLUSTER_AUTH = "bconnect.cluster_auth"
+#: The cluster call that needs no credential (it brings an activation token).
+ACTIVATE_PATH = "/v1/cluster/workers:activate"
 #: How a caller proves who they are: ``Authorization: Bearer at_…`` (the token from
 #: ``:authenticate``). Every operation also answers without one, as the anonymous user
 #: ``u_anon``, within whatever the grants give it (docs/permissions.md).
@@ -75,22 +80,32 @@ def _op(request: Request) -> str:
     return f"controller.api.{name}" if name else ""
 
 
-def _worker_key_ok(settings: Settings, headers: dict[bytes, bytes]) -> bool:
-    """Does the request carry the worker auth key (compared in constant time)?"""
+def cluster_auth(settings: Settings, scope: Scope) -> str | None:
+    """How a cluster call authenticates: ``"key"`` for the shared worker key (compared in
+    constant time), the bearer token when it is shaped like a worker's own credential
+    (routes/cluster.py checks it against the database), ``""`` for the activation call
+    (its token is in the body), None for nothing usable (401)."""
+    if scope["path"] == ACTIVATE_PATH:
+        return ""
+    headers = dict(scope["headers"])
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
     expected = settings.worker_auth_key
-    scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if not expected or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(
-        hashlib.sha256(key.strip().encode()).digest(), hashlib.sha256(expected.encode()).digest()
-    )
+    if expected and hmac.compare_digest(
+        hashlib.sha256(token.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    ):
+        return "key"
+    return token if worker_id_of(token) is not None else None
 
 
 class RequestShape:
-    """ASGI middleware: ``/v1/cluster`` only on the cluster listener and only with the
-    worker auth key; bodies are JSON whatever their Content-Type (as in Boundary, so
-    ``curl -d`` works), and no body may exceed ``max_body_bytes``: counted as it
-    arrives, so a chunked upload without Content-Length is cut off too."""
+    """ASGI middleware: ``/v1/cluster`` only on the cluster listener and only with a
+    worker's credential or the shared worker key (:func:`cluster_auth`); bodies are
+    JSON whatever their Content-Type (as in Boundary, so ``curl -d`` works), and no body
+    may exceed ``max_body_bytes``: counted as it arrives, so a chunked upload without
+    Content-Length is cut off too."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, settings: Settings) -> None:
         self.app = app
@@ -107,10 +122,14 @@ class RequestShape:
             body = errors.not_found(scope["path"]).body()
             await JSONResponse(body, status_code=404)(scope, receive, send)
             return
-        if on_cluster and not _worker_key_ok(self.settings, dict(scope["headers"])):
-            body = errors.Unauthenticated("A valid worker auth key is required.").body()
-            await JSONResponse(body, status_code=401)(scope, receive, send)
-            return
+        if on_cluster:
+            auth = cluster_auth(self.settings, scope)
+            if auth is None:
+                message = "A valid worker credential or worker auth key is required."
+                body = errors.Unauthenticated(message).body()
+                await JSONResponse(body, status_code=401)(scope, receive, send)
+                return
+            scope = {**scope, CLUSTER_AUTH: auth}
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             # PostgreSQL cannot compare text with a NUL in it (a 500); nothing has one
             body = errors.invalid_field("id", "Must not contain NUL characters.").body()

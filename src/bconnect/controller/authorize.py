@@ -9,7 +9,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from bconnect.controller import errors
 from bconnect.controller.addresses import endpoint as make_endpoint
@@ -35,7 +35,9 @@ _TARGET_HOSTS = (
     .where(t.target_host_sources.c.target_id == bindparam("target_id"))
     .order_by(t.hosts.c.id)
 )
-_FRESH_WORKERS = select(t.workers.c.name, t.workers.c.address, t.workers.c.tags).where(
+_FRESH_WORKERS = select(
+    t.workers.c.id, t.workers.c.name, t.workers.c.address, t.workers.c.tags
+).where(
     t.workers.c.last_status_time >= bindparam("since"),
     t.workers.c.address.is_not(None),
 )
@@ -81,24 +83,26 @@ def choose_endpoint(
     return address, port, host_set_id, host_id
 
 
-def worker_addresses(ctx: Ctx, worker_filter: str | None = None) -> list[str]:
-    """Proxy addresses of the healthy workers (reported within the worker grace period)
-    that match the target's ``worker_filter`` (go-bexpr over ``{"name", "tags"}``, as in
-    Boundary: ``"prod" in "/tags/type"``). With no filter and no healthy worker, the
-    configured addresses (`bconnect dev`'s own worker before it registers)."""
+def offered_workers(ctx: Ctx, worker_filter: str | None = None) -> tuple[list[str], list[str]]:
+    """(proxy addresses, worker ids) of the healthy workers (reported within the worker
+    grace period) that match the target's ``worker_filter`` (go-bexpr over ``{"name",
+    "tags"}``, as in Boundary: ``"prod" in "/tags/type"``). With no filter and no healthy
+    worker, the configured addresses (`bconnect dev`'s own worker before it registers)
+    and no id. A worker with its own credential serves only sessions it was offered in."""
     grace = timedelta(seconds=ctx.settings.worker_grace)
     fresh = ctx.conn.execute(_FRESH_WORKERS, {"since": ctx.now - grace}).all()
     if worker_filter:
         predicate = compile_filter(worker_filter)
         fresh = [w for w in fresh if predicate({"name": w.name or "", "tags": worker_tags(w.tags)})]
     found = sorted({w.address for w in fresh})
+    ids = sorted({w.id for w in fresh})
     if not found and not worker_filter:
         found = list(ctx.settings.worker_addresses)
     if not found:
         raise errors.FailedPrecondition(
             "No workers are available to handle this session, or all have been filtered."
         )
-    return found
+    return found, ids
 
 
 def worker_tags(text: str | None) -> dict[str, list[str]]:
@@ -145,7 +149,33 @@ def brokered_credentials(ctx: Ctx, target_id: str) -> list[dict[str, Any]]:
     return out
 
 
+_PENDING_OF_USER = (
+    select(func.count())
+    .select_from(t.sessions)
+    .where(
+        t.sessions.c.user_id == bindparam("user_id"),
+        t.sessions.c.status == Status.PENDING.value,
+        t.sessions.c.expiration_time > bindparam("now"),
+    )
+)
+
+
+def check_pending_limit(ctx: Ctx) -> None:
+    """A user may hold at most ``max_pending_sessions_per_user`` sessions authorized and
+    never connected (each holds a key pair and a database row until it expires)."""
+    limit = ctx.settings.max_pending_sessions_per_user
+    if not limit or ctx.user_id is None:
+        return
+    pending = ctx.conn.execute(_PENDING_OF_USER, {"user_id": ctx.user_id, "now": ctx.now})
+    if pending.scalar_one() >= limit:
+        raise errors.FailedPrecondition(
+            f"You have {limit} sessions authorized and never connected: connect with one or "
+            "cancel some (bconnect sessions list, bconnect sessions cancel) first."
+        )
+
+
 def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, Any]:
+    check_pending_limit(ctx)
     address, port, host_set_id, host_id = choose_endpoint(ctx, target, host_id)
     session_id = new_id("s")
     # With its fraction of a second, as Boundary keeps it (the certificate's NotAfter
@@ -153,7 +183,7 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
     expiration = ctx.now + timedelta(seconds=target.session_max_seconds)
     if ctx.auth_token is not None and ctx.auth_token.expiration_time < expiration:
         expiration = ctx.auth_token.expiration_time
-    workers = worker_addresses(ctx, target.worker_filter)
+    workers, worker_ids = offered_workers(ctx, target.worker_filter)
     cert, key = mint_session_certificate(session_id, [split_host(w) for w in workers], expiration)
     endpoint = make_endpoint(address, port)
     ctx.conn.execute(
@@ -173,6 +203,7 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
             "certificate": cert,
             "private_key": seal_session_key(ctx.settings.keyring, session_id, key),
             "worker_filter": target.worker_filter,
+            "worker_ids": json.dumps(worker_ids),
             "status": Status.PENDING.value,
             "created_time": ctx.now,
             "updated_time": ctx.now,

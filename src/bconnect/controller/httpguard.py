@@ -71,10 +71,13 @@ class _Guarded(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE:
-            buffered = len(self.conn.trailing_data[0]) + len(data)
-            if buffered > self.max_head_bytes:
-                self._refuse_head()
-                return
+            pending = self.conn.trailing_data[0]
+            if len(pending) + len(data) > self.max_head_bytes:
+                # a head with its body in the same read is fine: only the head counts
+                head = (pending + data[: self.max_head_bytes + 4])[: self.max_head_bytes + 4]
+                if b"\r\n\r\n" not in head:
+                    self._refuse_head()
+                    return
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm()  # the head is in

@@ -24,6 +24,7 @@ it), restart the controllers, then drop the old key from the config.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import logging
 import os
@@ -93,6 +94,8 @@ class Keyring:
         self._keys: dict[str, AESGCM] = {}
         self._active = ""
         self._lock = threading.Lock()
+        #: signs list tokens; every controller with this root key derives the same
+        self.list_token_key = hmac.new(root.key, b"bconnect list tokens", "sha256").digest()
 
     # ------------------------------------------------------------ data keys
     def load(self, conn: Connection | None = None) -> None:

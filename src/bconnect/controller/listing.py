@@ -2,7 +2,9 @@
 
 A list token is opaque to clients: URL-safe base64 of a small JSON document saying which
 collection it lists, a fingerprint of the query (a token is refused for another filter or
-scope), and where the listing stands:
+scope), and where the listing stands, then ``.`` and an HMAC of it with the controllers'
+key (derived from their root key), so a forged or altered token is refused (400) before
+any of it is used:
 
 - ``page``: paging through the first, full listing (newest ``created_time`` first);
 - ``refresh``: paging through what changed since a complete listing (newest
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,7 +56,19 @@ def _parse_ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def encode_list_token(token: ListToken) -> str:
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, body: str) -> str:
+    return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest()[:18])
+
+
+def encode_list_token(token: ListToken, key: bytes) -> str:
     doc = {
         "c": token.collection,
         "f": token.fingerprint,
@@ -63,14 +78,16 @@ def encode_list_token(token: ListToken) -> str:
         "t": _ts(token.last_sort),
         "i": token.last_id,
     }
-    raw = json.dumps(doc, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    body = _b64(json.dumps(doc, separators=(",", ":")).encode())
+    return f"{body}.{_mac(key, body)}"
 
 
-def decode_list_token(text: str, collection: str, fingerprint: str) -> ListToken:
+def decode_list_token(text: str, collection: str, fingerprint: str, key: bytes) -> ListToken:
+    body, _, mac = text.partition(".")
+    if not mac or not hmac.compare_digest(mac, _mac(key, body)):
+        raise ListTokenError("list_token is malformed or was not issued by this controller")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        doc = json.loads(raw)
+        doc = json.loads(_unb64(body))
         token = ListToken(
             collection=doc["c"],
             fingerprint=doc["f"],
@@ -86,6 +103,11 @@ def decode_list_token(text: str, collection: str, fingerprint: str) -> ListToken
             raise ValueError("refresh without a start")
         if (token.last_sort is None) != (token.last_id is None):
             raise ValueError("half a position")
+        times = (token.started, token.since, token.last_sort)
+        if any(t is not None and t.tzinfo is None for t in times):
+            raise ValueError("a time without its zone")
+        if not all(isinstance(v, str | None) for v in (token.last_id, token.collection)):
+            raise ValueError("not text")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ListTokenError("list_token is malformed") from exc
     if token.collection != collection:

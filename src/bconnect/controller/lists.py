@@ -102,7 +102,9 @@ def list_items(
     token = None
     if q.list_token:
         try:
-            token = listing.decode_list_token(q.list_token, kind.collection, fingerprint)
+            token = listing.decode_list_token(
+                q.list_token, kind.collection, fingerprint, ctx.settings.keyring.list_token_key
+            )
         except listing.ListTokenError as exc:
             raise errors.invalid_field("list_token", str(exc)) from None
 
@@ -172,7 +174,7 @@ def list_items(
     return {
         "items": items,
         "response_type": "delta" if more else "complete",
-        "list_token": listing.encode_list_token(next_token),
+        "list_token": listing.encode_list_token(next_token, ctx.settings.keyring.list_token_key),
         "sort_by": sort_col.name,
         "sort_dir": "desc",
         "removed_ids": removed,

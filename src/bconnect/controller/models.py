@@ -566,6 +566,14 @@ class WorkerItem(Resource):
     last_status_time: Timestamp | None = None
     release_version: str | None = None
     active_connection_count: int | None = None
+    # only in the answer to :create:controller-led, once
+    controller_generated_activation_token: str | None = None
+
+
+class WorkerCreate(Strict):
+    scope_id: str = "global"
+    name: Name = None
+    description: Description = None
 
 
 class WorkerUpdate(Strict):

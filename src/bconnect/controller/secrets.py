@@ -39,6 +39,25 @@ def mint_auth_token() -> tuple[str, str]:
     return token_id, f"{token_id}_s1{b58encode(secrets.token_bytes(32))}"
 
 
+def mint_worker_credential(worker_id: str) -> str:
+    """A worker's own credential: ``w_<id>_c1<base58 secret>`` (its id inside, as an
+    auth token's)."""
+    return f"{worker_id}_c1{b58encode(secrets.token_bytes(32))}"
+
+
+def worker_id_of(credential: str) -> str | None:
+    """The ``w_…`` id inside a worker credential, or None when it is not one."""
+    parts = credential.split("_")
+    if len(parts) != 3 or parts[0] != "w" or not parts[2].startswith("c1"):
+        return None
+    return f"w_{parts[1]}"
+
+
+def mint_activation_token() -> str:
+    """A one-time token for controller-led worker registration."""
+    return "wat_" + b58encode(secrets.token_bytes(32))
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

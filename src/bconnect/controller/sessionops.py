@@ -373,9 +373,13 @@ def worker_status(
             c.updated_time < now - UNREPORTED_GRACE,
         )
     ).all()
+    # only this worker's connections (a report of another's is treated as unknown)
+    mine = (c.worker_id == worker_id) | c.worker_id.is_(None)
     rows = (
         conn.execute(
-            select(c.id, c.session_id, c.status, c.bytes_up, c.bytes_down).where(c.id.in_(ids))
+            select(c.id, c.session_id, c.status, c.bytes_up, c.bytes_down).where(
+                c.id.in_(ids), mine
+            )
         ).all()
         if ids
         else []

@@ -30,6 +30,9 @@ class Settings:
     # at most this many more waiting; a login beyond that is a 503 with Retry-After
     password_hash_workers: int = 2
     password_hash_backlog: int = 8
+    # sessions a user may hold authorized and never connected (0: no limit; `bconnect
+    # server` defaults to 100, `bconnect dev` has none)
+    max_pending_sessions_per_user: int = 0
     # threads of the cluster API's own (workers' reports never wait behind the public API)
     cluster_threads: int = 8
     # login attempts per client address: on average per second, and at once

@@ -149,7 +149,9 @@ class StatusAnswer:
 
 
 class ClusterClient:
-    """Async calls to the controllers' cluster listeners, authenticated with the worker key.
+    """Async calls to the controllers' cluster listeners, authenticated with the worker's
+    own credential (:meth:`use_credential`, after controller-led activation) or else the
+    shared worker key (``auth_key``; legacy, and `bconnect dev`).
 
     ``base_url`` is one cluster URL or several (controllers sharing one database): calls
     go to the current one, and when it does not answer (refused, timed out, 502–504)
@@ -159,7 +161,7 @@ class ClusterClient:
     def __init__(
         self,
         base_url: str | Sequence[str],
-        auth_key: str,
+        auth_key: str | None = None,
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
@@ -174,6 +176,7 @@ class ClusterClient:
         self.base_urls = [u.rstrip("/") for u in urls]
         self._current = 0
         self._auth_key = auth_key
+        self._credential: str | None = None
         self.worker_id: str | None = None
         self._timeout = (connect_timeout, read_timeout)
         self._local = threading.local()
@@ -194,6 +197,30 @@ class ClusterClient:
         return self.base_urls[self._current]
 
     # ---------------------------------------------------------------- calls
+    def use_credential(self, worker_id: str, credential: str) -> None:
+        """Call as this worker, with its own credential, from now on."""
+        self.worker_id, self._credential = worker_id, credential
+
+    async def activate(
+        self, activation_token: str, address: str, tags: Mapping[str, list[str]] | None = None
+    ) -> tuple[str, str, str]:
+        """Controller-led registration: trade the one-time activation token for this
+        worker's own credential. Returns ``(worker id, name, credential)`` and calls with
+        the credential from then on."""
+        body = {
+            "activation_token": activation_token,
+            "address": address,
+            "tags": {k: list(v) for k, v in (tags or {}).items()},
+            "release_version": f"bconnect v{__version__}",
+        }
+        answer = await self._call("POST", "/v1/cluster/workers:activate", body)
+        try:
+            identity = (str(answer["worker_id"]), str(answer["name"]), str(answer["credential"]))
+        except KeyError:
+            raise ClusterError(200, "Internal", "activation answer without a credential") from None
+        self.use_credential(identity[0], identity[2])
+        return identity
+
     async def register(
         self, name: str, address: str, tags: Mapping[str, list[str]] | None = None
     ) -> str:
@@ -365,7 +392,10 @@ class ClusterClient:
         return session
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self._auth_key}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        secret = self._credential or self._auth_key
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
         if self.worker_id:
             headers["X-Bconnect-Worker-Id"] = self.worker_id
         return headers

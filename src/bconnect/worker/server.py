@@ -26,6 +26,7 @@ from bconnect.worker.cluster import (
     ClusterUnreachable,
 )
 from bconnect.worker.connections import ClosedReason, CloseReports, ConnectionRegistry
+from bconnect.worker.identity import OwnCredential
 from bconnect.worker.proxy import ConnectionProxy
 from bconnect.worker.sessions import SessionCache
 from bconnect.worker.tls import PeekError, peek_client_hello, peer_certificate_matches
@@ -55,7 +56,7 @@ class Worker:
     def __init__(
         self,
         controller_url: str | Sequence[str],
-        auth_key: str,
+        auth_key: str | None,
         proxy_sock: socket.socket,
         *,
         public_address: str,
@@ -68,8 +69,11 @@ class Worker:
         controller_grace: float = 15.0,
         idle_timeout: float = 0.0,
         ca_file: str | None = None,
+        own_credential: OwnCredential | None = None,
     ) -> None:
-        """``ca_file``: the PEM bundle that signs https:// controllers' certificates."""
+        """``ca_file``: the PEM bundle that signs https:// controllers' certificates.
+        ``own_credential``: register with the worker's own credential (controller-led
+        registration, see worker/identity.py) instead of the shared ``auth_key``."""
         self.public_address = public_address
         self.name = name
         self.tags = {k: list(v) for k, v in (tags or {}).items()}
@@ -79,6 +83,7 @@ class Worker:
         self.controller_grace = controller_grace
         self._last_contact: float | None = None
         self._sock = proxy_sock
+        self.own_credential = own_credential
         self.cluster = ClusterClient(controller_url, auth_key, ca_file=ca_file)
         self.sessions = SessionCache(self.cluster)
         self.registry = ConnectionRegistry()
@@ -139,7 +144,14 @@ class Worker:
         warned = False
         while True:
             try:
-                worker_id = await self.cluster.register(self.name, self.public_address, self.tags)
+                if self.own_credential is not None:
+                    worker_id = await self.own_credential.register(
+                        self.cluster, self.name, self.public_address, self.tags
+                    )
+                else:
+                    worker_id = await self.cluster.register(
+                        self.name, self.public_address, self.tags
+                    )
             except ClusterError as exc:
                 if not warned:
                     hint = (

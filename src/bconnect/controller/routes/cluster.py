@@ -1,5 +1,12 @@
 """/v1/cluster: the worker-facing API (docs/cluster-api.md). app.RequestShape serves it
-only on the cluster listener and only with the worker auth key, never a user's token.
+only on the cluster listener, never with a user's token.
+
+Who is calling: a worker with its own credential (``w_<id>_c1…``, from controller-led
+registration) is that worker and nobody else: it reports only its own connections, reads
+only the sessions it was offered in, registers only under its own name. A caller with
+the shared worker key (``bconnect dev``, and deployments that keep the legacy key) is
+trusted as before and says which worker it is in ``X-Bconnect-Worker-Id``; it cannot
+take the name of a worker that has a credential of its own.
 
 Its handlers run on threads of their own (``app.state.cluster_executor``), not on the
 pool the public API's handlers share: whatever the public API is doing (a flood of
@@ -10,20 +17,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import hmac
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bconnect.controller import errors, sessionops
+from bconnect.controller.app import CLUSTER_AUTH
 from bconnect.controller.context import utcnow
 from bconnect.controller.kms import open_session_key
 from bconnect.controller.resources import fmt_time
+from bconnect.controller.secrets import mint_worker_credential, token_hash, worker_id_of
 from bconnect.controller.sessionstate import ClosedReason
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
@@ -37,6 +48,13 @@ class _Body(BaseModel):
 
 class Register(_Body):
     name: str = Field(min_length=1, max_length=128)
+    address: str = Field(min_length=3, max_length=255)
+    tags: dict[str, list[str]] = Field(default_factory=dict)
+    release_version: str = ""
+
+
+class Activate(_Body):
+    activation_token: str = Field(min_length=1, max_length=256)
     address: str = Field(min_length=3, max_length=255)
     tags: dict[str, list[str]] = Field(default_factory=dict)
     release_version: str = ""
@@ -77,8 +95,38 @@ class Refused(errors.ApiException):
         self.kind = kind
 
 
-def _worker_id(request: Request) -> str | None:
-    return request.headers.get("x-bconnect-worker-id") or None
+@dataclass(frozen=True)
+class Caller:
+    """Who made a cluster call: ``worker_id`` (None: not said), and whether it holds only
+    the shared key (trusted with any worker id) or its own credential."""
+
+    worker_id: str | None
+    shared_key: bool
+
+    def check_worker(self, worker_id: str | None) -> None:
+        """A worker with its own credential acts only as itself."""
+        if not self.shared_key and worker_id != self.worker_id:
+            raise errors.PermissionDenied("A worker may act only as itself.")
+
+    def check_session(self, row: Any) -> None:
+        """A worker with its own credential serves only sessions it was offered in."""
+        if self.shared_key or row is None:
+            return
+        if self.worker_id not in json.loads(row.worker_ids or "[]"):
+            raise errors.PermissionDenied("This session was not offered to this worker.")
+
+
+def _caller(request: Request, conn: Connection) -> Caller:
+    auth = request.scope.get(CLUSTER_AUTH)
+    if auth == "key":
+        return Caller(request.headers.get("x-bconnect-worker-id") or None, shared_key=True)
+    worker_id = worker_id_of(auth or "")
+    row = None
+    if worker_id is not None:
+        row = conn.execute(select(t.workers.c.key_hash).where(t.workers.c.id == worker_id)).first()
+    if row is None or not row.key_hash or not hmac.compare_digest(row.key_hash, token_hash(auth)):
+        raise errors.Unauthenticated("A valid worker credential or worker auth key is required.")
+    return Caller(worker_id, shared_key=False)
 
 
 def _on_cluster_threads(handler: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
@@ -95,28 +143,37 @@ def _on_cluster_threads(handler: Callable[..., dict[str, Any]]) -> Callable[...,
 
 
 @contextmanager
-def _db(request: Request, *, write: bool) -> Iterator[Any]:
-    """One transaction (reads take no write lock); the middleware checked the key."""
+def _db(request: Request, *, write: bool) -> Iterator[tuple[Connection, Caller]]:
+    """One transaction (reads take no write lock), and who is calling."""
     with request.app.state.engine.connect() as conn:
         if not write:
             conn.execution_options(bconnect_read_only=True)
         with conn.begin():
-            yield conn
+            yield conn, _caller(request, conn)
 
 
 @router.post("/workers:register")
 @_on_cluster_threads
 def register(request: Request, body: Register) -> dict[str, Any]:
+    """A worker says where it listens. With the shared key it is known by its name (made
+    on first sight); with its own credential it is that worker, whatever name it gives."""
     now = utcnow()
-    with _db(request, write=True) as conn:
-        row = conn.execute(select(t.workers).where(t.workers.c.name == body.name)).first()
-        values = {
-            "address": body.address,
-            "tags": json.dumps(body.tags, sort_keys=True),
-            "release_version": body.release_version or None,
-            "last_status_time": now,
-            "updated_time": now,
-        }
+    values = {
+        "address": body.address,
+        "tags": json.dumps(body.tags, sort_keys=True),
+        "release_version": body.release_version or None,
+        "last_status_time": now,
+        "updated_time": now,
+    }
+    with _db(request, write=True) as (conn, caller):
+        if not caller.shared_key:
+            row = conn.execute(select(t.workers).where(t.workers.c.id == caller.worker_id)).one()
+        else:
+            row = conn.execute(select(t.workers).where(t.workers.c.name == body.name)).first()
+            if row is not None and row.key_hash:
+                raise errors.PermissionDenied(
+                    f"Worker name {body.name!r} belongs to a worker with its own credential."
+                )
         if row is None:
             worker_id = new_id("w")
             try:
@@ -144,10 +201,46 @@ def register(request: Request, body: Register) -> dict[str, Any]:
     return {"worker_id": worker_id}
 
 
+@router.post("/workers:activate")
+@_on_cluster_threads
+def activate(request: Request, body: Activate) -> dict[str, Any]:
+    """Controller-led registration: the one-time activation token of a worker made with
+    ``workers create controller-led`` buys that worker its own credential (shown once;
+    only its hash is kept). The token is spent in the same transaction."""
+    now = utcnow()
+    with request.app.state.engine.begin() as conn:
+        row = conn.execute(
+            select(t.workers).where(
+                t.workers.c.activation_token_hash == token_hash(body.activation_token)
+            )
+        ).first()
+        if row is None:
+            raise errors.Unauthenticated("Unknown or already used activation token.")
+        credential = mint_worker_credential(row.id)
+        spent = conn.execute(
+            update(t.workers)
+            .where(t.workers.c.id == row.id, t.workers.c.activation_token_hash.is_not(None))
+            .values(
+                activation_token_hash=None,
+                key_hash=token_hash(credential),
+                address=body.address,
+                tags=json.dumps(body.tags, sort_keys=True),
+                release_version=body.release_version or None,
+                last_status_time=now,
+                updated_time=now,
+                version=row.version + 1,
+            )
+        )
+        if spent.rowcount != 1:  # used by a concurrent activation
+            raise errors.Unauthenticated("Unknown or already used activation token.")
+    return {"worker_id": row.id, "name": row.name, "credential": credential}
+
+
 @router.post("/workers/{worker_id}:status")
 @_on_cluster_threads
 def status(request: Request, worker_id: str, body: Status) -> dict[str, Any]:
-    with _db(request, write=True) as conn:
+    with _db(request, write=True) as (conn, caller):
+        caller.check_worker(worker_id)
         if conn.execute(select(t.workers.c.id).where(t.workers.c.id == worker_id)).first() is None:
             raise errors.not_found(worker_id)
         reports = [r.model_dump() for r in body.connections]
@@ -157,8 +250,9 @@ def status(request: Request, worker_id: str, body: Status) -> dict[str, Any]:
 @router.get("/sessions/{session_id}")
 @_on_cluster_threads
 def read_session(request: Request, session_id: str) -> dict[str, Any]:
-    with _db(request, write=False) as conn:
+    with _db(request, write=False) as (conn, caller):
         row = conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)).first()
+        caller.check_session(row)
     if row is None:
         raise errors.not_found(session_id)
     return {
@@ -178,9 +272,10 @@ def read_session(request: Request, session_id: str) -> dict[str, Any]:
 @_on_cluster_threads
 def authorize_connection(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
     try:
-        with _db(request, write=True) as conn:
+        with _db(request, write=True) as (conn, caller):
+            caller.check_session(_session_row(conn, session_id))
             result = sessionops.authorize_connection(
-                conn, session_id, body.tofu_token, _worker_id(request), utcnow()
+                conn, session_id, body.tofu_token, caller.worker_id, utcnow()
             )
     except sessionops.Refusal as exc:
         raise Refused(exc.kind, exc.message) from None
@@ -193,7 +288,8 @@ def authorize_connection(request: Request, session_id: str, body: Tofu) -> dict[
 @_on_cluster_threads
 def cancel(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
     try:
-        with _db(request, write=True) as conn:
+        with _db(request, write=True) as (conn, caller):
+            caller.check_session(_session_row(conn, session_id))
             found = sessionops.cancel_by_client(conn, session_id, body.tofu_token, utcnow())
     except sessionops.Refusal as exc:
         raise Refused(exc.kind, exc.message) from None
@@ -205,7 +301,8 @@ def cancel(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
 @router.post("/connections/{connection_id}:connected")
 @_on_cluster_threads
 def connected(request: Request, connection_id: str, body: Connected) -> dict[str, Any]:
-    with _db(request, write=True) as conn:
+    with _db(request, write=True) as (conn, caller):
+        _check_connection(conn, caller, connection_id)
         if not sessionops.connection_connected(
             conn, connection_id, utcnow(), **body.model_dump(exclude_none=True)
         ):
@@ -216,7 +313,8 @@ def connected(request: Request, connection_id: str, body: Connected) -> dict[str
 @router.post("/connections/{connection_id}:closed")
 @_on_cluster_threads
 def closed(request: Request, connection_id: str, body: Closed) -> dict[str, Any]:
-    with _db(request, write=True) as conn:
+    with _db(request, write=True) as (conn, caller):
+        _check_connection(conn, caller, connection_id)
         if not sessionops.connection_closed(
             conn,
             connection_id,
@@ -227,3 +325,20 @@ def closed(request: Request, connection_id: str, body: Closed) -> dict[str, Any]
         ):
             raise errors.not_found(connection_id)
     return {}
+
+
+def _session_row(conn: Connection, session_id: str) -> Any:
+    return conn.execute(
+        select(t.sessions.c.id, t.sessions.c.worker_ids).where(t.sessions.c.id == session_id)
+    ).first()
+
+
+def _check_connection(conn: Connection, caller: Caller, connection_id: str) -> None:
+    """A worker with its own credential reports only connections it serves."""
+    if caller.shared_key:
+        return
+    row = conn.execute(
+        select(t.session_connections.c.worker_id).where(t.session_connections.c.id == connection_id)
+    ).first()
+    if row is not None and row.worker_id != caller.worker_id:
+        raise errors.PermissionDenied("This connection is another worker's.")

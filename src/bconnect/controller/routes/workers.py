@@ -7,13 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 
+from bconnect.controller import errors
 from bconnect.controller import resources as res
 from bconnect.controller.app import transaction
 from bconnect.controller.authorize import worker_tags
 from bconnect.controller.context import Ctx
-from bconnect.controller.models import WorkerItem, WorkerResponse, WorkerUpdate
+from bconnect.controller.models import WorkerCreate, WorkerItem, WorkerResponse, WorkerUpdate
 from bconnect.controller.routes.common import add_standard_routes
+from bconnect.controller.secrets import mint_activation_token, token_hash
 from bconnect.controller.storage import schema as t
+from bconnect.ids import new_id
 
 router = APIRouter(tags=["workers"])
 
@@ -40,6 +43,36 @@ def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
 
 WORKERS = res.Kind("worker", "workers", t.workers, render=_render, model=WorkerItem)
 add_standard_routes(router, WORKERS)
+
+
+@router.post(
+    "/v1/workers:create:controller-led",
+    response_model=WorkerResponse,
+    response_model_exclude_none=True,
+)
+def create_controller_led(request: Request, body: WorkerCreate) -> dict[str, Any]:
+    """A worker resource made ahead of its process, as Boundary's controller-led
+    registration: the answer carries a one-time ``controller_generated_activation_token``
+    that the worker presents once (``[worker] controller_generated_activation_token``) to
+    get its own credential. Shown only here; only its hash is kept."""
+    with transaction(request) as ctx:
+        if body.scope_id != "global":
+            raise errors.invalid_field("scope_id", "Workers live in the global scope.")
+        ctx.require("global", "worker", "create")
+        if not body.name:
+            raise errors.invalid_field("name", "A worker made ahead of its process needs a name.")
+        token = mint_activation_token()
+        values = {
+            "id": new_id("w"),
+            "scope_id": "global",
+            "type": "pki",
+            "tags": "{}",
+            "name": body.name,
+            "description": body.description,
+            "activation_token_hash": token_hash(token),
+        }
+        item = res.render(ctx, WORKERS, res.insert_row(ctx, WORKERS, values))
+        return {**item, "controller_generated_activation_token": token}
 
 
 @router.patch("/v1/workers/{id}", response_model=WorkerResponse, response_model_exclude_none=True)

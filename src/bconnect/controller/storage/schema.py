@@ -330,7 +330,11 @@ workers = Table(
     Column("type", String(16), nullable=False, default="pki"),
     Column("address", String(255), nullable=True),
     Column("tags", Text, nullable=False, default="{}"),
+    # SHA-256 of the worker's own credential (controller-led registration): it alone may
+    # act as this worker; NULL for workers of the shared (legacy) key
     Column("key_hash", String(64), nullable=True),
+    # SHA-256 of the one-time activation token, until the worker has used it
+    Column("activation_token_hash", String(64), nullable=True),
     Column("release_version", String(64), nullable=True),
     Column("last_status_time", UTCDateTime, nullable=True),
     *_common(),
@@ -358,6 +362,9 @@ sessions = Table(
     Column("private_key", LargeBinary, nullable=False),
     Column("tofu_token_hash", String(64), nullable=True),
     Column("worker_filter", Text, nullable=True),
+    # JSON list of the workers offered in the authorization's worker_info: a worker with
+    # its own credential serves only these sessions
+    Column("worker_ids", Text, nullable=True),
     Column("worker_id", String(32), nullable=True),
     Column("status", String(16), nullable=False, index=True),
     Column("termination_reason", String(64), nullable=True),

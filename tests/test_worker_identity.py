@@ -1,0 +1,229 @@
+"""Worker identities: controller-led registration gives each worker a credential of its
+own (Boundary's `workers create controller-led` and activation token), and a worker with
+one acts only as itself: it reads the keys of sessions offered to it only, reports only
+its own connections, and its name cannot be taken with the shared key."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cluster_harness import GUARD, Process, SQLiteCluster, free_port, wait_for
+from test_cluster_e2e import Stream, target
+from test_dataplane_e2e import authorize, connects, start_connect
+
+__all__ = ["connects"]  # the fixture
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[SQLiteCluster]:
+    running = SQLiteCluster(
+        tmp_path, {"job_interval": "200ms", "worker_grace": "3s"}, {"status_interval": "500ms"}
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.close()
+
+
+def own_credential_worker(cluster: SQLiteCluster, token: str | None, name: str) -> Process:
+    """A `bconnect server` worker with auth storage (and the activation token, if any)."""
+    storage = cluster.directory / f"{name}-auth"
+    proxy, ops = free_port(), free_port()
+    lines = [
+        "[worker]",
+        f"controllers = [{json.dumps(cluster.a.cluster_addr)}]",
+        f"auth_storage_path = {json.dumps(str(storage))}",
+        'status_interval = "500ms"',
+    ]
+    env = dict(cluster.env)
+    if token:
+        env["BCONNECT_TEST_ACTIVATION_TOKEN"] = token
+        lines.append(
+            'controller_generated_activation_token = "env://BCONNECT_TEST_ACTIVATION_TOKEN"'
+        )
+    config = (
+        "\n".join(lines)
+        + f"""
+
+[[listener]]
+purpose = "proxy"
+address = "127.0.0.1:{proxy}"
+
+[[listener]]
+purpose = "ops"
+address = "127.0.0.1:{ops}"
+"""
+    )
+    process = Process(name, config, cluster.directory, env)
+    process.address = f"127.0.0.1:{proxy}"  # type: ignore[attr-defined]
+    process.storage = storage  # type: ignore[attr-defined]
+    return process
+
+
+def create_controller_led(cluster: SQLiteCluster, name: str) -> dict[str, Any]:
+    """`bconnect workers create controller-led`, the real CLI, as admin."""
+    env = {
+        **cluster.env,
+        "BOUNDARY_ADDR": cluster.a.addr,
+        "BOUNDARY_TOKEN": cluster.a.token(),
+        "BCONNECT_KEYRING_TYPE": "none",
+    }
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bconnect",
+            "workers",
+            "create",
+            "controller-led",
+            "-name",
+            name,
+            "-format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=GUARD,
+    )
+    assert made.returncode == 0, made.stderr
+    return json.loads(made.stdout)["item"]
+
+
+def cluster_call(cluster: SQLiteCluster, method: str, path: str, secret: str, **kw: Any) -> Any:
+    return requests.request(
+        method,
+        f"http://{cluster.a.cluster_addr}{path}",
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=GUARD,
+        **kw,
+    )
+
+
+def test_a_worker_with_its_own_credential(
+    cluster: SQLiteCluster,
+    echo_server,
+    connects,  # noqa: F811
+) -> None:
+    item = create_controller_led(cluster, "worker-c")
+    token = item["controller_generated_activation_token"]
+    assert token.startswith("wat_") and item["name"] == "worker-c"
+    # the token is shown once: a read does not have it
+    read = cluster.a.request("GET", f"/v1/workers/{item['id']}").json()
+    assert "controller_generated_activation_token" not in read
+
+    worker = own_credential_worker(cluster, token, "worker-c")
+    worker.start()
+    cluster.processes.append(worker)
+    assert wait_for(lambda: "worker-c" in cluster.healthy_workers()), worker.output()
+    stored = worker.storage / "worker-credential.json"  # type: ignore[attr-defined]
+    assert oct(stored.stat().st_mode & 0o777) == "0o600"
+    assert oct(stored.parent.stat().st_mode & 0o777) == "0o700"
+    credential = json.loads(stored.read_text())["credential"]
+    assert credential.startswith(f"{item['id']}_c1")
+    assert token not in worker.output() and credential not in worker.output()
+    # the token is spent
+    again = cluster_call(
+        cluster,
+        "POST",
+        "/v1/cluster/workers:activate",
+        "x",
+        json={"activation_token": token, "address": "127.0.0.1:1"},
+    )
+    assert again.status_code == 401
+
+    # it serves sessions: a transfer through it alone (a worker filter on its name)
+    project = cluster.project()
+    tid = target(cluster, project, echo_server.port, worker_filter='"/name" == "worker-c"')
+    auth = authorize(cluster.a, tid)
+    _, port = start_connect(connects, cluster.a, auth["authorization_token"])
+    stream = Stream(port)
+    try:
+        assert stream.flowing(), worker.output()
+    finally:
+        stream.close()
+    assert cluster.serving_workers(auth["session_id"]) == ["worker-c"]
+
+    # restarted without a token, it logs in with the stored credential
+    worker.stop()
+    restarted = own_credential_worker(cluster, None, "worker-c")
+    restarted.start()
+    cluster.processes.append(restarted)
+    assert wait_for(lambda: "worker-c" in cluster.healthy_workers()), restarted.output()
+    restarted.stop()
+
+    # it acts only as itself
+    other = authorize(
+        cluster.a, target(cluster, project, echo_server.port, worker_filter='"/name" == "worker-a"')
+    )
+    offered_elsewhere = cluster_call(
+        cluster, "GET", f"/v1/cluster/sessions/{other['session_id']}", credential
+    )
+    assert offered_elsewhere.status_code == 403
+    mine = cluster_call(cluster, "GET", f"/v1/cluster/sessions/{auth['session_id']}", credential)
+    assert mine.status_code == 200
+    worker_a = cluster.sql("SELECT id FROM workers WHERE name = 'worker-a'")[0][0]
+    as_other = cluster_call(
+        cluster,
+        "POST",
+        f"/v1/cluster/workers/{worker_a}:status",
+        credential,
+        json={"connections": []},
+    )
+    assert as_other.status_code == 403
+    # a connection served by another worker cannot be reported by this one
+    _, other_port = start_connect(connects, cluster.a, other["authorization_token"])
+    with socket.create_connection(("127.0.0.1", other_port), timeout=GUARD) as sock:
+        sock.sendall(b"x")
+        assert sock.recv(1) == b"x"
+        connection = cluster.sql(
+            "SELECT id FROM session_connections WHERE session_id = ?", other["session_id"]
+        )[0][0]
+        forged = cluster_call(
+            cluster,
+            "POST",
+            f"/v1/cluster/connections/{connection}:closed",
+            credential,
+            json={"bytes_up": 0, "bytes_down": 0, "closed_reason": "system error"},
+        )
+        assert forged.status_code == 403
+    # and nobody with the shared key can take its name (and so its clients)
+    taken = cluster_call(
+        cluster,
+        "POST",
+        "/v1/cluster/workers:register",
+        cluster.env["BCONNECT_TEST_WORKER_KEY"],
+        json={"name": "worker-c", "address": "127.0.0.1:9"},
+    )
+    assert taken.status_code == 403
+    address = cluster.sql("SELECT address FROM workers WHERE name = 'worker-c'")[0][0]
+    assert address == worker.address  # type: ignore[attr-defined]
+    # a made-up credential is refused
+    made_up = f"{item['id']}_c1" + "x" * 40
+    assert (
+        cluster_call(
+            cluster, "GET", f"/v1/cluster/sessions/{auth['session_id']}", made_up
+        ).status_code
+        == 401
+    )
+
+
+def test_a_refused_activation_token_is_one_clear_line(cluster: SQLiteCluster) -> None:
+    worker = own_credential_worker(cluster, "wat_not-a-real-token", "worker-x")
+    worker.start()
+    assert worker.proc is not None
+    worker.proc.wait(GUARD)
+    assert worker.proc.returncode == 1
+    assert "refused the activation token" in worker.output()
+    assert "Traceback" not in worker.output()
+    assert not os.path.exists(worker.storage / "worker-credential.json")  # type: ignore[attr-defined]
