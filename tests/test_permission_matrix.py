@@ -76,6 +76,9 @@ def operations(ctl: Any) -> list[tuple[str, str, str, str]]:
     doc = requests.get(f"{ctl.addr}/v1/openapi.json", timeout=30).json()
     ops = []
     for path, methods in sorted(doc["paths"].items()):
+        if path == "/v1/workers:create:controller-led":  # a create of its own
+            ops.append(("POST", path, "worker", "create"))
+            continue
         parts = path.removeprefix("/v1/").split("/")
         collection, _, custom = parts[-1].partition(":") if len(parts) > 1 else (parts[0], "", "")
         rtype = SINGULAR[parts[0]]
@@ -277,6 +280,7 @@ def _body(path: str, rtype: str, ids: dict[str, tuple[str, str]]) -> Any:
     if "{id}" not in path:  # a create
         return {
             "alias": {"scope_id": "global", "type": "target", "value": f"{name}.test"},
+            "worker": {"scope_id": "global", "name": name},
             "scope": {"scope_id": ORG, "name": name},
             "auth-method": {"scope_id": "global", "type": "password", "name": name},
             "account": {
