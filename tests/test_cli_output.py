@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from fake_controller import FakeController, unused_addr
 
-from bconnect.cli import output
+from bconnect.cli import connect_output, output
 from bconnect.cli.main import cli
 from bconnect.cli.sessions import SESSION_VIEW
 from bconnect.cli.targets import TARGET_VIEW, authorization_table
@@ -317,6 +317,19 @@ def test_go_value() -> None:
     assert output.go_value({"b": 1, "a": "x"}) == "map[a:x b:1]"
     assert output.go_value(22.0) == "22"
     assert output.go_value(1e6) == "1e+06"
+
+
+def test_control_characters_are_escaped() -> None:
+    assert output.escape_controls("a\x1b]0;T\x07\n\t\x7f\x9b") == "a\\x1b]0;T\\a\\n\\t\\x7f\\u009b"
+    assert output.escape_controls("a\nb\x1b", keep="\n") == "a\nb\\x1b"
+    assert output.go_value({"k\x1b": ["v\n"]}) == "map[k\\x1b:[v\\n]]"
+    err = ApiError(400, kind="Bad", message="m\x1b[2J\nforged")
+    assert output.api_error_line(err) == "Error: m\\x1b[2J\\nforged (Bad, 400)"
+    source = {"id": "credup_1", "name": "db\x1b]0;T\x07", "description": "two\nlines"}
+    lines = connect_output.credentials_lines(0, [{"credential_source": source, "secret": {}}])
+    text = "\n".join(lines)
+    assert "Credential Source Name:        db\\x1b]0;T\\a" in text
+    assert "two\\nlines" in text and "\x1b" not in text
 
 
 # -- exit codes --------------------------------------------------------------------------------

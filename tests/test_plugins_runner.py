@@ -375,3 +375,37 @@ def test_tcp_helper_is_connect(dataplane, echo_server, tmp_path: Path) -> None:
     assert json.loads(out.splitlines()[-1]) == {"termination_reason": "Received shutdown signal"}
     sid = listening["session_id"]
     assert wait_for(lambda: session(dataplane, sid)["status"] in ("canceling", "terminated"))
+
+
+def test_kill_9_leaves_a_dir_the_next_run_removes(dataplane, target, probe, probes) -> None:
+    p = start(probes, dataplane, probe, "probe", "-target-id", target, "-mode", "sleep")
+    report = p.report()
+    os.kill(report["pid"], signal.SIGKILL)  # the child, then bconnect, with no clean-up
+    p.proc.kill()
+    p.proc.wait()
+    stale = os.path.basename(os.path.dirname(report["key_path"]))
+    assert p.temp_dirs() == [stale]
+    assert stale.startswith(f"bconnect-{p.proc.pid}-")
+    tmp = Path(probe["TMPDIR"])
+    live = tmp / f"bconnect-{os.getpid()}-abcdefgh"  # this test process is alive
+    live.mkdir()
+    elsewhere = tmp.parent / "elsewhere"
+    elsewhere.mkdir()
+    (tmp / f"bconnect-{p.proc.pid}-linkedxx").symlink_to(elsewhere)  # dead pid, a symlink
+    (tmp / "bconnect-notapid").mkdir()
+    (tmp / f"bconnect-{p.proc.pid}-toolongname").mkdir()
+    kept = [live.name, f"bconnect-{p.proc.pid}-linkedxx", f"bconnect-{p.proc.pid}-toolongname"]
+    kept.append("bconnect-notapid")
+    if os.getuid() == 0:  # another user's directory, its process gone too
+        other = tmp / f"bconnect-{p.proc.pid}-otheruid"
+        other.mkdir()
+        os.chown(other, 65534, 65534)
+        kept.append(other.name)
+
+    again = start(probes, dataplane, probe, "probe", "-target-id", target, "-mode", "exit")
+    code, _, err = again.finish()
+    assert code == 0, err
+    left = again.temp_dirs()
+    assert stale not in left  # removed: its process is gone
+    assert sorted(left) == sorted(kept)  # and the second run removed its own directory
+    assert elsewhere.is_dir()  # the symlink was not followed

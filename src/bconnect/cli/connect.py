@@ -37,9 +37,11 @@ from bconnect.cli.options import (
     GlobalOptions,
     UserError,
     api_command,
+    secret_value,
     string_option,
 )
 from bconnect.cli.resources import apply_options, help_text
+from bconnect.core.secrets import is_secret_ref
 
 __all__ = [
     "ALIAS_KEY",
@@ -239,6 +241,17 @@ def _listen_addr(value: str | None) -> str:
     return text
 
 
+def _authz_text(flag: str) -> str:
+    """What ``-authz-token`` names: stdin for ``-``, the variable or file of an
+    ``env://NAME`` / ``file://PATH`` reference (the token holds the session's private
+    key: a reference keeps it out of ``ps`` and ``/proc/*/cmdline``), else the token."""
+    if flag == "-":
+        return _read_stdin()
+    if is_secret_ref(flag):
+        return secret_value(flag, "authz-token", allow_prompt=False)
+    return flag
+
+
 def _read_stdin() -> str:
     try:
         data = sys.stdin.read() if sys.stdin else ""
@@ -268,7 +281,7 @@ def _obtain_session(opts: GlobalOptions, flags: ConnectFlags) -> _Session:
     from bconnect.core.token import AuthzTokenError, decode_authz_token
 
     if flags.authz_token:
-        text = _read_stdin() if flags.authz_token == "-" else flags.authz_token
+        text = _authz_text(flags.authz_token)
         try:
             authz = decode_authz_token(authz_token_from_text(text))
         except AuthzTokenError as exc:
@@ -420,19 +433,20 @@ def run_connect(
         raise UserError(f"Error starting proxy: {exc}") from None
     if hooks.result is not None:
         hooks.result(result)
+    # warnings and reasons are not JSON even with -format json: escaped here
     if session.owned:  # a borrowed session's API cancel is best effort, not reported
         for warning in result.warnings:
-            opts.echo(warning, err=True)
+            opts.echo(output.escape_controls(warning, keep="\n"), err=True)
     else:
         for warning in result.warnings:
             if not warning.startswith("Error closing session"):
-                opts.echo(warning, err=True)
+                opts.echo(output.escape_controls(warning, keep="\n"), err=True)
     if result.reason:
         opts.echo(connect_output.termination_info(result.reason, json_format=opts.json))
     elif result.proxy is not None and result.proxy.session_over and result.proxy.reason:
         # a program ran (-exec, a helper): its output is its own, but the user is told
         # why their connection went away (the session was canceled, expired, ...)
-        opts.echo(result.proxy.reason, err=True)
+        opts.echo(output.escape_controls(result.proxy.reason, keep="\n"), err=True)
     return result.exit_code
 
 
@@ -489,7 +503,9 @@ CONNECT_OPTIONS = [
         envvar=_ENV("AUTHZ_TOKEN"),
         help="Only needed if -target-id is not set. The authorization string returned by an "
         '"authorize-session" action against a target, or the JSON printed by '
-        '"targets authorize-session -format json". If set to "-", it is read from stdin.',
+        '"targets authorize-session -format json". It holds the session\'s private key: '
+        'give it as env://VAR or file://PATH (or "-" to read stdin) rather than as a '
+        "literal, which every user of the machine can read in the process list.",
     ),
     string_option(
         "target-id",

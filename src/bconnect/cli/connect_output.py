@@ -60,16 +60,16 @@ def _secret_lines(indent: int, credential: Mapping[str, Any]) -> list[str]:
     try:
         decoded = json.loads(base64.b64decode(raw.strip('"'), validate=True))
     except (binascii.Error, ValueError):
-        return [f"{prefix}    {raw}"]
+        return [f"{prefix}    {output.go_value(raw)}"]
     if not isinstance(decoded, dict):
-        return [f"{prefix}    {raw}"]
+        return [f"{prefix}    {output.go_value(raw)}"]
     lines = []
     for key in sorted(decoded):
         value = decoded[key]
-        lines.append(f"{prefix}    {key}:")
+        lines.append(f"{prefix}    {output.go_value(key)}:")
         if isinstance(value, dict):
             for sub in sorted(value):
-                lines += [f"{prefix}      {sub}:", output.go_value(value[sub])]
+                lines += [f"{prefix}      {output.go_value(sub)}:", output.go_value(value[sub])]
         elif value is not None:
             lines.append(output.go_value(value))
     return lines

@@ -76,7 +76,9 @@ class UserError(click.ClickException):
     exit_code = EXIT_USER_ERROR
 
     def show(self, file: Any = None) -> None:
-        click.echo(self.format_message(), err=True)
+        from bconnect.cli.output import escape_controls
+
+        click.echo(escape_controls(self.format_message(), keep="\n"), err=True)
 
 
 class FlagError(UserError):
@@ -165,7 +167,16 @@ class GlobalOptions:
             raise UserError(f"Error creating API client: {exc}") from None
 
     def echo(self, text: str = "", *, err: bool = False) -> None:
-        """Print a line to stdout (or stderr)."""
+        """Print a line to stdout (or stderr).
+
+        Table text has any control character left in it escaped, line breaks aside: the
+        last guard against a value from the controller driving the terminal. JSON is
+        printed as is (``json`` already escapes C0 controls inside strings).
+        """
+        if not self.json:
+            from bconnect.cli.output import escape_controls
+
+            text = escape_controls(text, keep="\n")
         click.echo(text, err=err)
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "cli_error_json",
     "collection_actions_section",
     "dumps_compact",
+    "escape_controls",
     "format_time",
     "go_value",
     "go_wordwrap",
@@ -64,6 +65,40 @@ _SCOPE_MIN_WIDTH = len("Parent Scope ID") + 2
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ZERO_TIME = "Mon, 01 Jan 0001 00:00:00 UTC"
+
+
+# -- terminal safety ---------------------------------------------------------------------------
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def escape_controls(text: str, keep: str = "") -> str:
+    """*text* with C0 controls, DEL and C1 controls written as Go's ``%q`` escapes
+    (``\\x1b``, ``\\a``, ``\\n``, ``\\u009b``), except the characters in *keep*.
+
+    Names, descriptions and messages come from the controller: printed raw, an ESC or
+    BEL in one could set the terminal's title, clear the screen or forge output lines.
+    Values are escaped whole; the CLI's finished text keeps its own line breaks
+    (``keep="\\n"``).
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in keep:
+            return char
+        code = ord(char)
+        return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
+
+    return _CONTROLS.sub(escape, text)
 
 
 # -- text layout (Boundary's WrapForHelpText / WrapMap / WrapSlice) ----------------------------
@@ -158,7 +193,7 @@ def wrap_map(prefix: int, max_len: int, mapping: Mapping[str, Any]) -> str:
             shown = "\n" + " " * prefix + text
         else:
             shown = go_value(value)
-        lines.append(f"{' ' * prefix}{key}: {pad}{shown}")
+        lines.append(f"{' ' * prefix}{escape_controls(key)}: {pad}{shown}")
     return "\n".join(lines)
 
 
@@ -189,7 +224,8 @@ def _go_float(value: float) -> str:
 
 
 def go_value(value: Any) -> str:
-    """Render a JSON value the way Go's ``fmt`` ``%v`` renders it."""
+    """Render a JSON value the way Go's ``fmt`` ``%v`` renders it, control characters
+    escaped (:func:`escape_controls`)."""
     if value is None:
         return "<nil>"
     if isinstance(value, bool):
@@ -201,8 +237,8 @@ def go_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + " ".join(go_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_value(value[k])}" for k in sorted(value)) + "]"
-    return str(value)
+        return "map[" + " ".join(f"{go_value(k)}:{go_value(value[k])}" for k in sorted(value)) + "]"
+    return escape_controls(str(value))
 
 
 def _any_value(value: Any) -> Any:
@@ -238,7 +274,7 @@ def format_time(value: Any) -> str:
     try:
         local = parse_time(str(value)).astimezone()
     except ValueError:
-        return str(value)
+        return go_value(value)
     zone = local.tzname() or local.strftime("%z")
     return (
         f"{_DAYS[local.weekday()]}, {local.day:02d} {_MONTHS[local.month - 1]} {local.year:04d} "
@@ -312,8 +348,8 @@ def api_error_text(err: ApiError, context: str = "", width: int | None = None) -
         lines += ["", "  Wrapped Errors:"]
         for w in wrapped:
             lines += [
-                f"    Message:             {w.get('message', '')}",
-                f"    Operation:           {w.get('op', '')}",
+                f"    Message:             {go_value(w.get('message', ''))}",
+                f"    Operation:           {go_value(w.get('op', ''))}",
             ]
     fields = [f for f in err.request_fields if f.get("name") != "update_mask"]
     if fields:
@@ -321,15 +357,16 @@ def api_error_text(err: ApiError, context: str = "", width: int | None = None) -
         for f in fields:
             name = str(f.get("name", "")).removeprefix("attributes.").replace("_", "-")
             lines += [
-                f"    Name:              -{name}",
-                f"      Error:           {f.get('description', '')}",
+                f"    Name:              -{go_value(name)}",
+                f"      Error:           {go_value(f.get('description', ''))}",
             ]
     return wrap_for_help_text(lines, width)
 
 
 def api_error_line(err: ApiError, context: str = "") -> str:
     """One line for a controller error: context, message, kind and status, and the
-    fields the controller named (``-v`` prints Boundary's full block instead)."""
+    fields the controller named (``-v`` prints Boundary's full block instead); a line
+    break in what the controller said is escaped, so it stays one line."""
     head = f"{context}: " if context else "Error: "
     line = f"{head}{err.message or err.kind} ({err.kind}, {err.status})"
     fields = [f for f in err.request_fields if f.get("name") != "update_mask"]
@@ -339,7 +376,7 @@ def api_error_line(err: ApiError, context: str = "") -> str:
             name = str(f.get("name", "")).removeprefix("attributes.").replace("_", "-")
             parts.append(f"-{name}: {f.get('description', '')}")
         line += " [" + "; ".join(parts) + "]"
-    return line
+    return escape_controls(line)
 
 
 def api_error_json(err: ApiError, context: str = "") -> str:
@@ -450,7 +487,7 @@ def collection_actions_section(noun: str, *, leading_blank: bool = True) -> Sect
         lines = [""] if leading_blank else []
         lines.append(f"  Authorized Actions on {noun}'s Collections:")
         for key in sorted(collections):
-            lines += [f"    {key}:", wrap_slice(6, collections[key] or [])]
+            lines += [f"    {go_value(key)}:", wrap_slice(6, collections[key] or [])]
         return lines
 
     return Section(render)
@@ -555,7 +592,7 @@ class ResourceView:
         if not shown:
             return None
         if spec.fmt:
-            return spec.fmt(value)
+            return escape_controls(spec.fmt(value))
         return format_time(value) if spec.kind == "time" else go_value(value)
 
     def list_table(
@@ -569,7 +606,9 @@ class ResourceView:
         for i, item in enumerate(items):
             if i:
                 lines.append("")
-            lines.append(("  ID:".ljust(col - 1)) + " " + str(item.get("id") or "(not available)"))
+            lines.append(
+                ("  ID:".ljust(col - 1)) + " " + go_value(item.get("id") or "(not available)")
+            )
             for spec in self.list_fields:
                 if spec.recursive_only and not recursive:
                     continue

@@ -16,27 +16,29 @@ from bconnect.cli.resources import (
 
 
 def _members(ctx: RenderContext) -> list[str]:
-    item = ctx.item
+    item, show = ctx.item, output.go_value
     lines: list[str] = []
     principals = item.get("principals") or []
     if principals:
         lines += ["", "  Principals:"]
     for principal in principals:
         lines += [
-            f"    ID:             {principal.get('id', '')}",
-            f"      Type:         {principal.get('type', '')}",
-            f"      Scope ID:     {principal.get('scope_id', '')}",
+            f"    ID:             {show(principal.get('id', ''))}",
+            f"      Type:         {show(principal.get('type', ''))}",
+            f"      Scope ID:     {show(principal.get('scope_id', ''))}",
         ]
     grants = item.get("grants") or []
     if grants:
         lines += ["", "  Canonical Grants:"]
     for grant in grants:
-        lines.append(f"    {grant.get('canonical', '') if isinstance(grant, dict) else grant}")
+        lines.append(
+            f"    {show(grant.get('canonical', '') if isinstance(grant, dict) else grant)}"
+        )
     grant_scopes = item.get("grant_scope_ids") or []
     if grant_scopes:
         lines += ["", "  Grant Scope IDs:"]
     for scope_id in grant_scopes:
-        lines.append(f"    ID:             {scope_id}")
+        lines.append(f"    ID:             {show(scope_id)}")
     return lines
 
 

@@ -133,17 +133,18 @@ def authorization_table(item: Mapping[str, Any], width: int | None = None) -> st
         if not secret.get("raw"):
             continue
         source = cred.get("credential_source") or {}
+        show = output.go_value
         lines += [
-            f"    Credential Store ID:           {source.get('credential_store_id', '')}",
-            f"    Credential Source ID:          {source.get('id', '')}",
-            f"    Credential Source Type:        {source.get('type', '')}",
+            f"    Credential Store ID:           {show(source.get('credential_store_id', ''))}",
+            f"    Credential Source ID:          {show(source.get('id', ''))}",
+            f"    Credential Source Type:        {show(source.get('type', ''))}",
         ]
         if source.get("name"):
-            lines.append(f"    Credential Source Name:        {source['name']}")
+            lines.append(f"    Credential Source Name:        {show(source['name'])}")
         if source.get("description"):
-            lines.append(f"    Credential Source Description: {source['description']}")
+            lines.append(f"    Credential Source Description: {show(source['description'])}")
         if source.get("credential_type"):
-            lines.append(f"    Credential Type:               {source['credential_type']}")
+            lines.append(f"    Credential Type:               {show(source['credential_type'])}")
         lines.append("    Secret:")
         lines += _secret_lines(source.get("type", ""), cred.get("credential"), secret)
         lines.append("")
@@ -158,7 +159,7 @@ def _secret_lines(source_type: str, credential: Any, secret: Mapping[str, Any]) 
     try:
         decoded = json.loads(base64.b64decode(raw))
     except ValueError:
-        return [f"      {raw}"]
+        return [f"      {output.go_value(raw)}"]
     pretty = json.dumps(decoded, indent=2, ensure_ascii=False).split("\n")
     return ["      " + pretty[0], *("      " + line for line in pretty[1:])]
 

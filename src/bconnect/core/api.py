@@ -17,6 +17,7 @@ that also carries the HTTP status code). Errors from the controller raise
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ __all__ = [
     "ApiResponse",
     "Client",
     "ControllerUnreachable",
+    "ResponseRefused",
     "token_id",
 ]
 
@@ -40,6 +42,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ADDR = "http://127.0.0.1:9200"
 USER_AGENT = "bconnect"
+#: The largest answer body the client reads (a larger one is refused, never held whole).
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: A list that has not ended after this many pages, or holds more items, is refused.
+MAX_LIST_PAGES = 10_000
+MAX_LIST_ITEMS = 1_000_000
 
 
 class ApiError(Exception):
@@ -129,6 +136,16 @@ class ControllerUnreachable(ApiError):
         return self.message
 
 
+class ResponseRefused(ApiError):
+    """The controller's answer was refused: larger than :data:`MAX_RESPONSE_BYTES`, or
+    a list that does not end (a ``list_token`` sent again, or more pages or items than
+    :data:`MAX_LIST_PAGES` / :data:`MAX_LIST_ITEMS`). A broken or hostile controller must
+    not make the client loop forever or fill its memory."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, kind="Unknown", message=message)
+
+
 class ApiResponse(dict):  # type: ignore[type-arg]
     """A decoded JSON object that also remembers the HTTP status code.
 
@@ -175,6 +192,33 @@ def _path(path: str) -> str:
 def _seg(value: str) -> str:
     """Quote one path segment (an ID or a target name)."""
     return quote(str(value), safe="")
+
+
+def _read_body(response: requests.Response, limit: int = MAX_RESPONSE_BYTES) -> None:
+    """Read a streamed *response*'s body into ``response.content``, counting bytes as
+    they come: a body over *limit* bytes (declared or sent) is refused without holding
+    it, and its connection dropped.
+
+    The body is stored where requests keeps a body it read itself, so ``json()`` and
+    ``text`` work as usual.
+    """
+
+    def refuse() -> ResponseRefused:
+        response.close()
+        size = f"{limit // (1024 * 1024)} MiB"
+        return ResponseRefused(
+            response.status_code, f"the controller's answer is larger than {size}: refusing it"
+        )
+
+    declared = (response.headers.get("Content-Length") or "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        raise refuse()
+    body = bytearray()
+    for chunk in response.iter_content(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise refuse()
+    response._content = bytes(body)
 
 
 def _unwrap_item(data: ApiResponse) -> ApiResponse:
@@ -257,6 +301,7 @@ class Client:
 
         ``path`` is relative to ``/v1/`` (``"targets"``, ``"sessions/s_123:cancel"``).
         Parameters whose value is None are dropped; booleans become ``true``/``false``.
+        An answer larger than :data:`MAX_RESPONSE_BYTES` raises :class:`ResponseRefused`.
         """
         import requests
 
@@ -275,6 +320,8 @@ class Client:
                 headers=headers,
                 timeout=self.timeout,
                 verify=self._verify,
+                stream=True,  # read by the hook, redirects' bodies included
+                hooks={"response": lambda answer, **_: _read_body(answer)},
             )
         except requests.exceptions.SSLError as exc:
             log.debug("TLS error talking to %s: %s", self.addr, exc)
@@ -324,16 +371,35 @@ class Client:
         ``list_token`` is sent back for the next page. Items seen again are
         updated in place and ``removed_ids`` are dropped, as Boundary's own
         client does. The result has all ``items`` and the last page's metadata.
+
+        A controller that sends a ``list_token`` again, or more than
+        :data:`MAX_LIST_PAGES` pages or :data:`MAX_LIST_ITEMS` items, gets
+        :class:`ResponseRefused` instead of a client that loops or fills its memory.
         """
         page = self.get(collection_path, **params)
         if page.get("response_type", "complete") != "delta" or not page.get("list_token"):
             return page
         items: list[dict[str, Any]] = list(page.get("items") or [])
         index = {item.get("id"): i for i, item in enumerate(items)}
-        removed: list[str] = []
+        removed: set[str] = set()
+        tokens: set[bytes] = set()  # digests: a token may be large
         pages = 1
         while page.get("response_type") == "delta" and page.get("list_token"):
-            page = self.get(collection_path, **{**params, "list_token": page["list_token"]})
+            token = str(page["list_token"])
+            digest = hashlib.sha256(token.encode()).digest()
+            if digest in tokens:
+                raise ResponseRefused(
+                    page.status_code,
+                    f"the controller repeated a list token after {pages} pages: refusing the list",
+                )
+            if pages >= MAX_LIST_PAGES or len(items) + len(removed) > MAX_LIST_ITEMS:
+                raise ResponseRefused(
+                    page.status_code,
+                    f"the controller's list goes on past {MAX_LIST_PAGES:,} pages or "
+                    f"{MAX_LIST_ITEMS:,} items: refusing it",
+                )
+            tokens.add(digest)
+            page = self.get(collection_path, **{**params, "list_token": token})
             pages += 1
             for item in page.get("items") or []:
                 pos = index.get(item.get("id"))
@@ -342,11 +408,11 @@ class Client:
                     items.append(item)
                 else:
                     items[pos] = item
-            for rid in page.get("removed_ids") or []:
-                removed.append(rid)
-                if rid in index:
-                    items = [i for i in items if i.get("id") != rid]
-                    index = {item.get("id"): i for i, item in enumerate(items)}
+            gone = set(page.get("removed_ids") or [])
+            removed |= gone
+            if not gone.isdisjoint(index):  # one pass per page, not one per removed id
+                items = [i for i in items if i.get("id") not in gone]
+                index = {item.get("id"): i for i, item in enumerate(items)}
         items.sort(key=lambda i: str(i.get("created_time") or ""), reverse=True)
         log.debug("listed %s in %d pages", collection_path, pages)
         result = ApiResponse(dict(page), status_code=page.status_code)

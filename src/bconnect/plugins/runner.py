@@ -22,9 +22,13 @@ listens, it:
 
 The temporary directory is removed on every way out: the child exits or is killed,
 SIGINT/SIGTERM to bconnect (the runner turns them into an orderly shutdown), a plugin
-that raises, a session canceled or expired, an error while authorizing. A helper's
-:class:`~bconnect.plugins.HelperError` (or any plugin failure) ends the run as Boundary's
-``Failed to collect args: <message>``, exit code 2, with the session canceled.
+that raises, a session canceled or expired, an error while authorizing. Only a
+``kill -9`` of bconnect leaves it behind: its name carries the creating process's id, and
+the next helper run of the same user removes those whose process is gone
+(:func:`remove_stale_dirs`).
+
+A helper's :class:`~bconnect.plugins.HelperError` (or any plugin failure) ends the run as
+Boundary's ``Failed to collect args: <message>``, exit code 2, with the session canceled.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ __all__ = [
     "insert_passthrough",
     "is_raw_helper",
     "prepare_exec",
+    "remove_stale_dirs",
     "run_helper",
     "substitute_files",
     "to_credential",
@@ -72,6 +77,9 @@ SECRET_FIELDS = ("password", "private_key", "private_key_passphrase")
 #: Secrets this long are refused anywhere inside an argument; shorter ones (which could
 #: match a port number or a word by accident) only as a whole argument.
 _MIN_EMBEDDED_SECRET = 8
+#: A launch's temp dir: ``bconnect-<pid>-`` and mkdtemp's 8 random characters.
+DIR_PREFIX = "bconnect-"
+STALE_DIR_NAME = re.compile(r"bconnect-([1-9][0-9]{0,9})-[a-z0-9_]{8}")
 
 
 # ---------------------------------------------------------------------- pure parts
@@ -229,13 +237,13 @@ def is_raw_helper(host: PluginHost, helper: str) -> bool:
 class LaunchFiles:
     """The private temporary directory of one launch.
 
-    Created on the first :meth:`write` with :func:`tempfile.mkdtemp` (mode 0700);
-    every file is created exclusively with mode 0600. :meth:`cleanup` removes it all
-    and may be called any number of times.
+    Created on the first :meth:`write` with :func:`tempfile.mkdtemp` (mode 0700) as
+    ``bconnect-<pid>-<random>``; every file is created exclusively with mode 0600.
+    :meth:`cleanup` removes it all and may be called any number of times.
     """
 
-    def __init__(self, prefix: str = "bconnect-") -> None:
-        self.prefix = prefix
+    def __init__(self, prefix: str = DIR_PREFIX) -> None:
+        self.prefix = f"{prefix}{os.getpid()}-"
         self.path: str | None = None
 
     def write(self, files: Mapping[str, str | bytes]) -> dict[str, str]:
@@ -272,6 +280,42 @@ class LaunchFiles:
         self.cleanup()
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process *pid* exists; one we may not signal (another user's) exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_dirs(parent: str | None = None) -> list[str]:
+    """Remove the launch directories a killed bconnect left in *parent* (the temp dir).
+
+    Only directories named exactly as :class:`LaunchFiles` names them, owned by this
+    user, not symlinks (never followed), whose creating process is gone; returns the
+    paths removed. A ``kill -9`` gives a helper no chance to clean up, and its directory
+    may hold a brokered private key.
+    """
+    parent = parent or tempfile.gettempdir()
+    removed: list[str] = []
+    with os.scandir(parent) as entries:
+        for entry in entries:
+            match = STALE_DIR_NAME.fullmatch(entry.name)
+            if match is None or not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            pid = int(match.group(1))
+            if pid == os.getpid() or _process_alive(pid):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)  # fd-based: no symlink is followed
+            removed.append(entry.path)
+    return removed
+
+
 # ---------------------------------------------------------------------- the run
 @dataclass
 class _RunState:
@@ -302,6 +346,9 @@ def run_helper(
     entry = host.helper(helper)
     if entry is None:
         raise UserError(f'No plugin offers the helper "{helper}"')
+    with contextlib.suppress(OSError):  # tidying up must never stop a run
+        for path in remove_stale_dirs():
+            log.debug("removed %s, left by a bconnect that was killed", path)
     label = entry.plugin.label
     raw = is_raw_helper(host, helper)
     state = _RunState()
