@@ -59,6 +59,14 @@ HARDENING_TESTS = [
     "tests/test_faults.py",
     "tests/test_throttle.py",
     "tests/test_api_security.py",
+    "tests/test_boundary_compat.py",
+    "tests/test_revocation.py",
+    "tests/test_login_flood.py",
+    "tests/test_listener_limits.py",
+    "tests/test_secrets_at_rest.py",
+    "tests/test_worker_identity.py",
+    "tests/test_worker_abuse.py",
+    "tests/test_client_hardening.py",
 ]
 
 

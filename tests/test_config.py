@@ -133,6 +133,7 @@ def test_controller_and_worker_with_defaults(tmp_path: Path) -> None:
     assert w.public_address is None and dict(w.tags) == {}
     assert (w.status_interval, w.controller_grace) == (1.0, 15.0)
     assert w.idle_timeout == 0.0  # connections are not closed for being idle
+    assert (w.max_handshakes, w.max_handshakes_per_address) == (256, 32)
     assert dict(cfg.listeners) == {
         "api": "0.0.0.0:9200",
         "cluster": "0.0.0.0:9201",
@@ -167,6 +168,9 @@ tags = {{ region = "eu", type = ["prod", "web", "prod"] }}
 status_interval = "2s"
 controller_grace = "1m"
 idle_timeout = "30m"
+handshake_timeout = "5s"
+max_handshakes = 64
+max_handshakes_per_address = 8
 """
         + API
         + CLUSTER
@@ -191,6 +195,7 @@ idle_timeout = "30m"
     assert dict(w.tags) == {"region": ("eu",), "type": ("prod", "web")}
     assert (w.status_interval, w.controller_grace) == (2.0, 60.0)
     assert w.idle_timeout == 1800.0
+    assert (w.handshake_timeout, w.max_handshakes, w.max_handshakes_per_address) == (5.0, 64, 8)
     assert cfg.listeners["ops"] == "127.0.0.1:9203"
     assert "pw@" not in repr(cfg)
 

@@ -84,6 +84,11 @@ class WorkerConfig:
     controller_grace: float = 15.0
     # seconds without a byte either way before a connection is closed; 0: never
     idle_timeout: float = 0.0
+    # seconds a client has from its turn to a finished TLS handshake
+    handshake_timeout: float = 10.0
+    # TLS handshakes in progress at once, overall and from one source address (IPv6: /64)
+    max_handshakes: int = 256
+    max_handshakes_per_address: int = 32
     # PEM CA bundle that signs https:// controllers' certificates; None: the system's
     tls_ca_file: str | None = None
     # controller-led registration: where the worker keeps its own credential, and the
@@ -307,6 +312,9 @@ _WORKER_KEYS = (
     "status_interval",
     "controller_grace",
     "idle_timeout",
+    "handshake_timeout",
+    "max_handshakes",
+    "max_handshakes_per_address",
     "tls_ca_file",
     "auth_storage_path",
     "controller_generated_activation_token",
@@ -447,6 +455,10 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
         raise s.error("status_interval", "must be at most half of controller_grace")
     if controller is not None and status_interval * 2 > controller.worker_grace:
         raise s.error("status_interval", "must be at most half of [controller] worker_grace")
+    max_handshakes = s.integer("max_handshakes", WorkerConfig.max_handshakes)
+    per_address = s.integer("max_handshakes_per_address", WorkerConfig.max_handshakes_per_address)
+    if per_address > max_handshakes:
+        raise s.error("max_handshakes_per_address", "must be at most max_handshakes")
     return WorkerConfig(
         name=s.string("name") or socket.gethostname(),
         auth_key=auth_key,
@@ -456,6 +468,9 @@ def _worker(path: str, data: Any, controller: ControllerConfig | None) -> Worker
         status_interval=status_interval,
         controller_grace=controller_grace,
         idle_timeout=s.duration("idle_timeout", WorkerConfig.idle_timeout, zero=True),
+        handshake_timeout=s.duration("handshake_timeout", WorkerConfig.handshake_timeout),
+        max_handshakes=max_handshakes,
+        max_handshakes_per_address=per_address,
         tls_ca_file=_ca_file(s, "tls_ca_file"),
         auth_storage_path=storage,
         activation_token=token,

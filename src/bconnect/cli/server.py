@@ -201,6 +201,9 @@ def _worker(cfg: ServerConfig, socks: dict[str, socket.socket]) -> Worker:
         status_interval=w.status_interval,
         controller_grace=w.controller_grace,
         idle_timeout=w.idle_timeout,
+        handshake_timeout=w.handshake_timeout,
+        max_handshakes=w.max_handshakes,
+        max_handshakes_per_address=w.max_handshakes_per_address,
         ca_file=w.tls_ca_file,
         own_credential=(
             OwnCredential(w.auth_storage_path, w.activation_token, _key(cfg, "worker-auth"))

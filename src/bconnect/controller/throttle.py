@@ -21,6 +21,10 @@ from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from bconnect.ratelimit import TokenBucket
+
+__all__ = ["FailureWindow", "LoginThrottle", "TokenBucket"]
+
 
 @dataclass
 class FailureWindow:
@@ -60,28 +64,6 @@ class FailureWindow:
     def succeeded(self, key: Hashable) -> None:
         self._failures.pop(key, None)
         self._locked.pop(key, None)
-
-
-@dataclass
-class TokenBucket:
-    """At most ``rate`` events per second per key on average, ``burst`` at once."""
-
-    rate: float = 2.0
-    burst: float = 20.0
-    max_keys: int = 100_000
-    _buckets: OrderedDict[Hashable, tuple[float, float]] = field(default_factory=OrderedDict)
-
-    def take(self, key: Hashable, now: float) -> float:
-        """Take one token: 0.0 if there was one, else the seconds until there is."""
-        tokens, stamp = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - stamp) * self.rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
-        self._buckets[key] = (tokens - 1, now)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return 0.0
 
 
 @dataclass

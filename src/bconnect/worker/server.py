@@ -6,15 +6,27 @@ the session id, look the session up, start mutual TLS with that session's certif
 check the client presented exactly it, then hand over to ``ConnectionProxy``. Anything
 wrong before that point drops the connection quietly (debug log) and touches nothing
 else.
+
+Until a connection is past that certificate check it is held cheaply and briefly: caps
+on how many such connections are handshaking, overall and per source address (the others
+wait for a turn holding only their socket, up to a bound, or are closed at once); one
+deadline (``handshake_timeout``) for peeking, the lookup and the TLS handshake together;
+and a small TLS read buffer (asyncio's own is 256 KiB a connection, allocated up front).
+A session id must have a session id's form before the controller is asked about it, and
+lookups of ids not cached are limited per source address (worker/sessions.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import ssl
+import time
+from asyncio import sslproto
+from collections import OrderedDict, deque
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -28,7 +40,7 @@ from bconnect.worker.cluster import (
 from bconnect.worker.connections import ClosedReason, CloseReports, ConnectionRegistry
 from bconnect.worker.identity import OwnCredential
 from bconnect.worker.proxy import ConnectionProxy
-from bconnect.worker.sessions import SessionCache
+from bconnect.worker.sessions import LookupRefused, SessionCache, is_session_id
 from bconnect.worker.tls import PeekError, peek_client_hello, peer_certificate_matches
 
 __all__ = ["Worker"]
@@ -38,6 +50,188 @@ log = logging.getLogger(__name__)
 _READ_LIMIT = 256 * 1024
 _BACKOFF_FIRST = 0.2
 _BACKOFF_MAX = 5.0
+#: asyncio's TLS read buffer until the handshake is done (then its default, 256 KiB)
+_HANDSHAKE_BUFFER = 4 * 1024
+#: a warning about a limit being hit repeats at most this often (seconds)
+_WARN_EVERY = 60.0
+#: connections that may wait for a handshake slot, per slot overall (``max_handshakes``)
+_WAITING_PER_SLOT = 8
+#: how long a connection may wait for a handshake slot, in handshake timeouts (a client
+#: opening hundreds of connections at once has them served 32 at a time; bconnect's own
+#: client waits 30 s for its TLS handshake)
+_WAIT_FOR_SLOT = 3
+
+
+class _HandshakeTLSProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS protocol, with a small read buffer until the handshake is done.
+
+    ``SSLProtocol`` allocates its ``max_size`` (256 KiB) read buffer when it is created; a
+    client that sends a ClientHello naming a real session and then nothing held that
+    much for the whole handshake timeout (about 300 KB a connection with OpenSSL's own
+    state). The handshake messages a client sends are a few KiB; ``handshake_done``
+    restores the default, so an authenticated connection reads in large chunks as before.
+    """
+
+    max_size = _HANDSHAKE_BUFFER
+
+    def handshake_done(self) -> None:
+        self.max_size = sslproto.SSLProtocol.max_size  # the next read allocates it
+
+
+class _TLSStreamProtocol(asyncio.StreamReaderProtocol):
+    """A ``StreamReaderProtocol`` that keeps the TLS transport it is connected to."""
+
+    tls_transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.tls_transport = transport
+        super().connection_made(transport)
+
+
+def _source_of(peer: Any) -> str:
+    """The address a connection counts against: the IP address (an IPv4-mapped IPv6
+    address as IPv4), or for IPv6 its /64, which one host or customer usually has."""
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except (TypeError, ValueError, IndexError):
+        return str(peer)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class _Admission:
+    """One accepted connection's place under the handshake caps: holding a slot, or
+    waiting for one. ``release`` (idempotent) gives up either."""
+
+    __slots__ = ("_limit", "_waiter", "holding", "source")
+
+    def __init__(
+        self, limit: _HandshakeLimit, source: str, waiter: asyncio.Future[None] | None
+    ) -> None:
+        self._limit: _HandshakeLimit | None = limit
+        self.source = source
+        self._waiter = waiter
+        self.holding = waiter is None
+
+    async def wait(self, timeout: float) -> None:
+        """Until this connection holds a slot; ``TimeoutError`` after ``timeout``."""
+        waiter = self._waiter
+        if waiter is None or self.holding:
+            return
+        try:
+            # asyncio.wait, not wait_for: the waiter is never cancelled, so a slot granted
+            # just as the time runs out is seen below and given back by release()
+            await asyncio.wait((waiter,), timeout=timeout)
+        finally:
+            self.holding = waiter.done()
+        if not self.holding:
+            raise TimeoutError(f"no handshake slot within {timeout:g}s")
+
+    def release(self) -> None:
+        limit, self._limit = self._limit, None
+        if limit is None:
+            return
+        if self.holding or (self._waiter is not None and self._waiter.done()):
+            limit.release(self.source)
+        elif self._waiter is not None:
+            limit.forget(self.source, self._waiter)
+
+
+class _HandshakeLimit:
+    """Connections accepted but not yet past the client-certificate check (holding a
+    "slot"): at most ``total`` in all and ``per_source`` from one source. A connection over
+    either cap waits for a slot holding nothing but its socket (nothing is read, no TLS
+    state exists), first come first served; at most ``max_waiting`` wait, and a connection
+    beyond that is refused. Sources waiting only for a slot overall take turns."""
+
+    def __init__(self, total: int, per_source: int, max_waiting: int) -> None:
+        if total < 1 or per_source < 1:
+            raise ValueError("max_handshakes and max_handshakes_per_address must be >= 1")
+        self.total = total
+        self.per_source = per_source
+        self.max_waiting = max_waiting
+        self.count = 0  # holding a slot
+        self.waiting = 0
+        self._held: dict[str, int] = {}
+        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
+        # sources with waiters that are under per_source: they wait for a slot overall
+        self._turns: OrderedDict[str, None] = OrderedDict()
+
+    def admit(self, source: str) -> _Admission | None:
+        """A slot now, a place in the queue, or ``None`` (refused: the queue is full)."""
+        held = self._held.get(source, 0)
+        if self.count < self.total and held < self.per_source and source not in self._queues:
+            self._take(source)
+            return _Admission(self, source, None)
+        if self.waiting >= self.max_waiting:
+            return None
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(source, deque()).append(waiter)
+        self.waiting += 1
+        if held < self.per_source:
+            self._turns.setdefault(source, None)
+        return _Admission(self, source, waiter)
+
+    def why_full(self, source: str) -> str:
+        """Which cap ``source``'s new connection ran into."""
+        held = self._held.get(source, 0)
+        if held >= self.per_source:
+            return (
+                f"{held} TLS handshakes in progress from {source} "
+                f"(max_handshakes_per_address {self.per_source})"
+            )
+        return f"{self.count} TLS handshakes in progress (max_handshakes {self.total})"
+
+    def release(self, source: str) -> None:
+        """A slot is given back: the next waiter gets it (a source waiting only for a slot
+        overall first, then ``source``'s own next waiter)."""
+        self.count -= 1
+        held = self._held.pop(source, 0) - 1
+        if held > 0:
+            self._held[source] = held
+        if source in self._queues:
+            self._turns.setdefault(source, None)  # under per_source again
+        if self._turns:
+            self._grant(next(iter(self._turns)))
+
+    def forget(self, source: str, waiter: asyncio.Future[None]) -> None:
+        """A waiter gave up (its deadline passed, or it was cancelled)."""
+        queue = self._queues.get(source)
+        if queue is None:
+            return
+        with contextlib.suppress(ValueError):
+            queue.remove(waiter)
+            self.waiting -= 1
+        if not queue:
+            del self._queues[source]
+            self._turns.pop(source, None)
+
+    def _take(self, source: str) -> None:
+        self.count += 1
+        self._held[source] = self._held.get(source, 0) + 1
+
+    def _grant(self, source: str) -> None:
+        queue = self._queues[source]
+        waiter = queue.popleft()
+        self.waiting -= 1
+        self._take(source)
+        waiter.set_result(None)
+        self._turns.pop(source, None)
+        if not queue:
+            del self._queues[source]
+        elif self._held[source] < self.per_source:
+            self._turns[source] = None  # its next turn comes after the others'
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline``; ``TimeoutError`` once it has passed."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        raise TimeoutError
+    return remaining
 
 
 class Worker:
@@ -51,6 +245,18 @@ class Worker:
     controllers close them in the database once the worker has been silent that long.
     ``worker_id`` is set once the controller has registered the worker. A ``Worker`` runs
     once: ``run`` releases its HTTP client when it ends.
+
+    ``max_handshakes`` (256) and ``max_handshakes_per_address`` (32; an IPv6 source
+    counts per /64) cap the connections accepted but not yet past the client-certificate
+    check. A connection over either cap waits for a turn, first come first served,
+    holding only its socket (nothing read, no TLS state), for up to three handshake
+    timeouts, so that a client opening hundreds of connections at once is served rather
+    than refused; at most 8 × ``max_handshakes`` wait, and beyond that a new connection is
+    closed at once. Either way a debug line is logged, and a warning at most once a
+    minute. Connections of authenticated clients never count against the caps.
+    ``handshake_timeout`` bounds everything from a connection's turn to an authenticated
+    client (peeking the ClientHello, the session lookup and the TLS handshake together),
+    and then the WebSocket and proxy handshakes.
     """
 
     def __init__(
@@ -70,6 +276,8 @@ class Worker:
         idle_timeout: float = 0.0,
         ca_file: str | None = None,
         own_credential: OwnCredential | None = None,
+        max_handshakes: int = 256,
+        max_handshakes_per_address: int = 32,
     ) -> None:
         """``ca_file``: the PEM bundle that signs https:// controllers' certificates.
         ``own_credential``: register with the worker's own credential (controller-led
@@ -101,6 +309,12 @@ class Worker:
         self._past_tls: set[asyncio.Task[None]] = set()  # tasks serving an authenticated client
         self._registered = asyncio.Event()
         self._controller_down = False
+        self._handshakes = _HandshakeLimit(
+            max_handshakes, max_handshakes_per_address, _WAITING_PER_SLOT * max_handshakes
+        )
+        #: connections closed at once because a handshake cap was reached
+        self.handshakes_refused = 0
+        self._warned_at: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"Worker(name={self.name!r}, worker_id={self.worker_id!r})"
@@ -115,6 +329,11 @@ class Worker:
         """The proxy socket's bound ``(host, port)``."""
         host, port = self._sock.getsockname()[:2]
         return host, port
+
+    @property
+    def handshakes_in_progress(self) -> int:
+        """Connections accepted but not yet past the client-certificate check."""
+        return self._handshakes.count
 
     async def wait_registered(self) -> str:
         """Wait until the controller has registered this worker; returns its id."""
@@ -202,27 +421,72 @@ class Worker:
                 log.warning("accept failed: %s", exc.strerror or exc)
                 await asyncio.sleep(0.1)
                 continue
-            self._spawn(self._handle(conn, peer))
+            admission = self._admit(conn, peer)
+            if admission is None:
+                continue
+            task = self._spawn(self._handle(conn, peer, admission))
+            # also when the task is cancelled before it starts (shutdown)
+            task.add_done_callback(lambda _task, held=admission: held.release())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _admit(self, conn: socket.socket, peer: Any) -> _Admission | None:
+        """A handshake slot or a place in the queue for it; ``None``: ``conn`` was closed."""
+        source = _source_of(peer)
+        admission = self._handshakes.admit(source)
+        if admission is not None and admission.holding:
+            return admission
+        why = self._handshakes.why_full(source)
+        waiting = self._handshakes.waiting
+        if admission is None:
+            conn.close()
+            self.handshakes_refused += 1
+            log.debug("refused connection from %s: %s, %d waiting", peer, why, waiting)
+            self._warn_once_a_minute(
+                "handshakes refused",
+                "refusing new connections: %s, and %d connections wait for a turn",
+                why,
+                waiting,
+            )
+        else:
+            log.debug("connection from %s waits for a handshake slot: %s", peer, why)
+            self._warn_once_a_minute(
+                "handshakes waiting", "handshake cap reached: %s; new connections wait", why
+            )
+        return admission
+
+    def _warn_once_a_minute(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._warned_at.get(kind)
+        if last is not None and now - last < _WARN_EVERY:
+            return
+        self._warned_at[kind] = now
+        log.warning(message + " (this warning repeats at most once a minute)", *args)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _handle(self, conn: socket.socket, peer: Any) -> None:
+    async def _handle(self, conn: socket.socket, peer: Any, admission: _Admission) -> None:
         """One accepted socket; never raises (but honours cancellation)."""
         opened: list[asyncio.StreamWriter] = []
         try:
-            await self._serve(conn, peer, opened)
+            await self._serve(conn, peer, admission, opened)
         except asyncio.CancelledError:
             raise
+        except LookupRefused as exc:
+            log.debug("dropped connection from %s: %s", peer, exc)
+            self._warn_once_a_minute(
+                "lookups", "refusing session lookups: %s (made-up session ids?)", exc
+            )
+        except TimeoutError as exc:  # before OSError, of which it is a subclass
+            log.debug("dropped connection from %s: %s", peer, exc or "handshake timed out")
         except (PeekError, ClusterError, ssl.SSLError, ConnectionError, OSError) as exc:
             log.debug("dropped connection from %s: %s", peer, exc)
-        except TimeoutError:
-            log.debug("dropped connection from %s: handshake timed out", peer)
         except Exception:
             log.warning("connection from %s failed unexpectedly", peer, exc_info=True)
         finally:
+            admission.release()
             self._past_tls.discard(asyncio.current_task())  # type: ignore[arg-type]
             if opened:
                 opened[0].close()
@@ -230,50 +494,85 @@ class Worker:
                 conn.close()
 
     async def _serve(
-        self, conn: socket.socket, peer: Any, opened: list[asyncio.StreamWriter]
+        self,
+        conn: socket.socket,
+        peer: Any,
+        admission: _Admission,
+        opened: list[asyncio.StreamWriter],
     ) -> None:
-        """Peek, look up, TLS, check the certificate, proxy. The TLS writer goes into
-        ``opened`` for the caller to close."""
-        hello = await peek_client_hello(conn, self.handshake_timeout)
+        """Wait for a handshake slot, peek, look up, TLS, check the certificate (then the
+        slot is given back), proxy. The TLS writer goes into ``opened`` for the caller to
+        close. One deadline covers everything up to the certificate check."""
+        await admission.wait(_WAIT_FOR_SLOT * self.handshake_timeout)
+        deadline = asyncio.get_running_loop().time() + self.handshake_timeout
+        hello = await peek_client_hello(conn, _left(deadline))
         session_id = session_id_from_hello(hello)
         if session_id is None:
             log.debug("dropped connection from %s: no session id in ClientHello", peer)
             return
-        entry = await asyncio.wait_for(self.sessions.get(session_id), self.handshake_timeout)
+        if not is_session_id(session_id):
+            log.debug("dropped connection from %s: not a session id's form", peer)
+            return
+        entry = await asyncio.wait_for(
+            self.sessions.get(session_id, admission.source), _left(deadline)
+        )
         if entry is None:
             log.debug("dropped connection from %s: unknown session %s", peer, session_id)
             return
-        reader, writer = await self._start_tls(conn, entry.context)
+        reader, writer = await self._start_tls(conn, entry.context, _left(deadline))
         opened.append(writer)
         if not peer_certificate_matches(
             writer.get_extra_info("ssl_object"), entry.info.certificate
         ):
             log.debug("dropped connection from %s: not the session certificate", peer)
             return
+        admission.release()  # an authenticated client: no longer counts against the caps
         task = asyncio.current_task()
         if task is not None:
             self._past_tls.add(task)  # type: ignore[arg-type]
         await self.proxy.serve(entry.info, reader, writer)
 
     async def _start_tls(
-        self, conn: socket.socket, context: ssl.SSLContext
+        self, conn: socket.socket, context: ssl.SSLContext, timeout: float
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Server-side TLS on the accepted socket: what ``loop.connect_accepted_socket``
+        with ``ssl=`` does, but with ``_HandshakeTLSProtocol`` (asyncio has no public way
+        to choose its TLS read buffer). ``timeout`` bounds the handshake; a failed one
+        closes the transport, which lets go of all its TLS state."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=_READ_LIMIT)
-        protocol = asyncio.StreamReaderProtocol(reader)
-        transport, _ = await loop.connect_accepted_socket(
-            lambda: protocol,
-            conn,
-            ssl=context,
-            ssl_handshake_timeout=self.handshake_timeout,
+        protocol = _TLSStreamProtocol(reader)
+        done = loop.create_future()
+        tls = _HandshakeTLSProtocol(
+            loop,
+            protocol,
+            context,
+            done,
+            server_side=True,
+            ssl_handshake_timeout=timeout,
             ssl_shutdown_timeout=self.handshake_timeout,
         )
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+        transport, _ = await loop.connect_accepted_socket(lambda: tls, conn)
+        try:
+            await done
+        except BaseException:
+            transport.close()
+            raise
+        tls.handshake_done()
+        app_transport = protocol.tls_transport
+        assert isinstance(app_transport, asyncio.WriteTransport)
+        return reader, asyncio.StreamWriter(app_transport, protocol, reader, loop)
 
     # ---------------------------------------------------------------- status
     async def _status_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # cancelled, but the CancelledError was lost on the way (Python 3.11's
+                # wait_for drops one that arrives as its future completes): stop anyway,
+                # or run() would wait for this loop until cancelled a second time
+                raise asyncio.CancelledError
             started = loop.time()
             try:
                 await self._status_once()

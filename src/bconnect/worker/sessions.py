@@ -1,26 +1,45 @@
 """The worker's cache of sessions: what the controller said, plus a ready TLS context.
 
 One lookup per session id until the session expires; concurrent connections for a
-session not yet cached share a single controller call. Unknown ids are remembered
-briefly, so a client hammering the port with made-up ids cannot hammer the controller.
+session not yet cached share a single controller call. Before asking, an id must have the
+form of a Boundary session id (``s_`` and 10 base62 characters): anything else is
+unknown without a lookup. Unknown ids are remembered for a while (a bounded negative
+cache), and lookups of ids not cached are limited per source address (a token bucket),
+so a client hammering the port with made-up ids cannot make the worker hammer the
+controller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bconnect.ratelimit import TokenBucket
 from bconnect.worker.cluster import ClusterClient, SessionInfo
 from bconnect.worker.tls import build_session_context
 
-__all__ = ["CachedSession", "SessionCache"]
+__all__ = ["CachedSession", "LookupRefused", "SessionCache", "is_session_id"]
 
 log = logging.getLogger(__name__)
+
+#: ``s_`` and exactly 10 base62 characters (bconnect.ids.new_id("s"), Boundary's form).
+_SESSION_ID = re.compile(r"s_[0-9A-Za-z]{10}")
+
+
+def is_session_id(value: str) -> bool:
+    """Whether ``value`` has the form of a session id (ASCII ``s_`` + 10 base62)."""
+    return _SESSION_ID.fullmatch(value) is not None
+
+
+class LookupRefused(Exception):
+    """Too many lookups of uncached session ids from one source address: not asked."""
 
 
 @dataclass(frozen=True)
@@ -36,17 +55,35 @@ class CachedSession:
 
 
 class SessionCache:
-    """Session lookups with per-id de-duplication, expiry and a short negative cache."""
+    """Session lookups with per-id de-duplication, expiry, a bounded negative cache and a
+    per-source limit on lookups of ids not cached.
+
+    ``negative_ttl``: how long an id the controller does not know stays unknown without
+    asking again (at most ``max_unknown`` ids, the oldest forgotten first).
+    ``lookup_rate``/``lookup_burst``: per source address (``get(..., source=)``), how many
+    controller lookups of ids not cached may start, per second and at once; beyond that
+    ``get`` raises ``LookupRefused``. Joining a lookup already under way is free.
+    """
 
     def __init__(
         self,
         cluster: ClusterClient,
         *,
-        negative_ttl: float = 2.0,
+        # 10 s: long enough that repeating a made-up id costs the controller one lookup
+        # per 10 s, short enough that a real id missed once does not stay refused for long.
+        # A real id can miss only if its client connects before the controller has
+        # committed the session (authorize-session answers after the commit), and that
+        # client's next connection gets through after at most this long.
+        negative_ttl: float = 10.0,
         max_unknown: int = 4096,
         idle_ttl: float = 300.0,
+        lookup_rate: float = 5.0,
+        lookup_burst: int = 20,
+        max_sources: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cluster = cluster
+        self._clock = clock
         self._entries: dict[str, CachedSession] = {}
         self._used: dict[str, float] = {}  # last lookup, for idle eviction
         self._idle_ttl = idle_ttl
@@ -54,6 +91,10 @@ class SessionCache:
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._negative_ttl = negative_ttl
         self._max_unknown = max_unknown
+        self._buckets = TokenBucket(lookup_rate, lookup_burst, max_sources)
+        #: controller lookups started, and lookups refused by the per-source limit
+        self.lookups = 0
+        self.refused = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -62,13 +103,17 @@ class SessionCache:
         """The cached entry, without asking the controller."""
         return self._entries.get(session_id)
 
-    async def get(self, session_id: str) -> CachedSession | None:
-        """The session, fetched from the controller if needed; ``None`` if unknown or
-        expired. Raises ``ClusterError`` when the controller cannot answer."""
+    async def get(self, session_id: str, source: str | None = None) -> CachedSession | None:
+        """The session, fetched from the controller if needed; ``None`` if unknown,
+        expired or not of a session id's form. ``source`` (the client's address) is
+        charged for a controller lookup; ``LookupRefused`` when it has had too many.
+        Raises ``ClusterError`` when the controller cannot answer."""
+        if not is_session_id(session_id):
+            return None
         entry = self._entries.get(session_id)
         if entry is not None:
             if not entry.expired:
-                self._used[session_id] = time.monotonic()
+                self._used[session_id] = self._clock()
                 return entry
             self._drop(session_id)
             return None
@@ -76,6 +121,10 @@ class SessionCache:
             return None
         pending = self._pending.get(session_id)
         if pending is None:
+            if source is not None and self._buckets.take(source, self._clock()):
+                self.refused += 1
+                raise LookupRefused(f"too many session lookups from {source}")
+            self.lookups += 1
             pending = asyncio.ensure_future(self._fetch(session_id))
             self._pending[session_id] = pending
             pending.add_done_callback(lambda _f: self._pending.pop(session_id, None))
@@ -90,13 +139,20 @@ class SessionCache:
     def purge_expired(self) -> list[str]:
         """Forget expired sessions (returning their ids) and, quietly, sessions nobody
         asked for in ``idle_ttl`` seconds: a later connection simply fetches them again,
-        so ended sessions do not pile up in memory until their expiration."""
+        so ended sessions do not pile up in memory until their expiration. Unknown ids
+        past ``negative_ttl`` go too."""
         gone = [sid for sid, entry in self._entries.items() if entry.expired]
         for sid in gone:
             self._drop(sid)
-        stale = time.monotonic() - self._idle_ttl
+        now = self._clock()
+        stale = now - self._idle_ttl
         for sid in [sid for sid, used in self._used.items() if used < stale]:
             self._drop(sid)
+        while self._unknown:  # oldest first
+            sid, stamp = next(iter(self._unknown.items()))
+            if now - stamp < self._negative_ttl:
+                break
+            del self._unknown[sid]
         return gone
 
     def _drop(self, session_id: str) -> None:
@@ -110,6 +166,7 @@ class SessionCache:
             return None
         if info.expiration <= datetime.now(UTC):
             log.debug("session %s has expired", session_id)
+            self._remember_unknown(session_id)  # an expired session never comes back
             return None
         try:
             context = await asyncio.to_thread(
@@ -121,20 +178,20 @@ class SessionCache:
             return None
         entry = CachedSession(info, context)
         self._entries[session_id] = entry
-        self._used[session_id] = time.monotonic()
+        self._used[session_id] = self._clock()
         return entry
 
     def _recently_unknown(self, session_id: str) -> bool:
         stamp = self._unknown.get(session_id)
         if stamp is None:
             return False
-        if time.monotonic() - stamp < self._negative_ttl:
+        if self._clock() - stamp < self._negative_ttl:
             return True
         del self._unknown[session_id]
         return False
 
     def _remember_unknown(self, session_id: str) -> None:
-        self._unknown[session_id] = time.monotonic()
+        self._unknown[session_id] = self._clock()
         self._unknown.move_to_end(session_id)
         while len(self._unknown) > self._max_unknown:
             self._unknown.popitem(last=False)
