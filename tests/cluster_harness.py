@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,14 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from support.ports import free_port
 
 GUARD = 60.0  # seconds: a hang guard, never a timing assertion
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(fn: Any, timeout: float = GUARD) -> Any:

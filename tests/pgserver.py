@@ -19,13 +19,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from support.ports import free_port as _free_port
 
 SUPERUSER_PASSWORD = "superuser-pw-1234"
 APP_ROLE = "bconnect"
@@ -59,12 +60,6 @@ def postgres_bindir() -> str | None:
         ):
             return directory
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _traversable_tmp() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -32,33 +33,47 @@ HOSTILE_DESCRIPTION = "line one\nline\ttwo\r\x7f\x9b31m\x08"  # (the controller 
 RAW_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
+# Runs the command and writes its peak RSS (KiB) to argv[1]. On Linux a child's peak RSS
+# starts at its parent's at fork time (exec keeps the old high-water mark), so the
+# command must be forked from this small process, not from the test's large one.
+_MEASURED = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(min(255, abs(os.waitstatus_to_exitcode(status))))
+"""
+
+
 def bconnect(tmp: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str, int]:
     """Run ``python -m bconnect ARGS`` hermetically (its output in files under *tmp*): exit
-    code, stdout, stderr and the child's own peak RSS in KiB (from ``wait4``: not the
-    largest of every child this process ever had, as ``RUSAGE_CHILDREN`` would be)."""
+    code, stdout, stderr and the command's own peak RSS in KiB."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
     base.update(BCONNECT_KEYRING_TYPE="none", **(env or {}))
-    stdout_path, stderr_path = tmp / "stdout", tmp / "stderr"
+    stdout_path, stderr_path, rss_path = tmp / "stdout", tmp / "stderr", tmp / "peak-rss"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bconnect", *args],
+            [sys.executable, "-c", _MEASURED, str(rss_path), sys.executable, "-m", "bconnect"]
+            + list(args),
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
             env=base,
+            start_new_session=True,
         )
-        timer = threading.Timer(3 * GUARD, proc.kill)  # 10,000 list pages: ~20 s when quiet
+        # 10,000 list pages: ~20 s when quiet
+        timer = threading.Timer(3 * GUARD, os.killpg, (proc.pid, signal.SIGKILL))
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            code = proc.wait()
         finally:
             timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     return (
-        proc.returncode,
+        code,
         stdout_path.read_bytes().decode(),
         stderr_path.read_bytes().decode(),
-        usage.ru_maxrss,
+        int(rss_path.read_text()),
     )
 
 

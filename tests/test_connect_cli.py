@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fake_worker import FakeWorker
+from support.ports import free_port as unused_port
 
 from bconnect.core.token import encode_authz_token
 
@@ -121,12 +122,6 @@ async def echo_once(port: int, payload: bytes) -> bytes:
     data = await asyncio.wait_for(reader.readexactly(len(payload)), GUARD)
     writer.close()
     return data
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 CHILD = """

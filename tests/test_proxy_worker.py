@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fake_worker import FakeWorker
+from support.ports import free_port as unused_port
 
 from bconnect.core.api import Client
 from bconnect.core.proxy import (
@@ -30,12 +31,6 @@ from bconnect.core.token import encode_authz_token
 pytestmark = pytest.mark.all_databases
 
 GUARD = 20  # seconds: a hang guard, never a timing assertion
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 from cluster_harness import KMS_BLOCK, TEST_ROOT_KEY
+from support.ports import free_port
 
 from bconnect.controller.server import bind
 from bconnect.health import HealthServer
@@ -27,12 +28,6 @@ from bconnect.health import HealthServer
 BCONNECT = [sys.executable, "-m", "bconnect"]
 GUARD = 60  # seconds: hang guards only, never timing assertions
 WORKER_KEY = "worker-key-for-the-server-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(fn: Callable[[], Any], what: str) -> Any:

@@ -306,9 +306,9 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
     """The client proxy's SESSION_CANCEL: the end user is done with the session.
 
     As in Boundary the session goes ``canceling`` and, once nothing of it is open,
-    ``terminated`` with reason ``canceled``; a session whose connection limit is used
-    up ends for that limit instead (in Boundary the worker's last close usually gets
-    there first and ends it so)."""
+    ``terminated`` with reason ``canceled``; an active session whose connection limit is
+    used up stays active and ends for that limit once its last connection is closed (in
+    Boundary the worker's last close usually gets there first and ends it so)."""
     session = lock_session(conn, session_id)
     if session is None:
         return False
@@ -317,15 +317,13 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
     ):
         raise Refusal("TofuMismatch", "tofu token not allowed")
     if session.status in (Status.PENDING.value, Status.ACTIVE.value):
-        # A client that used up the connection limit cancels because nothing is left:
-        # that session ends for its limit, whichever report reaches the database first.
         _, used = connection_counts(conn, session_id)
-        if 0 <= session.connection_limit <= used:
-            conn.execute(
-                update(t.sessions)
-                .where(t.sessions.c.id == session.id)
-                .values(termination_reason=TerminationReason.CONNECTION_LIMIT.value)
-            )
+        if session.status == Status.ACTIVE.value and 0 <= session.connection_limit <= used:
+            # A client that used up the connection limit cancels because nothing is left:
+            # the session ends for its limit when its last connection closes, whichever
+            # report reaches the database first, and never passes through canceling.
+            _terminate_if_due(conn, session, now)
+            return True
         set_status(conn, session, Status.CANCELING, now)
         _terminate_if_due(conn, lock_session(conn, session_id), now)
     return True

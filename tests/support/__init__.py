@@ -1,0 +1,1 @@
+"""What the tests share: ports, timeouts and helpers that are not fixtures."""

@@ -1,0 +1,43 @@
+"""Free TCP ports for servers a test starts in another process.
+
+Asking the kernel for port 0, closing the socket and handing the number on is racy: the
+kernel picks ephemeral ports at random and may give the same one to the next caller (or
+to an outgoing connection) before the child binds it. Seen in CI: two processes of one
+cluster were handed the same health port. Ports come instead from below the ephemeral
+range (32768-60999 on Linux), each handed out once per test process, and only after a
+bind shows nothing holds it now.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+_LOW, _HIGH = 20_000, 32_000
+_lock = threading.Lock()
+_given: set[int] = set()
+# Processes running side by side (e.g. two suites) start far apart in the range.
+_next = _LOW + (os.getpid() * 397) % (_HIGH - _LOW)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on and no other caller got from here."""
+    global _next
+    with _lock:
+        for _ in range(_HIGH - _LOW):
+            port = _next
+            _next = _LOW if _next + 1 >= _HIGH else _next + 1
+            if port not in _given and _bindable(port):
+                _given.add(port)
+                return port
+    raise RuntimeError(f"no free port left in {_LOW}-{_HIGH}")
