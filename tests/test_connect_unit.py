@@ -9,17 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from bconnect.cli import connect_output, output
-from bconnect.cli.connect import (
-    ConnectError,
-    authz_token_from_text,
-    check_lookup,
-    parse_duration,
-    parse_listen_port,
-)
+from bconnect.cli.connect import parse_duration, parse_listen_port
 from bconnect.cli.main import cli
 from bconnect.cli.options import FlagError
 from bconnect.core.certs import mint_session_certificate
 from bconnect.core.runner import ListenInfo
+from bconnect.core.session import LookupProblem, SessionError, TargetRef, authz_token_from_text
 from bconnect.core.token import AuthzData, ScopeInfo, encode_authz_token
 
 EXPIRATION = datetime(2030, 5, 1, 12, 30, 15, 250000, tzinfo=UTC)
@@ -80,7 +75,7 @@ def test_token_input_forms() -> None:
     ],
 )
 def test_token_input_errors(text: str, message: str) -> None:
-    with pytest.raises(ConnectError, match=message):
+    with pytest.raises(SessionError, match=message):
         authz_token_from_text(text)
 
 
@@ -100,7 +95,7 @@ def test_token_input_errors(text: str, message: str) -> None:
     ],
 )
 def test_lookup_errors(args: tuple, message: str) -> None:
-    with pytest.raises(FlagError, match=message):
+    with pytest.raises(LookupProblem, match=message):
         check_lookup(*args)
 
 
@@ -109,6 +104,16 @@ def test_lookup_accepted() -> None:
     check_lookup(None, "ttcp_1", None, None, None)
     check_lookup(None, None, "web", "p_1", None)
     check_lookup(None, None, "web", None, "proj")
+
+
+def check_lookup(
+    authz: str | None,
+    target_id: str | None,
+    name: str | None,
+    scope_id: str | None,
+    scope: str | None,
+) -> None:
+    TargetRef(target_id=target_id, name=name, scope_id=scope_id, scope_name=scope).check(authz)
 
 
 def test_listen_port_flag() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bconnect.core.credentials import SessionCredential
+from bconnect.core.launch import check_launch, prepare_exec
 from bconnect.plugins import ConnectContext, Credential, HelperError, Launch
 from bconnect.plugins import http as http_helper
 from bconnect.plugins import kube as kube_helper
@@ -20,7 +21,6 @@ from bconnect.plugins import postgres as postgres_helper
 from bconnect.plugins import redis as redis_helper
 from bconnect.plugins import ssh as ssh_helper
 from bconnect.plugins.manager import validate_helpers
-from bconnect.plugins.runner import check_launch, prepare_exec
 
 PORT = 40123
 KEY = (

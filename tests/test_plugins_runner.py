@@ -21,9 +21,7 @@ from plugin_dists import bconnect_env, make_dist, sample
 from test_dataplane_e2e import GUARD, add_credential, make_target, session, wait_for
 
 from bconnect.core.credentials import SessionCredential, parse_credentials
-from bconnect.core.runner import ListenInfo
-from bconnect.plugins.hookspecs import Launch
-from bconnect.plugins.runner import (
+from bconnect.core.launch import (
     LaunchFiles,
     build_context,
     check_launch,
@@ -32,6 +30,8 @@ from bconnect.plugins.runner import (
     substitute_files,
     unconsumed,
 )
+from bconnect.core.runner import ListenInfo
+from bconnect.plugins.hookspecs import Launch
 
 PASSWORD = "pr0be-s3cret-pw"
 

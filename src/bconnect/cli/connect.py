@@ -17,15 +17,12 @@ are kept in ``ctx.meta[PASSTHROUGH_KEY]``.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import json
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -43,19 +40,23 @@ from bconnect.cli.options import (
 from bconnect.cli.resources import apply_options, help_text
 from bconnect.core.secrets import is_secret_ref
 
+if TYPE_CHECKING:
+    from bconnect.core.api import Client
+    from bconnect.core.runner import ListenInfo, RunResult
+    from bconnect.core.session import ConnectSession, SessionEvents, TargetRef
+
 __all__ = [
     "ALIAS_KEY",
     "CONNECT_OPTIONS",
     "PASSTHROUGH_KEY",
-    "ConnectCallbacks",
     "ConnectError",
     "ConnectFlags",
-    "authz_token_from_text",
-    "check_lookup",
     "connect",
     "connect_flags",
     "parse_duration",
     "parse_listen_port",
+    "open_cli_session",
+    "run_cli_session",
     "run_connect",
     "take_connect_args",
 ]
@@ -91,20 +92,6 @@ class ConnectFlags:
     inactive_timeout: float | None = None
 
 
-@dataclass(frozen=True)
-class ConnectCallbacks:
-    """Optional observers of a :func:`run_connect` run (helpers use them for their
-    lifecycle events). ``session`` gets the decoded authorization before listening,
-    ``listening`` the :class:`~bconnect.core.runner.ListenInfo`, ``connections_left``
-    each count the worker reports, ``result`` the final
-    :class:`~bconnect.core.runner.RunResult`. They run in the event loop: keep them short."""
-
-    session: Callable[[Any], None] | None = None
-    listening: Callable[[Any], None] | None = None
-    connections_left: Callable[[int], None] | None = None
-    result: Callable[[Any], None] | None = None
-
-
 # ---------------------------------------------------------------------- pure parsing
 def take_connect_args(
     ctx: click.Context, args: list[str], is_subcommand: Callable[[str], bool] | None = None
@@ -124,64 +111,6 @@ def take_connect_args(
     if args and not args[0].startswith("-") and not subcommand:
         ctx.meta[ALIAS_KEY] = args.pop(0)
     return args
-
-
-def check_lookup(
-    authz_token: str | None,
-    target_id: str | None,
-    target_name: str | None,
-    scope_id: str | None,
-    scope_name: str | None,
-    alias: str | None = None,
-) -> None:
-    """Boundary's rules for naming what to connect to; :class:`FlagError` if broken."""
-    if alias:
-        if authz_token or target_id or target_name or scope_id or scope_name:
-            raise FlagError("Cannot specify a Target alias and also other lookup parameters")
-        return
-    if authz_token:
-        if target_id:
-            raise FlagError("-target-id and -authz-token cannot both be specified")
-        if target_name:
-            raise FlagError("-target-name and -authz-token cannot both be specified")
-        return
-    if not target_id and (not target_name or not (scope_id or scope_name)):
-        raise FlagError(
-            "Target ID was not passed in, but no combination of target name and scope "
-            "ID/name was passed in either"
-        )
-    if target_id and (target_name or scope_id or scope_name):
-        raise FlagError("Cannot specify a target ID and also other lookup parameters")
-    if scope_id and scope_name:
-        raise FlagError("Both scope ID and scope name cannot be provided")
-
-
-def authz_token_from_text(text: str) -> str:
-    """The authorization token in what ``-authz-token`` (or stdin) gave.
-
-    Either the base58 token itself, or JSON from ``targets authorize-session -format
-    json`` (``{"status_code": 200, "item": {...}}``) or the bare authorization item.
-    """
-    text = text.strip()
-    if not text:
-        raise ConnectError("Authorization data was empty")
-    if not text.startswith("{"):
-        return text
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConnectError(
-            f"Error decoding session authorization data: invalid JSON ({exc.msg})"
-        ) from None
-    item = data.get("item") if isinstance(data, dict) else None
-    if not isinstance(item, dict):
-        item = data if isinstance(data, dict) else {}
-    token = item.get("authorization_token")
-    if not isinstance(token, str) or not token.strip():
-        raise ConnectError(
-            "Error decoding session authorization data: the JSON has no authorization_token"
-        )
-    return token.strip()
 
 
 def parse_listen_port(value: str | None) -> int | None:
@@ -266,181 +195,105 @@ def _read_stdin() -> str:
 
 
 # ---------------------------------------------------------------------- running
-@dataclass
-class _Session:
-    """What the command knows about the session it runs."""
+def _target(flags: ConnectFlags) -> TargetRef:
+    from bconnect.core.session import TargetRef
 
-    authz: Any
-    credentials: list[Mapping[str, Any]]
-    client: Any | None  # an API client with a token, for cancel and status probes
-    owned: bool  # authorized by this command
+    return TargetRef(
+        target_id=flags.target_id,
+        alias=flags.alias,
+        name=flags.target_name,
+        scope_id=flags.target_scope_id,
+        scope_name=flags.target_scope_name,
+        host_id=flags.host_id,
+    )
 
 
-def _obtain_session(opts: GlobalOptions, flags: ConnectFlags) -> _Session:
-    from bconnect.core.api import Client
-    from bconnect.core.token import AuthzTokenError, decode_authz_token
-
-    if flags.authz_token:
-        text = _authz_text(flags.authz_token)
-        try:
-            authz = decode_authz_token(authz_token_from_text(text))
-        except AuthzTokenError as exc:
-            raise ConnectError(f"Error decoding session authorization data: {exc}") from None
-        token = opts.find_token()
-        client = None
-        if token:
-            try:
-                client = Client(
-                    opts.addr, token, tls_insecure=opts.tls_insecure, ca_cert=opts.ca_cert or None
-                )
-            except ValueError:
-                client = None
-        return _Session(authz, [], client, owned=False)
-
+def open_cli_session(opts: GlobalOptions, flags: ConnectFlags) -> ConnectSession:
+    """The session ``connect`` (or a helper) runs: authorized with the user's token, or
+    given with ``-authz-token`` (then probed and canceled with the token, if any). The
+    core's errors become the CLI's: a usage error, a one-line error, the controller's."""
+    from bconnect.cli import connect_output, output
     from bconnect.core.api import ApiError, ControllerUnreachable
+    from bconnect.core.session import LookupProblem, SessionError, SessionExpired, open_session
 
-    client = opts.client()
+    target = _target(flags)
     try:
-        item = client.authorize_session(
-            flags.target_id,
-            alias=flags.alias,
-            target_name=flags.target_name,
-            scope_id=flags.target_scope_id,
-            scope_name=flags.target_scope_name,
-            host_id=flags.host_id,
-        )
+        target.check(flags.authz_token)
+        authz_text = None
+        if flags.authz_token:
+            authz_text = _authz_text(flags.authz_token)
+            client = _optional_client(opts)
+        else:
+            client = opts.client()
+        session = open_session(client, target, authz_token=authz_text)
+        session.check_not_expired()
+    except LookupProblem as exc:
+        raise FlagError(str(exc)) from None
+    except SessionExpired as exc:
+        raise ConnectError(
+            f"Session {exc.session_id} has expired "
+            f"(at {output.format_time(connect_output.go_json_time(exc.expiration))})"
+        ) from None
+    except SessionError as exc:
+        raise ConnectError(str(exc)) from None
     except ControllerUnreachable:
         raise
     except ApiError as err:
         raise ControllerError(err, _AUTHORIZE_CONTEXT) from None
-    session = _Session(None, list(item.get("credentials") or []), client, owned=True)
-    try:
-        session.authz = decode_authz_token(str(item.get("authorization_token") or ""))
-    except AuthzTokenError as exc:
-        _cancel_quietly(client, str(item.get("session_id") or ""))
-        raise ConnectError(f"Error decoding session authorization data: {exc}") from None
     return session
 
 
-def _cancel_quietly(client: Any, session_id: str) -> None:
-    from bconnect.core.api import ApiError
+def _optional_client(opts: GlobalOptions) -> Client | None:
+    """A client with the user's token, if they have one (to probe and cancel a session
+    given with ``-authz-token``)."""
+    from bconnect.core.api import Client
 
-    if session_id:
-        with contextlib.suppress(ApiError):
-            client.cancel_session(session_id)
-
-
-def _api_hooks(client: Any, session_id: str) -> tuple[Any, Any]:
-    """The runner's session-status probe and API cancel, when we have an API client."""
-    if client is None:
-        return None, None
-
-    import asyncio  # here, not at import: `bconnect ssh --help` never needs it
-
-    from bconnect.core.proxy import SessionStatus
-
-    async def probe() -> SessionStatus:
-        item = await asyncio.to_thread(client.read, "sessions", session_id)
-        return SessionStatus(str(item.get("status") or ""), item.get("termination_reason") or "")
-
-    async def cancel() -> None:
-        await asyncio.to_thread(client.cancel_session, session_id)
-
-    return probe, cancel
-
-
-def run_connect(
-    opts: GlobalOptions,
-    flags: ConnectFlags,
-    passthrough: Sequence[str] = (),
-    *,
-    exec_builder: Callable[[Any, Sequence[Mapping[str, Any]]], Any] | None = None,
-    callbacks: ConnectCallbacks | None = None,
-) -> int:
-    """Run ``connect`` (or a helper) to its end and return the exit code.
-
-    Without ``exec_builder``: plain ``connect`` (``-exec`` runs ``flags.exec_program``
-    with ``passthrough``). A helper passes ``exec_builder(listen_info, credentials)``
-    returning the :class:`~bconnect.core.runner.ExecSpec` to launch; helpers print no
-    "Proxy listening information" block, as in Boundary. An exception raised by
-    ``exec_builder`` ends the run as Boundary's "Failed to collect args: <message>"
-    (exit code 2, session canceled).
-    """
-    hooks = callbacks or ConnectCallbacks()
-    from bconnect.cli import connect_output, output
-    from bconnect.core.proxy import ProxyError
-    from bconnect.core.runner import ConnectRunner, ExecSpec, ListenInfo
-
-    check_lookup(
-        flags.authz_token,
-        flags.target_id,
-        flags.target_name,
-        flags.target_scope_id,
-        flags.target_scope_name,
-        flags.alias,
-    )
-    session = _obtain_session(opts, flags)
-    authz = session.authz
-    if authz.expiration <= datetime.now(UTC):
-        raise ConnectError(
-            f"Session {authz.session_id} has expired "
-            f"(at {output.format_time(connect_output.go_json_time(authz.expiration))})"
+    token = opts.find_token()
+    if not token:
+        return None
+    try:
+        return Client(
+            opts.addr, token, tls_insecure=opts.tls_insecure, ca_cert=opts.ca_cert or None
         )
-    if hooks.session is not None:
-        hooks.session(authz)
+    except ValueError:
+        return None
 
-    exec_spec: Any = None
-    if exec_builder is not None:
-        credentials = session.credentials
 
-        def exec_spec(info: ListenInfo) -> ExecSpec:
-            spec = exec_builder(info, credentials)
-            return ExecSpec(spec.program, [*passthrough, *spec.args], spec.env)
-
-    elif flags.exec_program:
-        exec_spec = ExecSpec(flags.exec_program, list(passthrough))
-    exec_used = exec_spec is not None
-
-    def on_listening(info: ListenInfo) -> None:
-        if exec_builder is None:
-            opts.echo(connect_output.session_info(info, session.credentials, json_format=opts.json))
-        if hooks.listening is not None:
-            hooks.listening(info)
-
-    def on_connections_left(left: int) -> None:
-        if not exec_used:
-            opts.echo(connect_output.connection_info(left, json_format=opts.json))
-        if hooks.connections_left is not None:
-            hooks.connections_left(left)
-
-    probe, cancel = _api_hooks(session.client, authz.session_id)
-    runner = ConnectRunner(
-        authz,
-        listen_addr=flags.listen_addr,
-        listen_port=flags.listen_port,
-        inactive_timeout=flags.inactive_timeout,
-        exec_spec=exec_spec,
-        on_listening=on_listening,
-        on_connections_left=on_connections_left,
-        session_probe=probe,
-        api_cancel=cancel,
-    )
+def run_cli_session(
+    opts: GlobalOptions,
+    session: ConnectSession,
+    run: Callable[[SessionEvents], Coroutine[Any, Any, RunResult]],
+    *,
+    prints_listening: bool,
+    exec_used: bool,
+) -> int:
+    """Run ``run`` (the core's :func:`~bconnect.core.session.run_session` or
+    :func:`~bconnect.core.launch.launch_helper`) with the CLI's printing: the listening
+    block (plain ``connect`` only, as in Boundary), connections left (without a
+    program), warnings and the termination reason. Returns the exit code."""
     import asyncio
 
+    from bconnect.cli import connect_output, output
+    from bconnect.core.proxy import ProxyError
+    from bconnect.core.session import SessionEvents
+
+    def listening(info: ListenInfo) -> None:
+        if prints_listening:
+            opts.echo(
+                connect_output.session_info(info, session.authorization, json_format=opts.json)
+            )
+
+    def connections_left(left: int) -> None:
+        if not exec_used:
+            opts.echo(connect_output.connection_info(left, json_format=opts.json))
+
     try:
-        result = asyncio.run(runner.run())
+        result = asyncio.run(run(SessionEvents(listening, connections_left)))
     except ProxyError as exc:
         raise UserError(f"Error starting proxy: {exc}") from None
-    if hooks.result is not None:
-        hooks.result(result)
     # warnings and reasons are not JSON even with -format json: escaped here
-    if session.owned:  # a borrowed session's API cancel is best effort, not reported
-        for warning in result.warnings:
-            opts.echo(output.escape_controls(warning, keep="\n"), err=True)
-    else:
-        for warning in result.warnings:
-            if not warning.startswith("Error closing session"):
-                opts.echo(output.escape_controls(warning, keep="\n"), err=True)
+    for warning in result.warnings:  # a borrowed session's failed cancel is not reported
+        opts.echo(output.escape_controls(warning, keep="\n"), err=True)
     if result.reason:
         opts.echo(connect_output.termination_info(result.reason, json_format=opts.json))
     elif result.proxy is not None and result.proxy.session_over and result.proxy.reason:
@@ -448,6 +301,28 @@ def run_connect(
         # why their connection went away (the session was canceled, expired, ...)
         opts.echo(output.escape_controls(result.proxy.reason, keep="\n"), err=True)
     return result.exit_code
+
+
+def run_connect(opts: GlobalOptions, flags: ConnectFlags, passthrough: Sequence[str] = ()) -> int:
+    """Run plain ``connect`` to its end (``-exec`` runs ``flags.exec_program`` with
+    ``passthrough``); returns the exit code."""
+    from bconnect.core.runner import ExecSpec
+    from bconnect.core.session import run_session
+
+    session = open_cli_session(opts, flags)
+    spec = ExecSpec(flags.exec_program, list(passthrough)) if flags.exec_program else None
+
+    def run(events: SessionEvents) -> Coroutine[Any, Any, RunResult]:
+        return run_session(
+            session,
+            listen_addr=flags.listen_addr,
+            listen_port=flags.listen_port,
+            inactive_timeout=flags.inactive_timeout,
+            exec_spec=spec,
+            events=events,
+        )
+
+    return run_cli_session(opts, session, run, prints_listening=True, exec_used=spec is not None)
 
 
 # ---------------------------------------------------------------------- the command

@@ -17,10 +17,11 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bconnect.cli import output
+from bconnect.core import events
+from bconnect.core.events import go_json_time
 
 if TYPE_CHECKING:  # the runner pulls in the proxy stack: not needed to print, nor for --help
     from bconnect.core.runner import ListenInfo
@@ -35,16 +36,6 @@ __all__ = [
 
 # Boundary's MaxAttributesLength starts from the width of "Parent Scope ID" + 2.
 _MIN_KEY_WIDTH = len("Parent Scope ID") + 2
-
-
-def go_json_time(value: datetime) -> str:
-    """A time as Go's ``encoding/json`` writes a UTC ``time.Time`` (RFC 3339, trailing
-    zeros of the fraction dropped)."""
-    value = value.astimezone(UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += "." + f"{value.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 def _secret_lines(indent: int, credential: Mapping[str, Any]) -> list[str]:
@@ -110,17 +101,7 @@ def session_info(
 ) -> str:
     """The "Proxy listening information" block, or its JSON object."""
     if json_format:
-        data: dict[str, Any] = {
-            "address": info.host,
-            "port": info.port,
-            "protocol": info.protocol,
-            "expiration": go_json_time(info.expiration),
-            "connection_limit": info.connection_limit,
-            "session_id": info.session_id,
-        }
-        if credentials:
-            data["credentials"] = list(credentials)
-        return output.dumps_compact(data)
+        return output.dumps_compact(events.listening_event(info, credentials))
     values = {
         "Session ID": info.session_id,
         "Protocol": info.protocol,
@@ -139,7 +120,7 @@ def session_info(
 def connection_info(connections_left: int, *, json_format: bool = False) -> str:
     """The "Connection information" block printed each time the count changes."""
     if json_format:
-        return output.dumps_compact({"connections_left": connections_left})
+        return output.dumps_compact(events.connections_event(connections_left))
     key = "Connections Left"
     block = output.wrap_map(2, len(key) + 2, {key: connections_left})
     return output.wrap_for_help_text(["", "Connection information:", block])
@@ -148,6 +129,6 @@ def connection_info(connections_left: int, *, json_format: bool = False) -> str:
 def termination_info(reason: str, *, json_format: bool = False) -> str:
     """The "Termination information" block printed at the end."""
     if json_format:
-        return output.dumps_compact({"termination_reason": reason})
+        return output.dumps_compact(events.termination_event(reason))
     block = output.wrap_map(2, len("Reason") + 2, {"Reason": reason})
     return output.wrap_for_help_text(["", "Termination information:", block])

@@ -13,19 +13,26 @@ so that their session-event hooks fire and the first-wins rule holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bconnect.cli import plugin_index
-from bconnect.cli.options import Command, api_command, bool_option, string_option
+from bconnect.cli.options import Command, UserError, api_command, bool_option, string_option
+
+if TYPE_CHECKING:
+    from bconnect.cli.connect import ConnectFlags
+    from bconnect.cli.options import GlobalOptions
+    from bconnect.core.runner import RunResult
+    from bconnect.core.session import SessionEvents
 
 __all__ = [
     "HELPER_PREFIX",
     "HelperCommand",
     "build_command",
     "helper_command",
+    "run_helper",
 ]
 
 #: Helper options reach the callback as ``helper__<key>`` (apart from the connect flags).
@@ -106,16 +113,7 @@ def build_command(info: Any, warn: Callable[[str], None] = plugin_index.warn_onc
             k[len(HELPER_PREFIX) :]: kw.pop(k) for k in list(kw) if k.startswith(HELPER_PREFIX)
         }
         flags = connect_flags(ctx, kw)
-        from bconnect.plugins.runner import run_helper
-
-        code = run_helper(
-            opts,
-            flags,
-            name,
-            values,
-            ctx.meta.get(PASSTHROUGH_KEY, []),
-            host=plugin_index.plugin_host(),
-        )
+        code = run_helper(opts, flags, name, values, ctx.meta.get(PASSTHROUGH_KEY, []))
         if code:
             raise click.exceptions.Exit(code)
 
@@ -152,3 +150,57 @@ def helper_command(name: str) -> click.Command | None:
     command = build_command(info) if info is not None else None
     _COMMANDS[name] = command
     return command
+
+
+def run_helper(
+    opts: GlobalOptions,
+    flags: ConnectFlags,
+    helper: str,
+    options: Mapping[str, Any],
+    passthrough: Sequence[str] = (),
+) -> int:
+    """Run ``bconnect <helper>`` to its end with the core's
+    :func:`~bconnect.core.launch.launch_helper`, printing the brokered credentials the
+    helper did not consume (Boundary's "Credentials:" block, or ``{"credentials":
+    [...]}`` with ``-format json``); returns the exit code."""
+    from bconnect.cli import connect_output, output
+    from bconnect.cli.connect import open_cli_session, run_cli_session
+    from bconnect.core.launch import LaunchError, is_raw_helper, launch_helper
+
+    host = plugin_index.plugin_host()
+    if host.helper(helper) is None:
+        raise UserError(f'No plugin offers the helper "{helper}"')
+    session = open_cli_session(opts, flags)
+
+    def show(left: Sequence[Mapping[str, Any]]) -> None:
+        if opts.json:
+            opts.echo(output.dumps_compact({"credentials": list(left)}))
+        else:
+            opts.echo(output.wrap_for_help_text(connect_output.credentials_lines(0, left)))
+
+    def run(events: SessionEvents) -> Coroutine[Any, Any, RunResult]:
+        return launch_helper(
+            host,
+            helper,
+            session,
+            options=options,
+            passthrough=passthrough,
+            exec_program=flags.exec_program,
+            listen_addr=flags.listen_addr,
+            listen_port=flags.listen_port,
+            inactive_timeout=flags.inactive_timeout,
+            events=events,
+            unconsumed_credentials=show,
+        )
+
+    raw = is_raw_helper(host, helper)  # `tcp`: plain connect, with its printing
+    try:
+        return run_cli_session(
+            opts,
+            session,
+            run,
+            prints_listening=raw,
+            exec_used=not raw or bool(flags.exec_program),
+        )
+    except LaunchError as exc:
+        raise UserError(str(exc)) from None

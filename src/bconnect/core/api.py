@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import quote, urlsplit
 
 from bconnect.core.tlserrors import tls_failure
 
 if TYPE_CHECKING:  # imported when a Client is made: `--help` never pays for requests
     import requests
+
+    from bconnect.core.tunnel import AsyncTunnel, Completed, SessionArgs, Tunnel
 
 __all__ = [
     "DEFAULT_ADDR",
@@ -542,42 +545,139 @@ class Client:
             version = self.read("sessions", id).get("version")
         return _unwrap_item(self.post(f"sessions/{_seg(id)}:cancel", {"version": version}))
 
+    # ------------------------------------------------------------------ sessions
+    # (docs/library.md; the machinery is bconnect.core.tunnel)
     def connect(
         self,
         target_id: str | None = None,
         *,
-        target_name: str | None = None,
-        scope_id: str | None = None,
-        scope_name: str | None = None,
-        host_id: str | None = None,
-        listen_addr: str = "127.0.0.1",
-        listen_port: int | None = None,
-        inactive_timeout: float | None = None,
-    ) -> Any:
-        """Authorize a session and proxy it on a local port, as a context manager::
+        exec: Sequence[str] = (),  # noqa: A002 - Boundary's -exec
+        **kw: Unpack[SessionArgs],
+    ) -> AbstractContextManager[Tunnel]:
+        """Authorize a session and proxy it on a local port for a ``with`` block::
 
             with client.connect(target_id="ttcp_1234567890") as tunnel:
                 socket.create_connection((tunnel.host, tunnel.port))
 
-        The :class:`~bconnect.core.tunnel.Tunnel` has ``host``, ``port``,
-        ``session_id`` and ``credentials``. Leaving the block stops the proxy and
-        cancels the session (through the worker, else through the API).
+        The :class:`~bconnect.core.tunnel.Tunnel` has ``host``, ``port``, ``address``,
+        ``session_id``, ``credentials``, ``connections_left``; ``exec`` runs a program
+        against it as ``-exec`` does (``tunnel.wait()`` waits for it). Leaving the block
+        ends the session (through the worker, else the API); ``tunnel.result`` then
+        says how. ``kw``: :class:`~bconnect.core.tunnel.SessionArgs`.
         """
-        from bconnect.core.tunnel import open_tunnel
+        from bconnect.core.tunnel import open_tunnel, plan
 
-        return open_tunnel(
-            self,
+        target, authz_token, spec = plan(target_id, kw, exec=_argv(exec) if exec else ())
+        return open_tunnel(self, target, spec, authz_token=authz_token)
+
+    def launch(
+        self,
+        helper: str,
+        target_id: str | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        args: Sequence[str] = (),
+        exec: str | None = None,  # noqa: A002
+        capture_output: bool = False,
+        **kw: Unpack[SessionArgs],
+    ) -> Completed:
+        """Run a connect helper (``ssh``, ``postgres``, a plugin's) against a new
+        session to its end, as ``bconnect <helper>`` does: ``options`` are the helper's
+        (``{"username": "app"}``), ``args`` what ``--`` passes to its program, ``exec``
+        a program run instead of the helper's (as ``-exec``). Returns
+        a :class:`~bconnect.core.tunnel.Completed` (``exit_code``, ``reason``, and
+        ``stdout``/``stderr`` with ``capture_output``)."""
+        from bconnect.core.tunnel import launch, plan
+
+        target, authz_token, spec = plan(
             target_id,
-            target_name=target_name,
-            scope_id=scope_id,
-            scope_name=scope_name,
-            host_id=host_id,
-            listen_addr=listen_addr,
-            listen_port=listen_port,
-            inactive_timeout=inactive_timeout,
+            kw,
+            helper=helper,
+            options=dict(options or {}),
+            args=tuple(args),
+            exec=(exec,) if exec else (),
+        )
+        return launch(self, target, spec, authz_token=authz_token, capture_output=capture_output)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        target_id: str | None = None,
+        *,
+        capture_output: bool = False,
+        **kw: Unpack[SessionArgs],
+    ) -> Completed:
+        """Run a program against a new session to its end, as ``connect -exec`` does:
+        ``{{boundary.addr}}`` (``.ip``, ``.port``) in ``argv`` is where the proxy
+        listens, also in ``BOUNDARY_PROXIED_ADDR`` (``_IP``, ``_PORT``)."""
+        from bconnect.core.tunnel import launch, plan
+
+        target, authz_token, spec = plan(target_id, kw, exec=_argv(argv))
+        return launch(self, target, spec, authz_token=authz_token, capture_output=capture_output)
+
+    def aconnect(
+        self,
+        target_id: str | None = None,
+        *,
+        exec: Sequence[str] = (),  # noqa: A002
+        **kw: Unpack[SessionArgs],
+    ) -> AbstractAsyncContextManager[AsyncTunnel]:
+        """:meth:`connect` for asyncio: ``async with client.aconnect(...) as tunnel``."""
+        from bconnect.core.tunnel import aopen_tunnel, plan
+
+        target, authz_token, spec = plan(target_id, kw, exec=_argv(exec) if exec else ())
+        return aopen_tunnel(self, target, spec, authz_token=authz_token)
+
+    async def alaunch(
+        self,
+        helper: str,
+        target_id: str | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        args: Sequence[str] = (),
+        exec: str | None = None,  # noqa: A002
+        capture_output: bool = False,
+        **kw: Unpack[SessionArgs],
+    ) -> Completed:
+        """:meth:`launch` for asyncio."""
+        from bconnect.core.tunnel import alaunch, plan
+
+        target, authz_token, spec = plan(
+            target_id,
+            kw,
+            helper=helper,
+            options=dict(options or {}),
+            args=tuple(args),
+            exec=(exec,) if exec else (),
+        )
+        return await alaunch(
+            self, target, spec, authz_token=authz_token, capture_output=capture_output
+        )
+
+    async def arun(
+        self,
+        argv: Sequence[str],
+        target_id: str | None = None,
+        *,
+        capture_output: bool = False,
+        **kw: Unpack[SessionArgs],
+    ) -> Completed:
+        """:meth:`run` for asyncio."""
+        from bconnect.core.tunnel import alaunch, plan
+
+        target, authz_token, spec = plan(target_id, kw, exec=_argv(argv))
+        return await alaunch(
+            self, target, spec, authz_token=authz_token, capture_output=capture_output
         )
 
     def list(self, collection: str, **params: Any) -> ApiResponse:  # noqa: A003
         """List a collection (all pages); ``params`` are query parameters such as
         ``scope_id``, ``recursive``, ``filter``, ``include_terminated``."""
         return self.list_all(collection, **params)
+
+
+def _argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """A program and its arguments, as a list (a string would run its first letter)."""
+    if isinstance(argv, str) or not argv:
+        raise ValueError("argv must be a non-empty list: the program, then its arguments")
+    return tuple(argv)

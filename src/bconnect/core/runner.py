@@ -1,5 +1,8 @@
 """Run a connect session: the client proxy, an optional child program, signals and
-teardown. ``bconnect connect`` and its helpers (``connect ssh``, plugins) all use it.
+teardown. Everything that runs a session uses it, through
+:func:`bconnect.core.session.run_session`: ``bconnect connect``, its helpers
+(``bconnect ssh``, plugins) and the library (:meth:`bconnect.Client.connect`,
+:meth:`~bconnect.Client.launch`, :meth:`~bconnect.Client.run`).
 
 The runner owns the order Boundary's ``connect`` follows when it ends: the child gets
 SIGTERM, the listener closes, the session is canceled (the worker's cancel command when
@@ -21,8 +24,9 @@ import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import IO, Any, TypeAlias
 
 from bconnect.core.proxy import (
     REASON_SHUTDOWN,
@@ -50,6 +54,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: A child's standard stream: a file, a descriptor, ``subprocess.DEVNULL``; None inherits.
+Stdio: TypeAlias = "IO[Any] | int | None"
 
 #: Boundary's exit code when the child cannot be started ("Failed to run command").
 EXIT_CHILD_FAILED = 2
@@ -140,11 +147,18 @@ def needs_api_cancel(result: ProxyResult | None) -> bool:
 class ExecSpec:
     """A program to run against the proxy: ``args`` are the passthrough arguments
     (after ``--``) followed by a helper's own, templated at launch; ``env`` is added to
-    the child's environment."""
+    the child's environment. ``stdin``/``stdout``/``stderr`` are as for
+    :mod:`subprocess` (a file, a descriptor, ``DEVNULL``; None: inherited)."""
 
     program: str
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    stdin: Stdio = None
+    stdout: Stdio = None
+    stderr: Stdio = None
+
+    def with_stdio(self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> ExecSpec:
+        return replace(self, stdin=stdin, stdout=stdout, stderr=stderr)
 
 
 @dataclass(frozen=True)
@@ -178,8 +192,10 @@ class ConnectRunner:
     """Runs one connect session to its end; see the module docstring.
 
     ``api_cancel`` is an async callable that cancels the session through the API
-    (raising on failure), used when the worker's cancel command was not taken.
-    ``handle_signals`` installs SIGINT/SIGTERM handlers (main thread only).
+    (raising on failure), used when the worker's cancel command was not taken; with
+    ``quiet_cancel`` its failure is not a warning (a session borrowed through an
+    authorization token). ``handle_signals`` installs SIGINT/SIGTERM handlers (main
+    thread only).
     """
 
     def __init__(
@@ -196,6 +212,7 @@ class ConnectRunner:
         api_cancel: Callable[[], Awaitable[object]] | None = None,
         handle_signals: bool = True,
         child_grace: float = CHILD_GRACE,
+        quiet_cancel: bool = False,
     ) -> None:
         self.authz = authz
         self.exec_spec = exec_spec
@@ -203,6 +220,7 @@ class ConnectRunner:
         self.api_cancel = api_cancel
         self.handle_signals = handle_signals
         self.child_grace = child_grace
+        self.quiet_cancel = quiet_cancel
         self.proxy = ClientProxy(
             authz,
             listen_addr=listen_addr,
@@ -304,7 +322,14 @@ class ConnectRunner:
         args = render_args(spec.args, host, port, addr)
         env = child_env(os.environ, host, port, addr, spec.env)
         try:
-            return await asyncio.create_subprocess_exec(spec.program, *args, env=env)
+            return await asyncio.create_subprocess_exec(
+                spec.program,
+                *args,
+                env=env,
+                stdin=spec.stdin,
+                stdout=spec.stdout,
+                stderr=spec.stderr,
+            )
         except OSError as exc:
             self._warnings.append(f"Failed to run command: {exc.strerror or exc}: {exc.filename}")
             return None
@@ -333,7 +358,8 @@ class ConnectRunner:
         try:
             await self.api_cancel()
         except Exception as exc:
-            self._warnings.append(f"Error closing session after command end: {exc}")
+            if not self.quiet_cancel:  # a borrowed session's cancel is best effort
+                self._warnings.append(f"Error closing session after command end: {exc}")
             return False
         return True
 
