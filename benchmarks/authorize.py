@@ -3,7 +3,7 @@
     python benchmarks/authorize.py                     # SQLite file in a temp dir
     python benchmarks/authorize.py --quick             # seconds-long smoke run
     python benchmarks/authorize.py --database-url postgresql://user:pw@host/db
-    python benchmarks/authorize.py --pg                # a throwaway PostgreSQL (tests/pgserver.py)
+    python benchmarks/authorize.py --pg                # a PostgreSQL of tests/support/pgserver.py
 
 The server under test is ``bconnect dev`` in a child process on an ephemeral 127.0.0.1
 port; the load comes from separate processes (one ``requests.Session`` each), so the
@@ -168,7 +168,7 @@ def run(quick: bool, database_url: str | None = None, clients: int = CLIENTS) ->
 
 def with_postgres(quick: bool, clients: int) -> dict:
     sys.path.insert(0, str(HERE.parent / "tests"))
-    from pgserver import PostgresServer, postgres_bindir
+    from support.pgserver import PostgresServer, postgres_bindir
 
     bindir = postgres_bindir()
     if bindir is None:

@@ -2,7 +2,7 @@
 
 Not part of the README's test command: run them with ``BOUNDARY_BIN=/path/to/boundary nox
 -s interop`` (docs/development.md says how to build the binary). They reuse the suite's
-support code in tests/ (the PostgreSQL server and the echo server)."""
+support code in tests/support/ (the PostgreSQL server and the echo server)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
+
+from support.echo import EchoServer  # noqa: E402
 
 
 def _suite_conftest():  # noqa: ANN202
@@ -29,7 +31,6 @@ def _suite_conftest():  # noqa: ANN202
 
 
 _suite = _suite_conftest()
-EchoServer = _suite.EchoServer
 pg = _suite.pg  # the session's PostgreSQL server fixture
 
 

@@ -1,5 +1,6 @@
 """The real `boundary` CLI against `bconnect dev`, and `bconnect` against a real
-`boundary dev` on a local PostgreSQL (INTEROP.md's matrix). Needs BOUNDARY_BIN."""
+`boundary dev` on a local PostgreSQL (docs/development.md lists what it covers).
+Needs BOUNDARY_BIN."""
 
 from __future__ import annotations
 
@@ -325,7 +326,7 @@ def boundary_dev(tmp_path: Path, pg: Any, echo_server: Any) -> Iterator[str]:
 
 
 def _superuser_password() -> str:
-    from pgserver import SUPERUSER_PASSWORD
+    from support.pgserver import SUPERUSER_PASSWORD
 
     return SUPERUSER_PASSWORD
 

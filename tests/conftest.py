@@ -1,31 +1,35 @@
-"""Shared fixtures: real controllers served by uvicorn on ephemeral 127.0.0.1 ports."""
+"""Shared fixtures: real controllers served by uvicorn on ephemeral 127.0.0.1 ports, the
+session's PostgreSQL server, an echo target, `bconnect connect` processes; and the guard
+that holds the default ports for the whole session. Plain helpers live in support/."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
-import secrets
 import shutil
-import signal
+import socket
+import struct
 import tempfile
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
-from pgserver import PostgresServer, postgres_bindir
-
-from bconnect.controller.server import Controller, bind
-from bconnect.controller.settings import Settings
-
-ADMIN = ("admin", "password")
-USER = ("user", "password")
-AUTH_METHOD = "ampw_1234567890"
-
+from support.constants import DEV_PORTS
+from support.controller import RunningController, new_database, start_controller
+from support.dataplane import Connect
+from support.echo import EchoServer
+from support.fake_controller import FakeController
+from support.fake_worker import FakeWorker
+from support.pgserver import PostgresServer, postgres_bindir
+from support.servers import (
+    PostgresRole,
+    SSHServer,
+    postgres_role,
+    require,
+    running_http_server,
+    running_ssh_server,
+)
 
 _SAVED_ENV: dict[str, str | None] = {}
 
@@ -53,24 +57,6 @@ def _hypothesis_profiles() -> None:
 _hypothesis_profiles()
 
 
-def hardening_report(section: str, figures: dict[str, Any]) -> None:
-    """Add figures to the hardening report (`nox -s hardening` sets
-    BCONNECT_HARDENING_REPORT to a JSON file; sections from several tests add up)."""
-    import json
-
-    path = os.environ.get("BCONNECT_HARDENING_REPORT")
-    if not path:
-        return
-    report = json.loads(Path(path).read_text()) if Path(path).exists() else {}
-    current = report.setdefault(section, {})
-    for key, value in figures.items():
-        if isinstance(value, int | float) and isinstance(current.get(key), int | float):
-            current[key] += value
-        else:
-            current[key] = value
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     cache = os.environ.get("XDG_CACHE_HOME")
     if cache and Path(cache).name.startswith("bconnect-test-cache-"):
@@ -82,114 +68,49 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             os.environ[name] = value
 
 
-@dataclass
-class RunningController:
-    """A controller on a real socket, plus helpers to talk to it over HTTP."""
-
-    controller: Controller
-    addr: str
-    _server: Any
-    _thread: threading.Thread
-    cluster_addr: str = ""
-    worker_key: str = ""
-    proxy_addr: str = ""  # the embedded worker's proxy ("host:port"), when it runs one
-    _tokens: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def engine(self):  # noqa: ANN201
-        return self.controller.engine
-
-    def login(self, login_name: str, password: str = "password") -> str:
-        resp = requests.post(
-            f"{self.addr}/v1/auth-methods/{AUTH_METHOD}:authenticate",
-            json={
-                "command": "login",
-                "attributes": {"login_name": login_name, "password": password},
-            },
-            timeout=10,
-        )
-        resp.raise_for_status()
-        return resp.json()["attributes"]["token"]
-
-    def token(self, who: str) -> str:
-        if who not in self._tokens:
-            self._tokens[who] = self.login(who)
-        return self._tokens[who]
-
-    def request(self, method: str, path: str, who: str | None = "admin", **kw: Any):  # noqa: ANN201
-        headers = kw.pop("headers", {})
-        if who is not None:
-            headers["Authorization"] = f"Bearer {self.token(who)}"
-        return requests.request(method, f"{self.addr}{path}", headers=headers, timeout=30, **kw)
-
-    def stop(self) -> None:
-        # as on Ctrl-C: the embedded worker stops (and reports) first, then uvicorn
-        self._server.handle_exit(signal.SIGINT, None)
-        self._thread.join(timeout=30)
-        self.controller.close()
+# ---------------------------------------------------------------- the default ports
+def _hold(port: int) -> socket.socket | None:
+    """127.0.0.1:``port`` bound and listening, or None when something else has it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT, not LISTEN
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(8)
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
-def start_controller(
-    db_path: Path | str,
-    job_interval: float = 0.2,
-    with_worker: bool = False,
-    settings: dict[str, Any] | None = None,
-    listener_http: dict[str, Any] | None = None,
-    **seed: Any,
-) -> RunningController:
-    """A controller (API + cluster listener) in a thread; with ``with_worker`` also an
-    embedded worker on its own proxy port, as `bconnect dev` runs them. ``settings``
-    overrides :class:`Settings` fields; ``listener_http`` gives the api/cluster listeners
-    limits and X-Forwarded-For trust (``config.HttpListener`` by purpose)."""
-    sock = bind("127.0.0.1:0", 0)
-    cluster_sock = bind("127.0.0.1:0", 0)
-    proxy_sock = bind("127.0.0.1:0", 0) if with_worker else None
-    host, port = sock.getsockname()[:2]
-    cluster_port = cluster_sock.getsockname()[1]
-    proxy_addr = f"127.0.0.1:{proxy_sock.getsockname()[1]}" if proxy_sock else "127.0.0.1:9202"
-    key = secrets.token_urlsafe(24)
-    config = Settings(
-        database_url=str(db_path),
-        api_address=f"{host}:{port}",
-        worker_addresses=[proxy_addr],
-        job_interval=job_interval,
-        worker_auth_key=key,
-        **(settings or {}),
-    )
-    controller = Controller.open(config, dev_seed=True, **seed)
-    controller.listener_http = listener_http or {}
-    server = controller.uvicorn_server()
-    worker = None
-    if proxy_sock is not None:
-        from bconnect.worker.server import Worker
+def _refuse(sock: socket.socket) -> None:
+    """Accept and reset at once: a test that connects to a held port fails fast (much
+    as on a port where nothing listens) instead of waiting for an answer."""
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return  # closed at the end of the session
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
 
-        worker = Worker(
-            f"http://127.0.0.1:{cluster_port}",
-            key,
-            proxy_sock,
-            public_address=proxy_addr,
-            name="test-worker",
-            status_interval=0.2,
-        )
-    thread = threading.Thread(
-        target=lambda: asyncio.run(controller.run(server, sock, cluster_sock, worker)),
-        daemon=True,
-    )
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("controller did not start")
-        time.sleep(0.02)
-    return RunningController(
-        controller,
-        f"http://{host}:{port}",
-        server,
-        thread,
-        cluster_addr=f"http://127.0.0.1:{cluster_port}",
-        worker_key=key,
-        proxy_addr=proxy_addr if proxy_sock else "",
-    )
+
+@pytest.fixture(scope="session", autouse=True)
+def default_ports_held() -> Iterator[list[int]]:
+    """The ports `bconnect dev` and `bconnect server` use by default (API, cluster, proxy,
+    ops: support.constants.DEV_PORTS), held by the test process for the whole session:
+    a test that binds one of them by mistake gets "address already in use" every time, on
+    a clean machine too, not only beside a developer's running `bconnect dev`. Ports
+    already taken (by that `bconnect dev`) are left to their owner. Yields the ports held."""
+    held = {port: sock for port in DEV_PORTS if (sock := _hold(port)) is not None}
+    for sock in held.values():
+        threading.Thread(target=_refuse, args=(sock,), daemon=True).start()
+    try:
+        yield sorted(held)
+    finally:
+        for sock in held.values():
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
 
 # ---------------------------------------------------------------- databases
@@ -223,19 +144,9 @@ def db_backend(request: pytest.FixtureRequest) -> str:
     return getattr(request, "param", "sqlite")
 
 
-def require(program: str, path: str | None) -> str:
-    """The program's path; without it the test is skipped, or fails under CI."""
-    if path:
-        return path
-    message = f"{program} is not installed"
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI must provide it: see .ci/run)")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PostgresServer]:
-    """The test session's PostgreSQL server (see tests/pgserver.py)."""
+    """The test session's PostgreSQL server (see support/pgserver.py)."""
     server = PostgresServer(require("PostgreSQL server (initdb, postgres)", postgres_bindir()))
     try:
         server.init()
@@ -245,11 +156,13 @@ def pg() -> Iterator[PostgresServer]:
         server.close()
 
 
-def new_database(request: pytest.FixtureRequest, backend: str, directory: Path) -> str:
-    """A fresh, empty-of-data database for one controller: a file, or a PostgreSQL db."""
-    if backend == "postgresql":
-        return request.getfixturevalue("pg").new_database()
-    return str(directory / "bconnect.db")
+def _running_controller(
+    request: pytest.FixtureRequest, backend: str, directory: Path, **kw: bool
+) -> Iterator[RunningController]:
+    """A controller on a new database, stopped when the fixture ends."""
+    running = start_controller(new_database(request, backend, directory), **kw)
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")
@@ -257,10 +170,7 @@ def controller(
     request: pytest.FixtureRequest, db_backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningController]:
     """One controller shared by the tests that only add to its data."""
-    url = new_database(request, db_backend, tmp_path_factory.mktemp("ctl"))
-    running = start_controller(url)
-    yield running
-    running.stop()
+    yield from _running_controller(request, db_backend, tmp_path_factory.mktemp("ctl"))
 
 
 @pytest.fixture
@@ -268,9 +178,7 @@ def fresh_controller(
     request: pytest.FixtureRequest, db_backend: str, tmp_path: Path
 ) -> Iterator[RunningController]:
     """A controller of the test's own, for tests that need an empty, known state."""
-    running = start_controller(new_database(request, db_backend, tmp_path))
-    yield running
-    running.stop()
+    yield from _running_controller(request, db_backend, tmp_path)
 
 
 @pytest.fixture
@@ -284,42 +192,22 @@ def cli_env(controller: RunningController, tmp_path: Path, monkeypatch: pytest.M
     return controller
 
 
-class EchoServer:
-    """A real TCP echo server (a thread per connection) on 127.0.0.1, for targets."""
+@pytest.fixture
+def fake() -> Iterator[FakeController]:
+    """A fake controller (support/fake_controller.py): it answers what the test routes and
+    records every request."""
+    controller = FakeController().start()
+    yield controller
+    controller.stop()
 
-    def __init__(self) -> None:
-        import socket
 
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(256)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn) -> None:  # noqa: ANN001
-        with conn:
-            try:
-                while data := conn.recv(262144):
-                    conn.sendall(data)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
+@pytest.fixture
+async def worker() -> AsyncIterator[FakeWorker]:
+    """A fake worker (support/fake_worker.py) serving one session, for the client side."""
+    fake = FakeWorker()
+    await fake.start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture
@@ -330,10 +218,38 @@ def echo_server() -> Iterator[EchoServer]:
 
 
 @pytest.fixture
+def ssh_server() -> Iterator[SSHServer]:
+    """An SSH server on 127.0.0.1 (support/servers.py): key and password logins."""
+    with running_ssh_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def postgres_server(pg: PostgresServer) -> PostgresRole:
+    """The session's PostgreSQL server with the role and database ``bob``."""
+    return postgres_role(pg)
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[int, list[tuple[str, str, str]]]]:
+    """An HTTP server on 127.0.0.1: its port, and the (method, path, Host) it was sent."""
+    with running_http_server() as server:
+        yield server
+
+
+@pytest.fixture
 def dataplane(
     request: pytest.FixtureRequest, db_backend: str, tmp_path: Path
 ) -> Iterator[RunningController]:
     """A controller with its embedded worker, as `bconnect dev` runs them."""
-    running = start_controller(new_database(request, db_backend, tmp_path), with_worker=True)
-    yield running
-    running.stop()
+    yield from _running_controller(request, db_backend, tmp_path, with_worker=True)
+
+
+@pytest.fixture
+def connects() -> Iterator[list[Connect]]:
+    """The `bconnect connect` processes a test starts (support.dataplane.start_connect):
+    killed at the end if still running."""
+    started: list[Connect] = []
+    yield started
+    for c in started:
+        c.kill()

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import requests
-from test_dataplane_e2e import GUARD, make_target
+from support.cli import run_bconnect
+from support.constants import GUARD, ORG
+from support.dataplane import make_target
 
 pytestmark = pytest.mark.all_databases
-
-PROJECT, ORG = "p_1234567890", "o_1234567890"
 
 
 def create(ctl: Any, who: str = "admin", **fields: Any) -> requests.Response:
@@ -190,16 +190,7 @@ def test_resolvable_aliases_follow_the_users_target_grants(fresh_controller) -> 
     mine = create(ctl, value="mine.prod", destination_id="ttcp_1234567890").json()
     create(ctl, value="loose.end")  # no destination: never resolvable
     other_project = ctl.request("POST", "/v1/scopes", json={"scope_id": ORG, "name": "p2"})
-    elsewhere = ctl.request(
-        "POST",
-        "/v1/targets",
-        json={
-            "scope_id": other_project.json()["id"],
-            "name": "hidden",
-            "address": "127.0.0.1",
-            "attributes": {"default_port": 22},
-        },
-    ).json()["id"]
+    elsewhere = make_target(ctl, 22, scope_id=other_project.json()["id"], name="hidden")
     # the authenticated users' role reads targets everywhere: take that away, leaving
     # `user` the dev project's grants
     role = ctl.request("GET", "/v1/roles/r_default_authn").json()
@@ -248,14 +239,8 @@ def test_cli_aliases_and_connect_by_alias(dataplane, echo_server, tmp_path) -> N
     }
 
     def run(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "bconnect", *args],
-            capture_output=True,
-            text=True,
-            env={**env, "BOUNDARY_TOKEN": token or env["BOUNDARY_TOKEN"]},
-            stdin=subprocess.DEVNULL,
-            timeout=GUARD * 2,
-        )
+        token = token or env["BOUNDARY_TOKEN"]
+        return run_bconnect(*args, env={**env, "BOUNDARY_TOKEN": token}, timeout=GUARD * 2)
 
     admin = ctl.token("admin")
     made = run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fake_controller import FakeController, unused_addr
+from support.fake_controller import FakeController, login_attributes, unused_addr
 
 import bconnect
 from bconnect.core.api import ApiError, Client, ControllerUnreachable, token_id
@@ -13,13 +13,6 @@ from bconnect.core.api import ApiError, Client, ControllerUnreachable, token_id
 pytestmark = pytest.mark.all_databases
 
 TOKEN = "at_1234567890_s1abcdefghijk"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeController]:
-    controller = FakeController().start()
-    yield controller
-    controller.stop()
 
 
 @pytest.fixture
@@ -175,14 +168,7 @@ def test_update_reads_version_first(fake: FakeController, client: Client) -> Non
 
 
 def test_authenticate_password(fake: FakeController) -> None:
-    attributes = {
-        "id": "at_1234567890",
-        "token": TOKEN,
-        "user_id": "u_1234567890",
-        "auth_method_id": "ampw_1234567890",
-        "account_id": "acctpw_1234567890",
-        "expiration_time": "2030-01-01T00:00:00Z",
-    }
+    attributes = login_attributes(TOKEN)
     fake.route(
         "POST",
         "/v1/auth-methods/ampw_1234567890:authenticate",

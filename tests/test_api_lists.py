@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from support.constants import PROJECT
 
 pytestmark = pytest.mark.all_databases
-
-PROJECT = "p_1234567890"
 
 
 def page_all(ctl, path: str, who: str = "admin", token: str | None = None):  # noqa: ANN001, ANN201

@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from sqlalchemy import insert
+from support.constants import PROJECT
 
 from bconnect.controller.storage import schema as t
 
 pytestmark = pytest.mark.all_databases
-
-PROJECT = "p_1234567890"
 
 
 def unique(prefix: str) -> str:

@@ -8,14 +8,12 @@ import threading
 
 import pytest
 import requests
+from support.constants import AUTH_METHOD, PROJECT
 
 pytestmark = pytest.mark.all_databases
 
-PROJECT = "p_1234567890"
-AM = "ampw_1234567890"
 
-
-def login(ctl, name: str, password: str, method: str = AM) -> requests.Response:  # noqa: ANN001
+def login(ctl, name: str, password: str, method: str = AUTH_METHOD) -> requests.Response:  # noqa: ANN001
     return requests.post(
         f"{ctl.addr}/v1/auth-methods/{method}:authenticate",
         json={"command": "login", "attributes": {"login_name": name, "password": password}},
@@ -32,7 +30,10 @@ def test_tokens_die_with_their_account(fresh_controller) -> None:
     acct = ctl.request(
         "POST",
         "/v1/accounts",
-        json={"auth_method_id": AM, "attributes": {"login_name": "bob", "password": "bobpass12"}},
+        json={
+            "auth_method_id": AUTH_METHOD,
+            "attributes": {"login_name": "bob", "password": "bobpass12"},
+        },
     ).json()["id"]
     user = ctl.request("POST", "/v1/users", json={"scope_id": "global"}).json()["id"]
     ctl.request(
@@ -62,7 +63,10 @@ def test_accounts_must_be_in_the_users_scope(fresh_controller) -> None:
     acct = ctl.request(
         "POST",
         "/v1/accounts",
-        json={"auth_method_id": AM, "attributes": {"login_name": "dave", "password": "davepass1"}},
+        json={
+            "auth_method_id": AUTH_METHOD,
+            "attributes": {"login_name": "dave", "password": "davepass1"},
+        },
     ).json()["id"]
     resp = ctl.request(
         "POST", f"/v1/users/{org_user}:add-accounts", json={"version": 1, "account_ids": [acct]}
@@ -215,7 +219,7 @@ def test_a_forged_list_token_is_400(fresh_controller) -> None:
 
 
 def test_pending_sessions_per_user_are_capped(tmp_path) -> None:
-    from conftest import start_controller
+    from support.controller import start_controller
 
     ctl = start_controller(str(tmp_path / "cap.db"), settings={"max_pending_sessions_per_user": 3})
     try:

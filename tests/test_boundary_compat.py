@@ -7,8 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,13 +14,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from sqlalchemy import update
+from support.cli import run_bconnect
+from support.constants import AUTH_METHOD, PROJECT
 
 from bconnect.controller.context import utcnow
 from bconnect.controller.storage import schema as t
 
 pytestmark = pytest.mark.all_databases
 
-PROJECT, AM = "p_1234567890", "ampw_1234567890"
 LOGIN = {"command": "login", "attributes": {"login_name": "user", "password": "password"}}
 
 
@@ -67,13 +66,15 @@ def stale_tokens(ctl: Any) -> dict[str, str]:
 def test_an_empty_bearer_token_is_the_anonymous_user(fresh_controller) -> None:
     ctl = fresh_controller
     # exactly what Boundary's Go client sends on `authenticate`
-    status, body, _ = raw(ctl, "POST", f"/v1/auth-methods/{AM}:authenticate", "Bearer ", LOGIN)
+    status, body, _ = raw(
+        ctl, "POST", f"/v1/auth-methods/{AUTH_METHOD}:authenticate", "Bearer ", LOGIN
+    )
     assert status == 200, body
     assert body["attributes"]["token"].startswith("at_")
     status, body, _ = raw(ctl, "GET", "/v1/scopes?scope_id=global", "Bearer ")
     assert status == 200 and [s["id"] for s in body["items"]] == ["o_1234567890"]
     status, body, _ = raw(ctl, "GET", "/v1/auth-methods?scope_id=global", "Bearer")
-    assert status == 200 and [m["id"] for m in body["items"]] == [AM]
+    assert status == 200 and [m["id"] for m in body["items"]] == [AUTH_METHOD]
 
 
 def test_a_stale_token_reads_what_u_anon_may_and_nothing_else(fresh_controller) -> None:
@@ -90,7 +91,9 @@ def test_a_stale_token_reads_what_u_anon_may_and_nothing_else(fresh_controller) 
         assert (status, body["kind"]) == (401, "Unauthenticated"), why
         status, body, _ = raw(ctl, "GET", f"/v1/sessions/{sid}", auth)
         assert status == 401, why
-        status, body, _ = raw(ctl, "POST", f"/v1/auth-methods/{AM}:authenticate", auth, LOGIN)
+        status, body, _ = raw(
+            ctl, "POST", f"/v1/auth-methods/{AUTH_METHOD}:authenticate", auth, LOGIN
+        )
         assert status == 200, (why, body)
 
 
@@ -116,10 +119,13 @@ def test_a_throttled_login_is_429_with_retry_after(fresh_controller) -> None:
     ctl = fresh_controller
     wrong = {"command": "login", "attributes": {"login_name": "admin", "password": "nope-nope"}}
     statuses = [
-        raw(ctl, "POST", f"/v1/auth-methods/{AM}:authenticate", None, wrong)[0] for _ in range(10)
+        raw(ctl, "POST", f"/v1/auth-methods/{AUTH_METHOD}:authenticate", None, wrong)[0]
+        for _ in range(10)
     ]
     assert statuses == [401] * 10
-    status, body, headers = raw(ctl, "POST", f"/v1/auth-methods/{AM}:authenticate", None, wrong)
+    status, body, headers = raw(
+        ctl, "POST", f"/v1/auth-methods/{AUTH_METHOD}:authenticate", None, wrong
+    )
     assert status == 429
     assert body["kind"] == "ResourceExhausted"
     retry = int(headers["retry-after"])
@@ -158,14 +164,7 @@ def cli(ctl: Any, *args: str, token: str | None = None, tmp_path: Any = None) ->
     }
     if token:
         env["BOUNDARY_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "bconnect", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    return run_bconnect(*args, env=env)
 
 
 def test_cli_json_errors_are_boundarys_object(fresh_controller, tmp_path) -> None:
@@ -217,7 +216,7 @@ def test_cli_says_how_to_log_in(fresh_controller, tmp_path) -> None:
 def test_cli_says_when_a_login_is_throttled(fresh_controller, tmp_path) -> None:
     ctl = fresh_controller
     (tmp_path / "pw").write_text("wrong-password\n")
-    args = ("authenticate", "password", "-auth-method-id", AM, "-login-name", "user")
+    args = ("authenticate", "password", "-auth-method-id", AUTH_METHOD, "-login-name", "user")
     for _ in range(10):
         failed = cli(ctl, *args, "-password", f"file://{tmp_path / 'pw'}", tmp_path=tmp_path)
         assert failed.returncode == 1

@@ -4,37 +4,28 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from fake_controller import FakeController, Request
+from support.fake_controller import FakeController, Request, login_attributes
 
 from bconnect.cli.main import cli
 
 TOKEN = "at_1234567890_s1secretsecret"
-ATTRS = {
-    "id": "at_1234567890",
-    "token": TOKEN,
-    "user_id": "u_1234567890",
-    "auth_method_id": "ampw_1234567890",
-    "account_id": "acctpw_1234567890",
-    "expiration_time": "2030-01-01T00:00:00Z",
-}
+ATTRS = login_attributes(TOKEN)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeController]:
-    controller = FakeController().start()
-    controller.route(
+def fake(fake: FakeController) -> FakeController:
+    """conftest's fake controller, answering the dev admin's password login."""
+    fake.route(
         "POST",
         "/v1/auth-methods/ampw_1234567890:authenticate",
         (200, {"command": "login", "attributes": ATTRS}),
     )
-    yield controller
-    controller.stop()
+    return fake
 
 
 @pytest.fixture

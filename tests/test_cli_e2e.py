@@ -7,17 +7,15 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.cli import run_bconnect
 
 from bconnect.core.token import decode_authz_token
 
 pytestmark = pytest.mark.all_databases
-
-BCONNECT = [sys.executable, "-m", "bconnect"]
 
 
 @pytest.fixture
@@ -32,14 +30,7 @@ def run(controller, tmp_path: Path):  # noqa: ANN201
     )
 
     def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*BCONNECT, *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**base, **(env or {})},
-            stdin=subprocess.DEVNULL,
-        )
+        return run_bconnect(*args, env={**base, **(env or {})})
 
     _run.token_file = tmp_path / "token.json"  # type: ignore[attr-defined]
     return _run

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fake_controller import FakeController, unused_addr
+from support.fake_controller import FakeController, unused_addr
 
 from bconnect.cli import connect_output, output
 from bconnect.cli.main import cli
@@ -333,13 +333,6 @@ def test_control_characters_are_escaped() -> None:
 
 
 # -- exit codes --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeController]:
-    controller = FakeController().start()
-    yield controller
-    controller.stop()
 
 
 @pytest.fixture

@@ -16,17 +16,17 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cluster_harness import GUARD
-from test_dataplane_e2e import Connect, authorize, echo_through, make_target
+from support.constants import GUARD, PROJECT
+from support.dataplane import Connect, authorize, make_target
+from support.echo import echo_through
+from support.http_servers import QuietHandler, send_json, serve, stop, url
 
 from bconnect.cli.output import dumps_compact
 
-PROJECT = "p_1234567890"
 HOSTILE_NAME = "x\x1b]0;TITLE\x07\x1b[2J"
 HOSTILE_DESCRIPTION = "line one\nline\ttwo\r\x7f\x9b31m\x08"  # (the controller refuses NUL)
 #: any control character but the line feed, as text (C1 included)
@@ -121,12 +121,9 @@ class HostileController:
         self.requests = 0
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # 10,000 pages on one connection, no ACK delays
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_GET(self) -> None:  # noqa: N802
                 owner.requests += 1
@@ -135,23 +132,11 @@ class HostileController:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.addr = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
+        self.addr = url(self.server)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def send_json(handler: BaseHTTPRequestHandler, body: Any, status: int = 200) -> None:
-    data = json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
+        stop(self.server)
 
 
 def list_token(handler: BaseHTTPRequestHandler) -> str:

@@ -6,42 +6,10 @@ import threading
 
 import pytest
 import requests
+from support.cluster_api import WorkerClient, new_session
+from support.constants import PROJECT
 
 pytestmark = pytest.mark.all_databases
-
-PROJECT = "p_1234567890"
-
-
-class WorkerClient:
-    """What a worker sends, by hand."""
-
-    def __init__(self, ctl, key: str | None = None) -> None:  # noqa: ANN001
-        self.base = ctl.cluster_addr
-        self.key = key if key is not None else ctl.worker_key
-        self.worker_id = ""
-
-    def call(self, method: str, path: str, **kw) -> requests.Response:  # noqa: ANN003
-        headers = {"Authorization": f"Bearer {self.key}"}
-        if self.worker_id:
-            headers["X-Bconnect-Worker-Id"] = self.worker_id
-        return requests.request(method, self.base + path, headers=headers, timeout=30, **kw)
-
-    def register(
-        self,
-        name: str = "w1",
-        address: str = "127.0.0.1:9202",
-        tags: dict[str, list[str]] | None = None,
-    ) -> str:
-        body = {"name": name, "address": address, "tags": tags or {}}
-        resp = self.call("POST", "/v1/cluster/workers:register", json=body)
-        resp.raise_for_status()
-        self.worker_id = resp.json()["worker_id"]
-        return self.worker_id
-
-
-def new_session(ctl, target: str = "ttcp_1234567890") -> str:  # noqa: ANN001
-    resp = ctl.request("POST", f"/v1/targets/{target}:authorize-session", json={})
-    return resp.json()["session_id"]
 
 
 def limited_target(ctl, limit: int) -> str:  # noqa: ANN001

@@ -7,8 +7,6 @@ held under concurrent admission through both controllers."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,20 +15,22 @@ from typing import Any
 
 import pytest
 import requests
-from cluster_harness import GUARD, Cluster, wait_for
-from conftest import hardening_report
-from test_dataplane_e2e import (
-    authorize,
-    connection_closed,
-    connects,
-    echo_through,
-    session,
-    start_connect,
-    terminated,
+from support.cluster_harness import Cluster
+from support.cluster_sessions import (
+    Stream,
+    a_session_through,
+    closed_by_the_end_user,
+    kill_the_serving_worker,
+    still_relaying_past_the_grace,
+    target,
 )
+from support.constants import GUARD
+from support.dataplane import authorize, connection_closed, session, start_connect, terminated
+from support.echo import echo_through
+from support.hardening import hardening_report
+from support.wait import wait_for
 
 pytestmark = pytest.mark.postgresql
-__all__ = ["connects"]  # the fixture, shared with the data-plane tests
 
 
 def running_cluster(pg: Any, directory: Path, failover: bool = False) -> Iterator[Cluster]:
@@ -61,123 +61,18 @@ def failover_cluster(pg: Any, tmp_path: Path) -> Iterator[Cluster]:
     yield from running_cluster(pg, tmp_path, failover=True)
 
 
-class Stream:
-    """A live transfer through the client proxy: 64 KiB chunks sent and their echoes
-    checked, until stopped or the connection is closed under it."""
-
-    CHUNK = 64 * 1024
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=GUARD)
-        self.echoed = 0
-        self.error = ""
-        self.ended = threading.Event()  # the connection closed under us
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                chunk = os.urandom(self.CHUNK)
-                self.sock.sendall(chunk)
-                got = bytearray()
-                while len(got) < len(chunk):
-                    part = self.sock.recv(len(chunk) - len(got))
-                    if not part:
-                        self.ended.set()
-                        return
-                    got += part
-                if bytes(got) != chunk:
-                    self.error = "echo differs from what was sent"
-                    return
-                self.echoed += len(chunk)
-                time.sleep(0.01)
-        except OSError:
-            self.ended.set()
-
-    def flowing(self, more: int = 1024 * 1024) -> bool:
-        """Wait until ``more`` bytes were echoed beyond what has been so far."""
-        start = self.echoed
-        return bool(wait_for(lambda: self.echoed >= start + more or self.ended.is_set())) and (
-            not self.ended.is_set() and not self.error
-        )
-
-    def close(self) -> int:
-        self._stop.set()
-        self._thread.join(GUARD)
-        self.sock.close()
-        return self.echoed
-
-
-def target(cluster: Cluster, project: str, port: int, **extra: Any) -> str:
-    resp = cluster.a.request(
-        "POST",
-        "/v1/targets",
-        json={
-            "scope_id": project,
-            "name": f"echo-{time.monotonic_ns()}",
-            "address": "127.0.0.1",
-            "attributes": {"default_port": port},
-            **extra,
-        },
-    )
-    assert resp.status_code == 200, resp.text
-    return resp.json()["id"]
-
-
-def still_relaying_past_the_grace(ctl: Any, sid: str, stream: Stream, reader: Any) -> None:
-    """The live connection outlives another grace period (4 s > the tests' 3 s): still
-    flowing, not closed in ``ctl``'s records, and its byte counts still reported (as
-    ``reader``, a controller, reads them)."""
-    time.sleep(4)
-    assert stream.flowing() and not stream.ended.is_set()
-    assert not session(ctl, sid)["connections"][0].get("closed_reason")
-    assert wait_for(
-        lambda: int(session(reader, sid)["connections"][0]["bytes_up"]) >= stream.echoed // 2
-    )
-
-
-def closed_by_the_end_user(ctl: Any, sid: str, sent: int) -> None:
-    """After the test stopped its Stream: the connection is closed by the end user with
-    every byte counted both ways, and the session is still active."""
-    closed = connection_closed(ctl, sid)
-    assert closed, session(ctl, sid)
-    record = closed["connections"][0]
-    assert record["closed_reason"] == "closed by end-user"
-    assert int(record["bytes_up"]) == sent and int(record["bytes_down"]) == sent
-    assert closed["status"] == "active"
-
-
-def a_session_through(
-    cluster: Any, echo_port: int, connects: list, ctl: Any = None, **target_extra: Any
-) -> tuple:
-    """A project, a target on the echo server, a session authorized on ``ctl``
-    (controller a by default) and its `bconnect connect`:
-    (project, target id, session id, the Connect, its port)."""
-    ctl = ctl or cluster.a
-    project = cluster.project()
-    tid = target(cluster, project, echo_port, **target_extra)
-    auth = authorize(ctl, tid)
-    c, port = start_connect(connects, ctl, auth["authorization_token"])
-    return project, tid, auth["session_id"], c, port
-
-
 def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connects) -> None:
-    project = cluster.project()
     # the filter sends the session through worker-b, which only knows controller b
-    tid = target(cluster, project, echo_server.port, worker_filter='"/name" == "worker-b"')
-    auth = authorize(cluster.a, tid)
-    _, port = start_connect(connects, cluster.a, auth["authorization_token"])
+    _, _, sid, _, port = a_session_through(
+        cluster, echo_server.port, connects, worker_filter='"/name" == "worker-b"'
+    )
     stream = Stream(port)
     try:
         assert stream.flowing(), cluster.logs()
-        assert cluster.serving_workers(auth["session_id"]) == ["worker-b"]
-        version = session(cluster.b, auth["session_id"])["version"]
+        assert cluster.serving_workers(sid) == ["worker-b"]
+        version = session(cluster.b, sid)["version"]
         canceled_at = time.monotonic()
-        resp = cluster.b.request(
-            "POST", f"/v1/sessions/{auth['session_id']}:cancel", json={"version": version}
-        )
+        resp = cluster.b.request("POST", f"/v1/sessions/{sid}:cancel", json={"version": version})
         assert resp.status_code == 200, resp.text
         assert stream.ended.wait(GUARD), "the live transfer was not closed by the cancel"
         # documented: about one status interval (200 ms here); printed, never asserted
@@ -185,8 +80,8 @@ def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connec
         assert not stream.error
     finally:
         stream.close()
-    final = terminated(cluster.a, auth["session_id"])
-    assert final, session(cluster.a, auth["session_id"])
+    final = terminated(cluster.a, sid)
+    assert final, session(cluster.a, sid)
     assert final["termination_reason"] == "canceled"
     conn = final["connections"][0]
     assert conn["closed_reason"] == "canceled"
@@ -195,15 +90,8 @@ def test_authorize_on_a_serve_through_b_cancel_on_b(cluster, echo_server, connec
 
 def test_kill_a_worker_mid_transfer(cluster, echo_server, connects) -> None:
     _, tid, sid, c, port = a_session_through(cluster, echo_server.port, connects)
-    stream = Stream(port)
-    try:
-        assert stream.flowing(), cluster.logs()
-        [doomed] = cluster.serving_workers(sid)
-        victim, survivor = cluster.worker_and_other(doomed)
-        victim.kill()  # SIGKILL: no close report, no goodbye
-        assert stream.ended.wait(GUARD), "the transfer through the killed worker went on"
-    finally:
-        stream.close()
+    victim, survivor = kill_the_serving_worker(cluster, sid, Stream(port))
+    doomed = victim.worker_name
     # the dead worker's connection is closed by the controllers after the grace period
     closed = connection_closed(cluster.b, sid)
     assert closed, session(cluster.b, sid)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from tls_files import make_tls_files
+from support.tls_files import make_tls_files
 
 from bconnect.config import (
     ConfigError,

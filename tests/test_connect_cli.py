@@ -6,27 +6,18 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fake_worker import FakeWorker
+from support.constants import GUARD
+from support.fake_worker import FakeWorker
+from support.ports import busy_port
 from support.ports import free_port as unused_port
 
 from bconnect.core.token import encode_authz_token
-
-GUARD = 30  # seconds: a hang guard, never a timing assertion
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[FakeWorker]:
-    fake = FakeWorker()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
@@ -271,10 +262,7 @@ async def test_second_client_is_told_session_in_use(
 
 
 async def test_listen_port_in_use(worker: FakeWorker, env: dict[str, str]) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         connect = await Connect.start(
             env, "-authz-token", encode_authz_token(worker.authz()), "-listen-port", str(port)
         )

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import signal
 import socket
-import sys
 import threading
 import time
 
 import pytest
-from test_dataplane_e2e import (
-    GUARD,
+from support.constants import GUARD
+from support.dataplane import (
     Connect,
     authorize,
-    connects,  # noqa: F401 - a fixture
-    echo_through,
+    connect_exec_python,
     make_target,
     session,
     start_connect,
     terminated,
 )
+from support.echo import echo_through
 
 pytestmark = pytest.mark.all_databases
 
@@ -48,7 +47,7 @@ def _pump(port: int, stop: threading.Event, counts: list[int]) -> None:
         sender.join()
 
 
-def test_cancel_cuts_a_transfer_in_flight(dataplane, echo_server, connects) -> None:  # noqa: F811
+def test_cancel_cuts_a_transfer_in_flight(dataplane, echo_server, connects) -> None:
     auth = authorize(dataplane, make_target(dataplane, echo_server.port))
     c, port = start_connect(connects, dataplane, auth["authorization_token"])
     stop, counts = threading.Event(), [0]
@@ -81,7 +80,7 @@ def _ended(ctl, sid: str) -> dict:  # noqa: ANN001
 def test_the_client_ending_connect_cancels_as_boundary_does(
     dataplane,
     echo_server,
-    connects,  # noqa: F811
+    connects,
 ) -> None:
     auth = authorize(dataplane, make_target(dataplane, echo_server.port))
     c, port = start_connect(connects, dataplane, auth["authorization_token"])
@@ -95,7 +94,7 @@ def test_the_client_ending_connect_cancels_as_boundary_does(
     assert [c["closed_reason"] for c in final["connections"]] == ["closed by end-user"]
 
 
-def test_an_exec_child_exiting_cancels_the_session(dataplane, echo_server, connects) -> None:  # noqa: F811
+def test_an_exec_child_exiting_cancels_the_session(dataplane, echo_server, connects) -> None:
     auth = authorize(dataplane, make_target(dataplane, echo_server.port))
     c = Connect(
         dataplane, "-authz-token", "-", "-exec", "true", stdin=auth["authorization_token"] + "\n"
@@ -108,7 +107,7 @@ def test_an_exec_child_exiting_cancels_the_session(dataplane, echo_server, conne
     assert states(dataplane, auth["session_id"]) == ["terminated", "canceling", "pending"]
 
 
-def test_an_api_cancel_ends_an_idle_connect_that_can_ask(dataplane, echo_server, connects) -> None:  # noqa: F811
+def test_an_api_cancel_ends_an_idle_connect_that_can_ask(dataplane, echo_server, connects) -> None:
     target = make_target(dataplane, echo_server.port)
     c = Connect(dataplane, "-target-id", target, token=dataplane.token("user"))
     connects.append(c)
@@ -124,7 +123,7 @@ def test_an_api_cancel_ends_an_idle_connect_that_can_ask(dataplane, echo_server,
     assert _ended(dataplane, sid)["termination_reason"] == "canceled"
 
 
-def test_expiry_with_a_connection_open(dataplane, echo_server, connects) -> None:  # noqa: F811
+def test_expiry_with_a_connection_open(dataplane, echo_server, connects) -> None:
     target = make_target(dataplane, echo_server.port, session_max_seconds=3)
     auth = authorize(dataplane, target)
     c, port = start_connect(connects, dataplane, auth["authorization_token"])
@@ -139,7 +138,7 @@ def test_expiry_with_a_connection_open(dataplane, echo_server, connects) -> None
     assert final["connections"][0]["closed_reason"] == "timed out"
 
 
-def test_the_connection_limit(dataplane, echo_server, connects) -> None:  # noqa: F811
+def test_the_connection_limit(dataplane, echo_server, connects) -> None:
     target = make_target(dataplane, echo_server.port, session_connection_limit=1)
     auth = authorize(dataplane, target)
     c, port = start_connect(connects, dataplane, auth["authorization_token"])
@@ -158,7 +157,7 @@ def test_the_connection_limit(dataplane, echo_server, connects) -> None:  # noqa
 def test_an_exec_program_whose_session_is_canceled_says_so(
     dataplane,
     echo_server,
-    connects,  # noqa: F811
+    connects,
 ) -> None:
     """The program's connection is cut by the cancel; connect names the cause on stderr."""
     target = make_target(dataplane, echo_server.port)
@@ -167,17 +166,7 @@ def test_an_exec_program_whose_session_is_canceled_says_so(
         "int(os.environ['BOUNDARY_PROXIED_PORT']))); s.sendall(b'x'); s.recv(1); "
         "print('connected', flush=True); sys.exit(0 if s.recv(1) == b'' else 1)"
     )
-    c = Connect(
-        dataplane,
-        "-target-id",
-        target,
-        "-exec",
-        sys.executable,
-        "--",
-        "-c",
-        holder,
-        token=dataplane.token("admin"),
-    )
+    c = connect_exec_python(dataplane, target, holder)
     connects.append(c)
     assert c.proc.stdout.readline().startswith("{")  # the listening block
     assert c.proc.stdout.readline() == "connected\n"

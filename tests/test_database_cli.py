@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,14 +15,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from cluster_harness import KMS_BLOCK, TEST_ROOT_KEY
 from sqlalchemy import text
+from support.cli import run_bconnect
+from support.cluster_harness import KMS_BLOCK, TEST_ROOT_KEY
+from support.constants import GUARD
 
 from bconnect.controller.server import Controller, bind
 from bconnect.controller.settings import Settings
 from bconnect.controller.storage.db import head_revision, make_engine, migrate
-
-BCONNECT = [sys.executable, "-m", "bconnect"]
 
 
 @pytest.fixture
@@ -36,14 +35,7 @@ def empty_db(request: pytest.FixtureRequest, db_backend: str, tmp_path: Path) ->
 
 def database(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "BCONNECT_DATABASE_URL"}
-    return subprocess.run(
-        [*BCONNECT, "database", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env={**environ, **(env or {})},
-    )
+    return run_bconnect("database", *args, env={**environ, **(env or {})}, timeout=GUARD * 2)
 
 
 def one_line_error(result: subprocess.CompletedProcess, code: int = 1) -> str:

@@ -7,161 +7,29 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import socket
 import ssl
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cluster_harness import GUARD, wait_for
+from support.cli import run_bconnect
+from support.constants import GUARD
+from support.dataplane import (
+    authorize,
+    connect_exec_python,
+    make_target,
+    session,
+    start_connect,
+    terminated,
+)
+from support.echo import echo_through
+from support.wait import wait_for
 
 from bconnect.core.certs import mint_session_certificate, session_tls_files
 from bconnect.core.token import decode_authz_token
 
 pytestmark = pytest.mark.all_databases
-
-PROJECT = "p_1234567890"
-
-
-def make_target(ctl, port: int, **extra) -> str:  # noqa: ANN001, ANN003
-    body = {
-        "scope_id": PROJECT,
-        "name": f"echo-{port}-{time.monotonic_ns()}",
-        "address": "127.0.0.1",
-        "attributes": {"default_port": port},
-        **extra,
-    }
-    resp = ctl.request("POST", "/v1/targets", json=body)
-    assert resp.status_code == 200, resp.text
-    return resp.json()["id"]
-
-
-def add_credential(ctl: Any, target: str, ctype: str, attributes: dict[str, str]) -> str:
-    """A static store credential, brokered by ``target``."""
-    store = ctl.request(
-        "POST",
-        "/v1/credential-stores",
-        json={"scope_id": PROJECT, "name": f"store-{time.monotonic_ns()}"},
-    )
-    assert store.status_code == 200, store.text
-    cred = ctl.request(
-        "POST",
-        "/v1/credentials",
-        json={"credential_store_id": store.json()["id"], "type": ctype, "attributes": attributes},
-    )
-    assert cred.status_code == 200, cred.text
-    current = ctl.request("GET", f"/v1/targets/{target}").json()
-    linked = ctl.request(
-        "POST",
-        f"/v1/targets/{target}:add-credential-sources",
-        json={"version": current["version"], "brokered_credential_source_ids": [cred.json()["id"]]},
-    )
-    assert linked.status_code == 200, linked.text
-    return cred.json()["id"]
-
-
-def authorize(ctl, target: str, who: str = "admin") -> dict:  # noqa: ANN001
-    resp = ctl.request("POST", f"/v1/targets/{target}:authorize-session", who=who, json={})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-class Connect:
-    """`python -m bconnect connect …` with -format json: one JSON object per line."""
-
-    def __init__(self, ctl, *args: str, token: str | None = None, stdin: str | None = None):  # noqa: ANN001
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
-        env.update(BOUNDARY_ADDR=ctl.addr, BCONNECT_KEYRING_TYPE="none")
-        if token:
-            env["BOUNDARY_TOKEN"] = token
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bconnect", "connect", "-format", "json", *args],
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        if stdin is not None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(stdin)
-            self.proc.stdin.close()
-            self.proc.stdin = None  # communicate() must not touch it again
-        self.events: list[dict] = []
-
-    def next_event(self) -> dict:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise AssertionError("connect ended: " + (self.proc.stderr.read() or ""))
-        event = json.loads(line)
-        self.events.append(event)
-        return event
-
-    def listening(self) -> dict:
-        return self.next_event()
-
-    def finish(self, sig: int | None = signal.SIGINT) -> tuple[int, list[dict], str]:
-        if sig is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=GUARD)
-        self.events += [json.loads(line) for line in out.splitlines() if line.strip()]
-        return self.proc.returncode, self.events, err
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-@pytest.fixture
-def connects() -> Iterator[list[Connect]]:
-    started: list[Connect] = []
-    yield started
-    for c in started:
-        c.kill()
-
-
-def start_connect(connects, ctl, token: str) -> tuple[Connect, int]:  # noqa: ANN001
-    c = Connect(ctl, "-authz-token", "-", stdin=token + "\n")
-    connects.append(c)
-    return c, int(c.listening()["port"])
-
-
-def echo_through(port: int, payload: bytes) -> bytes:
-    """Send payload and read the echo concurrently (so neither side blocks)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=GUARD) as sock:
-        sender = threading.Thread(target=sock.sendall, args=(payload,))
-        sender.start()
-        got = bytearray()
-        while len(got) < len(payload):
-            chunk = sock.recv(1 << 18)
-            if not chunk:
-                break
-            got += chunk
-        sender.join()
-    return bytes(got)
-
-
-def session(ctl, sid: str) -> dict:  # noqa: ANN001
-    return ctl.request("GET", f"/v1/sessions/{sid}").json()
-
-
-def terminated(ctl, sid: str) -> dict | None:  # noqa: ANN001
-    """The session once it is terminated (None if it is not within the guard)."""
-    return wait_for(lambda: (s := session(ctl, sid))["status"] == "terminated" and s)
-
-
-def connection_closed(ctl, sid: str) -> dict | None:  # noqa: ANN001
-    """The session once its first connection has a close reason (None if not in time)."""
-    return wait_for(lambda: (s := session(ctl, sid))["connections"][0].get("closed_reason") and s)
 
 
 def test_100mb_both_ways_and_bytes_in_sessions_read(dataplane, echo_server, connects) -> None:
@@ -297,19 +165,7 @@ def test_exec_with_templating_and_exit_code(dataplane, echo_server, connects) ->
         "s.sendall(b'ping'); assert s.recv(4) == b'ping'\n"
         "sys.exit(7)\n"
     )
-    c = Connect(
-        dataplane,
-        "-target-id",
-        target,
-        "-exec",
-        sys.executable,
-        "--",
-        "-c",
-        child,
-        "{{boundary.port}}",
-        "{{ boundary.ip }}",
-        token=dataplane.token("admin"),
-    )
+    c = connect_exec_python(dataplane, target, child, "{{boundary.port}}", "{{ boundary.ip }}")
     connects.append(c)
     code, events, err = c.finish(sig=None)
     assert code == 7, err
@@ -379,13 +235,7 @@ def test_worker_shrugs_off_garbage_and_strangers(dataplane, echo_server, connect
 def test_the_worker_appears_in_workers_list(dataplane) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNDARY_", "BCONNECT_"))}
     env.update(BOUNDARY_ADDR=dataplane.addr, BOUNDARY_TOKEN=dataplane.token("admin"))
-    out = subprocess.run(
-        [sys.executable, "-m", "bconnect", "workers", "list", "-format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=GUARD,
-    )
+    out = run_bconnect("workers", "list", "-format", "json", env=env)
     assert out.returncode == 0, out.stderr
     items = json.loads(out.stdout)["items"]
     assert [(w["name"], w["address"]) for w in items] == [("test-worker", dataplane.proxy_addr)]
@@ -395,7 +245,7 @@ def test_the_worker_appears_in_workers_list(dataplane) -> None:
 def test_connections_a_restarted_worker_forgot_are_closed(dataplane) -> None:
     """A worker that no longer reports a connection (it crashed and came back) gets it
     closed as a system error, so a canceled session can end."""
-    from test_cluster_api import WorkerClient
+    from support.cluster_api import WorkerClient
 
     from bconnect.controller.sessionops import UNREPORTED_GRACE
 

@@ -2,65 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import new_database
-
-BCONNECT = [sys.executable, "-m", "bconnect"]
-
-
-def start_dev(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [
-            *BCONNECT,
-            "dev",
-            "-api-listen-address",
-            "127.0.0.1:0",
-            "-cluster-listen-address",
-            "127.0.0.1:0",
-            "-proxy-listen-address",
-            "127.0.0.1:0",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(r"Controller API: (http://\S+)", line)
-        if m:
-            addr = m.group(1)
-            while time.monotonic() < deadline:
-                try:
-                    requests.get(f"{addr}/v1/scopes", timeout=5)
-                    return proc, addr
-                except requests.RequestException:
-                    time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("bconnect dev did not start: " + (proc.stdout.read() or ""))
-
-
-def login(addr: str) -> requests.Response:
-    return requests.post(
-        f"{addr}/v1/auth-methods/ampw_1234567890:authenticate",
-        json={"command": "login", "attributes": {"login_name": "admin", "password": "password"}},
-        timeout=10,
-    )
+from support.cli import run_bconnect
+from support.constants import DEV_PORTS, PROJECT
+from support.controller import new_database
+from support.dev import EPHEMERAL_LISTENERS, login, start_dev
+from support.ports import busy_port
 
 
 @pytest.mark.all_databases
@@ -73,7 +25,7 @@ def test_dev_serves_and_stops_on_ctrl_c(request, db_backend: str, tmp_path: Path
         token = login(addr).json()["attributes"]["token"]
         made = requests.post(
             f"{addr}/v1/targets",
-            json={"scope_id": "p_1234567890", "name": "survives-restart", "address": "127.0.0.1"},
+            json={"scope_id": PROJECT, "name": "survives-restart", "address": "127.0.0.1"},
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         )
@@ -91,7 +43,7 @@ def test_dev_serves_and_stops_on_ctrl_c(request, db_backend: str, tmp_path: Path
     try:
         token = login(addr).json()["attributes"]["token"]
         targets = requests.get(
-            f"{addr}/v1/targets?scope_id=p_1234567890",
+            f"{addr}/v1/targets?scope_id={PROJECT}",
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         ).json()["items"]
@@ -104,20 +56,19 @@ def test_dev_serves_and_stops_on_ctrl_c(request, db_backend: str, tmp_path: Path
 
 
 def test_dev_port_in_use_is_one_line_error(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        result = subprocess.run(
-            [*BCONNECT, "dev", "-api-listen-address", f"127.0.0.1:{port}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
+    with busy_port() as port:
+        result = run_bconnect(
+            "dev",
+            "-api-listen-address",
+            f"127.0.0.1:{port}",
+            "-cluster-listen-address",
+            "127.0.0.1:0",
+            "-proxy-listen-address",
+            "127.0.0.1:0",
         )
     assert result.returncode == 1
     err = result.stderr.strip()
-    assert err.startswith("Error: cannot listen on 127.0.0.1:") and "in use" in err
+    assert err.startswith(f"Error: cannot listen on 127.0.0.1:{port}") and "in use" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in result.stderr
 
 
@@ -132,13 +83,31 @@ def test_dev_refuses_a_newer_schema(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     engine.dispose()
-    result = subprocess.run(
-        [*BCONNECT, "dev", "-api-listen-address", "127.0.0.1:0", "-database-url", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_bconnect("dev", *EPHEMERAL_LISTENERS, "-database-url", str(db))
     assert result.returncode == 1
     assert "newer than this bconnect" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_default_ports_are_boundarys_and_held_by_the_suite(
+    default_ports_held: list[int],
+) -> None:
+    """`bconnect dev` listens on Boundary's dev ports by default (read here, not bound: a
+    developer's own `bconnect dev` may hold them), and conftest.py holds those same ports
+    for the whole session: no test can bind one, whether a dev server runs or not."""
+    from bconnect.cli.dev import DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PROXY
+    from bconnect.config import DEFAULT_PORTS
+
+    assert (DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PROXY) == (
+        "127.0.0.1:9200",
+        "127.0.0.1:9201",
+        "127.0.0.1:9202",
+    )
+    assert DEFAULT_PORTS == {"api": 9200, "cluster": 9201, "proxy": 9202, "ops": 9203}
+    assert set(DEFAULT_PORTS.values()) == set(DEV_PORTS)
+    assert set(default_ports_held) <= set(DEV_PORTS)
+    for port in DEV_PORTS:  # held here, or by whatever had it first
+        with socket.socket() as stray, pytest.raises(OSError):
+            stray.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            stray.bind(("127.0.0.1", port))
+            stray.listen()

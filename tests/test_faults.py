@@ -25,29 +25,28 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy
-from cluster_harness import SQLiteCluster, free_port
-from conftest import hardening_report
-from test_cluster_e2e import (
+from support.cluster_harness import SQLiteCluster
+from support.cluster_sessions import (
     Stream,
     a_session_through,
     closed_by_the_end_user,
+    kill_the_serving_worker,
     still_relaying_past_the_grace,
     target,
 )
-from test_dataplane_e2e import (
-    GUARD,
+from support.constants import GUARD
+from support.dataplane import (
     authorize,
     connection_closed,
-    connects,
-    echo_through,
     make_target,
     session,
     start_connect,
     terminated,
-    wait_for,
 )
-
-__all__ = ["connects"]  # the fixture
+from support.echo import echo_through
+from support.hardening import hardening_report
+from support.ports import free_port
+from support.wait import wait_for
 
 
 def database_is_consistent(ctl: Any) -> None:
@@ -222,14 +221,8 @@ def test_worker_killed_mid_transfer_on_sqlite(sqlite_cluster, echo_server, conne
     cluster = sqlite_cluster
     project, tid, sid, c, port = a_session_through(cluster, echo_server.port, connects)
     stream = Stream(port)
-    try:
-        assert stream.flowing(256 * 1024), cluster.logs()
-        [doomed] = cluster.serving_workers(sid)
-        victim, survivor = cluster.worker_and_other(doomed)
-        victim.kill()  # SIGKILL: no close report, no goodbye
-        assert stream.ended.wait(GUARD), "the transfer through the killed worker went on"
-    finally:
-        stream.close()
+    victim, survivor = kill_the_serving_worker(cluster, sid, stream, flowing=256 * 1024)
+    doomed = victim.worker_name
     assert not stream.error
     # the controller's dead-workers job closes the connection after the grace period
     closed = connection_closed(cluster.a, sid)

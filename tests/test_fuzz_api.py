@@ -38,7 +38,6 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from conftest import RunningController, new_database, start_controller
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -51,6 +50,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from support.controller import RunningController, new_database, start_controller
 
 from bconnect.controller.seed import DEV
 

@@ -13,8 +13,8 @@ import contextlib
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_handshake import _client_hello
-from test_token import TOKEN_BYTES
+from support.token_vector import TOKEN_BYTES
+from support.worker_client import client_hello_bytes
 
 from bconnect.core.base58 import ALPHABET, b58decode, b58encode
 from bconnect.core.handshake import (
@@ -28,7 +28,7 @@ from bconnect.core.handshake import (
 )
 from bconnect.core.token import AuthzTokenError, decode_authz_token
 
-HELLO = _client_hello("s_abcdefghij", ["http/1.1", "s_1234567890"])
+HELLO = client_hello_bytes("s_abcdefghij", ["http/1.1", "s_1234567890"], tls13_only=True)
 
 
 @st.composite
@@ -128,8 +128,8 @@ def test_base58_matches_the_digit_by_digit_definition(data: bytes) -> None:
 
 def test_report() -> None:
     """The fuzzing figures, for `nox -s hardening`'s report."""
-    from conftest import hardening_report
     from hypothesis import settings as current
+    from support.hardening import hardening_report
 
     fuzz_tests = [name for name in globals() if name.startswith("test_") and name != "test_report"]
     examples = current.default.max_examples

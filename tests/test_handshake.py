@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import random
-import ssl
 import string
 from datetime import UTC, datetime
 
 import pytest
+from support.worker_client import client_hello_bytes
 
 from bconnect.core.handshake import (
     ClientHandshake,
@@ -140,25 +140,9 @@ def test_close_codes() -> None:
 # --- ClientHello ------------------------------------------------------------------------
 
 
-def _client_hello(server_hostname: str | None, alpn: list[str] | None) -> bytes:
-    """The first bytes a real TLS 1.3 client (Python's ssl) sends, via memory BIOs."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    if server_hostname is None:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if alpn:
-        context.set_alpn_protocols(alpn)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    conn = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
-    with pytest.raises(ssl.SSLWantReadError):
-        conn.do_handshake()
-    return outgoing.read()
-
-
 @pytest.fixture(scope="module")
 def hello() -> bytes:
-    return _client_hello("s_abcdefghij", ["http/1.1", "s_1234567890"])
+    return client_hello_bytes("s_abcdefghij", ["http/1.1", "s_1234567890"], tls13_only=True)
 
 
 def test_parse_real_client_hello(hello: bytes) -> None:
@@ -170,13 +154,15 @@ def test_parse_real_client_hello(hello: bytes) -> None:
 
 def test_boundary_style_hello_uses_alpn() -> None:
     # Boundary's client: SNI = worker host, ALPN = ["http/1.1", <session id>]
-    info = parse_client_hello(_client_hello("worker.example.com", ["http/1.1", "s_1234567890"]))
+    info = parse_client_hello(
+        client_hello_bytes("worker.example.com", ["http/1.1", "s_1234567890"], tls13_only=True)
+    )
     assert info.sni == "worker.example.com"
     assert session_id_from_hello(info) == "s_1234567890"
 
 
 def test_hello_without_sni_or_alpn() -> None:
-    info = parse_client_hello(_client_hello(None, None))
+    info = parse_client_hello(client_hello_bytes(None, None, tls13_only=True))
     assert info == ClientHelloInfo(sni=None, alpn=())
     assert session_id_from_hello(info) is None
 

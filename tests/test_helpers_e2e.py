@@ -14,26 +14,21 @@ The PostgreSQL server runs as ``nobody`` when the tests run as root (it refuses 
 
 from __future__ import annotations
 
-import asyncio
-import http.server
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_dists import bconnect_env
-from test_dataplane_e2e import GUARD, PROJECT, add_credential, make_target, wait_for
-
-SSH_PASSWORD = "ssh pw:with\\odd#chars"
-PG_PASSWORD = "b:o\\b pw#1 'quoted'"  # ':' and '\' need pgpass escaping
+from support.cli import run_bconnect
+from support.constants import GUARD, PROJECT
+from support.dataplane import add_credential, make_target
+from support.plugin_dists import bconnect_env
+from support.servers import PG_PASSWORD, SSH_PASSWORD, PostgresRole, SSHServer, require
+from support.wait import wait_for
 
 # no user config, no known_hosts writes, no prompts for the key logins
 SSH_OPTIONS = (
@@ -58,17 +53,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def require(program: str, path: str | None = None) -> str:
-    """The path of ``program``; skips the test when it is missing, fails it under CI."""
-    found = path or shutil.which(program)
-    if found:
-        return found
-    message = f"{program} is not installed (CI must install it, see tests/test_helpers_e2e.py)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 # ---------------------------------------------------------------------- running bconnect
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -84,15 +68,7 @@ def bconnect(
     """``python -m bconnect ARGS`` as admin, without a terminal (nothing can prompt)."""
     full = {**env, "BOUNDARY_ADDR": ctl.addr, "BOUNDARY_TOKEN": ctl.token("admin")}
     full.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "bconnect", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=GUARD * 2,
-        start_new_session=True,
-    )
+    return run_bconnect(*args, env=full, timeout=GUARD * 2, start_new_session=True)
 
 
 def leftovers(env: dict[str, str]) -> list[str]:
@@ -118,115 +94,6 @@ def assert_sessions_ended(ctl: Any, target: str) -> None:
 
 
 # ---------------------------------------------------------------------- the SSH server
-@dataclass
-class SSHServer:
-    """An asyncssh server on 127.0.0.1 in its own thread: user ``keyuser`` logs in with
-    ``client_key``, user ``pwuser`` with :data:`SSH_PASSWORD`. Exec requests run a tiny
-    shell: ``echo WORDS`` and ``exit N`` separated by ``;``."""
-
-    port: int
-    client_key_pem: str
-    logins: list[tuple[str, str]] = field(default_factory=list)  # (user, method)
-    commands: list[str] = field(default_factory=list)
-
-
-def _run_command(command: str) -> tuple[str, int]:
-    output, status = "", 0
-    for part in (p.strip() for p in command.split(";")):
-        if not part:
-            continue
-        word, _, rest = part.partition(" ")
-        if word == "echo":
-            output += rest + "\n"
-        elif word == "exit":
-            return output, int(rest or "0")
-        else:
-            return output + f"{word}: command not found\n", 127
-    return output, status
-
-
-@pytest.fixture
-def ssh_server() -> Iterator[SSHServer]:
-    import asyncssh
-
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    client_public = client_key.export_public_key("openssh").decode().split()[1]
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    state: dict[str, Any] = {}
-
-    class Server(asyncssh.SSHServer):
-        def __init__(self) -> None:
-            self.user = self.method = ""
-
-        def begin_auth(self, username: str) -> bool:
-            self.user = username
-            return True
-
-        def public_key_auth_supported(self) -> bool:
-            return True
-
-        def validate_public_key(self, username: str, key: Any) -> bool:
-            ok = username == "keyuser" and key.export_public_key("openssh").decode().split()[1] == (
-                client_public
-            )
-            if ok:
-                self.method = "publickey"  # asked twice: without, then with a signature
-            return ok
-
-        def password_auth_supported(self) -> bool:
-            return True
-
-        def validate_password(self, username: str, password: str) -> bool:
-            ok = username == "pwuser" and password == SSH_PASSWORD
-            if ok:
-                self.method = "password"
-            return ok
-
-        def auth_completed(self) -> None:
-            server.logins.append((self.user, self.method))
-
-    def handle(process: Any) -> None:
-        command = process.command or ""
-        server.commands.append(command)
-        output, status = _run_command(command)
-        process.stdout.write(output)
-        process.exit(status)
-
-    async def start() -> None:
-        listener = await asyncssh.create_server(
-            Server,
-            "127.0.0.1",
-            0,
-            server_host_keys=[host_key],
-            process_factory=handle,
-            encoding="utf-8",
-        )
-        state["listener"] = listener
-        state["port"] = listener.sockets[0].getsockname()[1]
-        ready.set()
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=GUARD)
-    assert ready.wait(GUARD)
-    server = SSHServer(
-        port=state["port"],
-        client_key_pem=client_key.export_private_key("openssh").decode(),
-    )
-    yield server
-
-    async def stop() -> None:
-        state["listener"].close()
-        await state["listener"].wait_closed()
-
-    asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=GUARD)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(GUARD)
-    loop.close()
-
-
 def test_ssh_with_a_brokered_private_key(dataplane, ssh_server: SSHServer, env) -> None:
     require("ssh")
     target = make_target(dataplane, ssh_server.port)
@@ -366,30 +233,7 @@ def test_ssh_by_alias(dataplane, ssh_server: SSHServer, env) -> None:
 
 
 # ---------------------------------------------------------------------- PostgreSQL
-@dataclass
-class PostgresServer:
-    port: int
-    psql: str
-
-
-@pytest.fixture(scope="module")
-def postgres_server(pg: Any) -> PostgresServer:
-    """The test session's PostgreSQL server (tests/pgserver.py) with a role ``bob``
-    (password :data:`PG_PASSWORD`, SCRAM) owning a database ``bob``."""
-    psql = require("psql")
-    from psycopg import sql
-
-    with pg.connect() as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'bob'").fetchone()
-        if not exists:
-            conn.execute(
-                sql.SQL("CREATE ROLE bob LOGIN PASSWORD {}").format(sql.Literal(PG_PASSWORD))
-            )
-            conn.execute("CREATE DATABASE bob OWNER bob")
-    return PostgresServer(port=pg.port, psql=psql)
-
-
-def test_postgres_with_a_brokered_password(dataplane, postgres_server: PostgresServer, env) -> None:
+def test_postgres_with_a_brokered_password(dataplane, postgres_server: PostgresRole, env) -> None:
     target = make_target(dataplane, postgres_server.port)
     add_credential(
         dataplane, target, "username_password", {"username": "bob", "password": PG_PASSWORD}
@@ -419,7 +263,7 @@ def test_postgres_with_a_brokered_password(dataplane, postgres_server: PostgresS
     assert_sessions_ended(dataplane, target)
 
 
-def test_postgres_by_alias(dataplane, postgres_server: PostgresServer, env) -> None:
+def test_postgres_by_alias(dataplane, postgres_server: PostgresRole, env) -> None:
     target = make_target(dataplane, postgres_server.port)
     add_credential(
         dataplane, target, "username_password", {"username": "bob", "password": PG_PASSWORD}
@@ -443,7 +287,7 @@ def test_postgres_by_alias(dataplane, postgres_server: PostgresServer, env) -> N
 
 
 def test_postgres_wrong_password_passes_psql_exit_code(
-    dataplane, postgres_server: PostgresServer, env
+    dataplane, postgres_server: PostgresRole, env
 ) -> None:
     target = make_target(dataplane, postgres_server.port)
     add_credential(
@@ -458,39 +302,6 @@ def test_postgres_wrong_password_passes_psql_exit_code(
 
 
 # ---------------------------------------------------------------------- HTTP
-class _Handler(http.server.BaseHTTPRequestHandler):
-    seen: list[tuple[str, str, str]] = []
-
-    def _answer(self) -> None:
-        type(self).seen.append((self.command, self.path, self.headers.get("Host", "")))
-        if self.path != "/hello":
-            self.send_error(404)
-            return
-        body = b"hello over http\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_PUT = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def http_server() -> Iterator[tuple[int, list[tuple[str, str, str]]]]:
-    handler = type("Handler", (_Handler,), {"seen": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], handler.seen
-    server.shutdown()
-    server.server_close()
-    thread.join(GUARD)
-
-
 def test_http_prints_the_body(dataplane, http_server, env) -> None:
     require("curl")
     port, seen = http_server

@@ -9,8 +9,9 @@ import threading
 from datetime import timedelta
 
 import pytest
-from conftest import new_database
 from sqlalchemy import insert, select, update
+from support.constants import GUARD
+from support.controller import new_database
 
 from bconnect.controller.context import utcnow
 from bconnect.controller.jobs import Job, delete_old_sessions, run_job
@@ -19,7 +20,6 @@ from bconnect.controller.storage import schema as t
 from bconnect.controller.storage.db import make_engine, migrate
 
 pytestmark = pytest.mark.all_databases
-GUARD = 30  # seconds: a hang guard, never a timing assertion
 
 
 @pytest.fixture

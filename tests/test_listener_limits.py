@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -15,21 +14,13 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import hardening_report, start_controller
+from support.constants import AUTH_METHOD, GUARD
+from support.controller import start_controller
+from support.hardening import hardening_report
+from support.processes import memory_mb
 
 from bconnect.config import HttpListener
 from bconnect.controller.forwarded import ForwardedError, ForwardedFor, client_address
-
-AM = "ampw_1234567890"
-GUARD = 30
-
-
-def _rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture
@@ -93,7 +84,7 @@ def test_an_oversized_head_is_431_at_once(limited) -> None:
 
 def test_open_connections_are_capped_and_memory_stays_bounded(limited) -> None:
     ctl = limited
-    before = _rss_mb()
+    before = memory_mb()
     held = []
     for _ in range(300):  # each sends 60 KiB of head and never finishes it
         sock = _connect(ctl.addr)
@@ -107,7 +98,7 @@ def test_open_connections_are_capped_and_memory_stays_bounded(limited) -> None:
             break
         time.sleep(0.05)
     assert open_now <= 50, open_now
-    grown = _rss_mb() - before
+    grown = memory_mb() - before
     # a real client is still served, and the held ones are all cut off by the deadline
     deadline = time.monotonic() + GUARD
     while time.monotonic() < deadline and any(not _peer_closed(s) for s in held):
@@ -154,7 +145,10 @@ def _login(ctl: Any, password: str, forwarded: str | None = None) -> int:
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     body = {"command": "login", "attributes": {"login_name": "admin", "password": password}}
     return requests.post(
-        f"{ctl.addr}/v1/auth-methods/{AM}:authenticate", json=body, headers=headers, timeout=GUARD
+        f"{ctl.addr}/v1/auth-methods/{AUTH_METHOD}:authenticate",
+        json=body,
+        headers=headers,
+        timeout=GUARD,
     ).status_code
 
 

@@ -10,37 +10,30 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from cluster_harness import (
+from support.cli import run_bconnect
+from support.cluster_harness import (
     KMS_BLOCK,
     Process,
     SQLiteCluster,
     WorkerProcess,
     cluster_env,
-    free_port,
     init_database,
 )
-from test_cluster_e2e import target
-from test_dataplane_e2e import (
-    GUARD,
-    Connect,
-    authorize,
-    connects,
-    echo_through,
-    terminated,
-    wait_for,
-)
-from tls_files import TlsFiles, make_tls_files
+from support.cluster_sessions import target
+from support.constants import GUARD
+from support.dataplane import Connect, authorize, terminated
+from support.echo import echo_through
+from support.ports import free_port
+from support.tls_files import TlsFiles, make_tls_files
+from support.wait import wait_for
 
 from bconnect.controller.server import Controller, ListenError, bind
 from bconnect.controller.settings import Settings
-
-__all__ = ["connects"]  # the fixture
 
 
 @pytest.fixture
@@ -71,14 +64,7 @@ def tls_cluster(tmp_path: Path, tls: TlsFiles) -> Iterator[SQLiteCluster]:
 def cli(cluster: SQLiteCluster, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**cluster.env, "BOUNDARY_ADDR": cluster.a.addr, "PW": cluster.a.password}
     env["BCONNECT_KEYRING_TYPE"] = "none"
-    return subprocess.run(
-        [sys.executable, "-m", "bconnect", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=GUARD,
-    )
+    return run_bconnect(*args, env=env)
 
 
 def login(cluster: SQLiteCluster, *flags: str) -> subprocess.CompletedProcess[str]:

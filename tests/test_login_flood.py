@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from cluster_harness import SQLiteCluster
-from conftest import hardening_report
-from test_cluster_e2e import Stream, a_session_through
-from test_dataplane_e2e import connects, session  # noqa: F401 - a fixture
+from support.cluster_harness import SQLiteCluster
+from support.cluster_sessions import Stream, a_session_through
+from support.dataplane import session
+from support.hardening import hardening_report
+from support.processes import memory_mb
 
 WORKER_GRACE = 5.0  # seconds without a status report before the controller gives up
 
@@ -37,14 +38,6 @@ def sqlite_cluster(tmp_path: Path) -> Iterator[SQLiteCluster]:
         yield running
     finally:
         running.close()
-
-
-def _rss_peak_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 class StatusWatch:
@@ -77,7 +70,7 @@ class StatusWatch:
 def test_an_anonymous_login_flood_cannot_cut_live_sessions(
     sqlite_cluster: SQLiteCluster,
     echo_server,
-    connects,  # noqa: F811
+    connects,
 ) -> None:
     cluster = sqlite_cluster
     _, _, sid, _, port = a_session_through(cluster, echo_server.port, connects)
@@ -121,7 +114,7 @@ def test_an_anonymous_login_flood_cannot_cut_live_sessions(
     assert set(statuses) <= {401, 429, 503}, statuses
     assert statuses[401] < 400  # most were turned away before any hash
     assert watch.longest < WORKER_GRACE, watch.longest
-    peak = _rss_peak_mb(cluster.a.proc.pid)
+    peak = memory_mb(cluster.a.proc.pid, "VmHWM")
     assert peak < 600, f"the controller peaked at {peak:.0f} MB"
     assert "Traceback" not in cluster.a.output()
     hardening_report(

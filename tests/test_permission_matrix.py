@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import hardening_report
 from sqlalchemy import update
+from support.constants import AUTH_METHOD, ORG, PROJECT
+from support.dataplane import make_target
+from support.hardening import hardening_report
 
 from bconnect.controller.context import utcnow
 from bconnect.controller.storage import schema as t
@@ -30,7 +32,6 @@ from bconnect.controller.storage import schema as t
 pytestmark = pytest.mark.all_databases
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "permissions.md"
-PROJECT, ORG, AUTH_METHOD = "p_1234567890", "o_1234567890", "ampw_1234567890"
 PRINCIPALS = ("admin", "user", "anonymous", "expired token", "revoked token")
 
 # What the dev fixtures grant (controller/seed.py), as (resource type, action): Boundary's
@@ -111,7 +112,7 @@ def resources(ctl: Any) -> dict[str, tuple[str, str]]:
         },
     )
     session = create("/v1/targets/ttcp_1234567890:authorize-session", {})
-    from test_cluster_api import WorkerClient
+    from support.cluster_api import WorkerClient
 
     worker = WorkerClient(ctl)
     worker.register("matrix-worker")
@@ -235,7 +236,7 @@ def _throwaway(ctl: Any, rtype: str, ids: dict[str, tuple[str, str]]) -> str:
     if rtype == "auth-token":
         return _token_id(ctl, ctl.login("admin"))
     if rtype == "worker":
-        from test_cluster_api import WorkerClient
+        from support.cluster_api import WorkerClient
 
         worker = WorkerClient(ctl)
         return worker.register(f"throwaway-{next(_NAMES)}")
@@ -414,16 +415,7 @@ def test_user_sees_and_cancels_only_their_own_sessions(fresh_controller: Any) ->
 def test_user_cannot_authorize_a_target_outside_their_grants(fresh_controller: Any) -> None:
     ctl = fresh_controller
     other = ctl.request("POST", "/v1/scopes", json={"scope_id": ORG, "name": "other-project"})
-    target = ctl.request(
-        "POST",
-        "/v1/targets",
-        json={
-            "scope_id": other.json()["id"],
-            "name": "elsewhere",
-            "address": "127.0.0.1",
-            "attributes": {"default_port": 22},
-        },
-    ).json()["id"]
+    target = make_target(ctl, 22, scope_id=other.json()["id"], name="elsewhere")
     resp = ctl.request("POST", f"/v1/targets/{target}:authorize-session", who="user", json={})
     assert resp.status_code == 403
     assert ctl.request("POST", f"/v1/targets/{target}:authorize-session", json={}).ok

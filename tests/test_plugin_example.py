@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from plugin_dists import bconnect_env, install_example
-from test_dataplane_e2e import GUARD, add_credential, make_target, session, wait_for
+from support.cli import run_bconnect
+from support.dataplane import add_credential, make_target, session
+from support.plugin_dists import bconnect_env, install_example
+from support.wait import wait_for
 
 PASSWORD = "nc-s3cret-pw"
 
@@ -44,14 +45,7 @@ def env(nc_site: Path, tmp_path: Path) -> dict[str, str]:
 def bconnect(env: dict[str, str], *args: str, ctl=None) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
     if ctl is not None:
         env = {**env, "BOUNDARY_ADDR": ctl.addr, "BOUNDARY_TOKEN": ctl.token("admin")}
-    return subprocess.run(
-        [sys.executable, "-m", "bconnect", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=GUARD,
-    )
+    return run_bconnect(*args, env=env)
 
 
 def events(env: dict[str, str]) -> list[dict]:

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from plugin_dists import bconnect_env, make_dist, sample
+from support.cli import run_bconnect
+from support.constants import GUARD
+from support.plugin_dists import bconnect_env, make_dist, sample
 
 from bconnect.plugins import HelperError, HelperInfo, HelperOption
 from bconnect.plugins.hookspecs import ConnectContext
@@ -27,7 +29,6 @@ from bconnect.plugins.manager import (
 )
 
 TCP_ONLY = ["bconnect.plugins.tcp"]
-GUARD = 60
 
 
 @pytest.fixture
@@ -230,13 +231,7 @@ def test_session_event_failures_are_ignored(site: Path) -> None:
 
 # ---------------------------------------------------------------------- the CLI side
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bconnect", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=GUARD,
-    )
+    return run_bconnect(*args, env=env)
 
 
 def test_plugins_list_with_a_broken_plugin(tmp_path: Path) -> None:

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from plugin_dists import bconnect_env, make_dist, sample
-from test_dataplane_e2e import GUARD, add_credential, make_target, session, wait_for
+from support.constants import GUARD
+from support.dataplane import add_credential, make_target, session
+from support.plugin_dists import bconnect_env, make_dist, sample
+from support.wait import wait_for
 
 from bconnect.core.credentials import SessionCredential, parse_credentials
 from bconnect.core.launch import (
@@ -362,7 +364,7 @@ def test_tcp_helper_is_connect(dataplane, echo_server, tmp_path: Path) -> None:
     try:
         listening = json.loads(proc.stdout.readline())
         assert listening["protocol"] == "tcp" and listening["port"] > 0
-        from test_dataplane_e2e import echo_through
+        from support.echo import echo_through
 
         assert echo_through(listening["port"], b"ping") == b"ping"
         proc.send_signal(signal.SIGINT)

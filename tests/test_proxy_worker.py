@@ -6,12 +6,12 @@ import asyncio
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fake_worker import FakeWorker
+from support.constants import GUARD
+from support.fake_worker import FakeWorker
 from support.ports import free_port as unused_port
 
 from bconnect.core.api import Client
@@ -29,16 +29,6 @@ from bconnect.core.proxythread import run_in_thread
 from bconnect.core.token import encode_authz_token
 
 pytestmark = pytest.mark.all_databases
-
-GUARD = 20  # seconds: a hang guard, never a timing assertion
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[FakeWorker]:
-    fake = FakeWorker()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def echo_roundtrip(port: int, payload: bytes) -> bytes:

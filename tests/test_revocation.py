@@ -13,18 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_dataplane_e2e import (
-    GUARD,
-    Connect,
-    connects,  # noqa: F401 - a fixture
-    session,
-    start_connect,
-    terminated,
-)
+from support.constants import GUARD, PROJECT
+from support.dataplane import Connect, session, start_connect, terminated
 
 pytestmark = pytest.mark.all_databases
 
-PROJECT, USER, ACCOUNT = "p_1234567890", "u_0987654321", "acctpw_0987654321"
+USER, ACCOUNT = "u_0987654321", "acctpw_0987654321"
 
 
 class Transfer:
@@ -119,7 +113,7 @@ REVOCATIONS: dict[str, Callable[[Any, dict[str, str]], Any]] = {
 def test_removing_access_ends_a_live_session(
     dataplane,
     echo_server,
-    connects,  # noqa: F811
+    connects,
     how: str,
 ) -> None:
     ctl = dataplane

@@ -10,53 +10,30 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_harness import KMS_BLOCK, TEST_ROOT_KEY
-from conftest import start_controller
 from sqlalchemy import select, update
+from support.cli import run_bconnect
+from support.cluster_harness import KMS_BLOCK, TEST_ROOT_KEY
+from support.controller import start_controller
+from support.dataplane import add_credential, make_target
+from support.dev import login, start_dev
 
 from bconnect.controller.kms import MAGIC, TEXT_PREFIX, RootKey
 from bconnect.controller.storage import schema as t
 from bconnect.controller.storage.db import display_database_url, make_engine
 from bconnect.core.token import decode_authz_token
 
-PROJECT = "p_1234567890"
 MARKER = "pw-marker-7f3a9c"
 
 
 def brokered_target(ctl: Any, password: str = MARKER) -> tuple[str, str]:
     """A target with a brokered username/password credential: (target, credential)."""
-    store = ctl.request("POST", "/v1/credential-stores", json={"scope_id": PROJECT}).json()
-    cred = ctl.request(
-        "POST",
-        "/v1/credentials",
-        json={
-            "credential_store_id": store["id"],
-            "type": "username_password",
-            "attributes": {"username": "alice", "password": password},
-        },
-    ).json()
-    target = ctl.request(
-        "POST",
-        "/v1/targets",
-        json={
-            "scope_id": PROJECT,
-            "name": f"t-{cred['id']}",
-            "address": "127.0.0.1",
-            "attributes": {"default_port": 22},
-        },
-    ).json()
-    linked = ctl.request(
-        "POST",
-        f"/v1/targets/{target['id']}:add-credential-sources",
-        json={"version": target["version"], "brokered_credential_source_ids": [cred["id"]]},
-    )
-    assert linked.status_code == 200, linked.text
-    return target["id"], cred["id"]
+    target = make_target(ctl, 22)
+    attributes = {"username": "alice", "password": password}
+    return target, add_credential(ctl, target, "username_password", attributes)
 
 
 @pytest.mark.all_databases
@@ -110,14 +87,11 @@ def test_sqlite_files_are_private(tmp_path: Path) -> None:
 
 
 def _dev(tmp_path: Path, db: Path) -> tuple[subprocess.Popen, str]:
-    from test_dev import start_dev
-
     return start_dev(tmp_path, "-database-url", str(db))
 
 
 def test_dev_keeps_its_key_beside_a_persistent_database(tmp_path: Path) -> None:
     import requests
-    from test_dev import login
 
     db = tmp_path / "dev.db"
     proc, addr = _dev(tmp_path, db)
@@ -169,8 +143,10 @@ database_url = {json.dumps(str(db))}
 worker_auth_key = "env://BCONNECT_TEST_WORKER_KEY"
 [[listener]]
 purpose = "api"
+address = "127.0.0.1:0"
 [[listener]]
 purpose = "cluster"
+address = "127.0.0.1:0"
 """
     )
     return path
@@ -184,22 +160,8 @@ def _kms(purpose: str, key_id: str, variable: str) -> str:
 
 
 def _rotate(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bconnect",
-            "database",
-            "rotate-keys",
-            "-config",
-            str(config),
-            "-format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    return run_bconnect(
+        "database", "rotate-keys", "-config", str(config), "-format", "json", env=env, timeout=120
     )
 
 
@@ -265,22 +227,12 @@ def test_rotating_the_root_key(tmp_path: Path) -> None:
 )
 def test_database_urls_never_show_a_password(url: str, shown: str, hidden: str) -> None:
     assert shown in display_database_url(url) and hidden not in display_database_url(url)
-    migrate = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bconnect",
-            "database",
-            "migrate",
-            "-database-url",
-            url.replace("db.example", "127.0.0.1:1")
-            .replace("@h/", "@127.0.0.1:1/")
-            .replace("//h/", "//127.0.0.1:1/"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    unreachable = (
+        url.replace("db.example", "127.0.0.1:1")
+        .replace("@h/", "@127.0.0.1:1/")
+        .replace("//h/", "//127.0.0.1:1/")
     )
+    migrate = run_bconnect("database", "migrate", "-database-url", unreachable)
     assert migrate.returncode == 1
     assert hidden not in migrate.stdout + migrate.stderr
     assert len(migrate.stderr.strip().splitlines()) == 1
@@ -288,13 +240,8 @@ def test_database_urls_never_show_a_password(url: str, shown: str, hidden: str) 
 
 def test_a_config_without_a_root_key_is_refused(tmp_path: Path) -> None:
     config = _config(tmp_path, tmp_path / "x.db", "")
-    result = subprocess.run(
-        [sys.executable, "-m", "bconnect", "server", "-config", str(config)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BCONNECT_TEST_WORKER_KEY": "k" * 32},
-        timeout=60,
-    )
+    env = {**os.environ, "BCONNECT_TEST_WORKER_KEY": "k" * 32}
+    result = run_bconnect("server", "-config", str(config), env=env)
     assert result.returncode != 0
     assert 'needs a [[kms]] block with purpose = "root"' in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

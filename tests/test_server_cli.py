@@ -7,38 +7,25 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from cluster_harness import KMS_BLOCK, TEST_ROOT_KEY
-from support.ports import free_port
+from support.cli import BCONNECT, run_bconnect
+from support.cluster_harness import KMS_BLOCK, TEST_ROOT_KEY, bconnect_json
+from support.constants import GUARD
+from support.ports import busy_port, free_port
+from support.wait import wait_until
 
 from bconnect.controller.server import bind
 from bconnect.health import HealthServer
 
-BCONNECT = [sys.executable, "-m", "bconnect"]
-GUARD = 60  # seconds: hang guards only, never timing assertions
 WORKER_KEY = "worker-key-for-the-server-tests"
-
-
-def wait_for(fn: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + GUARD
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def env() -> dict[str, str]:
@@ -127,27 +114,19 @@ def healthy(port: int, server: Server) -> dict[str, Any]:
         resp = health(port)
         return resp.json() if resp is not None and resp.status_code == 200 else None
 
-    return wait_for(check, "/health to answer 200")
+    return wait_until(check, "/health to answer 200")
 
 
 def registered(port: int, server: Server) -> dict[str, Any]:
     """Wait until the worker of this process says it is registered; its /health body."""
-    return wait_for(
+    return wait_until(
         lambda: (body := healthy(port, server))["worker"]["registered"] and body,
         "the worker to register",
     )
 
 
 def init_database(db: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [*BCONNECT, "database", "init", "-database-url", str(db), "-format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=GUARD,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["auth_method"]
+    return bconnect_json("database", "init", "-database-url", str(db))["auth_method"]
 
 
 def login(api: int, auth: dict[str, Any]) -> str:
@@ -205,7 +184,7 @@ def test_controller_worker_and_ops_in_one_process(tmp_path: Path) -> None:
         anonymous = requests.get(f"http://127.0.0.1:{api}/v1/workers", timeout=30)
         assert anonymous.status_code in (401, 403)
         token = login(api, auth)
-        listed = wait_for(lambda: workers(api, token), "the worker in /v1/workers")
+        listed = wait_until(lambda: workers(api, token), "the worker in /v1/workers")
         assert [w["name"] for w in listed] == ["worker-1"]
         assert listed[0]["address"] == f"127.0.0.1:{proxy}"
         assert listed[0]["id"] == body["worker"]["id"]
@@ -237,7 +216,7 @@ status_interval = "200ms"
             body = registered(worker_ops, worker)
             assert set(body) == {"status", "worker"}
             token = login(api, auth)
-            listed = wait_for(lambda: workers(api, token), "the worker in /v1/workers")
+            listed = wait_until(lambda: workers(api, token), "the worker in /v1/workers")
             assert [(w["name"], w["address"]) for w in listed] == [
                 ("remote-worker", "worker.example:9202")
             ]
@@ -251,14 +230,7 @@ status_interval = "200ms"
 def run_server(tmp_path: Path, config: str) -> subprocess.CompletedProcess:
     path = tmp_path / "config.toml"
     path.write_text(config)
-    return subprocess.run(
-        [*BCONNECT, "server", "-config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=GUARD,
-        stdin=subprocess.DEVNULL,
-        env=env(),
-    )
+    return run_bconnect("server", "-config", str(path), env=env())
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -307,10 +279,7 @@ def test_a_wildcard_proxy_needs_a_public_address(tmp_path: Path) -> None:
 
 
 def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         config = controller_section(tmp_path / "x.db") + listeners(api=0, cluster=port)
         line = one_line_error(run_server(tmp_path, config))
     assert line.startswith(f"Error: cannot listen on 127.0.0.1:{port}") and "in use" in line

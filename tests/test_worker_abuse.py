@@ -1,62 +1,37 @@
 """The worker under abuse before TLS: half-finished TLS handshakes naming a real session,
 floods of made-up session ids, and the caps that bound what they cost (the worker's
 ``max_handshakes``/``max_handshakes_per_address``, the session cache's negative cache and
-per-address lookup limit). Real sockets, the fake cluster API, fixtures from
-test_worker_proxy.py. Nothing here asserts a duration."""
+per-address lookup limit). Real sockets, the fake cluster API, helpers from
+support/worker_harness.py. Nothing here asserts a duration."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import hardening_report
-from fake_cluster import FakeCluster
-from test_worker_proxy import (
-    GUARD,
+from support.constants import GUARD
+from support.fake_cluster import FakeCluster
+from support.hardening import hardening_report
+from support.processes import memory_mb
+from support.wait import eventually
+from support.worker_client import client_hello_bytes
+from support.worker_harness import (
     Env,
-    _dropped,
-    _raw,
-    _rss_mb,
-    echo_server,
-    eventually,
+    dropped,
     other_loopback,
-    running_worker,
+    raw,
     transfer,
+    worker_env,
 )
-from worker_client import client_hello_bytes
 
 from bconnect.core.handshake import new_tofu_token
 from bconnect.ids import new_id
 from bconnect.worker.cluster import ClusterClient
 from bconnect.worker.sessions import LookupRefused, SessionCache, is_session_id
-
-
-@contextlib.asynccontextmanager
-async def worker_env(**kw: float) -> AsyncIterator[Env]:
-    cluster = FakeCluster().start()
-    echo, echo_port = await echo_server()
-    try:
-        async with running_worker(cluster, **kw) as (worker, port):
-            yield Env(cluster, worker, port, echo_port)
-    finally:
-        echo.close()
-        cluster.stop()
-
-
-async def _raw_from(host: str, port: int, data: bytes) -> socket.socket:
-    """``_raw`` from another local address."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setblocking(False)
-    sock.bind((host, 0))
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    await loop.sock_sendall(sock, data)
-    return sock
 
 
 async def _server_answered(sock: socket.socket) -> bool:
@@ -102,11 +77,11 @@ async def test_stalled_handshakes_naming_a_real_session_are_capped_and_cheap() -
         first = await env.connect_from(elsewhere, session, tofu)  # caches the session
         await first.close()
         hello = client_hello_bytes("localhost", ["http/1.1", session.session_id])
-        before = _rss_mb()
+        before = memory_mb()
         during: list[float] = []
         after: list[float] = []
         for wave in range(2):
-            socks = [await _raw(env.port, hello) for _ in range(2000)]
+            socks = [await raw(env.port, hello) for _ in range(2000)]
             assert env.worker.handshakes_in_progress <= 32
             # served meanwhile: the cached session, and a new one (a controller lookup)
             fresh = env.session(f"s_wave{wave}{'0' * 5}")
@@ -115,10 +90,10 @@ async def test_stalled_handshakes_naming_a_real_session_are_capped_and_cheap() -
                 payload = os.urandom(64 * 1024)
                 assert await transfer(conn.channel, payload) == payload
                 await conn.close()
-            during.append(_rss_mb() - before)
-            assert all(await asyncio.gather(*(_dropped(sock) for sock in socks)))
+            during.append(memory_mb() - before)
+            assert all(await asyncio.gather(*(dropped(sock) for sock in socks)))
             await eventually(lambda: env.worker.handshakes_in_progress == 0, "all dropped")
-            after.append(_rss_mb() - before)
+            after.append(memory_mb() - before)
         assert max(during + after) < 64, f"{during}, {after} MB: during, after each wave"
         # what a wave leaves allocated is used again by the next one, not added to
         assert after[1] < after[0] + 16, f"{after} MB after each wave"
@@ -144,14 +119,14 @@ async def test_a_half_finished_handshake_is_small_without_the_caps() -> None:
         conn = await env.connect(session, tofu)
         await conn.close()
         hello = client_hello_bytes("localhost", ["http/1.1", session.session_id])
-        before = _rss_mb()
-        socks = [await _raw(env.port, hello) for _ in range(500)]
+        before = memory_mb()
+        socks = [await raw(env.port, hello) for _ in range(500)]
         assert all(await asyncio.gather(*(_server_answered(sock) for sock in socks)))
         assert env.worker.handshakes_in_progress == 500
         conn = await env.connect(session, tofu)
         assert await transfer(conn.channel, b"served") == b"served"
         await conn.close()
-        grown = _rss_mb() - before
+        grown = memory_mb() - before
         assert grown < 64, f"{grown:.1f} MB for 500 TLS handshakes in progress"
         hardening_report(
             "worker abuse", {"RSS growth MB for 500 TLS handshakes in progress": round(grown, 1)}
@@ -179,9 +154,9 @@ async def test_caps_count_handshakes_not_authenticated_connections(
         assert env.worker.handshakes_in_progress == 0
         hello = client_hello_bytes("localhost", ["http/1.1", session.session_id])
 
-        stalled = [await _raw(env.port, hello) for _ in range(2)]
+        stalled = [await raw(env.port, hello) for _ in range(2)]
         assert all([await _server_answered(sock) for sock in stalled])
-        third = await _raw(env.port, hello)
+        third = await raw(env.port, hello)
         await eventually(lambda: env.worker._handshakes.waiting == 1, "a waiter")  # noqa: SLF001
         assert env.worker.handshakes_in_progress == 2 and _nothing_yet(third)
 
@@ -193,10 +168,10 @@ async def test_caps_count_handshakes_not_authenticated_connections(
         assert await _server_answered(third)
 
         # the overall cap (3) full: new connections wait, up to 8 per overall slot
-        waiting = [await _raw_from(other_loopback(3), env.port, hello) for _ in range(1 + 24)]
+        waiting = [await raw(env.port, hello, host=other_loopback(3)) for _ in range(1 + 24)]
         await eventually(lambda: env.worker._handshakes.waiting == 24, "24 waiting")  # noqa: SLF001
-        refused = [await _raw_from(other_loopback(3), env.port, hello) for _ in range(5)]
-        assert all(await asyncio.gather(*(_dropped(sock) for sock in refused)))
+        refused = [await raw(env.port, hello, host=other_loopback(3)) for _ in range(5)]
+        assert all(await asyncio.gather(*(dropped(sock) for sock in refused)))
         assert env.worker.handshakes_refused == 5
         assert all(_nothing_yet(sock) for sock in waiting[1:])
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -220,10 +195,10 @@ async def test_malformed_session_ids_make_no_lookup() -> None:
     names = ["s_short", "s_123456789", "s_12345678901", "s_12345-7890", "s_1234567 90"]
     async with worker_env() as env:
         for name in [*names, "s_" + "a" * 200]:
-            sock = await _raw(env.port, client_hello_bytes("localhost", ["http/1.1", name]))
-            assert await _dropped(sock)
+            sock = await raw(env.port, client_hello_bytes("localhost", ["http/1.1", name]))
+            assert await dropped(sock)
         for name in names:  # as the SNI
-            assert await _dropped(await _raw(env.port, client_hello_bytes(name, None)))
+            assert await dropped(await raw(env.port, client_hello_bytes(name, None)))
         assert _lookups(env) == []
         assert env.worker.sessions.lookups == 0
 
@@ -246,7 +221,7 @@ async def test_a_flood_of_made_up_ids_makes_a_bounded_number_of_lookups() -> Non
             for _ in range(count):
                 made_up = new_id("s")
                 hello = client_hello_bytes("localhost", ["http/1.1", made_up])
-                assert await _dropped(await _raw(env.port, hello))
+                assert await dropped(await raw(env.port, hello))
 
         flooding = asyncio.ensure_future(asyncio.gather(*(flood(150) for _ in range(20))))
         await eventually(lambda: env.worker.sessions.refused > 100, "refused lookups")
@@ -272,7 +247,7 @@ async def test_a_repeated_unknown_id_is_looked_up_once() -> None:
     async with worker_env() as env:
         hello = client_hello_bytes("localhost", ["http/1.1", "s_nope123456"])
         for _ in range(50):
-            assert await _dropped(await _raw(env.port, hello))
+            assert await dropped(await raw(env.port, hello))
         assert _lookups(env) == ["s_nope123456"]
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
-from fake_cluster import FakeCluster
+from support.fake_cluster import FakeCluster
+from support.ports import busy_port
+from support.wait import wait_until
 
 from bconnect.cli.main import cli
 from bconnect.cli.worker import controller_url, parse_tags
@@ -67,10 +67,7 @@ def test_unset_auth_key_variable() -> None:
 
 
 def test_port_in_use_is_one_line_and_exit_1() -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         result = run(
             "-worker-auth-key",
             "env://KEY",
@@ -111,14 +108,6 @@ def test_a_bad_idle_timeout_is_a_usage_error() -> None:
     assert "Invalid value for '-idle-timeout': '5x' is not a duration" in result.output
 
 
-def _wait_for(check, what: str, timeout: float = 20) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_process_registers_and_stops_cleanly(
     cluster: FakeCluster,
@@ -152,7 +141,7 @@ def test_process_registers_and_stops_cleanly(
         env={**os.environ, "BCONNECT_LOG_LEVEL": "info"},
     )
     try:
-        _wait_for(lambda: cluster.calls_to(":status"), "the worker's first status report")
+        wait_until(lambda: cluster.calls_to(":status"), "the worker's first status report")
         (register,) = cluster.calls_to("workers:register")
         assert register.body["name"] == "cli-worker"
         assert register.body["address"] == "worker.example:9202"

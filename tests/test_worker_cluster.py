@@ -7,7 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from fake_cluster import FakeCluster
+from support.fake_cluster import FakeCluster
 
 from bconnect.worker.cluster import (
     ClusterClient,

@@ -5,9 +5,11 @@ that went silent closed by the dead-workers job. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-from conftest import start_controller
-from test_cluster_api import WorkerClient, new_session
-from test_dataplane_e2e import PROJECT, connection_closed, session, terminated, wait_for
+from support.cluster_api import WorkerClient, new_session
+from support.constants import PROJECT
+from support.controller import start_controller
+from support.dataplane import connection_closed, session, terminated
+from support.wait import wait_for
 
 from bconnect.core.token import decode_authz_token
 
@@ -16,7 +18,7 @@ pytestmark = pytest.mark.all_databases
 
 @pytest.fixture
 def ctl(request, db_backend, tmp_path):  # noqa: ANN001, ANN201
-    from conftest import new_database
+    from support.controller import new_database
 
     running = start_controller(
         new_database(request, db_backend, tmp_path), settings={"worker_grace": 1.0}

@@ -8,19 +8,18 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from cluster_harness import GUARD, Process, SQLiteCluster, free_port, wait_for
-from test_cluster_e2e import Stream, target
-from test_dataplane_e2e import authorize, connects, start_connect
-
-__all__ = ["connects"]  # the fixture
+from support.cluster_harness import Process, SQLiteCluster, bconnect_json
+from support.cluster_sessions import Stream, a_session_through, target
+from support.constants import GUARD
+from support.dataplane import authorize, start_connect
+from support.ports import free_port
+from support.wait import wait_for
 
 
 @pytest.fixture
@@ -78,26 +77,7 @@ def create_controller_led(cluster: SQLiteCluster, name: str) -> dict[str, Any]:
         "BOUNDARY_TOKEN": cluster.a.token(),
         "BCONNECT_KEYRING_TYPE": "none",
     }
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bconnect",
-            "workers",
-            "create",
-            "controller-led",
-            "-name",
-            name,
-            "-format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=GUARD,
-    )
-    assert made.returncode == 0, made.stderr
-    return json.loads(made.stdout)["item"]
+    return bconnect_json("workers", "create", "controller-led", "-name", name, env=env)["item"]
 
 
 def cluster_call(cluster: SQLiteCluster, method: str, path: str, secret: str, **kw: Any) -> Any:
@@ -113,7 +93,7 @@ def cluster_call(cluster: SQLiteCluster, method: str, path: str, secret: str, **
 def test_a_worker_with_its_own_credential(
     cluster: SQLiteCluster,
     echo_server,
-    connects,  # noqa: F811
+    connects,
 ) -> None:
     item = create_controller_led(cluster, "worker-c")
     token = item["controller_generated_activation_token"]
@@ -127,6 +107,8 @@ def test_a_worker_with_its_own_credential(
     cluster.processes.append(worker)
     assert wait_for(lambda: "worker-c" in cluster.healthy_workers()), worker.output()
     stored = worker.storage / "worker-credential.json"  # type: ignore[attr-defined]
+    # the controller counts the worker from its activation; the file follows the answer
+    assert wait_for(stored.exists), worker.output()
     assert oct(stored.stat().st_mode & 0o777) == "0o600"
     assert oct(stored.parent.stat().st_mode & 0o777) == "0o700"
     credential = json.loads(stored.read_text())["credential"]
@@ -143,16 +125,15 @@ def test_a_worker_with_its_own_credential(
     assert again.status_code == 401
 
     # it serves sessions: a transfer through it alone (a worker filter on its name)
-    project = cluster.project()
-    tid = target(cluster, project, echo_server.port, worker_filter='"/name" == "worker-c"')
-    auth = authorize(cluster.a, tid)
-    _, port = start_connect(connects, cluster.a, auth["authorization_token"])
+    project, _, sid, _, port = a_session_through(
+        cluster, echo_server.port, connects, worker_filter='"/name" == "worker-c"'
+    )
     stream = Stream(port)
     try:
         assert stream.flowing(), worker.output()
     finally:
         stream.close()
-    assert cluster.serving_workers(auth["session_id"]) == ["worker-c"]
+    assert cluster.serving_workers(sid) == ["worker-c"]
 
     # restarted without a token, it logs in with the stored credential
     worker.stop()
@@ -170,7 +151,7 @@ def test_a_worker_with_its_own_credential(
         cluster, "GET", f"/v1/cluster/sessions/{other['session_id']}", credential
     )
     assert offered_elsewhere.status_code == 403
-    mine = cluster_call(cluster, "GET", f"/v1/cluster/sessions/{auth['session_id']}", credential)
+    mine = cluster_call(cluster, "GET", f"/v1/cluster/sessions/{sid}", credential)
     assert mine.status_code == 200
     worker_a = cluster.sql("SELECT id FROM workers WHERE name = 'worker-a'")[0][0]
     as_other = cluster_call(
@@ -210,12 +191,7 @@ def test_a_worker_with_its_own_credential(
     assert address == worker.address  # type: ignore[attr-defined]
     # a made-up credential is refused
     made_up = f"{item['id']}_c1" + "x" * 40
-    assert (
-        cluster_call(
-            cluster, "GET", f"/v1/cluster/sessions/{auth['session_id']}", made_up
-        ).status_code
-        == 401
-    )
+    assert cluster_call(cluster, "GET", f"/v1/cluster/sessions/{sid}", made_up).status_code == 401
 
 
 def test_a_refused_activation_token_is_one_clear_line(cluster: SQLiteCluster) -> None:

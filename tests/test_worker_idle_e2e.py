@@ -11,20 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_harness import SQLiteCluster
-from test_cluster_e2e import target
-from test_dataplane_e2e import (
-    GUARD,
-    authorize,
-    connection_closed,
-    connects,
-    echo_through,
-    session,
-    start_connect,
-    terminated,
-)
-
-__all__ = ["connects"]  # the fixture
+from support.cluster_harness import SQLiteCluster
+from support.cluster_sessions import target
+from support.constants import GUARD
+from support.dataplane import authorize, connection_closed, session, start_connect, terminated
+from support.echo import echo_through
 
 
 @pytest.fixture

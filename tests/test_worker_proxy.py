@@ -1,4 +1,4 @@
-"""The whole worker over real sockets: a fake cluster API (tests/fake_cluster.py), a real
+"""The whole worker over real sockets: a fake cluster API (support/fake_cluster.py), a real
 echo target, and a real TLS + WebSocket client built like Boundary's."""
 
 from __future__ import annotations
@@ -8,15 +8,16 @@ import contextlib
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
-from conftest import hardening_report
-from fake_cluster import FakeCluster, FakeSession
-from worker_client import (
-    ProxyConnection,
+from support.constants import GUARD
+from support.echo import EchoServer
+from support.fake_cluster import FakeCluster, FakeSession
+from support.hardening import hardening_report
+from support.processes import memory_mb
+from support.wait import eventually
+from support.worker_client import (
     boundary_context,
     client_context,
     client_hello_bytes,
@@ -24,144 +25,29 @@ from worker_client import (
     open_tls,
     proxy_connect,
 )
+from support.worker_harness import (
+    Env,
+    closed_by_worker,
+    dropped,
+    other_loopback,
+    raw,
+    running_worker,
+    transfer,
+    worker_env,
+)
 
-from bconnect.controller.server import bind
 from bconnect.core.certs import mint_session_certificate
 from bconnect.core.handshake import (
-    decode_handshake_result,
     encode_client_handshake,
     new_tofu_token,
 )
-from bconnect.core.wschannel import ChannelClosed, WsChannel
 from bconnect.worker.proxy import EndpointError, parse_endpoint
-from bconnect.worker.server import Worker
-
-GUARD = 15  # seconds: a hang guard, never a timing assertion
-
-
-async def eventually(check: Callable[[], object], what: str, timeout: float = GUARD) -> object:
-    """Poll ``check`` until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-@dataclass
-class Env:
-    cluster: FakeCluster
-    worker: Worker
-    port: int
-    echo_port: int
-
-    def session(self, sid: str, **kw: object) -> FakeSession:
-        return self.cluster.add_session(sid, f"tcp://127.0.0.1:{self.echo_port}", **kw)
-
-    async def connect(self, session: FakeSession, tofu: str, **kw: bool):  # noqa: ANN201
-        return await proxy_connect(
-            self.port, session.session_id, session.certificate, session.private_key, tofu, **kw
-        )
-
-    async def connect_from(self, host: str, session: FakeSession, tofu: str) -> ProxyConnection:
-        """``connect`` from another local address (the worker's caps are per address)."""
-        ctx = boundary_context(session.session_id, session.certificate, session.private_key)
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                "127.0.0.1", self.port, ssl=ctx, server_hostname="localhost", local_addr=(host, 0)
-            ),
-            GUARD,
-        )
-        channel = await asyncio.wait_for(
-            WsChannel.connect_client(reader, writer, "localhost"), GUARD
-        )
-        await channel.send(encode_client_handshake(tofu))
-        result = decode_handshake_result(await asyncio.wait_for(channel.recv_message(), GUARD))
-        return ProxyConnection(channel, result, writer.get_extra_info("sockname")[1])
-
-
-def other_loopback(last: int = 2) -> str:
-    """127.0.0.<last>, a second client address on Linux's loopback; skips elsewhere."""
-    host = f"127.0.0.{last}"
-    try:
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-    except OSError:
-        pytest.skip(f"{host} is not a local address here")
-    return host
-
-
-async def echo_server() -> tuple[asyncio.Server, int]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
-@contextlib.asynccontextmanager
-async def running_worker(cluster: FakeCluster, **kw: float) -> AsyncIterator[tuple[Worker, int]]:
-    sock = bind("127.0.0.1:0", 0)
-    port = sock.getsockname()[1]
-    worker = Worker(
-        cluster.url,
-        cluster.auth_key,
-        sock,
-        public_address=f"127.0.0.1:{port}",
-        name="test-worker",
-        tags={"type": ["test"]},
-        status_interval=kw.pop("status_interval", 0.1),
-        handshake_timeout=kw.pop("handshake_timeout", 2.0),
-        **kw,
-    )
-    task = asyncio.ensure_future(worker.run())
-    try:
-        await asyncio.wait_for(worker.wait_registered(), GUARD)
-        yield worker, port
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, GUARD)
-        sock.close()
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    cluster = FakeCluster().start()
-    echo, echo_port = await echo_server()
-    try:
-        async with running_worker(cluster) as (worker, port):
-            yield Env(cluster, worker, port, echo_port)
-    finally:
-        echo.close()
-        cluster.stop()
-
-
-async def transfer(channel: WsChannel, payload: bytes) -> bytes:
-    """Send ``payload`` through the echo target and collect what comes back."""
-    received = bytearray()
-
-    async def receive() -> None:
-        while len(received) < len(payload):
-            received.extend(await channel.recv())
-
-    await asyncio.wait_for(asyncio.gather(channel.send(payload), receive()), GUARD)
-    return bytes(received)
-
-
-async def closed_by_worker(channel: WsChannel) -> ChannelClosed:
-    with pytest.raises(ChannelClosed) as info:
-        while True:
-            await asyncio.wait_for(channel.recv(), GUARD)
-    return info.value
+    async with worker_env() as running:
+        yield running
 
 
 # ------------------------------------------------------------------ registration
@@ -381,36 +267,30 @@ async def test_idle_connections_are_closed_after_the_idle_timeout() -> None:
     """-idle-timeout / [worker] idle_timeout: traffic either way keeps a connection open;
     silence for the whole timeout closes it (1000 "connection idle", reported as timed
     out) while the session and its other connections go on."""
-    cluster = FakeCluster().start()
-    echo, echo_port = await echo_server()
-    try:
-        async with running_worker(cluster, idle_timeout=2.0) as (worker, port):
-            env = Env(cluster, worker, port, echo_port)
-            session = env.session("s_idle123456")
-            tofu = new_tofu_token()
-            busy, quiet = await env.connect(session, tofu), await env.connect(session, tofu)
-            loop = asyncio.get_running_loop()
-            end = loop.time() + 4.0  # twice the idle timeout
-            sent = 0
-            while loop.time() < end:  # one byte every 100 ms on `busy` only
-                assert await transfer(busy.channel, b"k") == b"k"
-                sent += 1
-                await asyncio.sleep(0.1)
-            closed = await closed_by_worker(quiet.channel)
-            assert (closed.code, closed.reason) == (1000, "connection idle")
-            # the busy connection outlived the quiet one, then goes quiet and ends too
-            assert await transfer(busy.channel, b"still here") == b"still here"
-            closed = await closed_by_worker(busy.channel)
-            assert (closed.code, closed.reason) == (1000, "connection idle")
-            reports = await eventually(
-                lambda: len(cluster.closed_reports()) == 2 and cluster.closed_reports(), "closes"
-            )
-            by_bytes = sorted(reports.values(), key=lambda r: r["bytes_up"])
-            assert [r["closed_reason"] for r in by_bytes] == ["timed out", "timed out"]
-            assert [r["bytes_up"] for r in by_bytes] == [0, sent + len(b"still here")]
-    finally:
-        echo.close()
-        cluster.stop()
+    async with worker_env(idle_timeout=2.0) as env:
+        cluster = env.cluster
+        session = env.session("s_idle123456")
+        tofu = new_tofu_token()
+        busy, quiet = await env.connect(session, tofu), await env.connect(session, tofu)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 4.0  # twice the idle timeout
+        sent = 0
+        while loop.time() < end:  # one byte every 100 ms on `busy` only
+            assert await transfer(busy.channel, b"k") == b"k"
+            sent += 1
+            await asyncio.sleep(0.1)
+        closed = await closed_by_worker(quiet.channel)
+        assert (closed.code, closed.reason) == (1000, "connection idle")
+        # the busy connection outlived the quiet one, then goes quiet and ends too
+        assert await transfer(busy.channel, b"still here") == b"still here"
+        closed = await closed_by_worker(busy.channel)
+        assert (closed.code, closed.reason) == (1000, "connection idle")
+        reports = await eventually(
+            lambda: len(cluster.closed_reports()) == 2 and cluster.closed_reports(), "closes"
+        )
+        by_bytes = sorted(reports.values(), key=lambda r: r["bytes_up"])
+        assert [r["closed_reason"] for r in by_bytes] == ["timed out", "timed out"]
+        assert [r["bytes_up"] for r in by_bytes] == [0, sent + len(b"still here")]
 
 
 async def test_traffic_one_way_keeps_a_connection_from_idling() -> None:
@@ -455,10 +335,10 @@ async def test_traffic_one_way_keeps_a_connection_from_idling() -> None:
 
 async def test_shutdown_closes_live_connections_and_reports_them() -> None:
     cluster = FakeCluster().start()
-    echo, echo_port = await echo_server()
+    echo = EchoServer()
     try:
         async with running_worker(cluster) as (_worker, port):
-            session = cluster.add_session("s_shut123456", f"tcp://127.0.0.1:{echo_port}")
+            session = cluster.add_session("s_shut123456", f"tcp://127.0.0.1:{echo.port}")
             conn = await proxy_connect(
                 port,
                 session.session_id,
@@ -496,40 +376,18 @@ async def test_controller_outage_keeps_connections_and_queues_close_reports(env:
 # ------------------------------------------------------------------ hostile clients
 
 
-async def _raw(port: int, data: bytes) -> socket.socket:
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setblocking(False)
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    if data:
-        await loop.sock_sendall(sock, data)
-    return sock
-
-
-async def _dropped(sock: socket.socket) -> bool:
-    """True once the worker has closed the connection (EOF or reset)."""
-    loop = asyncio.get_running_loop()
-    try:
-        while await asyncio.wait_for(loop.sock_recv(sock, 4096), GUARD):
-            pass
-    except ConnectionError:
-        pass
-    sock.close()
-    return True
-
-
 async def test_bad_clients_are_dropped_and_good_ones_still_served(env: Env) -> None:
     session = env.session("s_good123456")
     hello = client_hello_bytes("localhost", ["http/1.1", session.session_id])
     bad = [
-        await _raw(env.port, b"\x00garbage\xff" * 50),
-        await _raw(env.port, b"GET /v1/proxy HTTP/1.1\r\nHost: worker\r\n\r\n"),
-        await _raw(env.port, hello[:30]),  # slow loris: never finishes its hello
-        await _raw(env.port, b""),  # says nothing at all
-        await _raw(env.port, client_hello_bytes("localhost", ["http/1.1"])),  # no session id
-        await _raw(env.port, client_hello_bytes("s_unknown12345", None)),  # unknown session
+        await raw(env.port, b"\x00garbage\xff" * 50),
+        await raw(env.port, b"GET /v1/proxy HTTP/1.1\r\nHost: worker\r\n\r\n"),
+        await raw(env.port, hello[:30]),  # slow loris: never finishes its hello
+        await raw(env.port, b""),  # says nothing at all
+        await raw(env.port, client_hello_bytes("localhost", ["http/1.1"])),  # no session id
+        await raw(env.port, client_hello_bytes("s_unknown12345", None)),  # unknown session
     ]
-    drops = [asyncio.ensure_future(_dropped(sock)) for sock in bad]
+    drops = [asyncio.ensure_future(dropped(sock)) for sock in bad]
 
     # a self-made certificate for the real session: refused during TLS
     other_cert, other_key = mint_session_certificate(
@@ -594,13 +452,6 @@ async def test_authenticated_client_that_never_upgrades_is_dropped(env: Env) -> 
     assert not env.cluster.calls_to(":authorize-connection")
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def test_five_hundred_half_open_connections_leave_real_sessions_alone(env: Env) -> None:
     """From one address: at most max_handshakes_per_address (32) of them are peeked at a
     time, the others wait for a turn holding only their socket. A real client elsewhere
@@ -608,17 +459,17 @@ async def test_five_hundred_half_open_connections_leave_real_sessions_alone(env:
     session = env.session("s_busy123456")
     hello = client_hello_bytes("localhost", ["http/1.1", session.session_id])
     elsewhere = other_loopback()
-    before = _rss_mb()
+    before = memory_mb()
     # half-open: TCP up, then a few bytes of a ClientHello, and nothing more
-    socks = [await _raw(env.port, hello[: 1 + i % 40]) for i in range(500)]
+    socks = [await raw(env.port, hello[: 1 + i % 40]) for i in range(500)]
     conn = await env.connect_from(elsewhere, session, new_tofu_token())
     payload = os.urandom(256 * 1024)
     assert await transfer(conn.channel, payload) == payload
     await conn.close()
-    grown = _rss_mb() - before
+    grown = memory_mb() - before
     # the handshake timeout (2 s here), or waiting three times as long for a turn, drops
     # every one of them
-    assert all(await asyncio.gather(*(_dropped(sock) for sock in socks)))
+    assert all(await asyncio.gather(*(dropped(sock) for sock in socks)))
     assert grown < 64, f"{grown:.1f} MB for 500 half-open connections"
     hardening_report("worker abuse", {"half-open connections dropped": 500})
 

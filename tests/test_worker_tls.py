@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from worker_client import boundary_context, client_context, client_hello_bytes, open_tls
+from support.worker_client import boundary_context, client_context, client_hello_bytes, open_tls
 
 from bconnect.core.certs import load_session_key, mint_session_certificate
 from bconnect.core.handshake import session_id_from_hello

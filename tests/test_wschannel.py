@@ -8,19 +8,9 @@ import hashlib
 import os
 
 import pytest
+from support.echo import EchoServer
 
 from bconnect.core.wschannel import ChannelClosed, ChannelError, WsChannel, relay
-
-
-async def echo_server() -> tuple[asyncio.Server, int]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
 
 
 async def ws_server_relaying_to(target_port: int) -> tuple[asyncio.Server, int, list]:
@@ -41,7 +31,8 @@ async def ws_server_relaying_to(target_port: int) -> tuple[asyncio.Server, int, 
 
 
 async def test_relay_carries_bytes_both_ways_intact() -> None:
-    echo, echo_port = await echo_server()
+    echo = EchoServer()
+    echo_port = echo.port
     ws, ws_port, results = await ws_server_relaying_to(echo_port)
     reader, writer = await asyncio.open_connection("127.0.0.1", ws_port)
     channel = await WsChannel.connect_client(reader, writer, "worker.example")

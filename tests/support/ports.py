@@ -10,9 +10,11 @@ bind shows nothing holds it now.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
+from collections.abc import Iterator
 
 _LOW, _HIGH = 20_000, 32_000
 _lock = threading.Lock()
@@ -41,3 +43,13 @@ def free_port() -> int:
                 _given.add(port)
                 return port
     raise RuntimeError(f"no free port left in {_LOW}-{_HIGH}")
+
+
+@contextlib.contextmanager
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that is bound and listened on while the block runs (for the
+    "address already in use" tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]

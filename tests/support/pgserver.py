@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from support.ports import free_port as _free_port
+from support.processes import end_process
 
 SUPERUSER_PASSWORD = "superuser-pw-1234"
 APP_ROLE = "bconnect"
@@ -167,13 +168,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT): clients are disconnected, data is kept."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(START_GUARD)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(START_GUARD)
+        if self.proc is not None:
+            end_process(self.proc, signal.SIGINT, START_GUARD)
         self.proc = None
 
     def kill(self) -> None:

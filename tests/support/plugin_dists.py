@@ -15,8 +15,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = Path(__file__).resolve().parent / "plugin_samples"
+TESTS = Path(__file__).resolve().parent.parent
+ROOT = TESTS.parent
+SAMPLES = TESTS / "plugin_samples"
 EXAMPLE = ROOT / "examples" / "bconnect-nc"
 
 

@@ -9,15 +9,15 @@ answer says (``cancel_sessions``) or make calls fail (``fail``: path fragment â†
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from bconnect.core.certs import mint_session_certificate
+from support import http_servers
 
 
 @dataclass
@@ -62,8 +62,7 @@ class FakeCluster:
     @property
     def url(self) -> str:
         assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return http_servers.url(self._server)
 
     def add_session(
         self,
@@ -93,41 +92,25 @@ class FakeCluster:
     def start(self) -> FakeCluster:
         cluster = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(http_servers.QuietHandler):
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
                 call = Call(
                     self.command,
                     self.path,
                     {k.lower(): v for k, v in self.headers.items()},
-                    json.loads(raw) if raw else None,
+                    http_servers.read_json(self),
                 )
                 status, body = cluster.handle(call)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                http_servers.send_json(self, body, status)
 
             do_GET = do_POST = _serve
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
+        self._server = http_servers.serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        http_servers.stop(self._server)
+        self._server = None
 
     # ---------------------------------------------------------------- the API
     def handle(self, call: Call) -> tuple[int, Any]:

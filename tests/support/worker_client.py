@@ -51,11 +51,16 @@ def boundary_context(session_id: str, cert_der: bytes, private_key: bytes) -> ss
     return client_context(cert_der, private_key, alpn=["http/1.1", session_id])
 
 
-def client_hello_bytes(server_hostname: str | None, alpn: list[str] | None) -> bytes:
-    """The raw bytes a real ``ssl`` client sends first (its ClientHello record)."""
+def client_hello_bytes(
+    server_hostname: str | None, alpn: list[str] | None, *, tls13_only: bool = False
+) -> bytes:
+    """The raw bytes a real ``ssl`` client sends first (its ClientHello record), via
+    memory BIOs; ``tls13_only``: a client that offers TLS 1.3 only."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    if tls13_only:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     if alpn:
         ctx.set_alpn_protocols(alpn)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()

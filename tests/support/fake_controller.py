@@ -6,13 +6,13 @@ is recorded. The server listens on 127.0.0.1 on an ephemeral port in a thread.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from support import http_servers
 
 
 @dataclass
@@ -36,8 +36,7 @@ class FakeController:
     @property
     def addr(self) -> str:
         assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return http_servers.url(self.server)
 
     def route(self, method: str, path: str, handler: Handler | tuple[int, Any]) -> None:
         """Register a handler, or a fixed ``(status, body)`` answer."""
@@ -50,20 +49,15 @@ class FakeController:
     def start(self) -> FakeController:
         controller = self
 
-        class _Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
-
+        class _Handler(http_servers.QuietHandler):
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
                 request = Request(
                     method=self.command,
                     path=unquote(parts.path),
                     query={k: v[-1] for k, v in parse_qs(parts.query).items()},
                     headers={k.lower(): v for k, v in self.headers.items()},
-                    body=json.loads(raw) if raw else None,
+                    body=http_servers.read_json(self),
                 )
                 controller.requests.append(request)
                 handler = controller.routes.get((request.method, request.path))
@@ -77,28 +71,29 @@ class FakeController:
                     )
                 else:
                     status, body = handler(request)
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                if data:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if data:
-                    self.wfile.write(data)
+                http_servers.send_json(self, body, status)
 
             do_GET = do_POST = do_PATCH = do_DELETE = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
+        self.server = http_servers.serve(_Handler)
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        http_servers.stop(self.server)
+        self.server = None
+
+
+def login_attributes(token: str) -> dict[str, str]:
+    """The attributes of a password login's answer: ``token``, an auth token of the dev
+    admin's account on the dev auth method."""
+    return {
+        "id": token.rsplit("_", 1)[0],
+        "token": token,
+        "user_id": "u_1234567890",
+        "auth_method_id": "ampw_1234567890",
+        "account_id": "acctpw_1234567890",
+        "expiration_time": "2030-01-01T00:00:00Z",
+    }
 
 
 def unused_addr() -> str:

@@ -4,7 +4,7 @@ multi-process tests.
 ``Cluster``: two controllers and two workers on one real PostgreSQL database. Worker
 ``worker-a`` registers with controller ``a`` only and ``worker-b`` with ``b`` only, so a
 test can send a session through a worker attached to the other controller; the
-PostgreSQL server comes from tests/pgserver.py.
+PostgreSQL server comes from support/pgserver.py.
 
 ``SQLiteCluster``: one controller (SQLite allows only one controller process) on a
 database file and two workers registered with it.
@@ -18,27 +18,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from support.cli import BCONNECT, run_bconnect
+from support.constants import GUARD
 from support.ports import free_port
-
-GUARD = 60.0  # seconds: a hang guard, never a timing assertion
-
-
-def wait_for(fn: Any, timeout: float = GUARD) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
+from support.processes import end_process
+from support.wait import wait_for
 
 
 class Process:
@@ -55,7 +46,7 @@ class Process:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bconnect", "server", "-config", str(self.config_path)],
+                [*BCONNECT, "server", "-config", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -68,16 +59,8 @@ class Process:
             self.proc.wait(GUARD)
 
     def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(GUARD)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(GUARD)
-        return self.proc.returncode
+        """SIGTERM, then SIGKILL if it does not end within the guard; the exit code."""
+        return None if self.proc is None else end_process(self.proc)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -211,27 +194,18 @@ def cluster_env(database_url: str) -> dict[str, str]:
     return env
 
 
+def bconnect_json(*args: str, env: dict[str, str] | None = None) -> Any:
+    """`bconnect ARGS -format json`, the real CLI, in ``env``: its JSON output (the
+    command must succeed)."""
+    run = run_bconnect(*args, "-format", "json", env=env)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
 def init_database(env: dict[str, str]) -> dict[str, str]:
     """`bconnect database init` on the environment's database; the created auth method."""
-    init = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bconnect",
-            "database",
-            "init",
-            "-format",
-            "json",
-            "-database-url",
-            env["BCONNECT_TEST_DATABASE_URL"],
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=GUARD,
-    )
-    assert init.returncode == 0, init.stderr
-    return json.loads(init.stdout)["auth_method"]
+    url = env["BCONNECT_TEST_DATABASE_URL"]
+    return bconnect_json("database", "init", "-database-url", url, env=env)["auth_method"]
 
 
 class _Processes:
