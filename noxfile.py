@@ -20,11 +20,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check."""
-    session.install("ruff>=0.4")
+    """ruff lint and format check; mypy (strict on bconnect.core and bconnect.plugins,
+    configured in pyproject.toml)."""
+    session.install("ruff>=0.4", "mypy>=1.10", "types-requests", "-e", ".[keyring]")
     paths = ["src", "tests", "interop", "benchmarks", "examples", "noxfile.py"]
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
+    session.run("mypy")
 
 
 @nox.session

@@ -2,7 +2,7 @@
 
 `python benchmarks/relay.py TARGET_PORT` listens on an ephemeral 127.0.0.1 port (printed)
 and relays every connection to 127.0.0.1:TARGET_PORT. Two of these chained give the
-"listener relay -> worker relay -> target" reference of issue 7.
+"listener relay -> worker relay -> target" reference the benchmarks compare against.
 """
 
 from __future__ import annotations

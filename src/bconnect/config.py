@@ -12,7 +12,6 @@ Secrets (the worker key) are kept out of ``repr`` and out of every message.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 import ssl
 import tomllib
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bconnect import durations
 from bconnect.controller.forwarded import ForwardedFor, parse_networks
 from bconnect.core.secrets import SecretRefError, resolve_secret_ref
-from bconnect.hostport import join_host_port
+from bconnect.hostport import join_host_port, split_host_port
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -43,9 +43,6 @@ __all__ = [
 # Boundary's default ports
 DEFAULT_PORTS: dict[str, int] = {"api": 9200, "cluster": 9201, "proxy": 9202, "ops": 9203}
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
 
 
 class ConfigError(ValueError):
@@ -145,53 +142,25 @@ class ServerConfig:
 
 
 def parse_duration(value: str | float) -> float:
-    """Seconds from a number of seconds or a string like ``500ms``, ``15s``, ``1h30m``, ``30d``.
+    """Seconds from a config value: a number of seconds or a string like ``500ms``,
+    ``15s``, ``1h30m``, ``30d`` (:func:`bconnect.durations.parse_duration`).
 
     Raises :class:`ValueError` for anything else, or a negative duration.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("must be a number of seconds or a string like 15s")
     if isinstance(value, str):
-        text = value.strip()
         try:
-            seconds = float(text)
+            seconds = durations.parse_duration(value)
         except ValueError:
-            parts = _DURATION_PART.findall(text)
-            if not text or "".join(n + u for n, u in parts) != text:
-                raise ValueError(
-                    f"{value!r} is not a duration (like 500ms, 15s, 10m, 1h, 30d)"
-                ) from None
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+            raise ValueError(
+                f"{value!r} is not a duration (like 500ms, 15s, 10m, 1h, 30d)"
+            ) from None
     else:
         seconds = float(value)
     if seconds != seconds or seconds < 0 or seconds == float("inf"):
         raise ValueError("must be a finite, non-negative duration")
     return seconds
-
-
-def split_host_port(address: str, *, need_port: bool = True) -> tuple[str, int | None]:
-    """``host:port`` (IPv6 as ``[::1]:9200``) → ``(host, port)``; ValueError when malformed."""
-    text = address.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(address)
-        port_text = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    elif ":" in text:
-        raise ValueError(address)  # a bare IPv6 address needs brackets
-    else:
-        host, port_text = text, None
-    if not host or any(c.isspace() or c in "/@" for c in host):
-        raise ValueError(address)
-    if port_text is None:
-        if need_port:
-            raise ValueError(address)
-        return host, None
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(address)
-    return host, int(port_text)
 
 
 def cluster_url(address: str) -> str:
@@ -200,8 +169,7 @@ def cluster_url(address: str) -> str:
     url = address.strip().rstrip("/")
     if "://" not in url:
         host, port = split_host_port(url, need_port=False)
-        url = f"http://[{host}]" if ":" in host else f"http://{host}"
-        return f"{url}:{port or DEFAULT_PORTS['cluster']}"
+        return f"http://{join_host_port(host, port or DEFAULT_PORTS['cluster'])}"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
         raise ValueError(address)
@@ -598,8 +566,8 @@ def _listener_tls(s: _Section, purpose: str) -> ListenerTls | None:
     if "tls_cert_file" not in s.data and "tls_key_file" not in s.data:
         return None
     if purpose not in TLS_PURPOSES:
-        key = "tls_cert_file" if "tls_cert_file" in s.data else "tls_key_file"
-        raise s.error(key, f"TLS is for the {' and '.join(TLS_PURPOSES)} listeners")
+        given = "tls_cert_file" if "tls_cert_file" in s.data else "tls_key_file"
+        raise s.error(given, f"TLS is for the {' and '.join(TLS_PURPOSES)} listeners")
     cert, key = s.readable_file("tls_cert_file"), s.readable_file("tls_key_file")
     if cert is None or key is None:
         missing = "tls_cert_file" if cert is None else "tls_key_file"

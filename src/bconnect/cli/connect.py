@@ -18,7 +18,6 @@ are kept in ``ctx.meta[PASSTHROUGH_KEY]``.
 from __future__ import annotations
 
 import ipaddress
-import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bconnect import durations
 from bconnect.cli.options import (
     CONTEXT_SETTINGS,
     Command,
@@ -38,7 +38,6 @@ from bconnect.cli.options import (
     string_option,
 )
 from bconnect.cli.resources import apply_options, help_text
-from bconnect.core.secrets import is_secret_ref
 
 if TYPE_CHECKING:
     from bconnect.core.api import Client
@@ -126,34 +125,16 @@ def parse_listen_port(value: str | None) -> int | None:
     return port
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60}
-_UNIT_SECONDS["h"] = 3600
-
-
 def parse_duration(value: str | None, flag: str = "inactive-timeout") -> float | None:
     """A number of seconds or a Go duration (``30s``, ``1m30s``), like Boundary's
-    duration flags. Returns None for "not set" (empty or 0); negative means disabled
-    and is returned as is."""
+    duration flags (:func:`bconnect.durations.parse_duration`). Returns None for "not
+    set" (empty or 0); negative means disabled and is returned as is."""
     if value is None or not str(value).strip():
         return None
-    text = str(value).strip()
     try:
-        seconds = float(text)
-    except ValueError:
-        sign = -1.0 if text.startswith("-") else 1.0
-        body = text.lstrip("+-")
-        pos, total = 0, 0.0
-        for match in _DURATION_PART.finditer(body):
-            if match.start() != pos:
-                break
-            total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-            pos = match.end()
-        if not body or pos != len(body):
-            raise FlagError(
-                f'invalid value "{value}" for flag -{flag}: time: invalid duration "{value}"'
-            ) from None
-        seconds = sign * total
+        seconds = durations.parse_duration(str(value))
+    except ValueError as exc:
+        raise FlagError(f'invalid value "{value}" for flag -{flag}: {exc}') from None
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise FlagError(f'invalid value "{value}" for flag -{flag}: parse error')
     return seconds or None
@@ -176,9 +157,7 @@ def _authz_text(flag: str) -> str:
     key: a reference keeps it out of ``ps`` and ``/proc/*/cmdline``), else the token."""
     if flag == "-":
         return _read_stdin()
-    if is_secret_ref(flag):
-        return secret_value(flag, "authz-token", allow_prompt=False)
-    return flag
+    return secret_value(flag, "authz-token", allow_prompt=False, literal=True)
 
 
 def _read_stdin() -> str:

@@ -8,11 +8,18 @@ import secrets
 import shutil
 import sys
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bconnect.cli.options import setup_server_logging
+from bconnect.hostport import join_host_port
+
+if TYPE_CHECKING:
+    import socket
+
+    from bconnect.controller.server import Controller
+    from bconnect.controller.settings import Settings
 
 DEFAULT_API = "127.0.0.1:9200"
 DEFAULT_CLUSTER = "127.0.0.1:9201"
@@ -155,98 +162,37 @@ def dev(
       bconnect dev -api-listen-address 127.0.0.1:9300 -database-url ./dev.db
     """
     setup_server_logging(log_level)
-    from bconnect.controller.server import Controller, ListenError, bind, open_error
-    from bconnect.controller.settings import Settings
+    from bconnect.controller.server import ListenError
     from bconnect.controller.storage.db import display_database_url
 
     if login_name != "admin":
         raise click.UsageError("only the admin login name 'admin' is supported for now")
     if len(password) < 8:
         raise click.UsageError("-password must be at least 8 characters")
-    if worker_auth_key is None:
-        worker_auth_key = secrets.token_urlsafe(32)
-    else:
-        from bconnect.config import MIN_WORKER_KEY
-        from bconnect.core.secrets import SecretRefError, resolve_secret_ref
-
-        try:
-            worker_auth_key = resolve_secret_ref(worker_auth_key)
-        except SecretRefError as exc:
-            raise click.UsageError(str(exc)) from None
-        if len(worker_auth_key) < MIN_WORKER_KEY:
-            raise click.UsageError(f"-worker-auth-key must be at least {MIN_WORKER_KEY} characters")
-    try:
-        sock = bind(api_address, 9200)
-        cluster_sock = bind(cluster_address, 9201)
-        proxy_sock = bind(proxy_address, 9202)
-    except (ListenError, ValueError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
-    if database_url is not None:
-        from bconnect.core.secrets import SecretRefError, resolve_secret_ref
-
-        try:  # env://VAR or file://PATH keep a database password out of argv
-            database_url = resolve_secret_ref(database_url, must=False)
-        except SecretRefError as exc:
-            raise click.UsageError(f"-database-url: {exc}") from None
-    tmpdir = None
-    if database_url is None:
-        # a throwaway database (it holds session keys): removed when dev stops
-        tmpdir = tempfile.mkdtemp(prefix="bconnect-dev-")
-        database_url = os.path.join(tmpdir, "bconnect.db")
-    host, port = sock.getsockname()[:2]
-    cluster_host, cluster_port = cluster_sock.getsockname()[:2]
-    proxy_host, proxy_port = proxy_sock.getsockname()[:2]
-    proxy_public = f"{proxy_host}:{proxy_port}"
-    try:
-        root_key = dev_root_key(None if tmpdir is not None else database_url)
-    except (OSError, ValueError) as exc:
-        click.echo(f"Error: the dev root key: {exc}", err=True)
-        sys.exit(1)
-    settings = Settings(
-        database_url=database_url,
-        worker_addresses=[proxy_public],
-        api_address=f"{host}:{port}",
+    worker_auth_key = _worker_key(worker_auth_key)
+    sock, cluster_sock, proxy_sock = _listeners(api_address, cluster_address, proxy_address)
+    database_url, tmpdir = _database(database_url)
+    api = join_host_port(*sock.getsockname()[:2])
+    cluster = join_host_port(*cluster_sock.getsockname()[:2])
+    proxy_public = join_host_port(*proxy_sock.getsockname()[:2])
+    settings = _settings(
+        database_url,
+        tmpdir,
+        api_address=api,
+        worker_address=proxy_public,
         job_interval=job_interval,
         worker_auth_key=worker_auth_key,
-        kms_root=root_key,
     )
-    try:
-        controller = Controller.open(
-            settings,
-            dev_seed=True,
-            admin_password=password,
-            user_password=password,
-            target_port=target_port,
-        )
-    except Exception as exc:  # noqa: BLE001 - a database we cannot open is a user problem
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
-        click.echo(f"Error: {open_error(exc, database_url)}", err=True)
-        sys.exit(1)
+    controller = _open_controller(settings, tmpdir, password, target_port)
+    database = display_database_url(controller.engine.url)
     click.echo(
-        f"""==> bconnect dev started! Log data will follow below.
-
-          Controller API: http://{host}:{port}
-             Cluster API: http://{cluster_host}:{cluster_port}
-            Worker proxy: {proxy_public}
-                Database: {display_database_url(controller.engine.url)}
-
-   [Auth Method] ID: ampw_1234567890   Login Name: {login_name}   Password: {password}
-   [Unprivileged] Login Name: user   Password: {password}
-   [Targets] ttcp_1234567890 (127.0.0.1:{target_port}), ttcp_0987654321 (host sources)
-
-Authenticate with:
-  bconnect authenticate password -addr http://{host}:{port} \\
-      -auth-method-id ampw_1234567890 -login-name {login_name}
-""",
-        nl=True,
+        _banner(api, cluster, proxy_public, database, login_name, password, target_port), nl=True
     )
     sys.stdout.flush()
     from bconnect.worker.server import Worker
 
     worker = Worker(
-        f"http://{cluster_host}:{cluster_port}",
+        f"http://{cluster}",
         worker_auth_key,
         proxy_sock,
         public_address=proxy_public,
@@ -264,3 +210,123 @@ Authenticate with:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
     click.echo("==> bconnect dev shutdown complete")
+
+
+def _worker_key(flag: str | None) -> str:
+    """The key workers present to the cluster API: the one ``-worker-auth-key`` names, else
+    a random one (for the embedded worker only)."""
+    if flag is None:
+        return secrets.token_urlsafe(32)
+    from bconnect.config import MIN_WORKER_KEY
+    from bconnect.core.secrets import SecretRefError, resolve_secret_ref
+
+    try:
+        key = resolve_secret_ref(flag)
+    except SecretRefError as exc:
+        raise click.UsageError(str(exc)) from None
+    if len(key) < MIN_WORKER_KEY:
+        raise click.UsageError(f"-worker-auth-key must be at least {MIN_WORKER_KEY} characters")
+    return key
+
+
+def _listeners(
+    api_address: str, cluster_address: str, proxy_address: str
+) -> tuple[socket.socket, socket.socket, socket.socket]:
+    """The API, cluster and proxy listeners, bound now: a port in use ends dev at once."""
+    from bconnect.controller.server import ListenError, bind
+
+    try:
+        return bind(api_address, 9200), bind(cluster_address, 9201), bind(proxy_address, 9202)
+    except (ListenError, ValueError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _database(database_url: str | None) -> tuple[str, str | None]:
+    """The database to use, and the temporary directory of a throwaway one (None for the
+    user's own database)."""
+    if database_url is not None:
+        from bconnect.core.secrets import SecretRefError, resolve_secret_ref
+
+        try:  # env://VAR or file://PATH keep a database password out of argv
+            return resolve_secret_ref(database_url, must=False), None
+        except SecretRefError as exc:
+            raise click.UsageError(f"-database-url: {exc}") from None
+    # a throwaway database (it holds session keys): removed when dev stops
+    tmpdir = tempfile.mkdtemp(prefix="bconnect-dev-")
+    return os.path.join(tmpdir, "bconnect.db"), tmpdir
+
+
+def _settings(
+    database_url: str,
+    tmpdir: str | None,
+    *,
+    api_address: str,
+    worker_address: str,
+    job_interval: float,
+    worker_auth_key: str,
+) -> Settings:
+    """The controller's settings, with the root key of the database's secrets."""
+    from bconnect.controller.settings import Settings
+
+    try:
+        root_key = dev_root_key(None if tmpdir is not None else database_url)
+    except (OSError, ValueError) as exc:
+        click.echo(f"Error: the dev root key: {exc}", err=True)
+        sys.exit(1)
+    return Settings(
+        database_url=database_url,
+        worker_addresses=[worker_address],
+        api_address=api_address,
+        job_interval=job_interval,
+        worker_auth_key=worker_auth_key,
+        kms_root=root_key,
+    )
+
+
+def _open_controller(
+    settings: Settings, tmpdir: str | None, password: str, target_port: int
+) -> Controller:
+    """The controller on its database, migrated and seeded with the dev fixtures."""
+    from bconnect.controller.server import Controller, open_error
+
+    try:
+        return Controller.open(
+            settings,
+            dev_seed=True,
+            admin_password=password,
+            user_password=password,
+            target_port=target_port,
+        )
+    except Exception as exc:  # noqa: BLE001 - a database we cannot open is a user problem
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        click.echo(f"Error: {open_error(exc, settings.database_url)}", err=True)
+        sys.exit(1)
+
+
+def _banner(
+    api: str,
+    cluster: str,
+    proxy: str,
+    database: str,
+    login_name: str,
+    password: str,
+    target_port: int,
+) -> str:
+    """What dev prints once it runs: where to reach it and how to log in."""
+    return f"""==> bconnect dev started! Log data will follow below.
+
+          Controller API: http://{api}
+             Cluster API: http://{cluster}
+            Worker proxy: {proxy}
+                Database: {database}
+
+   [Auth Method] ID: ampw_1234567890   Login Name: {login_name}   Password: {password}
+   [Unprivileged] Login Name: user   Password: {password}
+   [Targets] ttcp_1234567890 (127.0.0.1:{target_port}), ttcp_0987654321 (host sources)
+
+Authenticate with:
+  bconnect authenticate password -addr http://{api} \\
+      -auth-method-id ampw_1234567890 -login-name {login_name}
+"""

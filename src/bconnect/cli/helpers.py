@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bconnect.cli.options import GlobalOptions
     from bconnect.core.runner import RunResult
     from bconnect.core.session import SessionEvents
+    from bconnect.plugins.hookspecs import HelperInfo, HelperOption
 
 __all__ = [
     "HELPER_PREFIX",
@@ -79,7 +80,7 @@ def _reserved(options: list[Callable[..., Any]]) -> set[str]:
     return names
 
 
-def _option_decorator(option: Any) -> Callable[..., Any]:
+def _option_decorator(option: HelperOption) -> Callable[..., Any]:
     dest = HELPER_PREFIX + option.key
     if option.is_flag:
         return bool_option(option.name, dest, default=bool(option.default), help=option.help)
@@ -90,7 +91,9 @@ def _option_decorator(option: Any) -> Callable[..., Any]:
     return string_option(option.name, dest, **kwargs)
 
 
-def build_command(info: Any, warn: Callable[[str], None] = plugin_index.warn_once) -> click.Command:
+def build_command(
+    info: HelperInfo, warn: Callable[[str], None] = plugin_index.warn_once
+) -> click.Command:
     """The click command of a :class:`~bconnect.plugins.hookspecs.HelperInfo`."""
     from bconnect.cli.connect import CONNECT_OPTIONS, PASSTHROUGH_KEY, connect_flags
     from bconnect.cli.resources import apply_options, help_text
@@ -107,7 +110,7 @@ def build_command(info: Any, warn: Callable[[str], None] = plugin_index.warn_onc
         own.append(_option_decorator(option))
     name = info.name
 
-    def callback(opts: Any, **kw: Any) -> None:
+    def callback(opts: GlobalOptions, **kw: Any) -> None:
         ctx = click.get_current_context()
         values = {
             k[len(HELPER_PREFIX) :]: kw.pop(k) for k in list(kw) if k.startswith(HELPER_PREFIX)

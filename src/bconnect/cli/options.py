@@ -226,13 +226,14 @@ def prompt_hidden(text: str, what: str) -> str:
     return click.prompt(text, hide_input=True, prompt_suffix=" ", show_default=False).strip()
 
 
-def secret_value(value: str, flag: str, *, allow_prompt: bool = True) -> str:
+def secret_value(value: str, flag: str, *, allow_prompt: bool = True, literal: bool = False) -> str:
     """Resolve a secret flag given as ``env://VAR`` or ``file://PATH``.
 
-    Literal values are refused (they would show up in ``ps``), with Boundary's message.
+    Literal values are refused (they would show up in ``ps``), with Boundary's message;
+    with ``literal`` a value that is no reference is the secret itself.
     """
     try:
-        return resolve_secret_ref(value)
+        return resolve_secret_ref(value, must=not literal)
     except NotASecretRef:
         label = flag.replace("-", " ").capitalize()
         suffix = " or left empty for an interactive prompt" if allow_prompt else ""

@@ -20,10 +20,10 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from bconnect.core.api import ApiError
+from bconnect.rfc3339 import parse_time
 
 __all__ = [
     "COMMON_ITEM_FIELDS",
@@ -50,7 +50,6 @@ __all__ = [
     "json_items",
     "lookup",
     "maps_section",
-    "parse_time",
     "scope_info",
     "scope_section",
     "slice_section",
@@ -252,27 +251,12 @@ def _any_value(value: Any) -> Any:
     return value
 
 
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def parse_time(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp (nanoseconds and ``Z`` allowed)."""
-    text = value.strip().replace("z", "Z")
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
-
-
 def format_time(value: Any) -> str:
     """RFC 1123 in local time (Go's ``time.RFC1123``), e.g. ``Mon, 02 Jan 2006 15:04:05 UTC``."""
     if not value:
         return _ZERO_TIME
     try:
-        local = parse_time(str(value)).astimezone()
+        local = parse_time(str(value), assume_utc=True).astimezone()
     except ValueError:
         return go_value(value)
     zone = local.tzname() or local.strftime("%z")

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
@@ -79,7 +80,7 @@ def render() -> str:
 
 
 def _render() -> str:
-    settings = {**CONTEXT_SETTINGS, "max_content_width": 100, "terminal_width": 100}
+    settings: dict[str, Any] = {**CONTEXT_SETTINGS, "max_content_width": 100, "terminal_width": 100}
     root = click.Context(cli, info_name="bconnect", **settings)
     lines = [INTRO, "## `bconnect`", "", "```", cli.get_help(root), "```", ""]
     for name in sorted(COMMANDS):

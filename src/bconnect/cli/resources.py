@@ -38,6 +38,7 @@ __all__ = [
     "HOST_CATALOG",
     "SCOPE",
     "BodyHook",
+    "Decorator",
     "IdResolver",
     "Parent",
     "ResourceType",
@@ -69,6 +70,8 @@ __all__ = [
 ]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+# What :func:`command` returns: it turns a callback into a click command.
+CommandDecorator = Callable[[Callable[..., Any]], click.Command]
 # Request body fields from a command's flag values (``{dest: value}``, ``id_`` included).
 BodyHook = Callable[[dict[str, Any]], Mapping[str, Any]]
 # The ID a ``read``/``delete`` operates on from the ``-id`` value.
@@ -181,7 +184,11 @@ def apply_options(func: Callable[..., Any], options: Sequence[Decorator]) -> Cal
     return func
 
 
-def command(name: str, help: str, options: Sequence[Decorator] = ()) -> Decorator:  # noqa: A002
+def command(
+    name: str,
+    help: str,  # noqa: A002
+    options: Sequence[Decorator] = (),
+) -> CommandDecorator:
     """Make an API command: global options, *options*, ``-h``/``-help``/``--help``."""
 
     def decorate(func: Callable[..., Any]) -> click.Command:
@@ -436,11 +443,12 @@ def set_members_command(
             raise FlagError(missing or f"No {noun.replace('-', ' ')} supplied via -{flag}")
         if verb == "set" and members == ["null"]:
             members = []
-        for member in members if validate else ():
-            validate(member)
+        if validate:
+            for member in members:
+                validate(member)
         run_action(opts, view, id_, action, {body_key: members}, version)
 
-    options = [
+    options: list[Decorator] = [
         id_option(view.singular),
         multi_option(
             flag,

@@ -18,11 +18,11 @@ from bconnect.cli.resources import (
     require_id,
     resource_group,
 )
+from bconnect.hostport import join_host_port
 
 
 def _host_port(host: Any, port: Any) -> str:
-    host = str(host or "")
-    return f"[{host}]:{port or 0}" if ":" in host else f"{host}:{port or 0}"
+    return join_host_port(str(host or ""), port or 0)
 
 
 def _int64(value: Any) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from bconnect.cli.options import (
 from bconnect.cli.output import COMMON_ITEM_FIELDS, ItemField, ListField, RenderContext, Section
 from bconnect.cli.resources import (
     SCOPE,
+    Decorator,
     ResourceType,
     command,
     fields,
@@ -35,6 +35,7 @@ from bconnect.cli.resources import (
     version_option,
 )
 from bconnect.core.api import ApiResponse
+from bconnect.durations import parse_duration
 
 # -- table layout ------------------------------------------------------------------------------
 
@@ -166,35 +167,18 @@ def _secret_lines(source_type: str, credential: Any, secret: Mapping[str, Any]) 
 
 # -- option parsing ----------------------------------------------------------------------------
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1,
-    "m": 60,
-    "h": 3600,
-}
-
 
 def parse_seconds(value: str) -> int:
     """An integer number of seconds or a Go duration string (``8h``, ``1h30m``)."""
     if value.isdigit():
         return int(value)
-    text = value.strip()
-    sign = -1 if text.startswith("-") else 1
-    text = text.lstrip("+-")
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if not text or pos != len(text):
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise UserError(f'Error parsing "{value}": {exc}') from None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise UserError(f'Error parsing "{value}": time: invalid duration "{value}"')
-    return int(sign * total)
+    return int(seconds)
 
 
 def _parse_int(value: str, *, unsigned: bool) -> int:
@@ -351,7 +335,7 @@ def _credential_sources_command(verb: str, summary: str) -> click.Command:
                 body[key] = [] if verb == "set" and values == ["null"] else values
         run_action(opts, TARGET_VIEW, id_, action, body, version)
 
-    options = [
+    options: list[Decorator] = [
         id_option("target"),
         multi_option(
             "brokered-credential-source",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from bconnect.hostport import join_host_port
+
 _LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?")
 
@@ -28,5 +30,4 @@ def parse_address(text: str) -> str:
 
 def endpoint(address: str, port: int) -> str:
     """``tcp://host:port``, with IPv6 literals in brackets."""
-    host = f"[{address}]" if ":" in address else address
-    return f"tcp://{host}:{port}"
+    return f"tcp://{join_host_port(address, port)}"

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,12 +17,11 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bconnect import __version__
+from bconnect import __version__, clusterwire
 from bconnect.controller import errors
-from bconnect.controller.context import Ctx, make_ctx, touch_token
 from bconnect.controller.jobs import job_loop
 from bconnect.controller.passwords import PasswordChecker
-from bconnect.controller.secrets import worker_id_of
+from bconnect.controller.routes.cluster import CLUSTER_AUTH, cluster_auth
 from bconnect.controller.settings import Settings
 from bconnect.controller.storage.db import database_unreachable, error_line
 from bconnect.controller.throttle import LoginThrottle, TokenBucket
@@ -33,10 +30,6 @@ log = logging.getLogger(__name__)
 
 #: The ASGI scope key the cluster listener's server sets (see :func:`on_cluster_listener`).
 CLUSTER_LISTENER = "bconnect.cluster_listener"
-#: The ASGI scope key :class:`RequestShape` sets on cluster calls: see :func:`cluster_auth`.
-CLUSTER_AUTH = "bconnect.cluster_auth"
-#: The cluster call that needs no credential (it brings an activation token).
-ACTIVATE_PATH = "/v1/cluster/workers:activate"
 #: How a caller proves who they are: ``Authorization: Bearer at_…`` (the token from
 #: ``:authenticate``). Every operation also answers without one, as the anonymous user
 #: ``u_anon``, within whatever the grants give it (docs/permissions.md).
@@ -49,55 +42,10 @@ SECURITY_SCHEMES = {
 }
 
 
-@contextmanager
-def transaction(request: Request, *, write: bool | None = None) -> Iterator[Ctx]:
-    """One database transaction per request, with the caller resolved and their ACL built.
-
-    GET requests read in a plain transaction (on SQLite, WAL readers block nobody);
-    others take the write lock at BEGIN. A read that finds the caller's token due for
-    an approximate_last_used_time refresh writes it afterwards, in a short transaction.
-    """
-    engine: Engine = request.app.state.engine
-    if write is None:
-        write = request.method not in ("GET", "HEAD")
-    header = request.headers.get("authorization")
-    with engine.connect() as conn:
-        if not write:
-            conn.execution_options(bconnect_read_only=True)
-        with conn.begin():
-            ctx = make_ctx(conn, header, request.app.state.settings)
-            if write and ctx.touch_token:
-                touch_token(conn, ctx.auth_token.id, ctx.now)
-            yield ctx
-    if not write and ctx.touch_token:
-        with engine.begin() as conn:
-            touch_token(conn, ctx.auth_token.id, ctx.now)
-
-
 def _op(request: Request) -> str:
     route = request.scope.get("route")
     name = getattr(route, "name", "") or ""
     return f"controller.api.{name}" if name else ""
-
-
-def cluster_auth(settings: Settings, scope: Scope) -> str | None:
-    """How a cluster call authenticates: ``"key"`` for the shared worker key (compared in
-    constant time), the bearer token when it is shaped like a worker's own credential
-    (routes/cluster.py checks it against the database), ``""`` for the activation call
-    (its token is in the body), None for nothing usable (401)."""
-    if scope["path"] == ACTIVATE_PATH:
-        return ""
-    headers = dict(scope["headers"])
-    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    expected = settings.worker_auth_key
-    if expected and hmac.compare_digest(
-        hashlib.sha256(token.encode()).digest(), hashlib.sha256(expected.encode()).digest()
-    ):
-        return "key"
-    return token if worker_id_of(token) is not None else None
 
 
 class RequestShape:
@@ -118,7 +66,7 @@ class RequestShape:
             return
         # The cluster API lives on the cluster listener only, and nothing else does.
         on_cluster = bool(scope.get(CLUSTER_LISTENER))
-        if on_cluster != scope["path"].startswith("/v1/cluster/"):
+        if on_cluster != scope["path"].startswith(f"{clusterwire.PREFIX}/"):
             body = errors.not_found(scope["path"]).body()
             await JSONResponse(body, status_code=404)(scope, receive, send)
             return
@@ -231,7 +179,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         lifespan=lifespan,
         title="bconnect controller API",
         version=__version__,
-        description="Boundary-compatible controller API (see PROTOCOL.md §1).",
+        description="Boundary-compatible controller API (see docs/protocol.md §1).",
         docs_url=None,
         redoc_url=None,
         openapi_url="/v1/openapi.json",

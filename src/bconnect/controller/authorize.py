@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import random
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
@@ -19,7 +20,7 @@ from bconnect.controller.kms import open_credential, seal_session_key
 from bconnect.controller.resources import drop_none, fmt_time
 from bconnect.controller.sessionstate import Status
 from bconnect.controller.storage import schema as t
-from bconnect.core.certs import mint_session_certificate, split_host
+from bconnect.core.certs import mint_session_certificate
 from bconnect.core.token import AuthzData, ScopeInfo, encode_authz_token
 from bconnect.ids import new_id
 
@@ -174,36 +175,98 @@ def check_pending_limit(ctx: Ctx) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _NewSession:
+    """A session being authorized: where it goes, until when, and its key pair."""
+
+    id: str
+    target: Any
+    host_set_id: str | None
+    host_id: str | None
+    endpoint: str
+    port: int
+    expiration: datetime
+    certificate: bytes
+    private_key: bytes
+    workers: list[str]  # the proxy addresses offered
+    worker_ids: list[str]
+
+
 def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, Any]:
+    """Authorize a session on ``target`` (at ``host_id``, else a host chosen at random):
+    record it pending and answer with its authorization token and brokered credentials."""
     check_pending_limit(ctx)
     address, port, host_set_id, host_id = choose_endpoint(ctx, target, host_id)
     session_id = new_id("s")
-    # With its fraction of a second, as Boundary keeps it (the certificate's NotAfter
-    # drops the fraction); a session never outlives the auth token that created it.
+    expiration = _session_expiration(ctx, target)
+    workers, worker_ids = offered_workers(ctx, target.worker_filter)
+    cert, key = mint_session_certificate(session_id, workers, expiration)
+    session = _NewSession(
+        id=session_id,
+        target=target,
+        host_set_id=host_set_id,
+        host_id=host_id,
+        endpoint=make_endpoint(address, port),
+        port=port,
+        expiration=expiration,
+        certificate=cert,
+        private_key=key,
+        workers=workers,
+        worker_ids=worker_ids,
+    )
+    _insert_session(ctx, session)
+    scope = ctx.scope_info(target.scope_id)
+    return drop_none(
+        {
+            "session_id": session_id,
+            "target_id": target.id,
+            "scope": scope,
+            "created_time": fmt_time(ctx.now),
+            "user_id": ctx.user_id,
+            "host_set_id": host_set_id,
+            "host_id": host_id,
+            "type": target.type,
+            "authorization_token": _authorization_token(ctx, session, scope),
+            "connection_limit": target.session_connection_limit,
+            "endpoint": session.endpoint,
+            "endpoint_port": port,
+            "expiration": fmt_time(expiration),
+            "credentials": brokered_credentials(ctx, target.id) or None,
+        }
+    )
+
+
+def _session_expiration(ctx: Ctx, target: Any) -> datetime:
+    """The target's session_max_seconds from now, with its fraction of a second, as
+    Boundary keeps it (the certificate's NotAfter drops the fraction); a session never
+    outlives the auth token that created it."""
     expiration = ctx.now + timedelta(seconds=target.session_max_seconds)
     if ctx.auth_token is not None and ctx.auth_token.expiration_time < expiration:
         expiration = ctx.auth_token.expiration_time
-    workers, worker_ids = offered_workers(ctx, target.worker_filter)
-    cert, key = mint_session_certificate(session_id, [split_host(w) for w in workers], expiration)
-    endpoint = make_endpoint(address, port)
+    return expiration
+
+
+def _insert_session(ctx: Ctx, session: _NewSession) -> None:
+    """The session row (its private key sealed) and its first state, pending."""
+    target = session.target
     ctx.conn.execute(
         _INSERT_SESSION,
         {
-            "id": session_id,
+            "id": session.id,
             "scope_id": target.scope_id,
             "target_id": target.id,
             "type": target.type,
             "user_id": ctx.user_id,
             "auth_token_id": ctx.auth_token.id,
-            "host_set_id": host_set_id,
-            "host_id": host_id,
-            "endpoint": endpoint,
-            "expiration_time": expiration,
+            "host_set_id": session.host_set_id,
+            "host_id": session.host_id,
+            "endpoint": session.endpoint,
+            "expiration_time": session.expiration,
             "connection_limit": target.session_connection_limit,
-            "certificate": cert,
-            "private_key": seal_session_key(ctx.settings.keyring, session_id, key),
+            "certificate": session.certificate,
+            "private_key": seal_session_key(ctx.settings.keyring, session.id, session.private_key),
             "worker_filter": target.worker_filter,
-            "worker_ids": json.dumps(worker_ids),
+            "worker_ids": json.dumps(session.worker_ids),
             "status": Status.PENDING.value,
             "created_time": ctx.now,
             "updated_time": ctx.now,
@@ -212,12 +275,16 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
     )
     ctx.conn.execute(
         _INSERT_SESSION_STATE,
-        {"session_id": session_id, "status": Status.PENDING.value, "start_time": ctx.now},
+        {"session_id": session.id, "status": Status.PENDING.value, "start_time": ctx.now},
     )
-    scope = ctx.scope_info(target.scope_id)
-    token = encode_authz_token(
+
+
+def _authorization_token(ctx: Ctx, session: _NewSession, scope: dict[str, Any]) -> str:
+    """The authorization token the client connects with (docs/protocol.md §2)."""
+    target = session.target
+    return encode_authz_token(
         AuthzData(
-            session_id=session_id,
+            session_id=session.id,
             target_id=target.id,
             scope=ScopeInfo(
                 id=scope["id"],
@@ -229,31 +296,13 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
             created_time=ctx.now,
             type=target.type,
             connection_limit=target.session_connection_limit,
-            endpoint_port=port,
-            expiration=expiration,
-            certificate=cert,
-            private_key=key,
-            host_id=host_id or "",
-            endpoint=endpoint,
-            worker_addresses=tuple(workers),
+            endpoint_port=session.port,
+            expiration=session.expiration,
+            certificate=session.certificate,
+            private_key=session.private_key,
+            host_id=session.host_id or "",
+            endpoint=session.endpoint,
+            worker_addresses=tuple(session.workers),
             default_client_port=target.default_client_port or 0,
         )
-    )
-    return drop_none(
-        {
-            "session_id": session_id,
-            "target_id": target.id,
-            "scope": scope,
-            "created_time": fmt_time(ctx.now),
-            "user_id": ctx.user_id,
-            "host_set_id": host_set_id,
-            "host_id": host_id,
-            "type": target.type,
-            "authorization_token": token,
-            "connection_limit": target.session_connection_limit,
-            "endpoint": endpoint,
-            "endpoint_port": port,
-            "expiration": fmt_time(expiration),
-            "credentials": brokered_credentials(ctx, target.id) or None,
-        }
     )

@@ -66,13 +66,6 @@ class MethodNotAllowed(ApiException):
     kind = "MethodNotAllowed"
 
 
-class Conflict(ApiException):
-    """A uniqueness or state conflict (Boundary reports these as InvalidArgument 400)."""
-
-    status = 400
-    kind = "InvalidArgument"
-
-
 class FailedPrecondition(ApiException):
     """The request is fine but the system cannot serve it now (e.g. no worker fits)."""
 

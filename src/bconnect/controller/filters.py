@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]  # google-re2 ships neither stubs nor py.typed
 
 Predicate = Callable[[dict[str, Any]], bool]
 MAX_DEPTH = 32
@@ -134,8 +134,8 @@ class _Parser:
         if not self.toks:
             raise FilterError("filter expression is empty")
         pred = self.parse_or()
-        if self.peek() is not None:
-            tok = self.peek()
+        tok = self.peek()
+        if tok is not None:
             raise FilterError(f"unexpected {tok.text!r} at position {tok.pos}")
         return pred
 

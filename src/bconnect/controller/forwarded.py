@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bconnect.hostport import split_host_port
+
 if TYPE_CHECKING:  # the config file reader uses ForwardedFor without the ASGI stack
     from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -62,12 +64,8 @@ def client_address(peer: str, headers: Sequence[str] | None, settings: Forwarded
     chain = [part.strip() for header in headers for part in header.split(",") if part.strip()]
     addresses = []
     for entry in chain:
-        host = entry
-        if entry.startswith("[") and "]" in entry:
-            host = entry[1 : entry.index("]")]
-        elif entry.count(":") == 1:
-            host = entry.split(":", 1)[0]
         try:
+            host = split_host_port(entry, need_port=False, bare_ipv6=True)[0]
             addresses.append(str(ipaddress.ip_address(host)))
         except ValueError:
             raise ForwardedError(f"X-Forwarded-For holds {entry!r}, not an address") from None

@@ -88,16 +88,19 @@ def decode_list_token(text: str, collection: str, fingerprint: str, key: bytes) 
         raise ListTokenError("list_token is malformed or was not issued by this controller")
     try:
         doc = json.loads(_unb64(body))
+        started = _parse_ts(doc["s"])
+        if started is None:
+            raise ValueError("no start")
         token = ListToken(
             collection=doc["c"],
             fingerprint=doc["f"],
             phase=doc["p"],
-            started=_parse_ts(doc["s"]),
+            started=started,
             since=_parse_ts(doc.get("r")),
             last_sort=_parse_ts(doc.get("t")),
             last_id=doc.get("i"),
         )
-        if token.phase not in ("page", "refresh", "done") or token.started is None:
+        if token.phase not in ("page", "refresh", "done"):
             raise ValueError("bad phase")
         if token.phase == "refresh" and token.since is None:
             raise ValueError("refresh without a start")

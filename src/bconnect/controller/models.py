@@ -7,6 +7,7 @@ fields omitted, int64 counters as strings). Responses are rendered with
 
 from __future__ import annotations
 
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
@@ -582,10 +583,6 @@ class WorkerUpdate(Strict):
     description: Description = None
 
 
-class ItemResponse(Out):
-    item: Any
-
-
 class ErrorDetailsField(Out):
     name: str
     description: str
@@ -657,9 +654,10 @@ class ResolvableAliasItem(Out):
 def list_response(model: type[BaseModel]) -> type[BaseModel]:
     """A list page whose items are ``model``."""
     name = model.__name__.removesuffix("Item") + "List"
-    return create_model(
-        name, __base__=ListResponse, items=(list[model], Field(default_factory=list))
-    )
+    # ``list[model]`` built at runtime: the same GenericAlias, spelt so that a variable
+    # is not used where a type checker expects a type
+    items = GenericAlias(list, (model,))
+    return create_model(name, __base__=ListResponse, items=(items, Field(default_factory=list)))
 
 
 ScopeResponse = ScopeItem
@@ -676,4 +674,3 @@ CredentialStoreResponse = CredentialStoreItem
 CredentialResponse = CredentialItem
 SessionResponse = SessionItem
 WorkerResponse = WorkerItem
-AuthTokenResponse = AuthTokenItem

@@ -1,4 +1,4 @@
-"""Seed data: Boundary's dev-mode fixtures with fixed ids (PROTOCOL.md §5) for
+"""Seed data: Boundary's dev-mode fixtures with fixed ids (docs/protocol.md §5) for
 `bconnect dev`, and the initial admin of `bconnect database init`."""
 
 from __future__ import annotations
@@ -120,10 +120,18 @@ def seed_dev(
     ensure_global_scope(conn, now)
     if conn.execute(select(t.scopes.c.id).where(t.scopes.c.id == DEV["org"])).first():
         return False
-    d = DEV
+    _dev_scopes(conn, now)
+    _dev_users(conn, now, admin_password, user_password)
+    _dev_hosts(conn, now)
+    _dev_targets(conn, now, target_port)
+    return True
+
+
+def _dev_scopes(conn: Connection, now: datetime) -> None:
+    """The org and, in it, the project."""
     conn.execute(
         insert(t.scopes).values(
-            id=d["org"],
+            id=DEV["org"],
             type="org",
             parent_id="global",
             **_common(now, "Generated org scope", "Provides an initial org scope in Boundary"),
@@ -131,14 +139,20 @@ def seed_dev(
     )
     conn.execute(
         insert(t.scopes).values(
-            id=d["project"],
+            id=DEV["project"],
             type="project",
-            parent_id=d["org"],
+            parent_id=DEV["org"],
             **_common(
                 now, "Generated project scope", "Provides an initial project scope in Boundary"
             ),
         )
     )
+
+
+def _dev_users(conn: Connection, now: datetime, admin_password: str, user_password: str) -> None:
+    """The global password auth method with users admin (an administrator) and user, and
+    the project's default grants for every logged-in user."""
+    d = DEV
     _global_auth_method(conn, now, d["auth_method"])
     for user, account, login, password in (
         (d["admin_user"], d["admin_account"], "admin", admin_password),
@@ -159,6 +173,11 @@ def seed_dev(
             "ids=*;type=session;actions=list,read:self,cancel:self",
         ],
     )
+
+
+def _dev_hosts(conn: Connection, now: datetime) -> None:
+    """A static host catalog with the host ``localhost`` in a host set."""
+    d = DEV
     conn.execute(
         insert(t.host_catalogs).values(
             id=d["host_catalog"],
@@ -187,6 +206,11 @@ def seed_dev(
         )
     )
     conn.execute(insert(t.host_set_members).values(host_set_id=d["host_set"], host_id=d["host"]))
+
+
+def _dev_targets(conn: Connection, now: datetime, target_port: int) -> None:
+    """A target with the address 127.0.0.1, and one reaching the host set."""
+    d = DEV
     for target, name, address in (
         (d["target"], "Generated target with a direct address", "127.0.0.1"),
         (d["host_target"], "Generated target using host sources", None),
@@ -206,7 +230,6 @@ def seed_dev(
     conn.execute(
         insert(t.target_host_sources).values(target_id=d["host_target"], host_set_id=d["host_set"])
     )
-    return True
 
 
 def random_password() -> str:

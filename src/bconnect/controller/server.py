@@ -9,7 +9,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from sqlalchemy import Engine, text
@@ -26,6 +26,7 @@ from bconnect.controller.storage.db import (
     make_engine,
     migrate,
 )
+from bconnect.hostport import join_host_port, split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,16 @@ class ListenError(OSError):
 
 
 def parse_address(address: str, default_port: int) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep:
-        return address, default_port
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"invalid listen address {address!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    """A listen address → ``(host, port)``: ``default_port`` when it names no port, the
+    loopback address when it names no host (``:9200``)."""
+    text = address.strip()
+    if not text or text.startswith(":"):
+        text = "127.0.0.1" + text
+    try:
+        host, port = split_host_port(text, need_port=False)
+    except ValueError:
+        raise ValueError(f"invalid listen address {address!r}") from None
+    return host, default_port if port is None else port
 
 
 def bind(address: str, default_port: int) -> socket.socket:
@@ -56,7 +61,8 @@ def bind(address: str, default_port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        where = join_host_port(host, port)
+        raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -188,7 +194,7 @@ class Controller:
         return _Server(self._uvicorn_config(self.app(), "api", log_level, lifespan="on"))
 
     def _uvicorn_config(
-        self, app: Any, purpose: str, log_level: str, *, lifespan: str
+        self, app: Any, purpose: str, log_level: str, *, lifespan: Literal["on", "off"]
     ) -> uvicorn.Config:
         from bconnect.controller.forwarded import ForwardedForMiddleware
         from bconnect.controller.httpguard import protocol_options

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Row, func, select, update
 
+from bconnect.clusterwire import ClosedReason, RefusalKind
 from bconnect.controller.sessionstate import (
-    ClosedReason,
     Status,
     TerminationReason,
     check_transition,
@@ -150,7 +151,10 @@ def lock_sessions(conn: Connection, session_ids: set[str]) -> dict[str, Any]:
 
 
 def _close_lost(
-    conn: Connection, lost: list[Any], now: datetime, locked: dict[str, Any] | None = None
+    conn: Connection,
+    lost: Sequence[Row[Any, Any]],
+    now: datetime,
+    locked: dict[str, Any] | None = None,
 ) -> int:
     """Close connections (rows of id, session_id) with ``system error``: their sessions
     are locked first, the order every writer uses (``locked``: the caller has locked
@@ -177,9 +181,9 @@ def _close_lost(
 
 
 class Refusal(Exception):
-    """The worker may not proceed; ``kind`` is one of docs/cluster-api.md's kinds."""
+    """The worker may not proceed; ``kind`` says why (the 409 answer's ``kind``)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: RefusalKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -207,9 +211,9 @@ def authorize_connection(
     if session is None:
         return None
     if session.status in (Status.CANCELING.value, Status.TERMINATED.value):
-        raise Refusal("SessionNotActive", f"session is {session.status}")
+        raise Refusal(RefusalKind.SESSION_NOT_ACTIVE, f"session is {session.status}")
     if session.expiration_time <= now:
-        raise Refusal("SessionExpired", "session has expired")
+        raise Refusal(RefusalKind.SESSION_EXPIRED, "session has expired")
     pinned = tofu_hash(tofu_token)
     if session.status == Status.PENDING.value:
         conn.execute(
@@ -219,13 +223,13 @@ def authorize_connection(
         )
         set_status(conn, session, Status.ACTIVE, now)
     elif not hmac.compare_digest(session.tofu_token_hash or "", pinned):
-        raise Refusal("TofuMismatch", "tofu token not allowed")
+        raise Refusal(RefusalKind.TOFU_MISMATCH, "tofu token not allowed")
     limit = session.connection_limit
     # only a limited session needs its count (a session's connections pile up: counting
     # them on every connect would make each connect slower than the last)
     used = connection_counts(conn, session.id)[1] if limit >= 0 else 0
     if 0 <= limit <= used:
-        raise Refusal("ConnectionLimitReached", "connection limit reached")
+        raise Refusal(RefusalKind.CONNECTION_LIMIT_REACHED, "connection limit reached")
     connection_id = new_id("sc")
     conn.execute(
         t.session_connections.insert().values(
@@ -285,6 +289,9 @@ def connection_closed(
     row = conn.execute(
         select(t.session_connections).where(t.session_connections.c.id == connection_id)
     ).first()
+    if row is None:
+        # deleted with its session (session cleanup) since it was found: as if unknown
+        return False
     if row.status != "closed":
         conn.execute(
             update(t.session_connections)
@@ -315,7 +322,7 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
     if session.tofu_token_hash and not hmac.compare_digest(
         session.tofu_token_hash, tofu_hash(tofu_token)
     ):
-        raise Refusal("TofuMismatch", "tofu token not allowed")
+        raise Refusal(RefusalKind.TOFU_MISMATCH, "tofu token not allowed")
     if session.status in (Status.PENDING.value, Status.ACTIVE.value):
         _, used = connection_counts(conn, session_id)
         if session.status == Status.ACTIVE.value and 0 <= session.connection_limit <= used:
@@ -405,7 +412,10 @@ def worker_status(
         else:
             cancel_connections.append(row.id)
         session = sessions.get(row.session_id)
-        ending = session is None or session.status in ("canceling", "terminated")
-        if ending or session.expiration_time <= now:
+        if (
+            session is None
+            or session.status in ("canceling", "terminated")
+            or session.expiration_time <= now
+        ):
             cancel_sessions.add(row.session_id)
     return {"cancel_sessions": sorted(cancel_sessions), "cancel_connections": cancel_connections}

@@ -22,15 +22,6 @@ class TerminationReason(StrEnum):
     SYSTEM_ERROR = "system error"
 
 
-class ClosedReason(StrEnum):
-    UNKNOWN = "unknown"
-    TIMED_OUT = "timed out"
-    CLOSED_BY_END_USER = "closed by end-user"
-    CANCELED = "canceled"
-    NETWORK_ERROR = "network error"
-    SYSTEM_ERROR = "system error"
-
-
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.ACTIVE, Status.CANCELING, Status.TERMINATED}),
     Status.ACTIVE: frozenset({Status.CANCELING, Status.TERMINATED}),

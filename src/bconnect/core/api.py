@@ -1,7 +1,7 @@
 """A small client for the Boundary controller HTTP API.
 
-The client speaks the API described in PROTOCOL.md section 1 and works against a
-real Boundary controller as well as bconnect's own::
+The client speaks the controller API (docs/protocol.md) and works against a real
+Boundary controller as well as bconnect's own (docs/library.md)::
 
     from bconnect import Client
 
@@ -29,7 +29,8 @@ from bconnect.core.tlserrors import tls_failure
 if TYPE_CHECKING:  # imported when a Client is made: `--help` never pays for requests
     import requests
 
-    from bconnect.core.tunnel import AsyncTunnel, Completed, SessionArgs, Tunnel
+    from bconnect.core.session import TargetRef
+    from bconnect.core.tunnel import AsyncTunnel, Completed, RunSpec, SessionArgs, Tunnel
 
 __all__ = [
     "DEFAULT_ADDR",
@@ -274,6 +275,30 @@ class Client:
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    @classmethod
+    def from_env(cls, addr: str | None = None, token: str | None = None, **kw: Any) -> Client:
+        """A client set up as the CLI would be: the address from ``BCONNECT_ADDR`` or
+        ``BOUNDARY_ADDR`` (else :data:`DEFAULT_ADDR`), the token from ``BCONNECT_TOKEN``
+        or ``BOUNDARY_TOKEN``, else the one ``bconnect authenticate`` saved for that
+        address; ``BOUNDARY_TLS_INSECURE`` and ``BOUNDARY_CACERT`` (or ``BCONNECT_…``)
+        as the CLI reads them. Arguments given win over the environment."""
+        import os
+
+        from bconnect.core.tokenstore import resolve_token
+
+        def env(name: str) -> str:
+            return os.environ.get(f"BCONNECT_{name}") or os.environ.get(f"BOUNDARY_{name}") or ""
+
+        addr = addr or env("ADDR") or DEFAULT_ADDR
+        if token is None:
+            token = resolve_token(addr=addr.strip().rstrip("/"))
+        insecure = env("TLS_INSECURE").lower() in ("1", "true", "t", "yes", "y", "on")
+        if "tls_insecure" not in kw and insecure:
+            kw["tls_insecure"] = True
+        if "ca_cert" not in kw and env("CACERT"):
+            kw["ca_cert"] = env("CACERT")
+        return cls(addr, token, **kw)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -587,16 +612,9 @@ class Client:
         a program run instead of the helper's (as ``-exec``). Returns
         a :class:`~bconnect.core.tunnel.Completed` (``exit_code``, ``reason``, and
         ``stdout``/``stderr`` with ``capture_output``)."""
-        from bconnect.core.tunnel import launch, plan
+        from bconnect.core.tunnel import launch
 
-        target, authz_token, spec = plan(
-            target_id,
-            kw,
-            helper=helper,
-            options=dict(options or {}),
-            args=tuple(args),
-            exec=(exec,) if exec else (),
-        )
+        target, authz_token, spec = _plan_helper(target_id, kw, helper, options, args, exec)
         return launch(self, target, spec, authz_token=authz_token, capture_output=capture_output)
 
     def run(
@@ -640,16 +658,9 @@ class Client:
         **kw: Unpack[SessionArgs],
     ) -> Completed:
         """:meth:`launch` for asyncio."""
-        from bconnect.core.tunnel import alaunch, plan
+        from bconnect.core.tunnel import alaunch
 
-        target, authz_token, spec = plan(
-            target_id,
-            kw,
-            helper=helper,
-            options=dict(options or {}),
-            args=tuple(args),
-            exec=(exec,) if exec else (),
-        )
+        target, authz_token, spec = _plan_helper(target_id, kw, helper, options, args, exec)
         return await alaunch(
             self, target, spec, authz_token=authz_token, capture_output=capture_output
         )
@@ -674,6 +685,27 @@ class Client:
         """List a collection (all pages); ``params`` are query parameters such as
         ``scope_id``, ``recursive``, ``filter``, ``include_terminated``."""
         return self.list_all(collection, **params)
+
+
+def _plan_helper(
+    target_id: str | None,
+    kw: SessionArgs,
+    helper: str,
+    options: Mapping[str, Any] | None,
+    args: Sequence[str],
+    exec: str | None,  # noqa: A002
+) -> tuple[TargetRef, str | None, RunSpec]:
+    """:func:`~bconnect.core.tunnel.plan` for a helper launch."""
+    from bconnect.core.tunnel import plan
+
+    return plan(
+        target_id,
+        kw,
+        helper=helper,
+        options=dict(options or {}),
+        args=tuple(args),
+        exec=(exec,) if exec else (),
+    )
 
 
 def _argv(argv: Sequence[str]) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Per-session certificates (PROTOCOL.md §2).
+"""Per-session certificates (docs/protocol.md §2).
 
 The controller mints one self-signed Ed25519 certificate per session, shaped like
 Boundary's ``internal/session.newCert``: empty subject and issuer, its own CA
@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from bconnect.hostport import split_host_port
+
 __all__ = [
     "load_session_key",
     "mint_session_certificate",
@@ -39,16 +41,9 @@ _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def split_host(address: str) -> str:
-    """Return the host part of ``host``, ``host:port``, ``[v6]`` or ``[v6]:port``."""
-    address = address.strip()
-    if address.startswith("["):
-        end = address.find("]")
-        if end < 0:
-            raise ValueError(f"invalid worker address {address!r}")
-        return address[1:end]
-    if address.count(":") == 1:
-        return address.rsplit(":", 1)[0]
-    return address  # bare host name, IPv4 literal or bare IPv6 literal
+    """Return the host part of ``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare
+    IPv6 literal; ValueError when malformed."""
+    return split_host_port(address, need_port=False, bare_ipv6=True)[0]
 
 
 def _parse_ip(host: str) -> _IPAddress | None:
@@ -88,7 +83,8 @@ def mint_session_certificate(
 
     ``worker_hosts`` may be host names or addresses, with or without ``:port``; ports are
     dropped, IP literals become IP SANs, other names DNS SANs after the session id
-    (duplicates skipped). Returns ``(certificate DER, 64-byte Ed25519 private key)``.
+    (duplicates and text that is no address skipped). Returns ``(certificate DER,
+    64-byte Ed25519 private key)``.
     """
     if not session_id:
         raise ValueError("session_id is required")
@@ -104,9 +100,10 @@ def mint_session_certificate(
     dns_names: list[str] = [session_id]
     ips: list[_IPAddress] = []
     for address in worker_hosts:
-        host = split_host(address)
-        if not host:
-            continue
+        try:
+            host = split_host(address)
+        except ValueError:
+            continue  # a worker registered with a malformed address gets no SAN
         ip = _parse_ip(host)
         if ip is None:
             if host not in dns_names:

@@ -1,4 +1,4 @@
-"""Client ↔ worker handshake codecs (PROTOCOL.md §3): pure bytes in, values out.
+"""Client ↔ worker handshake codecs (docs/protocol.md §3): pure bytes in, values out.
 
 * ``ClientHandshake`` / ``HandshakeResult``: the first WebSocket message each way
   (``worker.proxy.v1`` protobuf messages, §3.4 and §3.5).
@@ -24,8 +24,8 @@ __all__ = [
     "HandshakeError",
     "HandshakeResult",
     "IncompleteClientHello",
-    "PROXY_PATH",
-    "TCP_PROXY_SUBPROTOCOL",
+    "CANCELED_CLOSE_REASON",
+    "NO_CONNECTIONS_CLOSE_REASON",
     "TOFU_TOKEN_LENGTH",
     "decode_client_handshake",
     "decode_handshake_result",
@@ -37,9 +37,11 @@ __all__ = [
     "session_id_from_hello",
 ]
 
-#: WebSocket path and subprotocol of Boundary's TCP proxy.
-PROXY_PATH = "/v1/proxy"
-TCP_PROXY_SUBPROTOCOL = "boundary-tcp-proxy-v1"
+#: Close-frame texts the client reads (§3.6): the worker refusing one more connection
+#: (Boundary's words: the session is used up, expired or canceled), and bconnect's worker
+#: closing the connections of a session canceled (Boundary's says nothing then).
+NO_CONNECTIONS_CLOSE_REASON = "unable to authorize connection"
+CANCELED_CLOSE_REASON = "session canceled"
 #: Boundary's worker closes with ``UNSUPPORTED_DATA`` unless the token is this long.
 TOFU_TOKEN_LENGTH = 20
 SESSION_ID_PREFIX = "s_"
@@ -113,7 +115,8 @@ class HandshakeResult:
 def _pb() -> ModuleType:
     from bconnect.core.proto import proxy_pb2
 
-    return proxy_pb2
+    module: ModuleType = proxy_pb2  # generated: no types of its own
+    return module
 
 
 def new_tofu_token() -> str:
@@ -129,7 +132,9 @@ def is_valid_tofu_token(token: str) -> bool:
 def encode_client_handshake(tofu_token: str, cancel: bool = False) -> bytes:
     """Serialize the client's first WebSocket message."""
     command = HandshakeCommand.SESSION_CANCEL if cancel else HandshakeCommand.UNSPECIFIED
-    return _pb().ClientHandshake(tofu_token=tofu_token, command=int(command)).SerializeToString()
+    msg = _pb().ClientHandshake(tofu_token=tofu_token, command=int(command))
+    data: bytes = msg.SerializeToString()
+    return data
 
 
 def decode_client_handshake(data: bytes) -> ClientHandshake:
@@ -160,7 +165,8 @@ def encode_handshake_result(
     )
     msg.expiration.seconds = delta.days * 86400 + delta.seconds
     msg.expiration.nanos = delta.microseconds * 1000
-    return msg.SerializeToString()
+    data: bytes = msg.SerializeToString()
+    return data
 
 
 def decode_handshake_result(data: bytes) -> HandshakeResult:

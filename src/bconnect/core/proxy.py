@@ -1,5 +1,5 @@
 """The client proxy: a local TCP listener whose every connection is carried to the
-session's worker over mutual TLS and a WebSocket (PROTOCOL.md §3).
+session's worker over mutual TLS and a WebSocket (docs/protocol.md §3).
 
 It follows Boundary's ``api/proxy`` client:
 
@@ -36,8 +36,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from bconnect.core.handshake import new_tofu_token
+from bconnect.core.handshake import CANCELED_CLOSE_REASON, new_tofu_token
 from bconnect.core.token import AuthzData
 from bconnect.core.workerconn import (
     CONNECT_TIMEOUT,
@@ -82,7 +83,6 @@ REASON_INACTIVE = "Inactivity timeout reached"
 TEARDOWN_MARGIN = timedelta(minutes=5)
 _LISTEN_BACKLOG = 4096
 _TEARDOWN_TIMEOUT = 30.0  # Boundary's sessionCancelTimeout
-_CANCELED_CLOSE_REASON = "session canceled"  # bconnect's worker, closing a canceled session
 #: How often a proxy with a session probe asks the controller whether its session is
 #: still on (besides right after the worker ends a connection).
 PROBE_INTERVAL = 10.0
@@ -217,7 +217,7 @@ class ClientProxy:
         self._tofu = new_tofu_token()  # never logged
         self._dialer: WorkerDialer | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._conns: set[asyncio.Task] = set()
+        self._conns: set[asyncio.Task[Any]] = set()
         self._handshakes = 0
         self._reason = ""
         self._error: ProxyError | None = None
@@ -227,9 +227,9 @@ class ClientProxy:
         self._stop = asyncio.Event()
         self._ended: asyncio.Future[ProxyResult] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._probe_task: asyncio.Task | None = None
+        self._probe_task: asyncio.Task[None] | None = None
         self._session_over = False  # the controller ended the session: nothing to cancel
-        self._supervisor: asyncio.Task | None = None
+        self._supervisor: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -534,7 +534,7 @@ class ClientProxy:
         if outcome.ended_by == "tcp":
             return  # the local client hung up: nothing to learn about the session
         closing = getattr(channel.protocol, "close_rcvd", None)
-        if closing is not None and closing.reason == _CANCELED_CLOSE_REASON:
+        if closing is not None and closing.reason == CANCELED_CLOSE_REASON:
             # bconnect's worker names the cause; Boundary's does not, and its client
             # learns of the cancel when the next connection is refused.
             self._session_ended(canceled_reason(self.session_id))

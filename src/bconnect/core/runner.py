@@ -23,7 +23,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any, TypeAlias
@@ -284,7 +284,7 @@ class ConnectRunner:
         exit code (None without a child, or when it could not start)."""
         proxy_end = asyncio.ensure_future(self.proxy.wait())
         shutdown = asyncio.ensure_future(self._shutdown.wait())
-        child_wait: asyncio.Future | None = None
+        child_wait: asyncio.Future[int] | None = None
         try:
             if self.exec_spec is not None:
                 self._child = await self._launch(host, port)
@@ -364,8 +364,8 @@ class ConnectRunner:
         return True
 
     @contextlib.contextmanager
-    def _signals(self):  # noqa: ANN202
-        installed: list[int] = []
+    def _signals(self) -> Iterator[None]:
+        installed: list[signal.Signals] = []
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

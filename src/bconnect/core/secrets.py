@@ -13,9 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["NotASecretRef", "SecretRefError", "is_secret_ref", "resolve_secret_ref"]
-
-_SCHEMES = ("env://", "file://", "string://")
+__all__ = ["NotASecretRef", "SecretRefError", "resolve_secret_ref"]
 
 
 class SecretRefError(ValueError):
@@ -24,11 +22,6 @@ class SecretRefError(ValueError):
 
 class NotASecretRef(SecretRefError):
     """The value is a literal, not an ``env://`` / ``file://`` reference."""
-
-
-def is_secret_ref(value: str) -> bool:
-    """Return True if *value* uses one of the ``env://``, ``file://``, ``string://`` schemes."""
-    return value.strip().startswith(_SCHEMES)
 
 
 def resolve_secret_ref(

@@ -162,6 +162,12 @@ class ConnectSession:
 
         return cancel
 
+    def abandon(self) -> None:
+        """Cancel, through the API, a session authorized here that will never run (its
+        proxy or program could not start); a failure to cancel is ignored."""
+        if self.owned and self.client is not None:
+            _cancel_quietly(self.client, self.session_id)
+
 
 def authz_token_from_text(text: str) -> str:
     """The authorization token in what was given: the base58 token itself, or the JSON
@@ -174,9 +180,10 @@ def authz_token_from_text(text: str) -> str:
         return text
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except ValueError as exc:  # JSONDecodeError, or a number too long to convert
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise SessionError(
-            f"Error decoding session authorization data: invalid JSON ({exc.msg})"
+            f"Error decoding session authorization data: invalid JSON ({why})"
         ) from None
     item = data.get("item") if isinstance(data, dict) else None
     if not isinstance(item, dict):
@@ -229,9 +236,9 @@ def open_session(
 
 
 def _cancel_quietly(client: Client, session_id: str) -> None:
-    from bconnect.core.api import ApiError
+    from bconnect.core.api import ApiError, ControllerUnreachable
 
-    with contextlib.suppress(ApiError):
+    with contextlib.suppress(ApiError, ControllerUnreachable):
         client.cancel_session(session_id)
 
 

@@ -1,4 +1,4 @@
-"""The session authorization token (PROTOCOL.md §2).
+"""The session authorization token (docs/protocol.md §2).
 
 ``authorization_token`` is the base58 (Bitcoin alphabet) text of a serialized
 ``controller.api.resources.targets.v1.SessionAuthorizationData`` message. The controller
@@ -75,7 +75,8 @@ def _pb() -> ModuleType:
     """Import the generated protobuf module lazily (keeps ``--help`` fast)."""
     from bconnect.core.proto import target_pb2
 
-    return target_pb2
+    module: ModuleType = target_pb2  # generated: no types of its own
+    return module
 
 
 def _to_timestamp(value: datetime, name: str) -> tuple[int, int]:

@@ -26,6 +26,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 from bconnect.core.secrets import NotASecretRef, SecretRefError, resolve_secret_ref
@@ -181,7 +182,7 @@ class FileTokenStore:
         return True
 
 
-def _usable_keyring():  # type: ignore[no-untyped-def]
+def _usable_keyring() -> ModuleType | None:
     """Return the ``keyring`` module if it is installed and has a real backend, else None."""
     try:
         import keyring
@@ -214,7 +215,8 @@ class KeyringTokenStore:
 
     def get(self, addr: str) -> str | None:
         try:
-            return self._keyring.get_password(self.service, normalize_addr(addr))
+            token: str | None = self._keyring.get_password(self.service, normalize_addr(addr))
+            return token
         except Exception as exc:  # noqa: BLE001 - keyring backends raise many types
             raise TokenStoreError(f"error reading auth token from keyring: {exc}") from None
 
@@ -278,6 +280,6 @@ def resolve_token(
         if env.get(name):
             return env[name].strip()
     store = open_store(keyring_type, env)
-    token = store.get(addr)
-    log.debug("token for %s %s in %s store", addr, "found" if token else "not found", store.kind)
-    return token
+    stored = store.get(addr)
+    log.debug("token for %s %s in %s store", addr, "found" if stored else "not found", store.kind)
+    return stored

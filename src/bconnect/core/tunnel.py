@@ -130,6 +130,19 @@ class RunSpec:
     events: SessionEvents | None = None
     plugins: PluginHost | None = None
 
+    def checked(self) -> RunSpec:
+        """This spec with its plugins loaded, once its helper is known to exist: raises
+        :class:`~bconnect.core.launch.LaunchError` before any session is authorized."""
+        if self.helper is None:
+            return self
+        from bconnect.core.launch import LaunchError
+        from bconnect.plugins.manager import load_plugins
+
+        host = self.plugins or load_plugins()
+        if host.helper(self.helper) is None:
+            raise LaunchError(f'No plugin offers the helper "{self.helper}"')
+        return replace(self, plugins=host)
+
     def runner(self, session: ConnectSession) -> _Runner:
         """The coroutine factory that runs ``session`` this way."""
         if self.helper is None:
@@ -351,8 +364,13 @@ def open_tunnel(
     :class:`~bconnect.core.api.ControllerUnreachable` when no session can be had,
     :class:`~bconnect.core.proxy.ProxyError` when the proxy cannot listen, and
     :class:`~bconnect.core.launch.LaunchError` for a helper no plugin offers."""
+    spec = spec.checked()
     session = open_session(client, target, authz_token=authz_token)
-    tunnel = _Background(session, spec).start()
+    try:
+        tunnel = _Background(session, spec).start()
+    except BaseException:
+        session.abandon()
+        raise
     try:
         yield tunnel
     finally:
@@ -421,6 +439,7 @@ async def aopen_tunnel(
 ) -> AsyncIterator[AsyncTunnel]:
     """:func:`open_tunnel` for asyncio: the run is a task of the running loop (the
     API calls run in threads, not blocking it)."""
+    spec = spec.checked()
     session = await asyncio.to_thread(open_session, client, target, authz_token=authz_token)
     stop = asyncio.Event()
     listening: asyncio.Future[AsyncTunnel] = asyncio.get_running_loop().create_future()
@@ -433,8 +452,10 @@ async def aopen_tunnel(
 
     runner = spec.runner(session)
     task = asyncio.ensure_future(runner(_observed(spec.events, on_listening, on_left), stop))
-    await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
+    waiting: set[asyncio.Future[Any]] = {task, listening}
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     if not listening.done():
+        await asyncio.to_thread(session.abandon)
         task.result()  # raises what ended it
         raise SessionError(f"the session {session.session_id} ended before its proxy listened")
     tunnel = listening.result()

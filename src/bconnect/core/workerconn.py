@@ -1,4 +1,4 @@
-"""One client connection to a worker's proxy port (PROTOCOL.md §3).
+"""One client connection to a worker's proxy port (docs/protocol.md §3).
 
 TCP to the worker, TLS 1.3 with the session certificate as client certificate, the
 ``/v1/proxy`` WebSocket upgrade, and the ``ClientHandshake`` / ``HandshakeResult``
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from bconnect.core.certs import session_tls_files, split_host
 from bconnect.core.handshake import (
+    NO_CONNECTIONS_CLOSE_REASON,
     CloseCode,
     HandshakeError,
     HandshakeResult,
@@ -33,6 +34,7 @@ from bconnect.core.handshake import (
 )
 from bconnect.core.token import AuthzData
 from bconnect.core.wschannel import ChannelClosed, ChannelError, WsChannel
+from bconnect.hostport import split_host_port
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -50,8 +52,6 @@ log = logging.getLogger(__name__)
 
 #: Go's default dialer (cleanhttp) gives up after 30 seconds; so do we.
 CONNECT_TIMEOUT = 30.0
-#: What the worker says (close code 1011) when a session takes no more connections.
-NO_CONNECTIONS_CLOSE_REASON = "unable to authorize connection"
 _TEARDOWN_CLOSE_REASON = "session teardown finished"
 
 
@@ -96,8 +96,9 @@ def worker_server_name(worker_address: str) -> str | None:
     Boundary sets SNI to the worker's host; TLS forbids IP literals in SNI, so for an
     address like ``127.0.0.1:9202`` no server name is sent.
     """
-    host = split_host(worker_address)
-    if not host:
+    try:
+        host = split_host(worker_address)
+    except ValueError:
         return None
     try:
         ipaddress.ip_address(host)
@@ -108,20 +109,11 @@ def worker_server_name(worker_address: str) -> str | None:
 
 def _split_host_port(address: str) -> tuple[str, int]:
     """``host:port`` / ``[v6]:port`` → (host, port); Boundary's default proxy port is 9202."""
-    host = split_host(address)
-    rest = address.strip()
-    if rest.startswith("["):
-        rest = rest[rest.find("]") + 1 :]
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif rest.count(":") == 1:
-        port_text = rest.rsplit(":", 1)[1]
-    else:
-        port_text = ""
     try:
-        port = int(port_text) if port_text else 9202
+        host, port = split_host_port(address, need_port=False, bare_ipv6=True)
     except ValueError:
         raise ProxyError(f"invalid worker address {address!r}") from None
-    return host, port
+    return host, 9202 if port is None else port
 
 
 def client_tls_context(authz: AuthzData) -> ssl.SSLContext:
@@ -235,7 +227,9 @@ class WorkerDialer:
         if peer != bytes(self.authz.certificate):
             raise ProxyError("the worker's certificate is not this session's certificate")
 
-    async def _upgrade(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    async def _upgrade(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> WsChannel:
         try:
             return await asyncio.wait_for(
                 WsChannel.connect_client(reader, writer, self.address), self.connect_timeout

@@ -1,5 +1,5 @@
 """A WebSocket connection over asyncio streams, driven by websockets' sans-I/O protocol,
-and the relay that carries a TCP connection over it (PROTOCOL.md §3).
+and the relay that carries a TCP connection over it (docs/protocol.md §3).
 
 Both ends of the proxy use it: the client proxy (``connect_client``) and the worker
 (``accept_server``). TCP bytes travel as binary messages of at most 32 KiB; there is no
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from websockets.client import ClientProtocol
@@ -134,15 +134,16 @@ class WsChannel:
         parts = []
         while True:
             frame = await self._next_frame()
-            parts.append(frame.data)
+            parts.append(bytes(frame.data) if not isinstance(frame.data, bytes) else frame.data)
             if frame.fin:
                 return b"".join(parts)
 
     async def recv(self) -> bytes:
         """The payload of the next data frame (a relay needs no message boundaries).
         Raises ChannelClosed when the peer closes."""
-        frame = await self._next_frame()
-        return frame.data
+        data = (await self._next_frame()).data
+        # incoming frames hold bytes; the type also admits what outgoing ones may hold
+        return data if isinstance(data, bytes) else bytes(data)
 
     async def close(self, code: int = 1000, reason: str = "", wait: float = CLOSE_WAIT) -> None:
         """Send a close frame (if still open), wait up to ``wait`` seconds for the
@@ -212,12 +213,12 @@ class WsChannel:
                 await self._flush_quietly()
                 raise ChannelError(f"bad websocket handshake: {failed}")
             if self.protocol.parser_exc is not None and not self._events:
-                exc = self.protocol.parser_exc
+                parser_exc = self.protocol.parser_exc
                 self._events.extend(self.protocol.events_received())
                 if not self._events:
                     await self._flush_quietly()
-                    if isinstance(exc, InvalidHandshake | ProtocolError):
-                        raise ChannelError(str(exc)) from None
+                    if isinstance(parser_exc, InvalidHandshake | ProtocolError):
+                        raise ChannelError(str(parser_exc)) from None
                     raise ChannelClosed(self.protocol.close_code, self.close_reason)
             await self._flush_quietly()
         return self._events.popleft()
@@ -246,7 +247,7 @@ class WsChannel:
 
 
 def _select_subprotocol(
-    protocol: ServerProtocol, offered: list[Subprotocol] | tuple[Subprotocol, ...]
+    protocol: ServerProtocol, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
 

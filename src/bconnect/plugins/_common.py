@@ -13,7 +13,6 @@ __all__ = [
     "SSH_PRIVATE_KEY",
     "first_credential",
     "option",
-    "url_host",
     "with_passthrough",
 ]
 
@@ -39,11 +38,6 @@ def first_credential(
         if field is None or credential.fields.get(field):
             return credential
     return None
-
-
-def url_host(host: str) -> str:
-    """``host`` as it goes into a URL or ``HOST:PORT``: IPv6 addresses in brackets."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def with_passthrough(

@@ -24,6 +24,8 @@ from typing import Any
 
 import pluggy
 
+from bconnect.hostport import join_host_port
+
 PROJECT = "bconnect"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -100,7 +102,8 @@ class ConnectContext:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """``host:port`` of the local proxy (``[v6]:port`` for an IPv6 address)."""
+        return join_host_port(self.host, self.port)
 
 
 @dataclass
@@ -126,7 +129,7 @@ def bconnect_connect_helpers() -> Sequence[HelperInfo]:  # type: ignore[empty-bo
 
 
 @hookspec(firstresult=True)
-def bconnect_connect_launch(helper: str, context: ConnectContext) -> Launch | None:  # type: ignore[empty-body]
+def bconnect_connect_launch(helper: str, context: ConnectContext) -> Launch | None:
     """Build the launch for ``helper`` (return None when ``helper`` is not yours).
 
     Raise ``bconnect.plugins.HelperError("one line")`` for a user error (bad option

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bconnect.hostport import bracket_host, join_host_port
 from bconnect.plugins import HelperError
-from bconnect.plugins._common import option, url_host, with_passthrough
+from bconnect.plugins._common import option, with_passthrough
 from bconnect.plugins.hookspecs import ConnectContext, HelperInfo, HelperOption, Launch, hookimpl
 
 HTTP = HelperInfo(
@@ -68,10 +69,11 @@ def bconnect_connect_launch(helper: str, context: ConnectContext) -> Launch | No
     if method:
         args += ["-X", method]
     if host:
-        args += ["-H", f"Host: {host}", "--resolve", f"{host}:{port}:{url_host(context.host)}"]
-        url = f"{scheme}://{host}:{port}"
+        resolve = f"{join_host_port(host, port)}:{bracket_host(context.host)}"
+        args += ["-H", f"Host: {host}", "--resolve", resolve]
+        url = f"{scheme}://{join_host_port(host, port)}"
     else:
-        url = f"{scheme}://{url_host(context.host)}:{port}"
+        url = f"{scheme}://{join_host_port(context.host, port)}"
     if path:
         url = f"{url}/{path.removeprefix('/')}"
     args.append(url)

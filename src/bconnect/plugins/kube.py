@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bconnect.hostport import join_host_port
 from bconnect.plugins import HelperError
-from bconnect.plugins._common import option, url_host, with_passthrough
+from bconnect.plugins._common import option, with_passthrough
 from bconnect.plugins.hookspecs import ConnectContext, HelperInfo, HelperOption, Launch, hookimpl
 
 KUBE = HelperInfo(
@@ -71,5 +72,5 @@ def bconnect_connect_launch(helper: str, context: ConnectContext) -> Launch | No
     args: list[str] = []
     if host and scheme == "https":
         args += ["--tls-server-name", host.rstrip("/")]
-    args += ["--server", f"{scheme}://{url_host(context.host)}:{context.port}"]
+    args += ["--server", f"{scheme}://{join_host_port(context.host, context.port)}"]
     return Launch(argv=with_passthrough(["kubectl"], args, context.passthrough))

@@ -33,8 +33,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from bconnect import __version__
+from bconnect import __version__, clusterwire
 from bconnect.core.tlserrors import tls_failure
+from bconnect.rfc3339 import parse_time
 
 __all__ = [
     "ClusterClient",
@@ -87,17 +88,6 @@ class ClusterUnavailable(ClusterUnreachable):
 
 class ClusterRefused(ClusterError):
     """A 409: the controller refused a session operation; ``kind`` says why."""
-
-
-def parse_time(value: str) -> datetime:
-    """An RFC 3339 time as the controller writes it (``…Z``), timezone-aware."""
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError(f"time without a timezone: {value!r}")
-    return parsed
 
 
 @dataclass(frozen=True)
@@ -213,7 +203,7 @@ class ClusterClient:
             "tags": {k: list(v) for k, v in (tags or {}).items()},
             "release_version": f"bconnect v{__version__}",
         }
-        answer = await self._call("POST", "/v1/cluster/workers:activate", body)
+        answer = await self._call("POST", clusterwire.ACTIVATE_PATH, body)
         try:
             identity = (str(answer["worker_id"]), str(answer["name"]), str(answer["credential"]))
         except KeyError:
@@ -231,7 +221,7 @@ class ClusterClient:
             "tags": {k: list(v) for k, v in (tags or {}).items()},
             "release_version": f"bconnect v{__version__}",
         }
-        answer = await self._call("POST", "/v1/cluster/workers:register", body)
+        answer = await self._call("POST", clusterwire.REGISTER_PATH, body)
         worker_id = str(answer.get("worker_id") or "")
         if not worker_id:
             raise ClusterError(200, "Internal", "register answer without a worker_id")
@@ -242,7 +232,7 @@ class ClusterClient:
         """Report open connections with their bytes; learn what to close."""
         if not self.worker_id:
             raise ClusterError(0, "NotRegistered", "worker is not registered")
-        path = f"/v1/cluster/workers/{_seg(self.worker_id)}:status"
+        path = clusterwire.STATUS_PATH.format(worker_id=_seg(self.worker_id))
         answer = await self._call("POST", path, {"connections": connections})
         return StatusAnswer(
             cancel_sessions=_strings(answer.get("cancel_sessions")),
@@ -251,8 +241,9 @@ class ClusterClient:
 
     async def get_session(self, session_id: str) -> SessionInfo | None:
         """The session's certificate, key, endpoint and limits; ``None`` if unknown."""
+        path = clusterwire.SESSION_PATH.format(session_id=_seg(session_id))
         try:
-            answer = await self._call("GET", f"/v1/cluster/sessions/{_seg(session_id)}")
+            answer = await self._call("GET", path)
         except ClusterError as exc:
             if exc.status == 404:
                 return None
@@ -264,7 +255,7 @@ class ClusterClient:
 
     async def authorize_connection(self, session_id: str, tofu_token: str) -> ConnectionGrant:
         """Admit one more connection; ``ClusterRefused`` (409) says why not."""
-        path = f"/v1/cluster/sessions/{_seg(session_id)}:authorize-connection"
+        path = clusterwire.AUTHORIZE_CONNECTION_PATH.format(session_id=_seg(session_id))
         answer = await self._call("POST", path, {"tofu_token": tofu_token})
         try:
             return ConnectionGrant(
@@ -286,7 +277,7 @@ class ClusterClient:
         endpoint: tuple[str, int],
     ) -> None:
         """Report that the endpoint was dialed and bytes are about to flow."""
-        path = f"/v1/cluster/connections/{_seg(connection_id)}:connected"
+        path = clusterwire.CONNECTED_PATH.format(connection_id=_seg(connection_id))
         body = {
             "client_tcp_address": client[0],
             "client_tcp_port": client[1],
@@ -299,13 +290,13 @@ class ClusterClient:
         self, connection_id: str, bytes_up: int, bytes_down: int, closed_reason: str
     ) -> None:
         """Report a connection closed, with its final byte counts."""
-        path = f"/v1/cluster/connections/{_seg(connection_id)}:closed"
+        path = clusterwire.CLOSED_PATH.format(connection_id=_seg(connection_id))
         body = {"bytes_up": bytes_up, "bytes_down": bytes_down, "closed_reason": closed_reason}
         await self._call("POST", path, body)
 
     async def cancel_session(self, session_id: str, tofu_token: str) -> None:
         """The client's SESSION_CANCEL command."""
-        path = f"/v1/cluster/sessions/{_seg(session_id)}:cancel"
+        path = clusterwire.CANCEL_SESSION_PATH.format(session_id=_seg(session_id))
         await self._call("POST", path, {"tofu_token": tofu_token})
 
     def close(self) -> None:
@@ -397,7 +388,7 @@ class ClusterClient:
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
         if self.worker_id:
-            headers["X-Bconnect-Worker-Id"] = self.worker_id
+            headers[clusterwire.WORKER_ID_HEADER] = self.worker_id
         return headers
 
     def _call_one(
@@ -488,7 +479,8 @@ class _HttpConn:
             now - self.idle_since < _IDLE_MAX
             and not self.reader.at_eof()
             and not self.writer.is_closing()
-            and not self.reader._buffer  # noqa: SLF001 - bytes nobody asked for: unusable
+            # bytes nobody asked for: unusable (StreamReader._buffer is private, so untyped)
+            and not self.reader._buffer  # type: ignore[attr-defined]  # noqa: SLF001
         )
 
     def close(self) -> None:

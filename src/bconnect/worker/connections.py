@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bconnect.clusterwire import ClosedReason
 from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterUnreachable
 
 __all__ = [
     "CloseReports",
-    "ClosedReason",
     "ConnectionRegistry",
     "CountingReader",
     "CountingWriter",
@@ -31,17 +31,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class ClosedReason:
-    """Connection closed reasons (PROTOCOL.md §1), as the controller stores them."""
-
-    UNKNOWN = "unknown"
-    TIMED_OUT = "timed out"
-    CLOSED_BY_END_USER = "closed by end-user"
-    CANCELED = "canceled"
-    NETWORK_ERROR = "network error"
-    SYSTEM_ERROR = "system error"
 
 
 def _current_task() -> asyncio.Task[None] | None:

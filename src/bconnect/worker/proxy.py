@@ -1,4 +1,4 @@
-"""One proxied connection, from the WebSocket upgrade to the close report (PROTOCOL.md
+"""One proxied connection, from the WebSocket upgrade to the close report (docs/protocol.md
 §3.3–§3.8, docs/cluster-api.md).
 
 After mutual TLS: accept ``GET /v1/proxy``, read the ``ClientHandshake``, cancel the
@@ -18,7 +18,10 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bconnect.clusterwire import ClosedReason, RefusalKind
 from bconnect.core.handshake import (
+    CANCELED_CLOSE_REASON,
+    NO_CONNECTIONS_CLOSE_REASON,
     ClientHandshake,
     CloseCode,
     HandshakeError,
@@ -27,6 +30,7 @@ from bconnect.core.handshake import (
     is_valid_tofu_token,
 )
 from bconnect.core.wschannel import ChannelError, RelayResult, WsChannel, relay
+from bconnect.hostport import join_host_port
 from bconnect.worker.cluster import (
     ClusterClient,
     ClusterError,
@@ -35,7 +39,6 @@ from bconnect.worker.cluster import (
     SessionInfo,
 )
 from bconnect.worker.connections import (
-    ClosedReason,
     CloseReports,
     ConnectionRegistry,
     CountingReader,
@@ -49,8 +52,8 @@ __all__ = ["ConnectionProxy", "EndpointError", "close_reason_for", "parse_endpoi
 log = logging.getLogger(__name__)
 
 #: What the client reads in the close frame when the worker ends a connection itself.
-_STOP_MESSAGES = {
-    ClosedReason.CANCELED: "session canceled",
+_STOP_MESSAGES: dict[str, str] = {  # by stop reason (a ClosedReason's value)
+    ClosedReason.CANCELED: CANCELED_CLOSE_REASON,
     ClosedReason.TIMED_OUT: "session expired",
     ClosedReason.SYSTEM_ERROR: "worker shutting down",
 }
@@ -189,7 +192,7 @@ class ConnectionProxy:
             await self.cluster.cancel_session(session_id, accepted.handshake.tofu_token)
         except ClusterError as exc:
             log.info("session %s: cancel refused: %s", session_id, exc)
-            if isinstance(exc, ClusterRefused) and exc.kind == "TofuMismatch":
+            if isinstance(exc, ClusterRefused) and exc.kind == RefusalKind.TOFU_MISMATCH:
                 await accepted.channel.close(CloseCode.POLICY_VIOLATION, "tofu token not allowed")
             else:
                 await accepted.channel.close(CloseCode.INTERNAL_ERROR, "unable to cancel session")
@@ -198,7 +201,7 @@ class ConnectionProxy:
         self.registry.stop_sessions([session_id], ClosedReason.CANCELED)
         if self.sessions is not None:
             self.sessions.forget([session_id])
-        await accepted.channel.close(CloseCode.NORMAL_CLOSURE, "session canceled")
+        await accepted.channel.close(CloseCode.NORMAL_CLOSURE, CANCELED_CLOSE_REASON)
 
     async def _authorize(self, accepted: _Accepted) -> ConnectionGrant | None:
         session_id = accepted.session.session_id
@@ -208,12 +211,10 @@ class ConnectionProxy:
             )
         except ClusterError as exc:
             log.info("session %s: connection from %s refused: %s", session_id, accepted.client, exc)
-            if isinstance(exc, ClusterRefused) and exc.kind == "TofuMismatch":
+            if isinstance(exc, ClusterRefused) and exc.kind == RefusalKind.TOFU_MISMATCH:
                 await accepted.channel.close(CloseCode.POLICY_VIOLATION, "tofu token not allowed")
             else:
-                await accepted.channel.close(
-                    CloseCode.INTERNAL_ERROR, "unable to authorize connection"
-                )
+                await accepted.channel.close(CloseCode.INTERNAL_ERROR, NO_CONNECTIONS_CLOSE_REASON)
             return None
         log.debug("session %s: connection %s authorized", session_id, grant.connection_id)
         return grant
@@ -224,7 +225,7 @@ class ConnectionProxy:
         self.registry.add(live)
         if self.stopping:
             live.stop(ClosedReason.SYSTEM_ERROR)
-        reason = ClosedReason.SYSTEM_ERROR
+        reason: str = ClosedReason.SYSTEM_ERROR
         try:
             reason = await self._run(accepted, grant, live)
         finally:
@@ -270,7 +271,8 @@ class ConnectionProxy:
                 asyncio.open_connection(host, port), self.dial_timeout
             )
         except (TimeoutError, OSError) as exc:
-            log.info("connection %s: cannot dial %s:%d: %s", live.connection_id, host, port, exc)
+            where = join_host_port(host, port)
+            log.info("connection %s: cannot dial %s: %s", live.connection_id, where, exc)
             await channel.close(CloseCode.PROTOCOL_SETUP_ERROR, "unable to dial endpoint")
             return ClosedReason.NETWORK_ERROR
         try:

@@ -30,14 +30,16 @@ from collections import OrderedDict, deque
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from bconnect.clusterwire import ClosedReason
 from bconnect.core.handshake import session_id_from_hello
+from bconnect.hostport import join_host_port
 from bconnect.worker.cluster import (
     ClusterClient,
     ClusterError,
     ClusterUnavailable,
     ClusterUnreachable,
 )
-from bconnect.worker.connections import ClosedReason, CloseReports, ConnectionRegistry
+from bconnect.worker.connections import CloseReports, ConnectionRegistry
 from bconnect.worker.identity import OwnCredential
 from bconnect.worker.proxy import ConnectionProxy
 from bconnect.worker.sessions import LookupRefused, SessionCache, is_session_id
@@ -75,7 +77,9 @@ class _HandshakeTLSProtocol(sslproto.SSLProtocol):
     max_size = _HANDSHAKE_BUFFER
 
     def handshake_done(self) -> None:
-        self.max_size = sslproto.SSLProtocol.max_size  # the next read allocates it
+        # the next read allocates it; typeshed marks max_size a ClassVar, but asyncio
+        # reads it through self, so an instance value is what this class relies on
+        self.max_size = sslproto.SSLProtocol.max_size  # type: ignore[misc]
 
 
 class _TLSStreamProtocol(asyncio.StreamReaderProtocol):
@@ -410,8 +414,7 @@ class Worker:
     # ---------------------------------------------------------------- accepting
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        host, port = self.listen_address
-        log.info("worker proxy listening on %s:%d", host, port)
+        log.info("worker proxy listening on %s", join_host_port(*self.listen_address))
         while True:
             try:
                 conn, peer = await loop.sock_accept(self._sock)
@@ -425,8 +428,13 @@ class Worker:
             if admission is None:
                 continue
             task = self._spawn(self._handle(conn, peer, admission))
-            # also when the task is cancelled before it starts (shutdown)
-            task.add_done_callback(lambda _task, held=admission: held.release())
+
+            # also when the task is cancelled before it starts (shutdown); ``held`` binds
+            # this connection's admission (``admission`` is the loop's variable)
+            def release(_task: asyncio.Task[None], held: _Admission = admission) -> None:
+                held.release()
+
+            task.add_done_callback(release)
 
     def _admit(self, conn: socket.socket, peer: Any) -> _Admission | None:
         """A handshake slot or a place in the queue for it; ``None``: ``conn`` was closed."""
@@ -549,7 +557,8 @@ class Worker:
             context,
             done,
             server_side=True,
-            ssl_handshake_timeout=timeout,
+            # typeshed says int; asyncio takes any number of seconds (its default is 60.0)
+            ssl_handshake_timeout=timeout,  # type: ignore[arg-type]
             ssl_shutdown_timeout=self.handshake_timeout,
         )
         transport, _ = await loop.connect_accepted_socket(lambda: tls, conn)

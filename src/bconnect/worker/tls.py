@@ -1,4 +1,4 @@
-"""TLS for the worker's proxy port (PROTOCOL.md §3.1).
+"""TLS for the worker's proxy port (docs/protocol.md §3.1).
 
 Python's ``ssl`` shows only the SNI to its callbacks, but Boundary's client names the
 session in an ALPN entry. So the worker peeks at the raw ClientHello (``MSG_PEEK``: the

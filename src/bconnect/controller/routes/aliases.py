@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from bconnect.controller import aliasing, errors
 from bconnect.controller import resources as res
-from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx, build_acl
 from bconnect.controller.lists import Reach, list_items
 from bconnect.controller.models import (
@@ -22,6 +21,7 @@ from bconnect.controller.models import (
 )
 from bconnect.controller.routes.common import ListToken, PageSize, add_standard_routes, list_query
 from bconnect.controller.storage import schema as t
+from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["aliases"])
@@ -100,7 +100,7 @@ def create_alias(request: Request, body: AliasCreate) -> dict[str, Any]:
         ctx.scope_row("global")
         ctx.require("global", "alias", "create")
         _check_type(body.type)
-        values = _check_value(ctx, body.value)
+        values: dict[str, Any] = _check_value(ctx, body.value)  # and the other columns
         destination = _check_destination(ctx, body.destination_id)
         values.update(
             id=new_id("alt"),

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
-from bconnect.controller.app import transaction
 from bconnect.controller.context import TOKEN_LIFETIME, Ctx
 from bconnect.controller.models import (
     AccountCreate,
@@ -34,6 +33,7 @@ from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.secrets import hash_password, mint_auth_token, token_hash, verify_password
 from bconnect.controller.storage import schema as t
 from bconnect.controller.throttle import LoginThrottle
+from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["auth"])

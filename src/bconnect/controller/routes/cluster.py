@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator
@@ -26,20 +27,25 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from starlette.types import Scope
 
+from bconnect import clusterwire
+from bconnect.clusterwire import ClosedReason
 from bconnect.controller import errors, sessionops
-from bconnect.controller.app import CLUSTER_AUTH
 from bconnect.controller.context import utcnow
 from bconnect.controller.kms import open_session_key
 from bconnect.controller.resources import fmt_time
 from bconnect.controller.secrets import mint_worker_credential, token_hash, worker_id_of
-from bconnect.controller.sessionstate import ClosedReason
+from bconnect.controller.settings import Settings
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
 
-router = APIRouter(prefix="/v1/cluster", tags=["cluster"], include_in_schema=False)
+router = APIRouter(tags=["cluster"], include_in_schema=False)
+
+#: The ASGI scope key app.RequestShape sets on cluster calls: what :func:`cluster_auth` found.
+CLUSTER_AUTH = "bconnect.cluster_auth"
 
 
 class _Body(BaseModel):
@@ -116,15 +122,36 @@ class Caller:
             raise errors.PermissionDenied("This session was not offered to this worker.")
 
 
+def cluster_auth(settings: Settings, scope: Scope) -> str | None:
+    """How a cluster call authenticates: ``"key"`` for the shared worker key (compared in
+    constant time), the bearer token when it is shaped like a worker's own credential
+    (:func:`_caller` checks it against the database), ``""`` for the activation call
+    (its token is in the body), None for nothing usable (401)."""
+    if scope["path"] == clusterwire.ACTIVATE_PATH:
+        return ""
+    headers = dict(scope["headers"])
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    expected = settings.worker_auth_key
+    if expected and hmac.compare_digest(
+        hashlib.sha256(token.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    ):
+        return "key"
+    return token if worker_id_of(token) is not None else None
+
+
 def _caller(request: Request, conn: Connection) -> Caller:
     auth = request.scope.get(CLUSTER_AUTH)
     if auth == "key":
-        return Caller(request.headers.get("x-bconnect-worker-id") or None, shared_key=True)
-    worker_id = worker_id_of(auth or "")
+        return Caller(request.headers.get(clusterwire.WORKER_ID_HEADER) or None, shared_key=True)
+    token: str = auth or ""
+    worker_id = worker_id_of(token)
     row = None
     if worker_id is not None:
         row = conn.execute(select(t.workers.c.key_hash).where(t.workers.c.id == worker_id)).first()
-    if row is None or not row.key_hash or not hmac.compare_digest(row.key_hash, token_hash(auth)):
+    if row is None or not row.key_hash or not hmac.compare_digest(row.key_hash, token_hash(token)):
         raise errors.Unauthenticated("A valid worker credential or worker auth key is required.")
     return Caller(worker_id, shared_key=False)
 
@@ -152,7 +179,7 @@ def _db(request: Request, *, write: bool) -> Iterator[tuple[Connection, Caller]]
             yield conn, _caller(request, conn)
 
 
-@router.post("/workers:register")
+@router.post(clusterwire.REGISTER_PATH)
 @_on_cluster_threads
 def register(request: Request, body: Register) -> dict[str, Any]:
     """A worker says where it listens. With the shared key it is known by its name (made
@@ -166,6 +193,7 @@ def register(request: Request, body: Register) -> dict[str, Any]:
         "updated_time": now,
     }
     with _db(request, write=True) as (conn, caller):
+        row: Row[*tuple[Any, ...]] | None
         if not caller.shared_key:
             row = conn.execute(select(t.workers).where(t.workers.c.id == caller.worker_id)).one()
         else:
@@ -201,7 +229,7 @@ def register(request: Request, body: Register) -> dict[str, Any]:
     return {"worker_id": worker_id}
 
 
-@router.post("/workers:activate")
+@router.post(clusterwire.ACTIVATE_PATH)
 @_on_cluster_threads
 def activate(request: Request, body: Activate) -> dict[str, Any]:
     """Controller-led registration: the one-time activation token of a worker made with
@@ -236,7 +264,7 @@ def activate(request: Request, body: Activate) -> dict[str, Any]:
     return {"worker_id": row.id, "name": row.name, "credential": credential}
 
 
-@router.post("/workers/{worker_id}:status")
+@router.post(clusterwire.STATUS_PATH)
 @_on_cluster_threads
 def status(request: Request, worker_id: str, body: Status) -> dict[str, Any]:
     with _db(request, write=True) as (conn, caller):
@@ -247,7 +275,7 @@ def status(request: Request, worker_id: str, body: Status) -> dict[str, Any]:
         return sessionops.worker_status(conn, worker_id, reports, utcnow())
 
 
-@router.get("/sessions/{session_id}")
+@router.get(clusterwire.SESSION_PATH)
 @_on_cluster_threads
 def read_session(request: Request, session_id: str) -> dict[str, Any]:
     with _db(request, write=False) as (conn, caller):
@@ -268,7 +296,7 @@ def read_session(request: Request, session_id: str) -> dict[str, Any]:
     }
 
 
-@router.post("/sessions/{session_id}:authorize-connection")
+@router.post(clusterwire.AUTHORIZE_CONNECTION_PATH)
 @_on_cluster_threads
 def authorize_connection(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
     try:
@@ -284,7 +312,7 @@ def authorize_connection(request: Request, session_id: str, body: Tofu) -> dict[
     return {**result, "expiration": fmt_time(result["expiration"])}
 
 
-@router.post("/sessions/{session_id}:cancel")
+@router.post(clusterwire.CANCEL_SESSION_PATH)
 @_on_cluster_threads
 def cancel(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
     try:
@@ -298,7 +326,7 @@ def cancel(request: Request, session_id: str, body: Tofu) -> dict[str, Any]:
     return {}
 
 
-@router.post("/connections/{connection_id}:connected")
+@router.post(clusterwire.CONNECTED_PATH)
 @_on_cluster_threads
 def connected(request: Request, connection_id: str, body: Connected) -> dict[str, Any]:
     with _db(request, write=True) as (conn, caller):
@@ -310,7 +338,7 @@ def connected(request: Request, connection_id: str, body: Connected) -> dict[str
     return {}
 
 
-@router.post("/connections/{connection_id}:closed")
+@router.post(clusterwire.CLOSED_PATH)
 @_on_cluster_threads
 def closed(request: Request, connection_id: str, body: Closed) -> dict[str, Any]:
     with _db(request, write=True) as (conn, caller):

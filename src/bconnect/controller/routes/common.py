@@ -12,6 +12,7 @@ from fastapi.exceptions import ResponseValidationError
 from bconnect.controller.lists import ListQuery, list_items
 from bconnect.controller.models import list_response
 from bconnect.controller.resources import Kind
+from bconnect.controller.transaction import transaction
 
 PageSize = Annotated[int | None, Query(ge=0, description="Items per page (at most 1000 are sent)")]
 ListToken = Annotated[str | None, Query(max_length=4096, description="From the previous page")]
@@ -45,7 +46,7 @@ def model_response(request: Request, content: Any) -> Any:
     that is not possible."""
     route = request.scope.get("route")
     field = getattr(route, "response_field", None)
-    if field is None or not hasattr(field, "serialize_json"):
+    if route is None or field is None or not hasattr(field, "serialize_json"):
         return content
     value, problems = field.validate(content, {}, loc=("response",))
     if problems:
@@ -71,7 +72,6 @@ def no_content() -> Response:
 def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> None:
     """GET list, GET read and DELETE for a collection, named the Boundary way."""
     from bconnect.controller import resources as res
-    from bconnect.controller.app import transaction
 
     path = f"/v1/{kind.collection}"
     recursive_ok = kind.parent == "scope_id"

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
-from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.kms import open_credential, seal_credential
 from bconnect.controller.models import (
@@ -30,6 +29,7 @@ from bconnect.controller.models import (
 from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.secrets import hmac_secret
 from bconnect.controller.storage import schema as t
+from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["credentials"])
@@ -48,11 +48,12 @@ def _render_store(ctx: Ctx, row: Any) -> dict[str, Any]:
 
 
 def _render_credential(ctx: Ctx, row: Any) -> dict[str, Any]:
+    # exactly one: the credential's store is a non-null foreign key (ON DELETE CASCADE)
     key = (
         ctx.conn.execute(
             t.credential_stores.select().where(t.credential_stores.c.id == row.credential_store_id)
         )
-        .first()
+        .one()
         .hmac_key
     )
     secret = open_credential(ctx.settings.keyring, row)

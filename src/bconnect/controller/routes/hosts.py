@@ -10,7 +10,6 @@ from sqlalchemy import select
 from bconnect.controller import errors
 from bconnect.controller import resources as res
 from bconnect.controller.addresses import parse_address
-from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.models import (
     HostCatalogCreate,
@@ -29,6 +28,7 @@ from bconnect.controller.models import (
 )
 from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.storage import schema as t
+from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["hosts"])

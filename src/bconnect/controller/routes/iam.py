@@ -9,7 +9,6 @@ from sqlalchemy import delete, func, insert, select
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
-from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.grants import ANON, AUTHENTICATED, GrantError, parse_grant
 from bconnect.controller.models import (
@@ -28,6 +27,7 @@ from bconnect.controller.models import (
 )
 from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.storage import schema as t
+from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id, prefix_of
 
 router = APIRouter(tags=["iam"])

@@ -9,7 +9,6 @@ from sqlalchemy import delete, select
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
-from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.lists import list_items
 from bconnect.controller.models import (
@@ -28,6 +27,7 @@ from bconnect.controller.routes.common import (
     no_content,
 )
 from bconnect.controller.storage import schema as t
+from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["scopes"])

@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from bconnect.controller import errors, sessionops
 from bconnect.controller import resources as res
-from bconnect.controller.app import transaction
 from bconnect.controller.context import Ctx
 from bconnect.controller.lists import list_items
 from bconnect.controller.models import SessionItem, SessionResponse, VersionOnly, list_response
@@ -23,6 +22,7 @@ from bconnect.controller.routes.common import (
 )
 from bconnect.controller.sessionstate import InvalidTransition, Status
 from bconnect.controller.storage import schema as t
+from bconnect.controller.transaction import transaction
 
 router = APIRouter(tags=["sessions"])
 

@@ -11,7 +11,6 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from bconnect.controller import aliasing, errors
 from bconnect.controller import resources as res
 from bconnect.controller.addresses import parse_address
-from bconnect.controller.app import transaction
 from bconnect.controller.authorize import authorize_session, credential_source_info
 from bconnect.controller.context import Ctx
 from bconnect.controller.filters import FilterError, compile_filter
@@ -27,6 +26,7 @@ from bconnect.controller.models import (
 )
 from bconnect.controller.routes.common import add_standard_routes, model_response
 from bconnect.controller.storage import schema as t
+from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["targets"])

@@ -9,13 +9,13 @@ from sqlalchemy import func, select
 
 from bconnect.controller import errors
 from bconnect.controller import resources as res
-from bconnect.controller.app import transaction
 from bconnect.controller.authorize import worker_tags
 from bconnect.controller.context import Ctx
 from bconnect.controller.models import WorkerCreate, WorkerItem, WorkerResponse, WorkerUpdate
 from bconnect.controller.routes.common import add_standard_routes
 from bconnect.controller.secrets import mint_activation_token, token_hash
 from bconnect.controller.storage import schema as t
+from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["workers"])

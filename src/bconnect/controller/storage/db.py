@@ -8,13 +8,14 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, text
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
+    from sqlalchemy.pool import PoolProxiedConnection
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ class _SQLiteConnection(sqlite3.Connection):
 
 
 def _release_writer_lock(dbapi_conn: object) -> None:
-    raw = getattr(dbapi_conn, "dbapi_connection", dbapi_conn)  # a pool proxy or the raw one
+    # a pool proxy or the raw one; either way an _SQLiteConnection underneath
+    raw: Any = getattr(dbapi_conn, "dbapi_connection", dbapi_conn)
     lock = getattr(raw, "bconnect_writer_lock", None)
     if lock is not None:
         raw.bconnect_writer_lock = None
@@ -187,17 +189,17 @@ def _sqlite_engine(url: str) -> Engine:
     # the database still locked and never sleeps in the busy handler.
     do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
-    def _do_commit(dbapi_conn) -> None:  # noqa: ANN001
+    def _do_commit(dbapi_connection: PoolProxiedConnection) -> None:
         try:
-            do_commit(dbapi_conn)
+            do_commit(dbapi_connection)
         finally:
-            _release_writer_lock(dbapi_conn)
+            _release_writer_lock(dbapi_connection)
 
-    def _do_rollback(dbapi_conn) -> None:  # noqa: ANN001
+    def _do_rollback(dbapi_connection: PoolProxiedConnection) -> None:
         try:
-            do_rollback(dbapi_conn)
+            do_rollback(dbapi_connection)
         finally:
-            _release_writer_lock(dbapi_conn)
+            _release_writer_lock(dbapi_connection)
 
     dialect.do_commit = _do_commit  # type: ignore[method-assign]
     dialect.do_rollback = _do_rollback  # type: ignore[method-assign]

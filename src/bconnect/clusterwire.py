@@ -1,0 +1,62 @@
+"""The cluster API's wire vocabulary (docs/cluster-api.md), pure: the paths, the header
+and the values that the worker and the controller both write. They share no other code
+(each may run on a machine of its own), so this module is where the two sides agree.
+
+Paths are templates in the router's syntax (``{session_id}``): the controller serves
+them as they are, the worker fills them in with ``str.format``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "ACTIVATE_PATH",
+    "AUTHORIZE_CONNECTION_PATH",
+    "CANCEL_SESSION_PATH",
+    "CLOSED_PATH",
+    "CONNECTED_PATH",
+    "PREFIX",
+    "REGISTER_PATH",
+    "SESSION_PATH",
+    "STATUS_PATH",
+    "WORKER_ID_HEADER",
+    "ClosedReason",
+    "RefusalKind",
+]
+
+#: Every cluster call's path starts with this (and no public API path does).
+PREFIX = "/v1/cluster"
+#: The only call without a credential: it brings a one-time activation token.
+ACTIVATE_PATH = f"{PREFIX}/workers:activate"
+REGISTER_PATH = f"{PREFIX}/workers:register"
+STATUS_PATH = f"{PREFIX}/workers/{{worker_id}}:status"
+SESSION_PATH = f"{PREFIX}/sessions/{{session_id}}"
+AUTHORIZE_CONNECTION_PATH = f"{SESSION_PATH}:authorize-connection"
+CANCEL_SESSION_PATH = f"{SESSION_PATH}:cancel"
+CONNECTED_PATH = f"{PREFIX}/connections/{{connection_id}}:connected"
+CLOSED_PATH = f"{PREFIX}/connections/{{connection_id}}:closed"
+
+#: A worker calling with the shared worker key says which worker it is in this header.
+WORKER_ID_HEADER = "X-Bconnect-Worker-Id"
+
+
+class ClosedReason(StrEnum):
+    """Why a connection closed (docs/protocol.md §1): the worker reports it in ``:closed``,
+    the controller stores it."""
+
+    UNKNOWN = "unknown"
+    TIMED_OUT = "timed out"
+    CLOSED_BY_END_USER = "closed by end-user"
+    CANCELED = "canceled"
+    NETWORK_ERROR = "network error"
+    SYSTEM_ERROR = "system error"
+
+
+class RefusalKind(StrEnum):
+    """The ``kind`` of a 409 answer: why the controller refused a session operation."""
+
+    SESSION_NOT_ACTIVE = "SessionNotActive"
+    SESSION_EXPIRED = "SessionExpired"
+    TOFU_MISMATCH = "TofuMismatch"
+    CONNECTION_LIMIT_REACHED = "ConnectionLimitReached"
