@@ -84,7 +84,8 @@ def encode_list_token(token: ListToken, key: bytes) -> str:
 
 def decode_list_token(text: str, collection: str, fingerprint: str, key: bytes) -> ListToken:
     body, _, mac = text.partition(".")
-    if not mac or not hmac.compare_digest(mac, _mac(key, body)):
+    # as bytes: compare_digest refuses str with non-ASCII characters (a made-up token)
+    if not mac or not hmac.compare_digest(mac.encode(), _mac(key, body).encode()):
         raise ListTokenError("list_token is malformed or was not issued by this controller")
     try:
         doc = json.loads(_unb64(body))
