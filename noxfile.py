@@ -15,7 +15,10 @@ nox.options.sessions = ["lint", "tests"]
 def tests(session: nox.Session) -> None:
     """Run the test suite against real servers on 127.0.0.1."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    # A module's tests stay in one process (they share its fixtures); the machine's
+    # cores, up to 4, each run modules: most tests wait on real servers, not the CPU.
+    workers = str(min(4, max(2, os.cpu_count() or 1)))
+    session.run("pytest", "-n", workers, "--dist", "loadfile", *session.posargs)
 
 
 @nox.session

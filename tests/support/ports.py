@@ -19,7 +19,22 @@ from collections.abc import Iterator
 _LOW, _HIGH = 20_000, 32_000
 _lock = threading.Lock()
 _given: set[int] = set()
-# Processes running side by side (e.g. two suites) start far apart in the range.
+
+
+def _share() -> tuple[int, int]:
+    """This process's part of the range: under pytest-xdist each worker (gw0, gw1, …)
+    gets a slice of its own, so two workers never hand out the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return _LOW, _HIGH
+    index = int(worker[2:]) % count
+    width = (_HIGH - _LOW) // count
+    return _LOW + index * width, _LOW + (index + 1) * width
+
+
+_LOW, _HIGH = _share()
+# Suites running side by side (not as xdist workers) start far apart in the range.
 _next = _LOW + (os.getpid() * 397) % (_HIGH - _LOW)
 
 
