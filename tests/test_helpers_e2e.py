@@ -27,7 +27,14 @@ from support.cli import run_bconnect
 from support.constants import GUARD, PROJECT
 from support.dataplane import add_credential, make_target
 from support.plugin_dists import bconnect_env
-from support.servers import PG_PASSWORD, SSH_PASSWORD, PostgresRole, SSHServer, require
+from support.servers import (
+    PG_PASSWORD,
+    SSH_PASSWORD,
+    PostgresRole,
+    SSHServer,
+    require,
+    ssh_key_target,
+)
 from support.wait import wait_for
 
 # no user config, no known_hosts writes, no prompts for the key logins
@@ -96,13 +103,7 @@ def assert_sessions_ended(ctl: Any, target: str) -> None:
 # ---------------------------------------------------------------------- the SSH server
 def test_ssh_with_a_brokered_private_key(dataplane, ssh_server: SSHServer, env) -> None:
     require("ssh")
-    target = make_target(dataplane, ssh_server.port)
-    cred = add_credential(
-        dataplane,
-        target,
-        "ssh_private_key",
-        {"username": "keyuser", "private_key": ssh_server.client_key_pem.strip()},
-    )
+    target, cred = ssh_key_target(dataplane, ssh_server)
     result = bconnect(
         dataplane,
         env,
@@ -205,13 +206,7 @@ def make_alias(ctl: Any, value: str, target: str) -> None:
 
 def test_ssh_by_alias(dataplane, ssh_server: SSHServer, env) -> None:
     require("ssh")
-    target = make_target(dataplane, ssh_server.port)
-    add_credential(
-        dataplane,
-        target,
-        "ssh_private_key",
-        {"username": "keyuser", "private_key": ssh_server.client_key_pem.strip()},
-    )
+    target, _ = ssh_key_target(dataplane, ssh_server)
     make_alias(dataplane, "ssh.box", target)
     for command in (("ssh",), ("connect", "ssh")):  # Boundary's positional alias, both ways
         result = bconnect(

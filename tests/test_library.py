@@ -14,7 +14,7 @@ import pytest
 from support.constants import GUARD
 from support.dataplane import add_credential, make_target
 from support.plugin_dists import bconnect_env
-from support.servers import PG_PASSWORD, require
+from support.servers import PG_PASSWORD, require, ssh_key_target
 
 from bconnect import ApiError, Client, LaunchError, SessionError
 
@@ -152,13 +152,7 @@ def test_example_psql(dataplane, postgres_server, tmp_path: Path) -> None:
 
 def test_example_ssh(dataplane, ssh_server, tmp_path: Path) -> None:
     require("ssh")
-    target = make_target(dataplane, ssh_server.port)
-    add_credential(
-        dataplane,
-        target,
-        "ssh_private_key",
-        {"username": "keyuser", "private_key": ssh_server.client_key_pem.strip()},
-    )
+    target, _ = ssh_key_target(dataplane, ssh_server)
     assert run_example(dataplane, tmp_path, example('"ssh",'), target) == "0 hello\n"
     assert ssh_server.logins == [("keyuser", "publickey")]
     assert ssh_server.commands == ["echo hello"]

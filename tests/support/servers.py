@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from support.constants import GUARD
+from support.dataplane import add_credential, make_target
 from support.http_servers import QuietHandler, serve, stop
 
 SSH_PASSWORD = "ssh pw:with\\odd#chars"
@@ -201,3 +202,15 @@ def running_http_server() -> Iterator[tuple[int, list[tuple[str, str, str]]]]:
         yield server.server_address[1], handler.seen
     finally:
         stop(server)
+
+
+def ssh_key_target(ctl: Any, server: SSHServer) -> tuple[str, str]:
+    """A target on ``server`` brokering ``keyuser``'s private key: (target, credential)."""
+    target = make_target(ctl, server.port)
+    credential = add_credential(
+        ctl,
+        target,
+        "ssh_private_key",
+        {"username": "keyuser", "private_key": server.client_key_pem.strip()},
+    )
+    return target, credential
