@@ -655,8 +655,9 @@ def list_response(model: type[BaseModel]) -> type[BaseModel]:
     """A list page whose items are ``model``."""
     name = model.__name__.removesuffix("Item") + "List"
     # ``list[model]`` built at runtime: the same GenericAlias, spelt so that a variable
-    # is not used where a type checker expects a type
-    items = GenericAlias(list, (model,))
+    # is not used where a type checker expects a type (Any: pydantic's stubs for
+    # create_model's field tuples differ between its releases)
+    items: Any = GenericAlias(list, (model,))
     return create_model(name, __base__=ListResponse, items=(items, Field(default_factory=list)))
 
 
