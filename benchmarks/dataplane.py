@@ -3,7 +3,9 @@ each beside its references measured in the same run:
 
 - direct TCP to the echo target;
 - a plain two-hop asyncio relay chain without TLS, shaped like ours
-  (listener relay -> worker relay -> target);
+  (listener relay -> worker relay -> target), on asyncio streams (relay.py);
+- the same chain on ``asyncio.BufferedProtocol`` (relay_buffered.py): the fastest a
+  pure-Python asyncio relay gets;
 - bconnect: `bconnect connect` (client proxy) -> `bconnect dev`'s worker -> target.
 
 Every server is its own process; the load comes from this one.
@@ -110,12 +112,19 @@ def run(quick: bool) -> dict:
     relay_client, chain_port = _spawn_port(
         [sys.executable, str(HERE / "relay.py"), str(worker_port)]
     )
+    buffered_worker, buffered_worker_port = _spawn_port(
+        [sys.executable, str(HERE / "relay_buffered.py"), str(echo_port)]
+    )
+    buffered_client, buffered_port = _spawn_port(
+        [sys.executable, str(HERE / "relay_buffered.py"), str(buffered_worker_port)]
+    )
     proxied = None
     try:
         proxied = Proxied(echo_port)
         rates = {
             "direct": throughput(echo_port, total),
             "relay chain": throughput(chain_port, total),
+            "buffered relay chain": throughput(buffered_port, total),
             "bconnect": throughput(proxied.port, total),
         }
         lat = {
@@ -125,7 +134,7 @@ def run(quick: bool) -> dict:
     finally:
         if proxied is not None:
             proxied.stop()
-        for proc in (relay_client, relay_worker, echo):
+        for proc in (buffered_client, buffered_worker, relay_client, relay_worker, echo):
             proc.terminate()
             proc.wait(10)
     mb = 1024 * 1024
@@ -136,7 +145,11 @@ def run(quick: bool) -> dict:
         "direct MB/s": round(rates["direct"] / mb, 1),
         "relay chain MB/s": round(rates["relay chain"] / mb, 1),
         "bconnect MB/s": round(rates["bconnect"] / mb, 1),
+        "buffered relay chain MB/s": round(rates["buffered relay chain"] / mb, 1),
         "bconnect / relay chain": round(rates["bconnect"] / rates["relay chain"], 3),
+        "bconnect / buffered relay chain": round(
+            rates["bconnect"] / rates["buffered relay chain"], 3
+        ),
         "bconnect / direct": round(rates["bconnect"] / rates["direct"], 3),
         "connections timed": count,
         "direct connect+first byte p50 ms": round(statistics.median(lat["direct"]) * 1000, 2),

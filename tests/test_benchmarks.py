@@ -12,7 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SECTIONS = {
     "cli start-up": ["bconnect --help / import click", "target ratio"],
-    "data plane": ["bconnect / relay chain", "added p50 ms", "added p99 ms"],
+    "data plane": [
+        "bconnect / relay chain",
+        "bconnect / buffered relay chain",
+        "added p50 ms",
+        "added p99 ms",
+    ],
     "concurrent connections": ["errors", "worker peak RSS MB", "client proxy peak RSS MB"],
     "authorize-session (SQLite)": ["req/s", "p99 ms", "errors"],
     "authorize-session (PostgreSQL)": ["req/s", "p99 ms", "errors"],
