@@ -562,10 +562,12 @@ class _HttpPool:
                 return conn
             conn.close()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, limit=_MAX_HEADERS),
-                self._connect_timeout,
-            )
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+            # cancellation that arrives as the connection completes
+            async with asyncio.timeout(self._connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, limit=_MAX_HEADERS
+                )
         except TimeoutError:
             raise ClusterUnreachable(
                 f"controller at {self.base} unreachable: ConnectTimeout"
