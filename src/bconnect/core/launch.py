@@ -47,7 +47,7 @@ from bconnect.core.runner import ExecSpec, ListenInfo, RunResult, Stdio
 from bconnect.core.session import ConnectSession, SessionEvents, run_session
 from bconnect.core.token import AuthzData
 from bconnect.plugins.hookspecs import ConnectContext, Credential, Launch
-from bconnect.plugins.manager import PluginFailure, PluginHost
+from bconnect.plugins.manager import HelperEntry, PluginFailure, PluginHost
 
 __all__ = [
     "LaunchError",
@@ -321,6 +321,15 @@ class LaunchError(Exception):
 Unconsumed = Callable[[Sequence[Mapping[str, Any]]], None]
 
 
+def helper_entry(host: PluginHost, helper: str) -> HelperEntry:
+    """The plugin host's entry for ``helper``; :class:`LaunchError` when no plugin
+    offers it."""
+    entry = host.helper(helper)
+    if entry is None:
+        raise LaunchError(f'No plugin offers the helper "{helper}"')
+    return entry
+
+
 async def launch_helper(
     host: PluginHost,
     helper: str,
@@ -344,9 +353,7 @@ async def launch_helper(
     and ``stop`` are as for :func:`~bconnect.core.session.run_session`. Raises
     :class:`LaunchError` when no plugin offers ``helper``, and
     :class:`~bconnect.core.proxy.ProxyError` when the proxy cannot start."""
-    entry = host.helper(helper)
-    if entry is None:
-        raise LaunchError(f'No plugin offers the helper "{helper}"')
+    entry = helper_entry(host, helper)
     with contextlib.suppress(OSError):  # tidying up must never stop a run
         for path in remove_stale_dirs():
             log.debug("removed %s, left by a bconnect that was killed", path)

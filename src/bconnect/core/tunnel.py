@@ -135,12 +135,11 @@ class RunSpec:
         :class:`~bconnect.core.launch.LaunchError` before any session is authorized."""
         if self.helper is None:
             return self
-        from bconnect.core.launch import LaunchError
+        from bconnect.core.launch import helper_entry
         from bconnect.plugins.manager import load_plugins
 
         host = self.plugins or load_plugins()
-        if host.helper(self.helper) is None:
-            raise LaunchError(f'No plugin offers the helper "{self.helper}"')
+        helper_entry(host, self.helper)
         return replace(self, plugins=host)
 
     def runner(self, session: ConnectSession) -> _Runner:
