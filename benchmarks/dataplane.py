@@ -21,12 +21,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from devserver import DevServer, start_connect, stop
 
 HERE = Path(__file__).resolve().parent
 CHUNK = 256 * 1024
+STREAMS = 8
+#: the issue's targets (docs: README "Performance")
+TARGET_VS_CHAIN = 1.0
+TARGET_VS_BUFFERED = 0.55
+TARGET_ADDED_P50_MS = 3.0
+TARGET_ADDED_P99_MS = 8.0
 
 
 def _spawn_port(argv: list[str]) -> tuple[subprocess.Popen, int]:
@@ -62,6 +69,44 @@ def throughput(port: int, total: int) -> float:
     sender.join()
     sock.close()
     return total / elapsed
+
+
+def parallel_throughput(port: int, total: int, streams: int) -> float:
+    """``streams`` echo connections at once, ``total`` bytes each; aggregate bytes/s."""
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            throughput(port, total)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(streams)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {streams} parallel streams failed: {errors[0]}")
+    return streams * total / elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_gib(pids: dict[str, int], moved: int, run: Callable[[], float]) -> tuple[float, dict]:
+    """Run ``run`` (which returns a rate) and the CPU seconds each process spent per GiB
+    it relayed (``moved`` bytes each way: both directions pass through every process)."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    rate = run()
+    gib = 2 * moved / 2**30
+    used = {name: round((cpu_seconds(pid) - before[name]) / gib, 2) for name, pid in pids.items()}
+    return rate, used
 
 
 def latency(port: int, count: int) -> list[float]:
@@ -121,12 +166,20 @@ def run(quick: bool) -> dict:
     proxied = None
     try:
         proxied = Proxied(echo_port)
+        assert proxied.connect is not None
+        pids = {"client proxy": proxied.connect.pid, "worker (bconnect dev)": proxied.dev.proc.pid}
         rates = {
             "direct": throughput(echo_port, total),
             "relay chain": throughput(chain_port, total),
             "buffered relay chain": throughput(buffered_port, total),
-            "bconnect": throughput(proxied.port, total),
         }
+        rates["bconnect"], cpu_one = cpu_per_gib(
+            pids, total, lambda: throughput(proxied.port, total)
+        )
+        each = total // STREAMS
+        rates["bconnect 8 streams"], cpu_eight = cpu_per_gib(
+            pids, each * STREAMS, lambda: parallel_throughput(proxied.port, each, STREAMS)
+        )
         lat = {
             "direct": latency(echo_port, count),
             "bconnect": latency(proxied.port, count),
@@ -140,23 +193,35 @@ def run(quick: bool) -> dict:
     mb = 1024 * 1024
     p50 = statistics.median(lat["bconnect"]) - statistics.median(lat["direct"])
     p99 = _pct(lat["bconnect"], 99) - _pct(lat["direct"], 99)
+    vs_chain = rates["bconnect"] / rates["relay chain"]
+    vs_buffered = rates["bconnect"] / rates["buffered relay chain"]
     return {
         "bytes echoed per run": total,
         "direct MB/s": round(rates["direct"] / mb, 1),
         "relay chain MB/s": round(rates["relay chain"] / mb, 1),
         "bconnect MB/s": round(rates["bconnect"] / mb, 1),
         "buffered relay chain MB/s": round(rates["buffered relay chain"] / mb, 1),
-        "bconnect / relay chain": round(rates["bconnect"] / rates["relay chain"], 3),
-        "bconnect / buffered relay chain": round(
-            rates["bconnect"] / rates["buffered relay chain"], 3
-        ),
+        "bconnect / relay chain": round(vs_chain, 3),
+        "bconnect / buffered relay chain": round(vs_buffered, 3),
         "bconnect / direct": round(rates["bconnect"] / rates["direct"], 3),
         "connections timed": count,
         "direct connect+first byte p50 ms": round(statistics.median(lat["direct"]) * 1000, 2),
         "bconnect connect+first byte p50 ms": round(statistics.median(lat["bconnect"]) * 1000, 2),
         "added p50 ms": round(p50 * 1000, 2),
         "added p99 ms": round(p99 * 1000, 2),
-        "targets": "throughput >= 0.6x relay chain; added <= 5 ms p50, <= 15 ms p99",
+        "CPU s/GiB, 1 stream": cpu_one,
+        f"bconnect {STREAMS} streams MB/s": round(rates["bconnect 8 streams"] / mb, 1),
+        f"CPU s/GiB, {STREAMS} streams": cpu_eight,
+        "targets": (
+            f"throughput >= {TARGET_VS_CHAIN}x relay chain, >= {TARGET_VS_BUFFERED}x buffered "
+            f"chain; added <= {TARGET_ADDED_P50_MS} ms p50, <= {TARGET_ADDED_P99_MS} ms p99"
+        ),
+        "met": {
+            "vs relay chain": vs_chain >= TARGET_VS_CHAIN,
+            "vs buffered relay chain": vs_buffered >= TARGET_VS_BUFFERED,
+            "added p50": p50 * 1000 <= TARGET_ADDED_P50_MS,
+            "added p99": p99 * 1000 <= TARGET_ADDED_P99_MS,
+        },
     }
 
 

@@ -17,8 +17,15 @@ SECTIONS = {
         "bconnect / buffered relay chain",
         "added p50 ms",
         "added p99 ms",
+        "bconnect 8 streams MB/s",
     ],
-    "concurrent connections": ["errors", "worker peak RSS MB", "client proxy peak RSS MB"],
+    "concurrent connections": [
+        "errors",
+        "worker peak RSS MB",
+        "client proxy peak RSS MB",
+        "worker KiB per connection",
+        "client proxy KiB per connection",
+    ],
     "authorize-session (SQLite)": ["req/s", "p99 ms", "errors"],
     "authorize-session (PostgreSQL)": ["req/s", "p99 ms", "errors"],
     "sessions list": ["page items", "median ms"],
@@ -44,6 +51,14 @@ def test_quick_benchmarks_run_and_write_every_figure(tmp_path: Path) -> None:
             assert isinstance(figures[section][key], int | float), (section, key)
         assert section in result.stdout
     assert figures["concurrent connections"]["errors"] == 0
+    cpu = figures["data plane"]["CPU s/GiB, 8 streams"]
+    assert set(cpu) == {"client proxy", "worker (bconnect dev)"}
+    assert set(figures["data plane"]["met"]) == {
+        "vs relay chain",
+        "vs buffered relay chain",
+        "added p50",
+        "added p99",
+    }
     assert figures["authorize-session (SQLite)"]["errors"] == 0
     assert figures["authorize-session (PostgreSQL)"]["errors"] == 0
     assert figures["sessions list"]["page items"] > 0

@@ -140,7 +140,13 @@ def test_a_worker_with_its_own_credential(
     restarted = own_credential_worker(cluster, None, "worker-c")
     restarted.start()
     cluster.processes.append(restarted)
-    assert wait_for(lambda: "worker-c" in cluster.healthy_workers()), restarted.output()
+
+    def registered_address() -> str:
+        return cluster.sql("SELECT address FROM workers WHERE name = 'worker-c'")[0][0]
+
+    # the old process may still count as healthy: wait for the new one's own login
+    assert wait_for(lambda: registered_address() == restarted.address), restarted.output()  # type: ignore[attr-defined]
+    assert "worker-c" in cluster.healthy_workers()
     restarted.stop()
 
     # it acts only as itself
@@ -187,8 +193,7 @@ def test_a_worker_with_its_own_credential(
         json={"name": "worker-c", "address": "127.0.0.1:9"},
     )
     assert taken.status_code == 403
-    address = cluster.sql("SELECT address FROM workers WHERE name = 'worker-c'")[0][0]
-    assert address == worker.address  # type: ignore[attr-defined]
+    assert registered_address() == restarted.address  # type: ignore[attr-defined]
     # a made-up credential is refused
     made_up = f"{item['id']}_c1" + "x" * 40
     assert cluster_call(cluster, "GET", f"/v1/cluster/sessions/{sid}", made_up).status_code == 401

@@ -475,7 +475,7 @@ async def test_five_hundred_half_open_connections_leave_real_sessions_alone(env:
 
 
 async def test_an_oversized_websocket_message_closes_the_connection(env: Env) -> None:
-    from bconnect.core.wschannel import MAX_INCOMING
+    from support.wschannel import MAX_INCOMING
 
     session = env.session("s_huge123456")
     conn = await env.connect(session, new_tofu_token())

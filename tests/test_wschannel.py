@@ -9,8 +9,7 @@ import os
 
 import pytest
 from support.echo import EchoServer
-
-from bconnect.core.wschannel import ChannelClosed, ChannelError, WsChannel, relay
+from support.wschannel import ChannelClosed, ChannelError, WsChannel, relay
 
 
 async def ws_server_relaying_to(target_port: int) -> tuple[asyncio.Server, int, list]:

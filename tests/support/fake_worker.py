@@ -23,7 +23,7 @@ from bconnect.core.handshake import (
     encode_handshake_result,
 )
 from bconnect.core.token import AuthzData, ScopeInfo
-from bconnect.core.wschannel import ChannelError, WsChannel
+from support.wschannel import ChannelError, WsChannel
 
 _BASE62 = string.digits + string.ascii_letters
 

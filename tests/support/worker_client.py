@@ -16,7 +16,7 @@ from bconnect.core.handshake import (
     decode_handshake_result,
     encode_client_handshake,
 )
-from bconnect.core.wschannel import WsChannel
+from support.wschannel import WsChannel
 
 
 def client_context(

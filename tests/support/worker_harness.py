@@ -14,12 +14,12 @@ import pytest
 
 from bconnect.controller.server import bind
 from bconnect.core.handshake import decode_handshake_result, encode_client_handshake
-from bconnect.core.wschannel import ChannelClosed, WsChannel
 from bconnect.worker.server import Worker
 from support.constants import GUARD
 from support.echo import EchoServer
 from support.fake_cluster import FakeCluster, FakeSession
 from support.worker_client import ProxyConnection, boundary_context, proxy_connect
+from support.wschannel import ChannelClosed, WsChannel
 
 
 @dataclass

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bconnect.core.handshake import CANCELED_CLOSE_REASON, new_tofu_token
+from bconnect.core.handshake import CANCELED_CLOSE_REASON, HandshakeResult, new_tofu_token
 from bconnect.core.token import AuthzData
 from bconnect.core.workerconn import (
     CONNECT_TIMEOUT,
@@ -47,7 +47,7 @@ from bconnect.core.workerconn import (
     SessionInUse,
     WorkerDialer,
 )
-from bconnect.core.wschannel import WsChannel, relay
+from bconnect.core.wslink import TcpSide, WsLink
 from bconnect.hostport import join_host_port as format_listen_address
 
 __all__ = [
@@ -86,6 +86,9 @@ _TEARDOWN_TIMEOUT = 30.0  # Boundary's sessionCancelTimeout
 #: How often a proxy with a session probe asks the controller whether its session is
 #: still on (besides right after the worker ends a connection).
 PROBE_INTERVAL = 10.0
+#: A spare worker connection is replaced after this many seconds unused: well before a
+#: worker drops a connection that sent no proxy handshake (bconnect's after 10 s).
+SPARE_MAX_AGE = 4.0
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,10 @@ class ClientProxy:
         self._probe_task: asyncio.Task[None] | None = None
         self._session_over = False  # the controller ended the session: nothing to cancel
         self._supervisor: asyncio.Task[None] | None = None
+        #: a connection to the worker made ahead (TCP, TLS, WebSocket upgrade), which the
+        #: next local connection takes: it then waits only for the proxy handshake
+        self._spare: asyncio.Task[WsLink] | None = None
+        self._spare_born = 0.0
 
     # ------------------------------------------------------------------ properties
     @property
@@ -277,8 +284,8 @@ class ClientProxy:
         try:
             # a deep accept queue: a burst of local connections (a pool opening, a load
             # test) must not overflow asyncio's default of 100 and see resets
-            self._server = await asyncio.start_server(
-                self._handle, self.listen_addr, self.listen_port, backlog=_LISTEN_BACKLOG
+            self._server = await loop.create_server(
+                self._accept, self.listen_addr, self.listen_port, backlog=_LISTEN_BACKLOG
             )
         except OSError as exc:
             where = format_listen_address(self.listen_addr, self.listen_port)
@@ -291,6 +298,7 @@ class ClientProxy:
         self._timers["expiry"] = loop.call_later(remaining, self._expire)
         self._supervisor = asyncio.ensure_future(self._supervise())
         self._schedule_probe()
+        self._refill_spare()
         log.debug("proxy for %s listening on %s", self.session_id, self.address)
         return self.host, self.port
 
@@ -343,6 +351,7 @@ class ClientProxy:
 
     def _close_listener(self) -> None:
         self._stopping = True
+        self._drop_spare()
         if self._server is not None:
             self._server.close()
         timer = self._timers.pop("inactive", None)
@@ -466,17 +475,26 @@ class ClientProxy:
             loop = asyncio.get_running_loop()
             self._timers["inactive"] = loop.call_later(self.inactive_timeout, self._inactive)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if self._stopping or task is None:
-            writer.close()
-            return
+    def _accept(self) -> TcpSide:
+        """A local client connected: its bytes are held while the worker is dialed."""
+        tcp = TcpSide()
+        self._spawn_connection(tcp)
+        return tcp
+
+    def _spawn_connection(self, tcp: TcpSide) -> None:
+        task = asyncio.ensure_future(self._handle(tcp))
         self._conns.add(task)
         self._activity_changed()
-        channel: WsChannel | None = None
+
+    async def _handle(self, tcp: TcpSide) -> None:
+        task = asyncio.current_task()
+        channel: WsLink | None = None
         try:
-            channel = await self._dial()
-            await self._proxy(channel, reader, writer)
+            await tcp.connected
+            if self._stopping:
+                return
+            channel, result = await self._connect_and_handshake()
+            await self._proxy(channel, result, tcp)
         except asyncio.CancelledError:
             if channel is not None:  # dropped by close()/expiry: tell the worker politely
                 with contextlib.suppress(BaseException):
@@ -496,34 +514,113 @@ class ClientProxy:
         except ProxyError as exc:
             log.debug("proxy connection failed: %s", exc)
             self._request_stop(error=exc)
+        except (ConnectionError, OSError) as exc:  # the local client went away first
+            log.debug("local connection lost before relaying: %s", exc)
         except Exception as exc:  # unexpected: end the proxy with a readable error
             log.exception("proxy connection failed")
             self._request_stop(error=ProxyError(f"{type(exc).__name__}: {exc}"))
         finally:
             if channel is not None:
                 channel.abort()
-            writer.close()
+            tcp.close()
             self._conns.discard(task)
             self._activity_changed()
             if self._stopping and not self._conns:
                 self._stop.set()
 
-    async def _dial(self) -> WsChannel:
+    async def _dial(self) -> WsLink:
         assert self._dialer is not None
         return await self._dialer.open()
 
-    async def _proxy(
-        self,
-        channel: WsChannel,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    # a spare connection to the worker, made ahead
+    def _refill_spare(self) -> None:
+        """Start making the next spare connection (when none is there)."""
+        if self._stopping or self._spare is not None or self._dialer is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._spare = asyncio.ensure_future(self._dialer.open())
+        self._spare.add_done_callback(_forget_failure)
+        self._spare_born = loop.time()
+        timer = self._timers.pop("spare", None)
+        if timer is not None:
+            timer.cancel()
+        self._timers["spare"] = loop.call_later(SPARE_MAX_AGE, self._renew_spare)
+
+    def _renew_spare(self) -> None:
+        """An unused spare is replaced before the worker gives up waiting for its proxy
+        handshake; one that could not be made is not retried until a client comes."""
+        self._timers.pop("spare", None)
+        spare = self._spare
+        failed = spare is not None and spare.done() and spare.exception() is not None
+        self._drop_spare()
+        if not failed:
+            self._refill_spare()
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        timer = self._timers.pop("spare", None)
+        if timer is not None:
+            timer.cancel()
+        if spare is None:
+            return
+        if not spare.done():
+            spare.cancel()
+        elif spare.exception() is None:
+            spare.result().abort()
+
+    async def _take_spare(self) -> WsLink | None:
+        """The spare connection if it is (or becomes) usable, and start the next one."""
+        spare, self._spare = self._spare, None
+        fresh = spare is not None and (
+            asyncio.get_running_loop().time() - self._spare_born < SPARE_MAX_AGE
+        )
+        self._refill_spare()
+        if spare is None:
+            return None
+        if not fresh:
+            if spare.done() and spare.exception() is None:
+                spare.result().abort()
+            else:
+                spare.cancel()
+            return None
+        try:
+            link = await asyncio.shield(spare)
+        except (ProxyError, OSError):
+            return None
+        if not link.is_open:
+            link.abort()
+            return None
+        return link
+
+    async def _connect_and_handshake(self) -> tuple[WsLink, HandshakeResult]:
+        """A worker connection past the proxy handshake: over the spare when there is
+        one (a spare the worker dropped meanwhile is replaced by a new connection)."""
         assert self._dialer is not None
-        result = await self._dialer.handshake(channel, self._tofu)
+        spare = await self._take_spare()
+        if spare is not None:
+            try:
+                return spare, await self._dialer.handshake(spare, self._tofu)
+            except (SessionInUse, ConnectionRefused):
+                spare.abort()
+                raise
+            except ProxyError as exc:
+                spare.abort()
+                log.debug("spare connection unusable (%s); dialing anew", exc)
+            except BaseException:
+                spare.abort()
+                raise
+        channel = await self._dial()
+        try:
+            return channel, await self._dialer.handshake(channel, self._tofu)
+        except BaseException:
+            channel.abort()
+            raise
+
+    async def _proxy(self, channel: WsLink, result: HandshakeResult, tcp: TcpSide) -> None:
         self._handshakes += 1
         if result.connections_left != -1:
             self._set_connections_left(result.connections_left)
-        outcome = await relay(channel, reader, writer)
+        outcome = await channel.relay(tcp)
         log.debug(
             "connection closed by %s (close code %s), %d bytes up, %d down",
             outcome.ended_by,
@@ -533,8 +630,7 @@ class ClientProxy:
         )
         if outcome.ended_by == "tcp":
             return  # the local client hung up: nothing to learn about the session
-        closing = getattr(channel.protocol, "close_rcvd", None)
-        if closing is not None and closing.reason == CANCELED_CLOSE_REASON:
+        if outcome.ws_close_reason == CANCELED_CLOSE_REASON:
             # bconnect's worker names the cause; Boundary's does not, and its client
             # learns of the cancel when the next connection is refused.
             self._session_ended(canceled_reason(self.session_id))
@@ -576,3 +672,10 @@ class ClientProxy:
         if isinstance(state, str):
             state = SessionStatus(state)
         return ended_reason(self.session_id, state) if state is not None else ""
+
+
+def _forget_failure(task: asyncio.Future[Any]) -> None:
+    """A spare that could not be made is not an error until a client needs it (then
+    a fresh dial reports why); fetching the exception keeps asyncio from logging it."""
+    if not task.cancelled():
+        task.exception()

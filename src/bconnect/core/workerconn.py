@@ -32,8 +32,9 @@ from bconnect.core.handshake import (
     decode_handshake_result,
     encode_client_handshake,
 )
+from bconnect.core.tlsconn import dial, start_tls
 from bconnect.core.token import AuthzData
-from bconnect.core.wschannel import ChannelClosed, ChannelError, WsChannel
+from bconnect.core.wslink import ChannelClosed, ChannelError, Held, WsLink
 from bconnect.hostport import split_host_port
 
 __all__ = [
@@ -167,16 +168,14 @@ class WorkerDialer:
         self.host, self.port = _split_host_port(self.address)
         self.server_name = worker_server_name(self.address)
 
-    async def open(self) -> WsChannel:
+    async def open(self) -> WsLink:
         """TCP (no Nagle), TLS with the session certificate, then the WebSocket upgrade."""
         first = self._index
         for step in range(len(self.addresses)):
             index = (first + step) % len(self.addresses)
             host, port = _split_host_port(self.addresses[index])
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), self.connect_timeout
-                )
+                sock = await asyncio.wait_for(dial(host, port), self.connect_timeout)
             except (OSError, TimeoutError) as exc:
                 log.debug("dialing worker %s failed: %s", self.addresses[index], exc)
                 continue
@@ -186,25 +185,23 @@ class WorkerDialer:
             break
         else:
             raise ProxyError(f"unable to connect to worker at {self.address}")
+        held = await self._start_tls(sock)
         try:
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await self._start_tls(writer)
-            channel = await self._upgrade(reader, writer)
+            return await self._upgrade(held)
         except BaseException:
-            writer.close()
+            if held.transport is not None:
+                held.transport.abort()
             raise
-        return channel
 
-    async def _start_tls(self, writer: asyncio.StreamWriter) -> None:
+    async def _start_tls(self, sock: socket.socket) -> Held:
         try:
-            await asyncio.wait_for(
-                writer.start_tls(
+            held = await asyncio.wait_for(
+                start_tls(
+                    sock,
                     self._tls,
+                    server_side=False,
                     server_hostname=self.server_name,
-                    ssl_handshake_timeout=self.connect_timeout,
+                    timeout=self.connect_timeout,
                 ),
                 self.connect_timeout,
             )
@@ -222,17 +219,18 @@ class WorkerDialer:
             ) from None
         except TimeoutError:
             raise ProxyError(f"timed out in the TLS handshake with {self.address}") from None
-        ssl_object = writer.get_extra_info("ssl_object")
+        assert held.transport is not None
+        ssl_object = held.transport.get_extra_info("ssl_object")
         peer = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if peer != bytes(self.authz.certificate):
+            held.transport.abort()
             raise ProxyError("the worker's certificate is not this session's certificate")
+        return held
 
-    async def _upgrade(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> WsChannel:
+    async def _upgrade(self, held: Held) -> WsLink:
         try:
             return await asyncio.wait_for(
-                WsChannel.connect_client(reader, writer, self.address), self.connect_timeout
+                WsLink.client(held, self.address, self.connect_timeout), self.connect_timeout
             )
         except TimeoutError:
             raise ProxyError(
@@ -241,7 +239,7 @@ class WorkerDialer:
         except ChannelError as exc:
             raise ProxyError(f"error dialing the worker: {exc}") from None
 
-    async def handshake(self, channel: WsChannel, tofu_token: str) -> HandshakeResult:
+    async def handshake(self, channel: WsLink, tofu_token: str) -> HandshakeResult:
         """Send ``ClientHandshake`` and read ``HandshakeResult``.
 
         Raises :class:`SessionInUse`, :class:`ConnectionRefused` or :class:`ProxyError`.

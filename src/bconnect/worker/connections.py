@@ -2,8 +2,6 @@
 
 * ``LiveConnection``: one authorized connection, its live byte counters and, once the
   worker decides to end it (cancel, expiry, shutdown), why.
-* ``CountingReader`` / ``CountingWriter``: wrap the endpoint's streams so the counters
-  move while ``wschannel.relay`` runs (the status report sends them every second).
 * ``ConnectionRegistry``: the open connections, by id and by session.
 * ``CloseReports``: ``:closed`` reports, kept and retried while the controller is away,
   so no connection stays open at the controller because one call failed.
@@ -20,13 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bconnect.clusterwire import ClosedReason
+from bconnect.core.wslink import RelayResult
 from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterUnreachable
 
 __all__ = [
     "CloseReports",
     "ConnectionRegistry",
-    "CountingReader",
-    "CountingWriter",
     "LiveConnection",
 ]
 
@@ -47,8 +44,9 @@ class LiveConnection:
     connection_id: str
     session_id: str
     expiration: datetime
-    bytes_up: int = 0
-    bytes_down: int = 0
+    #: the relay's counters, which move while it runs (the status report sends them
+    #: every second): to the endpoint is up, to the client down
+    traffic: RelayResult = field(default_factory=RelayResult, repr=False)
     stop_reason: str | None = None
     #: the WebSocket close the client gets when the worker stops the connection: the
     #: code (1000 normal closure, 1011 when the controller refused the connection) and
@@ -56,8 +54,8 @@ class LiveConnection:
     stop_code: int = 1000
     stop_message: str | None = None
     endpoint_failed: bool = False
-    #: ``time.monotonic()`` of the last byte relayed either way (for the idle timeout)
-    last_activity: float = field(default_factory=time.monotonic)
+    #: ``time.monotonic()`` when authorized (for the idle timeout, before any byte)
+    started: float = field(default_factory=time.monotonic)
     #: the ``:connected`` report, sent while the relay already runs; the ``:closed``
     #: report waits for it (the controller moves a connection to connected only from
     #: authorized, so a close must never overtake it)
@@ -74,9 +72,18 @@ class LiveConnection:
             self.stop_code, self.stop_message = code, message
         self._stop.set()
 
-    def touch(self) -> None:
-        """Bytes moved (read from a side, or written out and drained/sent)."""
-        self.last_activity = time.monotonic()
+    @property
+    def bytes_up(self) -> int:
+        return self.traffic.to_tcp
+
+    @property
+    def bytes_down(self) -> int:
+        return self.traffic.to_ws
+
+    @property
+    def last_activity(self) -> float:
+        """``time.monotonic()`` of the last bytes relayed either way (or of the start)."""
+        return max(self.started, self.traffic.last_activity)
 
     def idle_seconds_left(self, idle_timeout: float, now: float) -> float:
         """Seconds until this connection has been idle for ``idle_timeout`` (≤ 0: it has)."""
@@ -99,55 +106,6 @@ class LiveConnection:
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
         }
-
-
-class CountingReader:
-    """The endpoint's ``StreamReader``: counts bytes read as ``bytes_down``."""
-
-    def __init__(self, reader: asyncio.StreamReader, live: LiveConnection) -> None:
-        self._reader = reader
-        self._live = live
-
-    async def read(self, n: int = -1) -> bytes:
-        try:
-            data = await self._reader.read(n)
-        except (ConnectionError, OSError):
-            self._live.endpoint_failed = True
-            raise
-        if data:
-            self._live.bytes_down += len(data)
-            self._live.touch()
-        return data
-
-
-class CountingWriter:
-    """The endpoint's ``StreamWriter``: counts bytes written as ``bytes_up``."""
-
-    def __init__(self, writer: asyncio.StreamWriter, live: LiveConnection) -> None:
-        self._writer = writer
-        self._live = live
-
-    def write(self, data: bytes) -> None:
-        self._writer.write(data)
-        self._live.bytes_up += len(data)
-        self._live.touch()
-
-    async def drain(self) -> None:
-        try:
-            await self._writer.drain()
-        except (ConnectionError, OSError):
-            self._live.endpoint_failed = True
-            raise
-
-    def close(self) -> None:
-        self._writer.close()
-
-    @property
-    def transport(self) -> asyncio.BaseTransport:
-        return self._writer.transport
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._writer.get_extra_info(name, default)
 
 
 class ConnectionRegistry:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -29,7 +28,7 @@ from bconnect.core.handshake import (
     encode_handshake_result,
     is_valid_tofu_token,
 )
-from bconnect.core.wschannel import ChannelError, RelayResult, WsChannel, relay
+from bconnect.core.wslink import ChannelError, Held, RelayResult, TcpSide, WsLink
 from bconnect.hostport import join_host_port
 from bconnect.worker.cluster import (
     ClusterClient,
@@ -38,13 +37,7 @@ from bconnect.worker.cluster import (
     ConnectionGrant,
     SessionInfo,
 )
-from bconnect.worker.connections import (
-    CloseReports,
-    ConnectionRegistry,
-    CountingReader,
-    CountingWriter,
-    LiveConnection,
-)
+from bconnect.worker.connections import CloseReports, ConnectionRegistry, LiveConnection
 from bconnect.worker.sessions import SessionCache
 
 __all__ = ["ConnectionProxy", "EndpointError", "close_reason_for", "parse_endpoint"]
@@ -96,19 +89,12 @@ def _address(info: object) -> tuple[str, int]:
     return "", 0
 
 
-def _nodelay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 @dataclass
 class _Accepted:
     """A connection past the WebSocket handshake, ready to be authorized."""
 
     session: SessionInfo
-    channel: WsChannel
+    channel: WsLink
     handshake: ClientHandshake
     client: tuple[str, int]
 
@@ -138,21 +124,17 @@ class ConnectionProxy:
         #: set when the worker shuts down: connections authorized from now on end at once
         self.stopping = False
 
-    async def serve(
-        self,
-        session: SessionInfo,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    async def serve(self, session: SessionInfo, held: Held) -> None:
         """Handle one TLS connection whose client presented ``session``'s certificate."""
-        client = _address(writer.get_extra_info("peername"))
+        assert held.transport is not None
+        client = _address(held.transport.get_extra_info("peername"))
         try:
             accepted = await asyncio.wait_for(
-                self._accept(session, reader, writer, client), self.handshake_timeout
+                self._accept(session, held, client), self.handshake_timeout
             )
         except (TimeoutError, ChannelError, ConnectionError, OSError) as exc:
             log.debug("session %s: no proxy handshake from %s: %s", session.session_id, client, exc)
-            writer.close()
+            held.transport.abort()
             return
         if accepted is None:
             return
@@ -166,14 +148,14 @@ class ConnectionProxy:
 
     # ---------------------------------------------------------------- handshake
     async def _accept(
-        self,
-        session: SessionInfo,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        client: tuple[str, int],
+        self, session: SessionInfo, held: Held, client: tuple[str, int]
     ) -> _Accepted | None:
-        channel = await WsChannel.accept_server(reader, writer)
-        message = await channel.recv_message()
+        channel = await WsLink.server(held, self.handshake_timeout)
+        try:
+            message = await channel.recv_message()
+        except BaseException:
+            channel.abort()
+            raise
         try:
             handshake = decode_client_handshake(message)
         except HandshakeError:
@@ -266,9 +248,10 @@ class ConnectionProxy:
             log.warning("connection %s: %s", live.connection_id, exc)
             await channel.close(CloseCode.PROTOCOL_ERROR, "unable to parse endpoint")
             return ClosedReason.SYSTEM_ERROR
+        loop = asyncio.get_running_loop()
         try:
-            ep_reader, ep_writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), self.dial_timeout
+            _, endpoint = await asyncio.wait_for(
+                loop.create_connection(TcpSide, host, port), self.dial_timeout
             )
         except (TimeoutError, OSError) as exc:
             where = join_host_port(host, port)
@@ -276,21 +259,14 @@ class ConnectionProxy:
             await channel.close(CloseCode.PROTOCOL_SETUP_ERROR, "unable to dial endpoint")
             return ClosedReason.NETWORK_ERROR
         try:
-            return await self._connected(accepted, live, ep_reader, ep_writer)
+            return await self._connected(accepted, live, endpoint)
         finally:
-            ep_writer.close()
+            endpoint.close()
 
-    async def _connected(
-        self,
-        accepted: _Accepted,
-        live: LiveConnection,
-        ep_reader: asyncio.StreamReader,
-        ep_writer: asyncio.StreamWriter,
-    ) -> str:
+    async def _connected(self, accepted: _Accepted, live: LiveConnection, tcp: TcpSide) -> str:
         channel = accepted.channel
-        endpoint = _address(ep_writer.get_extra_info("peername"))
-        _nodelay(channel.writer)
-        _nodelay(ep_writer)
+        assert tcp.transport is not None
+        endpoint = _address(tcp.transport.get_extra_info("peername"))
         # The report travels while bytes already flow: the client's first byte does not
         # wait for the controller. Should the controller refuse it, the connection ends
         # as it would have before relaying (1011 "unable to establish proxy").
@@ -302,7 +278,7 @@ class ConnectionProxy:
         log.debug(
             "connection %s: relaying %s <-> %s", live.connection_id, accepted.client, endpoint
         )
-        result = await self._relay_until_stopped(channel, ep_reader, ep_writer, live)
+        result = await self._relay_until_stopped(channel, tcp, live)
         return close_reason_for(live, result)
 
     @staticmethod
@@ -321,23 +297,11 @@ class ConnectionProxy:
         )
 
     async def _relay_until_stopped(
-        self,
-        channel: WsChannel,
-        ep_reader: asyncio.StreamReader,
-        ep_writer: asyncio.StreamWriter,
-        live: LiveConnection,
+        self, channel: WsLink, tcp: TcpSide, live: LiveConnection
     ) -> RelayResult | None:
         """Relay until either side ends, or until the worker stops the connection (then
         close the WebSocket with 1000 and return ``None``)."""
-        relaying = asyncio.ensure_future(
-            relay(
-                channel,
-                CountingReader(ep_reader, live),  # type: ignore[arg-type]
-                CountingWriter(ep_writer, live),  # type: ignore[arg-type]
-                # after each send or drain too: a slow receiver is not an idle one
-                on_activity=live.touch,
-            )
-        )
+        relaying = asyncio.ensure_future(channel.relay(tcp, result=live.traffic))
         stopped = asyncio.ensure_future(live.wait_stopped())
         idle = asyncio.ensure_future(self._stop_when_idle(live)) if self.idle_timeout else None
         try:
@@ -358,13 +322,14 @@ class ConnectionProxy:
             error = relaying.exception()
             if error is None:
                 result = relaying.result()
-                live.bytes_up, live.bytes_down = result.to_tcp, result.to_ws
+                live.endpoint_failed = result.ended_by == "tcp" and result.tcp_failed
                 return result
             log.warning("connection %s: relay failed: %r", live.connection_id, error)
             await channel.close(CloseCode.INTERNAL_ERROR, "relay failed")
             return None
         if live.stop_reason is None:  # the session's expiration passed
             live.stop(ClosedReason.TIMED_OUT)
+        tcp.abort()
         await self._close_stopped(channel, live)
         return None
 
@@ -376,7 +341,7 @@ class ConnectionProxy:
         live.stop(ClosedReason.TIMED_OUT, "connection idle")
 
     @staticmethod
-    async def _close_stopped(channel: WsChannel, live: LiveConnection) -> None:
+    async def _close_stopped(channel: WsLink, live: LiveConnection) -> None:
         """Tell the client the worker ended the connection (1000: the session is over;
         1011: the controller refused it)."""
         message = live.stop_message or _STOP_MESSAGES.get(

@@ -25,13 +25,14 @@ import logging
 import socket
 import ssl
 import time
-from asyncio import sslproto
 from collections import OrderedDict, deque
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from bconnect.clusterwire import ClosedReason
 from bconnect.core.handshake import session_id_from_hello
+from bconnect.core.tlsconn import start_tls
+from bconnect.core.wslink import Held
 from bconnect.hostport import join_host_port
 from bconnect.worker.cluster import (
     ClusterClient,
@@ -49,11 +50,8 @@ __all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
 
-_READ_LIMIT = 256 * 1024
 _BACKOFF_FIRST = 0.2
 _BACKOFF_MAX = 5.0
-#: asyncio's TLS read buffer until the handshake is done (then its default, 256 KiB)
-_HANDSHAKE_BUFFER = 4 * 1024
 #: a warning about a limit being hit repeats at most this often (seconds)
 _WARN_EVERY = 60.0
 #: connections that may wait for a handshake slot, per slot overall (``max_handshakes``)
@@ -62,34 +60,6 @@ _WAITING_PER_SLOT = 8
 #: opening hundreds of connections at once has them served 32 at a time; bconnect's own
 #: client waits 30 s for its TLS handshake)
 _WAIT_FOR_SLOT = 3
-
-
-class _HandshakeTLSProtocol(sslproto.SSLProtocol):
-    """asyncio's TLS protocol, with a small read buffer until the handshake is done.
-
-    ``SSLProtocol`` allocates its ``max_size`` (256 KiB) read buffer when it is created; a
-    client that sends a ClientHello naming a real session and then nothing held that
-    much for the whole handshake timeout (about 300 KB a connection with OpenSSL's own
-    state). The handshake messages a client sends are a few KiB; ``handshake_done``
-    restores the default, so an authenticated connection reads in large chunks as before.
-    """
-
-    max_size = _HANDSHAKE_BUFFER
-
-    def handshake_done(self) -> None:
-        # the next read allocates it; typeshed marks max_size a ClassVar, but asyncio
-        # reads it through self, so an instance value is what this class relies on
-        self.max_size = sslproto.SSLProtocol.max_size  # type: ignore[misc]
-
-
-class _TLSStreamProtocol(asyncio.StreamReaderProtocol):
-    """A ``StreamReaderProtocol`` that keeps the TLS transport it is connected to."""
-
-    tls_transport: asyncio.BaseTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.tls_transport = transport
-        super().connection_made(transport)
 
 
 def _source_of(peer: Any) -> str:
@@ -477,7 +447,7 @@ class Worker:
 
     async def _handle(self, conn: socket.socket, peer: Any, admission: _Admission) -> None:
         """One accepted socket; never raises (but honours cancellation)."""
-        opened: list[asyncio.StreamWriter] = []
+        opened: list[Held] = []
         try:
             await self._serve(conn, peer, admission, opened)
         except asyncio.CancelledError:
@@ -496,8 +466,8 @@ class Worker:
         finally:
             admission.release()
             self._past_tls.discard(asyncio.current_task())  # type: ignore[arg-type]
-            if opened:
-                opened[0].close()
+            if opened and opened[0].transport is not None:
+                opened[0].transport.close()
             else:
                 conn.close()
 
@@ -506,11 +476,11 @@ class Worker:
         conn: socket.socket,
         peer: Any,
         admission: _Admission,
-        opened: list[asyncio.StreamWriter],
+        opened: list[Held],
     ) -> None:
         """Wait for a handshake slot, peek, look up, TLS, check the certificate (then the
-        slot is given back), proxy. The TLS writer goes into ``opened`` for the caller to
-        close. One deadline covers everything up to the certificate check."""
+        slot is given back), proxy. The TLS connection goes into ``opened`` for the caller
+        to close. One deadline covers everything up to the certificate check."""
         await admission.wait(_WAIT_FOR_SLOT * self.handshake_timeout)
         deadline = asyncio.get_running_loop().time() + self.handshake_timeout
         hello = await peek_client_hello(conn, _left(deadline))
@@ -527,10 +497,14 @@ class Worker:
         if entry is None:
             log.debug("dropped connection from %s: unknown session %s", peer, session_id)
             return
-        reader, writer = await self._start_tls(conn, entry.context, _left(deadline))
-        opened.append(writer)
+        timeout = _left(deadline)
+        held = await asyncio.wait_for(
+            start_tls(conn, entry.context, server_side=True, timeout=timeout), timeout
+        )
+        opened.append(held)
+        assert held.transport is not None
         if not peer_certificate_matches(
-            writer.get_extra_info("ssl_object"), entry.info.certificate
+            held.transport.get_extra_info("ssl_object"), entry.info.certificate
         ):
             log.debug("dropped connection from %s: not the session certificate", peer)
             return
@@ -538,39 +512,7 @@ class Worker:
         task = asyncio.current_task()
         if task is not None:
             self._past_tls.add(task)  # type: ignore[arg-type]
-        await self.proxy.serve(entry.info, reader, writer)
-
-    async def _start_tls(
-        self, conn: socket.socket, context: ssl.SSLContext, timeout: float
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Server-side TLS on the accepted socket: what ``loop.connect_accepted_socket``
-        with ``ssl=`` does, but with ``_HandshakeTLSProtocol`` (asyncio has no public way
-        to choose its TLS read buffer). ``timeout`` bounds the handshake; a failed one
-        closes the transport, which lets go of all its TLS state."""
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=_READ_LIMIT)
-        protocol = _TLSStreamProtocol(reader)
-        done = loop.create_future()
-        tls = _HandshakeTLSProtocol(
-            loop,
-            protocol,
-            context,
-            done,
-            server_side=True,
-            # typeshed says int; asyncio takes any number of seconds (its default is 60.0)
-            ssl_handshake_timeout=timeout,  # type: ignore[arg-type]
-            ssl_shutdown_timeout=self.handshake_timeout,
-        )
-        transport, _ = await loop.connect_accepted_socket(lambda: tls, conn)
-        try:
-            await done
-        except BaseException:
-            transport.close()
-            raise
-        tls.handshake_done()
-        app_transport = protocol.tls_transport
-        assert isinstance(app_transport, asyncio.WriteTransport)
-        return reader, asyncio.StreamWriter(app_transport, protocol, reader, loop)
+        await self.proxy.serve(entry.info, held)
 
     # ---------------------------------------------------------------- status
     async def _status_loop(self) -> None:

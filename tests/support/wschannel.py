@@ -1,9 +1,9 @@
-"""A WebSocket connection over asyncio streams, driven by websockets' sans-I/O protocol,
-and the relay that carries a TCP connection over it (docs/protocol.md §3).
+"""A second, independent proxy WebSocket for the tests: asyncio streams driven by
+websockets' sans-I/O protocol, and a relay over it (docs/protocol.md §3).
 
-Both ends of the proxy use it: the client proxy (``connect_client``) and the worker
-(``accept_server``). TCP bytes travel as binary messages of at most 32 KiB; there is no
-half-close: when either side ends, the connection ends.
+bconnect's own ends use picows (``bconnect.core.wslink``); the tests use this one as the
+peer they talk to (a client poking the worker, a fake worker for the client proxy), so
+that each end is checked against an implementation that is not itself.
 """
 
 from __future__ import annotations
@@ -24,6 +24,16 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from bconnect.core import wslink
+from bconnect.core.wslink import (
+    CLOSE_WAIT,
+    MAX_INCOMING,
+    MAX_MESSAGE,
+    PROXY_PATH,
+    ChannelClosed,
+    ChannelError,
+)
+
 log = logging.getLogger(__name__)
 # websockets logs every frame at debug level; frames carry tofu tokens and user data, so
 # its protocol objects get a logger of their own that debug logging never reaches.
@@ -31,25 +41,8 @@ _frames_log = logging.getLogger("bconnect.wire")
 _frames_log.setLevel(logging.WARNING)
 _frames_log.propagate = False
 
-SUBPROTOCOL = Subprotocol("boundary-tcp-proxy-v1")
-PROXY_PATH = "/v1/proxy"
-MAX_MESSAGE = 32 * 1024  # what we send per binary message (Boundary's clients expect <= 32 KiB)
-MAX_INCOMING = 4 * 1024 * 1024  # largest frame we accept
+SUBPROTOCOL = Subprotocol(wslink.SUBPROTOCOL)
 READ_SIZE = 256 * 1024
-CLOSE_WAIT = 2.0  # seconds a closing side waits for the peer's close frame
-
-
-class ChannelError(Exception):
-    """The WebSocket failed: bad handshake, protocol error, or the peer went away."""
-
-
-class ChannelClosed(ChannelError):
-    """The peer closed the WebSocket (``code``/``reason`` from its close frame)."""
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(f"websocket closed: {code} {reason}".strip())
-        self.code = code
-        self.reason = reason
 
 
 class WsChannel:

@@ -1,0 +1,663 @@
+"""The proxy WebSocket on picows, and the relay between it and a TCP connection
+(docs/protocol.md §3).
+
+Both ends of the proxy use it: the client proxy (``WsLink.client``) and the worker
+(``WsLink.server``), each on a TLS transport it set up itself. picows parses and builds
+frames in C (client frames masked with SIMD) straight from the transport's callbacks;
+the relay moves each frame's payload to the TCP side and each TCP read into a frame with
+no task, no ``StreamReader`` and no queue between them. Flow control is the transports':
+a side whose write buffer passes its high-water mark pauses reading on the other side
+until it drains, so a receiver that stops reading stops the sender and memory stays flat.
+
+TCP bytes travel as binary messages of at most 32 KiB (what Boundary's clients expect);
+frames up to 4 MiB are accepted, a larger one is closed with 1009. There is no
+half-close: when either side ends, the connection ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from picows import (
+    WSAutoPingStrategy,
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+)
+from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in its stubs
+
+__all__ = [
+    "CLOSE_WAIT",
+    "MAX_INCOMING",
+    "MAX_MESSAGE",
+    "PROXY_PATH",
+    "SUBPROTOCOL",
+    "ChannelClosed",
+    "ChannelError",
+    "Held",
+    "RelayResult",
+    "TcpSide",
+    "WsLink",
+]
+
+log = logging.getLogger(__name__)
+# picows logs each connection at info level and frames at a debug level; frames carry
+# tofu tokens and user data, so it gets a logger of its own that debug logging never
+# reaches.
+_wire_log = logging.getLogger("bconnect.wire")
+_wire_log.setLevel(logging.WARNING)
+_wire_log.propagate = False
+
+SUBPROTOCOL = "boundary-tcp-proxy-v1"
+PROXY_PATH = "/v1/proxy"
+MAX_MESSAGE = 32 * 1024  # what we send per binary message (Boundary's clients expect <= 32 KiB)
+MAX_INCOMING = 4 * 1024 * 1024  # largest frame we accept
+CLOSE_WAIT = 2.0  # seconds a closing side waits for the peer's close frame
+#: picows' first read buffer; it grows to the largest frame seen (32 KiB + header here)
+_WS_BUFFER = 8 * 1024
+#: one TCP read: up to two messages. Reads go into one buffer shared by every
+#: connection of the process: picows copies a payload into its frame before ``send``
+#: returns, and nothing else runs between a read and its ``buffer_updated``.
+_TCP_READ = 2 * MAX_MESSAGE
+_shared_read = memoryview(bytearray(_TCP_READ))
+#: a transport's write buffer high/low-water marks (bytes) before the other side pauses
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
+
+
+class ChannelError(Exception):
+    """The WebSocket failed: bad handshake, protocol error, or the peer went away."""
+
+
+class ChannelClosed(ChannelError):
+    """The peer closed the WebSocket (``code``/``reason`` from its close frame)."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"websocket closed: {code} {reason}".strip())
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class RelayResult:
+    """What crossed a relay, and how it ended. The counters move while it runs."""
+
+    to_tcp: int = 0  # bytes written to the TCP side (from the WebSocket)
+    to_ws: int = 0  # bytes sent on the WebSocket (from the TCP side)
+    ended_by: str = ""  # "tcp" (the TCP side closed), "ws" (the peer closed), "error"
+    ws_close_code: int | None = None
+    ws_close_reason: str = ""
+    error: str = ""
+    tcp_failed: bool = False  # the TCP side broke (reset, ...) rather than closed
+    #: ``time.monotonic()`` of the last bytes moved either way
+    last_activity: float = 0.0
+
+
+class Held(asyncio.Protocol):
+    """Holds a connection's incoming bytes until its real protocol takes it over
+    (``hand_over``): a TLS transport between its handshake and the WebSocket, or a
+    local client's connection while the worker is dialed."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.pending: list[bytes] = []
+        self.eof = False
+        self.lost: asyncio.Future[None] | None = None
+        self.error: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.lost = asyncio.get_running_loop().create_future()
+        # stop reading until someone takes the bytes (some loops ignore a pause here:
+        # whatever arrives anyway is kept)
+        with contextlib.suppress(Exception):
+            transport.pause_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.pending.append(data)
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True  # keep the transport: what was sent before the EOF is still relayed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.error = exc
+        if self.lost is not None and not self.lost.done():
+            self.lost.set_result(None)
+
+    @property
+    def closed(self) -> bool:
+        return self.lost is not None and self.lost.done()
+
+    def hand_over(self, protocol: asyncio.BaseProtocol) -> None:
+        """Give the transport to ``protocol``: ``connection_made``, then what was held
+        (and an EOF that came), then reading resumes."""
+        transport = self.transport
+        assert transport is not None
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        for chunk in self.pending:
+            feed(protocol, chunk)
+        self.pending.clear()
+        if (
+            self.eof
+            and isinstance(protocol, asyncio.Protocol | asyncio.BufferedProtocol)
+            and not protocol.eof_received()
+        ):
+            transport.close()
+            return
+        if self.closed:
+            protocol.connection_lost(self.error)
+            return
+        with contextlib.suppress(Exception):
+            transport.resume_reading()
+
+
+def feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Deliver ``data`` to a protocol as its transport would."""
+    if isinstance(protocol, asyncio.BufferedProtocol):
+        view = memoryview(data)
+        while view:
+            buf = memoryview(protocol.get_buffer(len(view)))
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            protocol.buffer_updated(n)
+            view = view[n:]
+    elif isinstance(protocol, asyncio.Protocol):
+        protocol.data_received(data)
+
+
+class TcpSide(asyncio.BufferedProtocol):
+    """The plain TCP end of a relay (the local client, or the worker's endpoint).
+
+    Until ``attach`` it keeps what arrives; once attached each read becomes WebSocket
+    messages at once."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.relay: _Relay | None = None
+        self.connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending: list[bytes] = []
+        self._eof = False
+        self._lost: tuple[Exception | None] | None = None
+
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(_HIGH_WATER, _LOW_WATER)
+        if not self.connected.done():
+            self.connected.set_result(None)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _shared_read
+
+    def buffer_updated(self, nbytes: int) -> None:
+        relay = self.relay
+        if relay is not None:
+            relay.from_tcp(_shared_read[:nbytes])
+        else:
+            self._pending.append(bytes(_shared_read[:nbytes]))
+            if self.transport is not None:
+                self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        if self.relay is not None:
+            self.relay.tcp_ended(None, eof=True)
+        else:
+            self._eof = True
+        return True  # the relay closes the transport when it ends
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.relay is not None:
+            self.relay.tcp_ended(exc)
+        else:
+            self._lost = (exc,)
+        if not self.connected.done():
+            self.connected.set_exception(exc or ConnectionError("connection lost"))
+
+    def pause_writing(self) -> None:
+        if self.relay is not None:
+            self.relay.pause_ws_reading()
+
+    def resume_writing(self) -> None:
+        if self.relay is not None:
+            self.relay.resume_ws_reading()
+
+    def attach(self, relay: _Relay) -> None:
+        """Start relaying: what was held first, then reads as they come."""
+        self.relay = relay
+        for chunk in self._pending:
+            relay.from_tcp(memoryview(chunk))
+        self._pending.clear()
+        if self._lost is not None:
+            relay.tcp_ended(self._lost[0])
+        elif self._eof:
+            relay.tcp_ended(None, eof=True)
+        elif self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _Relay:
+    """Moves bytes between one WsLink and one TcpSide until either ends."""
+
+    def __init__(
+        self,
+        link: WsLink,
+        tcp: TcpSide,
+        on_activity: Callable[[], None] | None,
+        result: RelayResult,
+    ) -> None:
+        self.link = link
+        self.tcp = tcp
+        self.on_activity = on_activity
+        self.result = result
+        self.done: asyncio.Future[RelayResult] = asyncio.get_running_loop().create_future()
+        self._ws_paused = False
+
+    # TCP → WebSocket
+    def from_tcp(self, data: memoryview) -> None:
+        ws = self.link.transport
+        if self.done.done() or ws is None:
+            return
+        size = len(data)
+        if size <= MAX_MESSAGE:
+            ws.send(WSMsgType.BINARY, data)
+        else:
+            for start in range(0, size, MAX_MESSAGE):
+                ws.send(WSMsgType.BINARY, data[start : start + MAX_MESSAGE])
+        self.result.to_ws += size
+        self._touch()
+
+    # WebSocket → TCP
+    def from_ws(self, frame: WSFrame) -> None:
+        transport = self.tcp.transport
+        if self.done.done() or transport is None:
+            return
+        if transport.is_closing():
+            self.finish("tcp")
+            return
+        # a copy: a transport may keep what it cannot send now, and the frame's memory
+        # is picows' read buffer, reused by the next read
+        data = frame.get_payload_as_bytes()
+        transport.write(data)
+        self.result.to_tcp += len(data)
+        self._touch()
+
+    def _touch(self) -> None:
+        self.result.last_activity = time.monotonic()
+        if self.on_activity is not None:
+            self.on_activity()
+
+    # flow control
+    def pause_ws_reading(self) -> None:
+        ws = self.link.transport
+        if ws is not None and not self._ws_paused:
+            self._ws_paused = True
+            with contextlib.suppress(Exception):
+                ws.underlying_transport.pause_reading()
+
+    def resume_ws_reading(self) -> None:
+        ws = self.link.transport
+        if ws is not None and self._ws_paused:
+            self._ws_paused = False
+            with contextlib.suppress(Exception):
+                ws.underlying_transport.resume_reading()
+
+    def pause_tcp_reading(self) -> None:
+        if self.tcp.transport is not None:
+            with contextlib.suppress(Exception):
+                self.tcp.transport.pause_reading()
+
+    def resume_tcp_reading(self) -> None:
+        if self.tcp.transport is not None:
+            with contextlib.suppress(Exception):
+                self.tcp.transport.resume_reading()
+
+    # endings
+    def tcp_ended(self, exc: Exception | None, eof: bool = False) -> None:
+        if exc is not None:
+            self.result.tcp_failed = True
+            self.result.error = str(exc) or type(exc).__name__
+        self.finish("tcp")
+
+    def ws_closed(self, code: int | None, reason: str) -> None:
+        self.result.ws_close_code = code
+        self.result.ws_close_reason = reason
+        self.finish("ws")
+
+    def finish(self, ended_by: str) -> None:
+        if self.done.done():
+            return
+        self.result.ended_by = self.result.ended_by or ended_by
+        self.link.active = None
+        self.tcp.relay = None
+        self.done.set_result(self.result)
+
+
+class WsLink(WSListener):
+    """One proxy WebSocket: whole messages for the proxy handshake, then ``relay``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport: WSTransport | None = None
+        self.protocol: WSProtocol | None = None
+        self.active: _Relay | None = None
+        self._messages: deque[bytes] = deque()
+        self._parts: list[bytes] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Event = asyncio.Event()
+        self._writable.set()
+        self.disconnected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.close_rcvd: tuple[int | None, str] | None = None
+        self.close_sent = False
+
+    # ---------------------------------------------------------------- handshakes
+    @classmethod
+    async def client(cls, held: Held, host: str, timeout: float) -> WsLink:
+        """Upgrade a TLS connection (its bytes held by ``held``) to the proxy WebSocket
+        (``GET /v1/proxy``, our subprotocol, no compression); checks the worker agreed
+        to the subprotocol. ``host`` is the Host header."""
+        link = cls()
+        protocol = WSProtocol(
+            host,
+            PROXY_PATH,
+            True,
+            lambda: link,
+            _wire_log,
+            False,  # an exception in our callbacks is ours to handle
+            timeout,
+            False,
+            10.0,
+            10.0,
+            WSAutoPingStrategy.PING_WHEN_IDLE,
+            True,
+            MAX_INCOMING,
+            {"Sec-WebSocket-Protocol": SUBPROTOCOL},
+            _WS_BUFFER,
+        )
+        link.protocol = protocol
+        held.hand_over(protocol)
+        try:
+            await protocol.wait_until_handshake_complete()
+        except Exception as exc:
+            protocol.transport.disconnect(False)
+            raise ChannelError(f"websocket upgrade refused: {exc}") from None
+        if link.transport is None:  # the connection went away during the upgrade
+            raise ChannelError("connection lost during the websocket upgrade")
+        agreed = link.transport.response.headers.get("Sec-WebSocket-Protocol", "")
+        if agreed.strip() != SUBPROTOCOL:
+            link.abort()
+            raise ChannelError("worker did not agree to the boundary-tcp-proxy-v1 subprotocol")
+        return link
+
+    @classmethod
+    async def server(cls, held: Held, timeout: float) -> WsLink:
+        """Answer the client's upgrade on a TLS connection held by ``held``; anything
+        but ``GET /v1/proxy`` with our subprotocol is refused with an HTTP error and
+        ChannelError."""
+        link = cls()
+        refused: list[str] = []
+
+        def answer(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+            path = request.path.decode("latin-1").split("?", 1)[0]
+            offered = request.headers.get("Sec-WebSocket-Protocol", "")
+            if path != PROXY_PATH:
+                refused.append(path)
+                response = WSUpgradeResponse.create_error_response(404, b"Not Found\n")
+                return WSUpgradeResponseWithListener(response, None)
+            if SUBPROTOCOL not in (p.strip() for p in offered.split(",")):
+                refused.append(path)
+                response = WSUpgradeResponse.create_error_response(
+                    400, b"boundary-tcp-proxy-v1 subprotocol required\n"
+                )
+                return WSUpgradeResponseWithListener(response, None)
+            response = WSUpgradeResponse.create_101_response(
+                extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL}
+            )
+            return WSUpgradeResponseWithListener(response, link)
+
+        protocol = WSProtocol(
+            None,
+            None,
+            False,
+            answer,
+            _wire_log,
+            False,
+            timeout,
+            False,
+            10.0,
+            10.0,
+            WSAutoPingStrategy.PING_WHEN_IDLE,
+            True,
+            MAX_INCOMING,
+            None,
+            _WS_BUFFER,
+        )
+        link.protocol = protocol
+        held.hand_over(protocol)
+        try:
+            await protocol.wait_until_handshake_complete()
+        except Exception as exc:
+            protocol.transport.disconnect(False)
+            raise ChannelError(f"bad websocket upgrade: {exc}") from None
+        if refused:
+            raise ChannelError(f"refused websocket upgrade for {refused[0]}")
+        if link.transport is None:
+            protocol.transport.disconnect(False)
+            raise ChannelError("no websocket upgrade request")
+        return link
+
+    # ---------------------------------------------------------------- picows callbacks
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        underlying = transport.underlying_transport
+        with contextlib.suppress(Exception):
+            underlying.set_write_buffer_limits(_HIGH_WATER, _LOW_WATER)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type == WSMsgType.BINARY or msg_type == WSMsgType.CONTINUATION:
+            active = self.active
+            if active is not None:
+                active.from_ws(frame)
+                return
+            if self.close_sent:
+                return  # closing: what still comes is dropped
+            self._parts.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                self._messages.append(b"".join(self._parts))
+                self._parts.clear()
+                self._wake()
+        elif msg_type == WSMsgType.TEXT:
+            if self.active is not None:
+                self.active.from_ws(frame)
+                return
+            self._parts.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                self._messages.append(b"".join(self._parts))
+                self._parts.clear()
+                self._wake()
+        elif msg_type == WSMsgType.CLOSE:
+            code = int(frame.get_close_code().value) if frame.payload_size >= 2 else None
+            try:
+                reason = frame.get_close_reason() if frame.payload_size > 2 else ""
+            except UnicodeDecodeError:
+                reason = ""
+            self.close_rcvd = (code, reason)
+            if not self.close_sent:  # answer it, then the server ends the connection
+                self.close_sent = True
+                transport.send_close(
+                    WSCloseCode(code) if code is not None else WSCloseCode.NO_INFO, b""
+                )
+            if not transport.is_client_side:
+                transport.disconnect()
+            if self.active is not None:
+                self.active.ws_closed(code, reason)
+            self._wake()
+        # PING is answered by picows; PONG needs nothing
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.disconnected.done():
+            self.disconnected.set_result(None)
+        if self.active is not None:
+            if self.close_rcvd is not None:
+                self.active.ws_closed(*self.close_rcvd)
+            else:
+                self.active.result.error = self.active.result.error or "connection lost"
+                self.active.finish("ws")
+        self._writable.set()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+        if self.active is not None:
+            self.active.pause_tcp_reading()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+        if self.active is not None:
+            self.active.resume_tcp_reading()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ---------------------------------------------------------------- messages
+    @property
+    def close_code(self) -> int | None:
+        return self.close_rcvd[0] if self.close_rcvd else None
+
+    @property
+    def close_reason(self) -> str:
+        return self.close_rcvd[1] if self.close_rcvd else ""
+
+    @property
+    def is_open(self) -> bool:
+        return (
+            self.transport is not None
+            and not self.transport.is_disconnected
+            and not self.close_sent
+            and self.close_rcvd is None
+        )
+
+    async def send(self, data: bytes) -> None:
+        """Send bytes as binary messages of at most MAX_MESSAGE each, and wait while
+        the transport's buffer is over its high-water mark."""
+        transport = self.transport
+        if transport is None or transport.is_disconnected or self.close_sent:
+            raise ChannelError("connection lost")
+        view = memoryview(data)
+        for start in range(0, max(len(view), 1), MAX_MESSAGE):
+            transport.send(WSMsgType.BINARY, view[start : start + MAX_MESSAGE])
+        if not self._writable.is_set():
+            await self._writable.wait()
+            if transport.is_disconnected:
+                raise ChannelError("connection lost")
+
+    async def recv_message(self) -> bytes:
+        """The next whole message. Raises ChannelClosed when the peer closes, and
+        ChannelError when the connection is gone."""
+        while not self._messages:
+            if self.close_rcvd is not None:
+                raise ChannelClosed(*self.close_rcvd)
+            if self.transport is None or self.transport.is_disconnected:
+                raise ChannelError("connection lost")
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._messages.popleft()
+
+    async def close(self, code: int = 1000, reason: str = "", wait: float = CLOSE_WAIT) -> None:
+        """Send a close frame (if still open), wait up to ``wait`` seconds for the
+        peer's (dropping what it still sends), then drop the connection.
+
+        Closing the TCP connection while the peer's data is unread would reset it, and
+        the reset can overtake our close frame: a busy client would then see a broken
+        connection instead of why it ended."""
+        self.active = None
+        transport = self.transport
+        if transport is None:
+            self.abort()
+            return
+        if not transport.is_disconnected and not self.close_sent:
+            self.close_sent = True
+            with contextlib.suppress(Exception):
+                transport.send_close(WSCloseCode(code), reason.encode())
+                with contextlib.suppress(Exception):  # read on: the close frame comes
+                    transport.underlying_transport.resume_reading()
+                if self.close_rcvd is None:
+                    await asyncio.wait_for(asyncio.shield(self.disconnected), wait)
+        self.abort(graceful=True)
+
+    def abort(self, graceful: bool = False) -> None:
+        """Drop the connection (``graceful``: after what is buffered is sent)."""
+        self.active = None
+        protocol = self.protocol
+        if protocol is not None and protocol.transport is not None:
+            with contextlib.suppress(Exception):
+                protocol.transport.disconnect(graceful)
+
+    # ---------------------------------------------------------------- relaying
+    async def relay(
+        self,
+        tcp: TcpSide,
+        on_activity: Callable[[], None] | None = None,
+        result: RelayResult | None = None,
+    ) -> RelayResult:
+        """Carry bytes both ways until either side ends; then end both: the TCP side
+        ending closes the WebSocket with 1000 (and waits for the peer's close), the peer
+        closing the WebSocket closes the TCP side after what was written reaches it.
+        ``result`` (counters that move while relaying) is returned."""
+        relay = _Relay(self, tcp, on_activity, result or RelayResult())
+        relay.result.last_activity = time.monotonic()
+        if self.close_rcvd is not None or self.transport is None:
+            relay.finish("ws")
+        else:
+            # what the peer sent after the proxy handshake, while the TCP side was dialed
+            tcp_transport = tcp.transport
+            for message in self._messages:
+                if tcp_transport is not None:
+                    tcp_transport.write(message)
+                relay.result.to_tcp += len(message)
+            self._messages.clear()
+            self.active = relay
+            tcp.attach(relay)
+            if self.transport.is_disconnected:
+                self.on_ws_disconnected(self.transport)
+        try:
+            outcome = await asyncio.shield(relay.done)
+        except asyncio.CancelledError:
+            relay.finish("error")
+            raise
+        if outcome.ended_by == "tcp":
+            tcp.close()
+            await self.close(1000)
+        else:
+            self.abort(graceful=True)
+            tcp.close()
+        return outcome
