@@ -1,11 +1,12 @@
 """TLS on a connected socket, for the proxy's WebSocket (client proxy and worker).
 
-asyncio's own TLS protocol, with its read buffer sized to the job: asyncio allocates
-256 KiB a connection up front, which is most of what a thousand open connections cost.
+asyncio's own TLS protocol, with its read buffer sized to the job: asyncio allocates 256
+KiB a connection up front, which was most of what a thousand open connections cost.
 Until the handshake is done it reads 4 KiB at a time (a client that sends a ClientHello
-and then nothing holds little); after it, 64 KiB (four TLS records, as much as the relay
-moves per read). The application's bytes are kept by a :class:`~bconnect.core.wslink.Held`
-protocol until the WebSocket takes the connection over.
+and then nothing holds little); after it 8 KiB, doubling up to 128 KiB while reads keep
+filling it (a bulk transfer) and falling back when they do not. The application's bytes
+are kept by a :class:`~bconnect.core.wslink.Held` protocol until the WebSocket takes the
+connection over.
 """
 
 from __future__ import annotations
@@ -19,21 +20,50 @@ from bconnect.core.wslink import Held
 
 __all__ = ["dial", "start_tls"]
 
-#: TLS read buffer until the handshake is done, and after it
+#: TLS read buffer until the handshake is done; then it starts at RELAY_BUFFER and grows
+#: (doubling) up to BULK_BUFFER while reads keep filling it, and falls back once they
+#: do not: a busy stream reads in large chunks, an idle or chatty one holds little
 HANDSHAKE_BUFFER = 4 * 1024
-RELAY_BUFFER = 64 * 1024
+RELAY_BUFFER = 8 * 1024
+BULK_BUFFER = 128 * 1024
+_FULL_READS_TO_GROW = 4
 
 
 class _LeanTLSProtocol(sslproto.SSLProtocol):
-    """asyncio's TLS protocol with a small read buffer during the handshake and a
-    moderate one after it."""
+    """asyncio's TLS protocol with a read buffer sized to the traffic: small during the
+    handshake and for connections that move little, large for bulk transfers."""
 
     max_size = HANDSHAKE_BUFFER
+    _full_reads = 0
+    # asyncio's own attributes (not in its stubs)
+    _ssl_buffer: bytearray
+    _ssl_buffer_view: memoryview
 
     def handshake_done(self) -> None:
-        # the next read allocates it; typeshed marks max_size a ClassVar, but asyncio
-        # reads it through self, so an instance value is what this class relies on
+        # typeshed marks max_size a ClassVar, but asyncio reads it through self, so an
+        # instance value is what this class relies on
         self.max_size = RELAY_BUFFER  # type: ignore[misc]
+        self._shrink()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        size = len(self._ssl_buffer)
+        super().buffer_updated(nbytes)
+        if nbytes >= size:
+            self._full_reads += 1
+            if self._full_reads >= _FULL_READS_TO_GROW and self.max_size < BULK_BUFFER:
+                self.max_size = min(self.max_size * 2, BULK_BUFFER)  # type: ignore[misc]
+                self._full_reads = 0
+        else:
+            self._full_reads = 0
+            if nbytes <= size // 8 and self.max_size > RELAY_BUFFER:
+                self.max_size = RELAY_BUFFER  # type: ignore[misc]
+                self._shrink()
+
+    def _shrink(self) -> None:
+        """Let go of a read buffer larger than ``max_size`` (the next read allocates)."""
+        if len(self._ssl_buffer) > self.max_size:
+            self._ssl_buffer = bytearray(self.max_size)
+            self._ssl_buffer_view = memoryview(self._ssl_buffer)
 
 
 async def dial(host: str, port: int) -> socket.socket:

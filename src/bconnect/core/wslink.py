@@ -7,11 +7,13 @@ frames in C (client frames masked with SIMD) straight from the transport's callb
 the relay moves each frame's payload to the TCP side and each TCP read into a frame with
 no task, no ``StreamReader`` and no queue between them. Flow control is the transports':
 a side whose write buffer passes its high-water mark pauses reading on the other side
-until it drains, so a receiver that stops reading stops the sender and memory stays flat.
+until it drains, so a receiver that stops reading stops the sender and memory stays
+flat.
 
-TCP bytes travel as binary messages of at most 32 KiB (what Boundary's clients expect);
-frames up to 4 MiB are accepted, a larger one is closed with 1009. There is no
-half-close: when either side ends, the connection ends.
+TCP bytes travel as binary messages of at most 16 KiB (Boundary's clients send up to 32
+KiB; smaller ones keep each connection's buffers small); frames up to 4 MiB are
+accepted, a larger one is closed with 1009. There is no half-close: when either side
+ends, the connection ends.
 """
 
 from __future__ import annotations
@@ -61,11 +63,18 @@ _wire_log.propagate = False
 
 SUBPROTOCOL = "boundary-tcp-proxy-v1"
 PROXY_PATH = "/v1/proxy"
-MAX_MESSAGE = 32 * 1024  # what we send per binary message (Boundary's clients expect <= 32 KiB)
+MAX_MESSAGE = 16 * 1024  # what we send per binary message
 MAX_INCOMING = 4 * 1024 * 1024  # largest frame we accept
 CLOSE_WAIT = 2.0  # seconds a closing side waits for the peer's close frame
-#: picows' first read buffer; it grows to the largest frame seen (32 KiB + header here)
-_WS_BUFFER = 8 * 1024
+#: picows' first read buffer: a message and a header fit without growing it
+_WS_BUFFER = 20 * 1024
+#: what one read may put into it: picows doubles its buffer whenever a read fills it and
+#: never gives memory back, and asyncio's TLS fills any buffer offered while it has data,
+#: so an uncapped buffer grows with every burst. A connection whose reads keep filling
+#: what is offered (a bulk transfer) is offered more, for fewer, larger reads.
+_WS_READ = 4 * MAX_MESSAGE
+_WS_BULK_READ = 256 * 1024
+_FULL_READS_TO_GROW = 8
 #: one TCP read: up to two messages. Reads go into one buffer shared by every
 #: connection of the process: picows copies a payload into its frame before ``send``
 #: returns, and nothing else runs between a read and its ``buffer_updated``.
@@ -359,6 +368,31 @@ class _Relay:
         self.done.set_result(self.result)
 
 
+class _WSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped here
+    """picows' protocol, offering at most ``_WS_READ`` bytes a read until reads show a
+    bulk transfer (it still grows its buffer whenever a frame needs more)."""
+
+    _cap = _WS_READ
+    _offered = 0
+    _full_reads = 0
+
+    def get_buffer(self, size_hint: int) -> memoryview:
+        view: memoryview = super().get_buffer(size_hint)
+        if len(view) > self._cap:
+            view = view[: self._cap]
+        self._offered = len(view)
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if nbytes >= self._offered:
+            self._full_reads += 1
+            if self._full_reads >= _FULL_READS_TO_GROW:
+                self._cap = _WS_BULK_READ
+        else:
+            self._full_reads = 0
+        super().buffer_updated(nbytes)
+
+
 class WsLink(WSListener):
     """One proxy WebSocket: whole messages for the proxy handshake, then ``relay``."""
 
@@ -383,7 +417,7 @@ class WsLink(WSListener):
         (``GET /v1/proxy``, our subprotocol, no compression); checks the worker agreed
         to the subprotocol. ``host`` is the Host header."""
         link = cls()
-        protocol = WSProtocol(
+        protocol = _WSProtocol(
             host,
             PROXY_PATH,
             True,
@@ -441,7 +475,7 @@ class WsLink(WSListener):
             )
             return WSUpgradeResponseWithListener(response, link)
 
-        protocol = WSProtocol(
+        protocol = _WSProtocol(
             None,
             None,
             False,
