@@ -110,6 +110,10 @@ def main() -> int:
     from dataplane import run as dataplane
 
     results["data plane"] = dataplane(quick)
+    from boundary import run as real_boundary
+
+    # the same figures through a real Boundary, when BOUNDARY_BIN names one
+    results["data plane, real Boundary"] = real_boundary(quick)
     from concurrency import run as concurrency
 
     results["concurrent connections"] = concurrency(quick)
