@@ -29,6 +29,7 @@ from devserver import DevServer, start_connect, stop
 HERE = Path(__file__).resolve().parent
 CHUNK = 256 * 1024
 STREAMS = 8
+ROUNDS = 4
 #: the issue's targets (docs: README "Performance")
 TARGET_VS_CHAIN = 1.0
 TARGET_VS_BUFFERED = 0.55
@@ -168,14 +169,27 @@ def run(quick: bool) -> dict:
         proxied = Proxied(echo_port)
         assert proxied.connect is not None
         pids = {"client proxy": proxied.connect.pid, "worker (bconnect dev)": proxied.dev.proc.pid}
-        rates = {
-            "direct": throughput(echo_port, total),
-            "relay chain": throughput(chain_port, total),
-            "buffered relay chain": throughput(buffered_port, total),
+        # interleaved rounds, each path in turn: this machine's speed drifts by tens of
+        # percent within a minute, so a ratio is taken within a round, then the median
+        rounds = 1 if quick else ROUNDS
+        part = total // rounds
+        samples: dict[str, list[float]] = {}
+        cpu_rounds: list[dict] = []
+        for _ in range(rounds):
+            samples.setdefault("direct", []).append(throughput(echo_port, part))
+            samples.setdefault("relay chain", []).append(throughput(chain_port, part))
+            samples.setdefault("buffered relay chain", []).append(throughput(buffered_port, part))
+            rate, used = cpu_per_gib(pids, part, lambda: throughput(proxied.port, part))
+            samples.setdefault("bconnect", []).append(rate)
+            cpu_rounds.append(used)
+        rates = {name: statistics.median(values) for name, values in samples.items()}
+        cpu_one = {name: round(statistics.median(r[name] for r in cpu_rounds), 2) for name in pids}
+        ratio = {
+            ref: statistics.median(
+                b / r for b, r in zip(samples["bconnect"], samples[ref], strict=True)
+            )
+            for ref in ("relay chain", "buffered relay chain", "direct")
         }
-        rates["bconnect"], cpu_one = cpu_per_gib(
-            pids, total, lambda: throughput(proxied.port, total)
-        )
         each = total // STREAMS
         rates["bconnect 8 streams"], cpu_eight = cpu_per_gib(
             pids, each * STREAMS, lambda: parallel_throughput(proxied.port, each, STREAMS)
@@ -193,8 +207,8 @@ def run(quick: bool) -> dict:
     mb = 1024 * 1024
     p50 = statistics.median(lat["bconnect"]) - statistics.median(lat["direct"])
     p99 = _pct(lat["bconnect"], 99) - _pct(lat["direct"], 99)
-    vs_chain = rates["bconnect"] / rates["relay chain"]
-    vs_buffered = rates["bconnect"] / rates["buffered relay chain"]
+    vs_chain = ratio["relay chain"]
+    vs_buffered = ratio["buffered relay chain"]
     return {
         "bytes echoed per run": total,
         "direct MB/s": round(rates["direct"] / mb, 1),
@@ -203,7 +217,8 @@ def run(quick: bool) -> dict:
         "buffered relay chain MB/s": round(rates["buffered relay chain"] / mb, 1),
         "bconnect / relay chain": round(vs_chain, 3),
         "bconnect / buffered relay chain": round(vs_buffered, 3),
-        "bconnect / direct": round(rates["bconnect"] / rates["direct"], 3),
+        "bconnect / direct": round(ratio["direct"], 3),
+        "rounds (median of per-round ratios)": rounds,
         "connections timed": count,
         "direct connect+first byte p50 ms": round(statistics.median(lat["direct"]) * 1000, 2),
         "bconnect connect+first byte p50 ms": round(statistics.median(lat["bconnect"]) * 1000, 2),

@@ -1,24 +1,39 @@
 """TLS on a connected socket, for the proxy's WebSocket (client proxy and worker).
 
-asyncio's own TLS protocol, with its read buffer sized to the job: asyncio allocates 256
-KiB a connection up front, which was most of what a thousand open connections cost.
-Until the handshake is done it reads 4 KiB at a time (a client that sends a ClientHello
-and then nothing holds little); after it 8 KiB, doubling up to 128 KiB while reads keep
-filling it (a bulk transfer) and falling back when they do not. The application's bytes
-are kept by a :class:`~bconnect.core.wslink.Held` protocol until the WebSocket takes the
-connection over.
+Two engines, chosen by ``BCONNECT_TLS_ENGINE``:
+
+* ``aiofastnet`` (the default when it is installed): aiofastnet's TLS transports, written
+  in Cython, with one TLS record of buffer each way a connection. asyncio's own TLS
+  protocol is pure Python, and on this data path it was a quarter of each process's CPU.
+* ``stdlib``: asyncio's TLS protocol, with its read buffer sized to the traffic (asyncio
+  allocates 256 KiB a connection up front, which was most of what a thousand open
+  connections cost): 4 KiB until the handshake is done, then 8 KiB, doubling up to
+  128 KiB while reads keep filling it (a bulk transfer) and falling back when they do not.
+
+Either way the application's bytes are kept by a :class:`~bconnect.core.wslink.Held`
+protocol until the WebSocket takes the connection over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import socket
 import ssl
 from asyncio import sslproto
+from typing import Any
 
 from bconnect.core.wslink import Held
 
-__all__ = ["dial", "start_tls"]
+__all__ = ["ENGINE_ENV", "dial", "engine", "start_tls"]
+
+log = logging.getLogger(__name__)
+
+ENGINE_ENV = "BCONNECT_TLS_ENGINE"
+ENGINES = ("aiofastnet", "stdlib")
+#: aiofastnet's buffers a connection, each way: one full TLS record (its default is 16)
+_AIOFASTNET_BIO = 16 * 1024 + 64
 
 #: TLS read buffer until the handshake is done; then it starts at RELAY_BUFFER and grows
 #: (doubling) up to BULK_BUFFER while reads keep filling it, and falls back once they
@@ -89,6 +104,25 @@ async def dial(host: str, port: int) -> socket.socket:
     raise error or OSError(f"cannot resolve {host}")
 
 
+def engine() -> str:
+    """The TLS engine in use: ``BCONNECT_TLS_ENGINE``, else aiofastnet when installed."""
+    wanted = os.environ.get(ENGINE_ENV, "").strip().lower()
+    if wanted and wanted not in ENGINES:
+        log.warning("%s=%r is not one of %s; using stdlib", ENGINE_ENV, wanted, ENGINES)
+        return "stdlib"
+    if wanted == "stdlib" or _aiofastnet() is None:
+        return "stdlib"
+    return "aiofastnet"
+
+
+def _aiofastnet() -> Any:
+    try:
+        import aiofastnet
+    except ImportError:  # not built for this platform: asyncio's TLS does the job
+        return None
+    return aiofastnet
+
+
 async def start_tls(
     sock: socket.socket,
     context: ssl.SSLContext,
@@ -102,6 +136,17 @@ async def start_tls(
     one closes the transport, which lets go of all its TLS state (and the socket)."""
     loop = asyncio.get_running_loop()
     held = Held()
+    if engine() == "aiofastnet":
+        try:
+            await _start_tls_aiofastnet(
+                loop, held, sock, context, server_side, timeout, server_hostname
+            )
+        except BaseException:
+            if held.transport is not None:
+                held.transport.abort()
+            sock.close()
+            raise
+        return held
     done = loop.create_future()
     tls = _LeanTLSProtocol(
         loop,
@@ -129,3 +174,66 @@ async def start_tls(
         raise
     tls.handshake_done()
     return held
+
+
+async def _start_tls_aiofastnet(
+    loop: asyncio.AbstractEventLoop,
+    held: Held,
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_side: bool,
+    timeout: float,
+    server_hostname: str | None,
+) -> None:
+    fast = _aiofastnet()
+    _quiet_handshake_failures(loop)
+    options = {
+        "ssl_handshake_timeout": timeout,
+        "ssl_shutdown_timeout": timeout,
+        "ssl_incoming_bio_size": _AIOFASTNET_BIO,
+        "ssl_outgoing_bio_size": _AIOFASTNET_BIO,
+    }
+    if server_side:
+        await fast.connect_accepted_socket(loop, lambda: held, sock, ssl=context, **options)
+        return
+    # its create_connection wants a server name with a socket; start_tls takes None
+    # (no SNI, as for an IP address)
+    plain = Held()
+    transport, _ = await fast.create_connection(loop, lambda: plain, sock=sock)
+    try:
+        tls = await fast.start_tls(
+            loop, transport, held, context, server_hostname=server_hostname, **options
+        )
+    except BaseException:
+        transport.abort()
+        raise
+    held.connection_made(tls)
+
+
+def _quiet_handshake_failures(loop: asyncio.AbstractEventLoop) -> None:
+    """aiofastnet reports a failed TLS handshake on a server connection (a client with
+    the wrong certificate, a scanner) to the loop's exception handler, with the
+    exception's class where its instance belongs, which asyncio's default handler then
+    fails to print: an ERROR and a traceback for what asyncio's own TLS logs at debug.
+    Those become one debug line; everything else goes on to the loop's previous handler
+    (or the default). Installed once per loop."""
+    if getattr(loop, "_bconnect_quiet_tls", False):
+        return
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        failed = context.get("message") == "SSL handshake failed"
+        if failed and (
+            isinstance(exc, OSError) or (isinstance(exc, type) and issubclass(exc, OSError))
+        ):
+            name = exc.__name__ if isinstance(exc, type) else repr(exc)
+            log.debug("TLS handshake failed: %s", name)
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    loop._bconnect_quiet_tls = True  # type: ignore[attr-defined]

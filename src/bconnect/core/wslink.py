@@ -82,6 +82,8 @@ _TCP_READ = 2 * MAX_MESSAGE
 _shared_read = memoryview(bytearray(_TCP_READ))
 #: a transport's write buffer high/low-water marks (bytes) before the other side pauses
 _HIGH_WATER = 256 * 1024
+#: bytes a Held connection keeps before it stops reading
+_HELD_MAX = 64 * 1024
 _LOW_WATER = 64 * 1024
 
 
@@ -121,22 +123,22 @@ class Held(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
+        self.size = 0
         self.eof = False
         self.lost: asyncio.Future[None] | None = None
         self.error: Exception | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # asyncio's transport, or aiofastnet's (not an asyncio.Transport subclass)
+        self.transport = transport  # type: ignore[assignment]
         self.lost = asyncio.get_running_loop().create_future()
-        # stop reading until someone takes the bytes (some loops ignore a pause here:
-        # whatever arrives anyway is kept)
-        with contextlib.suppress(Exception):
-            transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
+        # kept; reading stops only once a lot waits (a TLS transport may hold decrypted
+        # bytes that a resume does not deliver until more arrive, so no early pause)
         self.pending.append(data)
-        if self.transport is not None:
+        self.size += len(data)
+        if self.size > _HELD_MAX and self.transport is not None:
             with contextlib.suppress(Exception):
                 self.transport.pause_reading()
 
