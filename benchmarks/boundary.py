@@ -115,20 +115,9 @@ class BoundaryDev:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             text=True, env={**os.environ, "HOME": self.home.name, "BOUNDARY_TOKEN": self.token},
         )  # fmt: skip
-        assert proc.stdout is not None
-        for _ in range(50):  # the JSON object, after any log line
-            line = proc.stdout.readline()
-            if line.startswith("{"):
-                port = int(json.loads(line)["port"])
-                break
-            if not line:
-                raise RuntimeError("boundary connect exited")
-        else:
-            raise RuntimeError("boundary connect printed no listening information")
-        from devserver import drain
+        from devserver import listening_port
 
-        drain(proc)
-        return proc, port
+        return proc, listening_port(proc)
 
     def stop(self) -> None:
         from devserver import stop

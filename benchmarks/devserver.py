@@ -167,17 +167,24 @@ def start_connect(authz: str, env: dict[str, str] | None = None) -> tuple[subpro
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=env,
     )  # fmt: skip
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
     proc.stdin.write(authz + "\n")
     proc.stdin.close()
+    return proc, listening_port(proc)
+
+
+def listening_port(proc: subprocess.Popen) -> int:
+    """The port a `connect -format json` process (bconnect's or boundary's) prints it
+    listens on; then the rest of its output is drained."""
+    assert proc.stdout is not None
     for _ in range(50):  # the JSON object, after any log line
         line = proc.stdout.readline()
         if line.startswith("{"):
             port = int(json.loads(line)["port"])
             break
         if not line:
-            raise RuntimeError("bconnect connect did not start")
+            raise RuntimeError(f"{proc.args[0]} connect did not start")
     else:
-        raise RuntimeError("bconnect connect printed no listening information")
+        raise RuntimeError(f"{proc.args[0]} connect printed no listening information")
     drain(proc)
-    return proc, port
+    return port

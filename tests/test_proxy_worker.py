@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.constants import GUARD
+from support.echo import echo_roundtrip
 from support.fake_worker import FakeWorker
 from support.ports import free_port as unused_port
 
@@ -29,25 +30,6 @@ from bconnect.core.proxythread import run_in_thread
 from bconnect.core.token import encode_authz_token
 
 pytestmark = pytest.mark.all_databases
-
-
-async def echo_roundtrip(port: int, payload: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    received = bytearray()
-
-    async def send() -> None:
-        writer.write(payload)
-        await writer.drain()
-
-    async def receive() -> None:
-        while len(received) < len(payload):
-            chunk = await reader.read(65536)
-            assert chunk, "connection closed early"
-            received.extend(chunk)
-
-    await asyncio.wait_for(asyncio.gather(send(), receive()), GUARD)
-    writer.close()
-    return bytes(received)
 
 
 async def until(predicate, what: str) -> None:  # noqa: ANN001

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from support.constants import GUARD
+from support.echo import echo_roundtrip
 from support.fake_cluster import FakeSession
 from support.wait import wait_for
 from support.worker_harness import worker_env
@@ -51,32 +52,13 @@ def authz_for(
     )
 
 
-async def echo(port: int, payload: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    received = bytearray()
-
-    async def send() -> None:
-        writer.write(payload)
-        await writer.drain()
-
-    async def receive() -> None:
-        while len(received) < len(payload):
-            chunk = await reader.read(1 << 20)
-            assert chunk, "connection closed early"
-            received.extend(chunk)
-
-    await asyncio.wait_for(asyncio.gather(send(), receive()), GUARD)
-    writer.close()
-    return bytes(received)
-
-
 async def test_bytes_cross_intact_and_are_reported(engine: str) -> None:
     async with worker_env() as env:
         session = env.session("s_engine1234")
         proxy = ClientProxy(authz_for(session, env.port), teardown=False)
         _, port = await proxy.start()
         payload = os.urandom(8 * 1024 * 1024 + 3)
-        results = await asyncio.gather(*(echo(port, payload) for _ in range(3)))
+        results = await asyncio.gather(*(echo_roundtrip(port, payload) for _ in range(3)))
         for echoed in results:
             assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
         reports = await asyncio.to_thread(

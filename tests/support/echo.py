@@ -1,7 +1,9 @@
-"""The suite's one TCP echo server, and a client that sends through one."""
+"""The suite's one TCP echo server, and a client that sends through one (blocking, or
+from asyncio)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 
@@ -59,3 +61,23 @@ def echo_through(port: int, payload: bytes) -> bytes:
             got += chunk
         sender.join()
     return bytes(got)
+
+
+async def echo_roundtrip(port: int, payload: bytes) -> bytes:
+    """``echo_through`` from asyncio: send ``payload`` and read the echo concurrently."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    received = bytearray()
+
+    async def send() -> None:
+        writer.write(payload)
+        await writer.drain()
+
+    async def receive() -> None:
+        while len(received) < len(payload):
+            chunk = await reader.read(1 << 20)
+            assert chunk, "connection closed early"
+            received.extend(chunk)
+
+    await asyncio.wait_for(asyncio.gather(send(), receive()), GUARD)
+    writer.close()
+    return bytes(received)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, ProtocolError
@@ -32,6 +31,7 @@ from bconnect.core.wslink import (
     PROXY_PATH,
     ChannelClosed,
     ChannelError,
+    RelayResult,
 )
 
 log = logging.getLogger(__name__)
@@ -243,17 +243,6 @@ def _select_subprotocol(
     protocol: ServerProtocol, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
-
-
-@dataclass
-class RelayResult:
-    """What crossed a relay, and how it ended."""
-
-    to_tcp: int = 0  # bytes written to the TCP side (from the WebSocket)
-    to_ws: int = 0  # bytes sent on the WebSocket (from the TCP side)
-    ended_by: str = ""  # "tcp" (the TCP side closed), "ws" (the peer closed), "error"
-    ws_close_code: int | None = None
-    error: str = ""
 
 
 async def relay(

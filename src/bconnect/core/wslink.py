@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from picows import (
     WSAutoPingStrategy,
@@ -370,6 +371,26 @@ class _Relay:
         self.done.set_result(self.result)
 
 
+def _options(timeout: float, headers: dict[str, str] | None) -> tuple[Any, ...]:
+    """WSProtocol's arguments after its listener factory, the same for both ends: our
+    quiet logger, no disconnect on a callback's exception (ours to handle), the upgrade
+    ``timeout``, no automatic pings but answers to the peer's, 4 MiB frames at most, the
+    extra upgrade ``headers`` (client side) and the first read buffer."""
+    return (
+        _wire_log,
+        False,
+        timeout,
+        False,
+        10.0,
+        10.0,
+        WSAutoPingStrategy.PING_WHEN_IDLE,
+        True,
+        MAX_INCOMING,
+        headers,
+        _WS_BUFFER,
+    )
+
+
 class _WSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped here
     """picows' protocol, offering at most ``_WS_READ`` bytes a read until reads show a
     bulk transfer (it still grows its buffer whenever a frame needs more)."""
@@ -424,25 +445,9 @@ class WsLink(WSListener):
             PROXY_PATH,
             True,
             lambda: link,
-            _wire_log,
-            False,  # an exception in our callbacks is ours to handle
-            timeout,
-            False,
-            10.0,
-            10.0,
-            WSAutoPingStrategy.PING_WHEN_IDLE,
-            True,
-            MAX_INCOMING,
-            {"Sec-WebSocket-Protocol": SUBPROTOCOL},
-            _WS_BUFFER,
+            *_options(timeout, {"Sec-WebSocket-Protocol": SUBPROTOCOL}),
         )
-        link.protocol = protocol
-        held.hand_over(protocol)
-        try:
-            await protocol.wait_until_handshake_complete()
-        except Exception as exc:
-            protocol.transport.disconnect(False)
-            raise ChannelError(f"websocket upgrade refused: {exc}") from None
+        await link._upgrade(protocol, held, "websocket upgrade refused")
         if link.transport is None:  # the connection went away during the upgrade
             raise ChannelError("connection lost during the websocket upgrade")
         agreed = link.transport.response.headers.get("Sec-WebSocket-Protocol", "")
@@ -477,36 +482,24 @@ class WsLink(WSListener):
             )
             return WSUpgradeResponseWithListener(response, link)
 
-        protocol = _WSProtocol(
-            None,
-            None,
-            False,
-            answer,
-            _wire_log,
-            False,
-            timeout,
-            False,
-            10.0,
-            10.0,
-            WSAutoPingStrategy.PING_WHEN_IDLE,
-            True,
-            MAX_INCOMING,
-            None,
-            _WS_BUFFER,
-        )
-        link.protocol = protocol
-        held.hand_over(protocol)
-        try:
-            await protocol.wait_until_handshake_complete()
-        except Exception as exc:
-            protocol.transport.disconnect(False)
-            raise ChannelError(f"bad websocket upgrade: {exc}") from None
+        protocol = _WSProtocol(None, None, False, answer, *_options(timeout, None))
+        await link._upgrade(protocol, held, "bad websocket upgrade")
         if refused:
             raise ChannelError(f"refused websocket upgrade for {refused[0]}")
         if link.transport is None:
             protocol.transport.disconnect(False)
             raise ChannelError("no websocket upgrade request")
         return link
+
+    async def _upgrade(self, protocol: _WSProtocol, held: Held, failure: str) -> None:
+        """Give ``held``'s connection to ``protocol`` and wait for the upgrade."""
+        self.protocol = protocol
+        held.hand_over(protocol)
+        try:
+            await protocol.wait_until_handshake_complete()
+        except Exception as exc:
+            protocol.transport.disconnect(False)
+            raise ChannelError(f"{failure}: {exc}") from None
 
     # ---------------------------------------------------------------- picows callbacks
     def on_ws_connected(self, transport: WSTransport) -> None:
