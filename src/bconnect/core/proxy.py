@@ -569,12 +569,11 @@ class ClientProxy:
             spare.result().abort()
 
     async def _take_spare(self) -> WsLink | None:
-        """The spare connection if it is (or becomes) usable, and start the next one."""
+        """The spare connection if it is (or becomes) usable."""
         spare, self._spare = self._spare, None
         fresh = spare is not None and (
             asyncio.get_running_loop().time() - self._spare_born < SPARE_MAX_AGE
         )
-        self._refill_spare()
         if spare is None:
             return None
         if not fresh:
@@ -594,7 +593,15 @@ class ClientProxy:
 
     async def _connect_and_handshake(self) -> tuple[WsLink, HandshakeResult]:
         """A worker connection past the proxy handshake: over the spare when there is
-        one (a spare the worker dropped meanwhile is replaced by a new connection)."""
+        one (a spare the worker dropped meanwhile is replaced by a new connection). The
+        next spare is made once this handshake is done, not during it: its TLS handshake
+        would compete with this connection's for the CPU."""
+        try:
+            return await self._connect_and_handshake_now()
+        finally:
+            self._refill_spare()
+
+    async def _connect_and_handshake_now(self) -> tuple[WsLink, HandshakeResult]:
         assert self._dialer is not None
         spare = await self._take_spare()
         if spare is not None:
