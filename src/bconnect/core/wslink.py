@@ -23,7 +23,6 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,9 +82,13 @@ _TCP_READ = 2 * MAX_MESSAGE
 _shared_read = memoryview(bytearray(_TCP_READ))
 #: a transport's write buffer high/low-water marks (bytes) before the other side pauses
 _HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
 #: bytes a Held connection keeps before it stops reading
 _HELD_MAX = 64 * 1024
-_LOW_WATER = 64 * 1024
+
+
+#: frames whose payload is the peer's data (a relay needs no message boundaries)
+_DATA_FRAMES = (WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.TEXT)
 
 
 class ChannelError(Exception):
@@ -194,6 +197,15 @@ def feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
         protocol.data_received(data)
 
 
+def _send_messages(ws: WSTransport, data: memoryview) -> None:
+    """``data`` as binary messages of at most MAX_MESSAGE each (one, when empty)."""
+    if len(data) <= MAX_MESSAGE:
+        ws.send(WSMsgType.BINARY, data)
+        return
+    for start in range(0, len(data), MAX_MESSAGE):
+        ws.send(WSMsgType.BINARY, data[start : start + MAX_MESSAGE])
+
+
 class TcpSide(asyncio.BufferedProtocol):
     """The plain TCP end of a relay (the local client, or the worker's endpoint).
 
@@ -230,7 +242,7 @@ class TcpSide(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         if self.relay is not None:
-            self.relay.tcp_ended(None, eof=True)
+            self.relay.tcp_ended(None)
         else:
             self._eof = True
         return True  # the relay closes the transport when it ends
@@ -260,7 +272,7 @@ class TcpSide(asyncio.BufferedProtocol):
         if self._lost is not None:
             relay.tcp_ended(self._lost[0])
         elif self._eof:
-            relay.tcp_ended(None, eof=True)
+            relay.tcp_ended(None)
         elif self.transport is not None:
             with contextlib.suppress(Exception):
                 self.transport.resume_reading()
@@ -277,16 +289,9 @@ class TcpSide(asyncio.BufferedProtocol):
 class _Relay:
     """Moves bytes between one WsLink and one TcpSide until either ends."""
 
-    def __init__(
-        self,
-        link: WsLink,
-        tcp: TcpSide,
-        on_activity: Callable[[], None] | None,
-        result: RelayResult,
-    ) -> None:
+    def __init__(self, link: WsLink, tcp: TcpSide, result: RelayResult) -> None:
         self.link = link
         self.tcp = tcp
-        self.on_activity = on_activity
         self.result = result
         self.done: asyncio.Future[RelayResult] = asyncio.get_running_loop().create_future()
         self._ws_paused = False
@@ -296,14 +301,9 @@ class _Relay:
         ws = self.link.transport
         if self.done.done() or ws is None:
             return
-        size = len(data)
-        if size <= MAX_MESSAGE:
-            ws.send(WSMsgType.BINARY, data)
-        else:
-            for start in range(0, size, MAX_MESSAGE):
-                ws.send(WSMsgType.BINARY, data[start : start + MAX_MESSAGE])
-        self.result.to_ws += size
-        self._touch()
+        _send_messages(ws, data)
+        self.result.to_ws += len(data)
+        self.result.last_activity = time.monotonic()
 
     # WebSocket → TCP
     def from_ws(self, frame: WSFrame) -> None:
@@ -318,12 +318,7 @@ class _Relay:
         data = frame.get_payload_as_bytes()
         transport.write(data)
         self.result.to_tcp += len(data)
-        self._touch()
-
-    def _touch(self) -> None:
         self.result.last_activity = time.monotonic()
-        if self.on_activity is not None:
-            self.on_activity()
 
     # flow control
     def pause_ws_reading(self) -> None:
@@ -351,7 +346,7 @@ class _Relay:
                 self.tcp.transport.resume_reading()
 
     # endings
-    def tcp_ended(self, exc: Exception | None, eof: bool = False) -> None:
+    def tcp_ended(self, exc: Exception | None) -> None:
         if exc is not None:
             self.result.tcp_failed = True
             self.result.error = str(exc) or type(exc).__name__
@@ -510,22 +505,13 @@ class WsLink(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
-        if msg_type == WSMsgType.BINARY or msg_type == WSMsgType.CONTINUATION:
+        if msg_type in _DATA_FRAMES:
             active = self.active
             if active is not None:
                 active.from_ws(frame)
                 return
             if self.close_sent:
                 return  # closing: what still comes is dropped
-            self._parts.append(frame.get_payload_as_bytes())
-            if frame.fin:
-                self._messages.append(b"".join(self._parts))
-                self._parts.clear()
-                self._wake()
-        elif msg_type == WSMsgType.TEXT:
-            if self.active is not None:
-                self.active.from_ws(frame)
-                return
             self._parts.append(frame.get_payload_as_bytes())
             if frame.fin:
                 self._messages.append(b"".join(self._parts))
@@ -601,9 +587,7 @@ class WsLink(WSListener):
         transport = self.transport
         if transport is None or transport.is_disconnected or self.close_sent:
             raise ChannelError("connection lost")
-        view = memoryview(data)
-        for start in range(0, max(len(view), 1), MAX_MESSAGE):
-            transport.send(WSMsgType.BINARY, view[start : start + MAX_MESSAGE])
+        _send_messages(transport, memoryview(data))
         if not self._writable.is_set():
             await self._writable.wait()
             if transport.is_disconnected:
@@ -652,17 +636,12 @@ class WsLink(WSListener):
                 protocol.transport.disconnect(graceful)
 
     # ---------------------------------------------------------------- relaying
-    async def relay(
-        self,
-        tcp: TcpSide,
-        on_activity: Callable[[], None] | None = None,
-        result: RelayResult | None = None,
-    ) -> RelayResult:
+    async def relay(self, tcp: TcpSide, result: RelayResult | None = None) -> RelayResult:
         """Carry bytes both ways until either side ends; then end both: the TCP side
         ending closes the WebSocket with 1000 (and waits for the peer's close), the peer
         closing the WebSocket closes the TCP side after what was written reaches it.
         ``result`` (counters that move while relaying) is returned."""
-        relay = _Relay(self, tcp, on_activity, result or RelayResult())
+        relay = _Relay(self, tcp, result or RelayResult())
         relay.result.last_activity = time.monotonic()
         if self.close_rcvd is not None or self.transport is None:
             relay.finish("ws")
