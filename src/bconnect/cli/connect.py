@@ -459,7 +459,8 @@ connect = click.group(
     help=help_text(
         "Connect to a target through a worker: authorize a session (or use an existing "
         "authorization) and proxy it on a local port until the session ends, the program "
-        "given with -exec exits, or Ctrl-C.",
+        "given with -exec exits, or Ctrl-C. BCONNECT_TLS_ENGINE=stdlib uses asyncio's own "
+        "TLS to the worker instead of aiofastnet's (docs/server.md).",
         "bconnect connect -target-id ttcp_1234567890",
         "bconnect connect web.prod -listen-port 8080",
         "bconnect connect -target-name ssh-box -target-scope-name my-project -listen-port 2222",
@@ -468,5 +469,6 @@ connect = click.group(
         "bconnect targets authorize-session -id ttcp_1234567890 -format json | "
         "bconnect connect -authz-token -",
         "bconnect connect ssh -target-id ttcp_1234567890 -- -L 8080:localhost:80",
+        "BCONNECT_TLS_ENGINE=stdlib bconnect connect -target-id ttcp_1234567890",
     ),
 )(apply_options(api_command(_connect), CONNECT_OPTIONS))

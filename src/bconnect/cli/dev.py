@@ -160,6 +160,7 @@ def dev(
     Example:
       bconnect dev
       bconnect dev -api-listen-address 127.0.0.1:9300 -database-url ./dev.db
+      BCONNECT_TLS_ENGINE=stdlib bconnect dev
     """
     setup_server_logging(log_level)
     from bconnect.controller.server import ListenError

@@ -149,7 +149,8 @@ def worker(
     The worker dials the controller's cluster listener (started by `bconnect dev` on port
     9201), registers under its name, and serves Boundary's TLS + WebSocket proxy protocol
     on the proxy listen address. Ctrl-C or SIGTERM closes live connections, reports them
-    to the controller and stops.
+    to the controller and stops. BCONNECT_TLS_ENGINE=stdlib serves clients with asyncio's
+    own TLS instead of aiofastnet's (docs/server.md).
 
     \b
     Example:
@@ -162,6 +163,7 @@ def worker(
           -name worker1 -tag region=eu -tag type=prod -idle-timeout 1h
       bconnect worker -controller-address https://ctl.example:9201 \\
           -controller-ca-cert /etc/bconnect/ca.pem -worker-auth-key env://BCONNECT_WORKER_KEY
+      BCONNECT_TLS_ENGINE=stdlib bconnect worker -auth-storage-path /var/lib/bconnect
     """
     setup_server_logging(log_level)
     if (auth_key is None) == (auth_storage_path is None):
