@@ -21,6 +21,7 @@ from support.dataplane import Connect
 from support.echo import EchoServer
 from support.fake_controller import FakeController
 from support.fake_worker import FakeWorker
+from support.openssh import OpenSSH, running_openssh
 from support.pgserver import PostgresServer, postgres_bindir
 from support.servers import (
     PostgresRole,
@@ -221,6 +222,13 @@ def echo_server() -> Iterator[EchoServer]:
 def ssh_server() -> Iterator[SSHServer]:
     """An SSH server on 127.0.0.1 (support/servers.py): key and password logins."""
     with running_ssh_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def openssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSSH]:
+    """A real OpenSSH sshd on 127.0.0.1 (support/openssh.py): public key logins."""
+    with running_openssh(tmp_path_factory.mktemp("sshd")) as server:
         yield server
 
 

@@ -34,6 +34,7 @@ from bconnect.cli.options import (
     GlobalOptions,
     UserError,
     api_command,
+    bool_option,
     secret_value,
     string_option,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "PASSTHROUGH_KEY",
     "ConnectError",
     "ConnectFlags",
+    "check_stdio",
     "connect",
     "connect_flags",
     "parse_duration",
@@ -57,6 +59,7 @@ __all__ = [
     "open_cli_session",
     "run_cli_session",
     "run_connect",
+    "run_stdio",
     "take_connect_args",
 ]
 
@@ -89,6 +92,12 @@ class ConnectFlags:
     listen_port: int | None = None
     exec_program: str | None = None
     inactive_timeout: float | None = None
+    stdio: bool = False
+
+
+#: ``-stdio`` and its spellings (a following argument that is not a flag is the alias)
+_STDIO_FLAGS = ("-stdio", "--stdio")
+_BOOL_WORDS = ("true", "false", "t", "f", "1", "0")
 
 
 # ---------------------------------------------------------------------- pure parsing
@@ -109,6 +118,19 @@ def take_connect_args(
     subcommand = is_subcommand is not None and bool(args) and is_subcommand(args[0])
     if args and not args[0].startswith("-") and not subcommand:
         ctx.meta[ALIAS_KEY] = args.pop(0)
+    elif ALIAS_KEY not in ctx.meta:
+        # `connect -stdio %h`, as an ssh ProxyCommand is written: the argument after
+        # -stdio (a flag without a value) is the alias
+        for index, arg in enumerate(args[:-1]):
+            following = args[index + 1]
+            if (
+                arg in _STDIO_FLAGS
+                and not following.startswith("-")
+                and following.lower() not in _BOOL_WORDS
+                and not (is_subcommand is not None and is_subcommand(following))
+            ):
+                ctx.meta[ALIAS_KEY] = args.pop(index + 1)
+                break
     return args
 
 
@@ -282,12 +304,56 @@ def run_cli_session(
     return result.exit_code
 
 
+def check_stdio(flags: ConnectFlags, passthrough: Sequence[str] = ()) -> None:
+    """``-stdio`` carries one connection on stdin and stdout: no listener, no program."""
+    conflicts = [
+        flag
+        for flag, given in (
+            ("-exec", flags.exec_program is not None),
+            ("-listen-port", flags.listen_port is not None),
+            ("-listen-addr", flags.listen_addr != "127.0.0.1"),
+            ("-inactive-timeout", flags.inactive_timeout is not None),
+            ("arguments after --", bool(passthrough)),
+        )
+        if given
+    ]
+    if conflicts:
+        raise FlagError(
+            f"-stdio carries one connection on stdin and stdout: it cannot be used with "
+            f"{', '.join(conflicts)}"
+        )
+
+
+def run_stdio(opts: GlobalOptions, flags: ConnectFlags) -> int:
+    """``connect -stdio``: one connection between stdin/stdout and the target, then the
+    session is canceled. Nothing but the stream goes to stdout; a failure is one line
+    on stderr (:func:`bconnect.core.runner.stdio_outcome`). Returns the exit code."""
+    import asyncio
+
+    from bconnect.cli import output
+    from bconnect.core.proxy import ProxyError
+    from bconnect.core.session import run_session
+
+    session = open_cli_session(opts, flags)
+    try:
+        result = asyncio.run(run_session(session, stdio=True))
+    except ProxyError as exc:
+        raise UserError(f"Error starting proxy: {exc}") from None
+    for line in (*result.warnings, result.reason):
+        if line:
+            opts.echo(output.escape_controls(line), err=True)
+    return result.exit_code
+
+
 def run_connect(opts: GlobalOptions, flags: ConnectFlags, passthrough: Sequence[str] = ()) -> int:
     """Run plain ``connect`` to its end (``-exec`` runs ``flags.exec_program`` with
-    ``passthrough``); returns the exit code."""
+    ``passthrough``; ``-stdio`` carries stdin and stdout); returns the exit code."""
     from bconnect.core.runner import ExecSpec
     from bconnect.core.session import run_session
 
+    if flags.stdio:
+        check_stdio(flags, passthrough)
+        return run_stdio(opts, flags)
     session = open_cli_session(opts, flags)
     spec = ExecSpec(flags.exec_program, list(passthrough)) if flags.exec_program else None
 
@@ -411,6 +477,13 @@ CONNECT_OPTIONS = [
         help="How long to wait between connections before closing the session: seconds "
         "or a duration such as 30s. Not set or 0: no timeout; -1 disables it.",
     ),
+    bool_option(
+        "stdio",
+        help="Carry one connection on stdin and stdout instead of listening on a port, "
+        "then cancel the session: for ssh's ProxyCommand (ssh -o "
+        "ProxyCommand='bconnect connect -stdio %h' user@web.prod). Only the stream goes "
+        "to stdout; errors are one line on stderr, with exit code 1.",
+    ),
 ]
 
 
@@ -436,6 +509,7 @@ def connect_flags(ctx: click.Context, kw: dict[str, Any]) -> ConnectFlags:
         listen_port=parse_listen_port(kw["listen_port"]),
         exec_program=kw["exec_program"] or None,
         inactive_timeout=parse_duration(kw["inactive_timeout"]),
+        stdio=bool(kw["stdio"]),
     )
 
 
@@ -469,6 +543,7 @@ connect = click.group(
         "bconnect targets authorize-session -id ttcp_1234567890 -format json | "
         "bconnect connect -authz-token -",
         "bconnect connect ssh -target-id ttcp_1234567890 -- -L 8080:localhost:80",
+        "ssh -o ProxyCommand='bconnect connect -stdio %h' ubuntu@web.prod",
         "BCONNECT_TLS_ENGINE=stdlib bconnect connect -target-id ttcp_1234567890",
     ),
 )(apply_options(api_command(_connect), CONNECT_OPTIONS))

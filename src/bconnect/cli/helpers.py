@@ -167,12 +167,15 @@ def run_helper(
     helper did not consume (Boundary's "Credentials:" block, or ``{"credentials":
     [...]}`` with ``-format json``); returns the exit code."""
     from bconnect.cli import connect_output, output
-    from bconnect.cli.connect import open_cli_session, run_cli_session
+    from bconnect.cli.connect import check_stdio, open_cli_session, run_cli_session, run_stdio
     from bconnect.core.launch import LaunchError, is_raw_helper, launch_helper
 
     host = plugin_index.plugin_host()
     if host.helper(helper) is None:
         raise UserError(f'No plugin offers the helper "{helper}"')
+    if flags.stdio:  # `bconnect ssh -stdio web.prod`: the stream, no program
+        check_stdio(flags, passthrough)
+        return run_stdio(opts, flags)
     session = open_cli_session(opts, flags)
 
     def show(left: Sequence[Mapping[str, Any]]) -> None:

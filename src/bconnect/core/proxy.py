@@ -237,6 +237,7 @@ class ClientProxy:
         #: next local connection takes: it then waits only for the proxy handshake
         self._spare: asyncio.Task[WsLink] | None = None
         self._spare_born = 0.0
+        self._single = False  # start_single: one connection, no listener, no spare
 
     # ------------------------------------------------------------------ properties
     @property
@@ -271,16 +272,8 @@ class ClientProxy:
         Raises :class:`ProxyError` when the session has expired, the TLS settings
         cannot be built from the token, or the address cannot be bound.
         """
-        if self._supervisor is not None:
-            raise ProxyError("proxy was already started")
         loop = asyncio.get_running_loop()
-        remaining = (self.expiration - datetime.now(UTC)).total_seconds()
-        if remaining <= 0:
-            raise ProxyError("session has expired")
-        try:
-            self._dialer = WorkerDialer(self.authz, self.connect_timeout)
-        except (ValueError, OSError) as exc:
-            raise ProxyError(f"error creating TLS configuration: {exc}") from None
+        self._prepare()
         try:
             # a deep accept queue: a burst of local connections (a pool opening, a load
             # test) must not overflow asyncio's default of 100 and see resets
@@ -294,13 +287,39 @@ class ClientProxy:
             ) from None
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
-        self._ended = loop.create_future()
-        self._timers["expiry"] = loop.call_later(remaining, self._expire)
-        self._supervisor = asyncio.ensure_future(self._supervise())
-        self._schedule_probe()
+        self._begin()
         self._refill_spare()
         log.debug("proxy for %s listening on %s", self.session_id, self.address)
         return self.host, self.port
+
+    async def start_single(self, side: TcpSide) -> None:
+        """Carry exactly one connection, ``side`` (stdin and stdout in ``connect
+        -stdio``), without a listener; the proxy ends when that connection does. A
+        connection the worker closes with an error (the target cannot be dialed, the
+        session is refused) ends the proxy with that error. Raises :class:`ProxyError`
+        as :meth:`start` does."""
+        self._prepare()
+        self._single = True
+        self._begin()
+        self._spawn_connection(side)
+
+    def _prepare(self) -> None:
+        if self._supervisor is not None:
+            raise ProxyError("proxy was already started")
+        if (self.expiration - datetime.now(UTC)).total_seconds() <= 0:
+            raise ProxyError("session has expired")
+        try:
+            self._dialer = WorkerDialer(self.authz, self.connect_timeout)
+        except (ValueError, OSError) as exc:
+            raise ProxyError(f"error creating TLS configuration: {exc}") from None
+
+    def _begin(self) -> None:
+        loop = asyncio.get_running_loop()
+        remaining = (self.expiration - datetime.now(UTC)).total_seconds()
+        self._ended = loop.create_future()
+        self._timers["expiry"] = loop.call_later(max(0.0, remaining), self._expire)
+        self._supervisor = asyncio.ensure_future(self._supervise())
+        self._schedule_probe()
 
     async def wait(self) -> ProxyResult:
         """Wait for the proxy to end (including the session-cancel command)."""
@@ -525,6 +544,8 @@ class ClientProxy:
             tcp.close()
             self._conns.discard(task)
             self._activity_changed()
+            if self._single:
+                self._close_listener()
             if self._stopping and not self._conns:
                 self._stop.set()
 
@@ -535,7 +556,7 @@ class ClientProxy:
     # a spare connection to the worker, made ahead
     def _refill_spare(self) -> None:
         """Start making the next spare connection (when none is there)."""
-        if self._stopping or self._spare is not None or self._dialer is None:
+        if self._stopping or self._single or self._spare is not None or self._dialer is None:
             return
         loop = asyncio.get_running_loop()
         self._spare = asyncio.ensure_future(self._dialer.open())
@@ -637,6 +658,14 @@ class ClientProxy:
         )
         if outcome.ended_by == "tcp":
             return  # the local client hung up: nothing to learn about the session
+        if self._single and outcome.ws_close_code != 1000:
+            # one connection is all there is: why the worker ended it is the result
+            if outcome.ws_close_code is None:
+                error = ProxyError("the connection to the worker was lost")
+            else:
+                why = outcome.ws_close_reason or f"close code {outcome.ws_close_code}"
+                error = ProxyError(f"the worker closed the connection: {why}")
+            self._request_stop(error=error)
         if outcome.ws_close_reason == CANCELED_CLOSE_REASON:
             # bconnect's worker names the cause; Boundary's does not, and its client
             # learns of the cancel when the next connection is refused.

@@ -50,6 +50,7 @@ __all__ = [
     "proxied_env",
     "render_args",
     "returncode_to_exit",
+    "stdio_outcome",
     "termination_reason",
 ]
 
@@ -63,6 +64,7 @@ EXIT_CHILD_FAILED = 2
 #: How long a child has to exit after SIGTERM before it is killed.
 CHILD_GRACE = 10.0
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _TEMPLATE_STYLES = ("{{boundary.%s}}", "{{ boundary.%s}}", "{{boundary.%s }}", "{{ boundary.%s }}")
 
 
@@ -128,6 +130,26 @@ def exit_code(*, exec_used: bool, child_exit: int | None, result: ProxyResult | 
     if exec_used:
         return EXIT_CHILD_FAILED if child_exit is None else child_exit
     return 1 if result is not None and result.error is not None else 0
+
+
+def stdio_outcome(*, shutdown: bool, result: ProxyResult | None) -> tuple[int, str]:
+    """The exit code and the one line for stderr ("" for none) of a ``-stdio`` run.
+
+    A connection the target (or the reader of stdout) ended is a success, silently; so
+    is a shutdown signal (``ssh`` sends its proxy command SIGHUP when it exits). A
+    connection that never got through, a failed proxy and a session that ended under
+    the stream (canceled, expired) exit 1 with the reason."""
+    if shutdown:
+        return 0, ""
+    if result is None:
+        return 1, "Error: the proxy did not start"
+    if result.error is not None:
+        return 1, f"Error: {result.error}"
+    if result.handshakes == 0:
+        return 1, f"Error: no connection was made: {result.termination_reason}"
+    if result.reason:
+        return 1, result.reason
+    return 0, ""
 
 
 def needs_api_cancel(result: ProxyResult | None) -> bool:
@@ -213,8 +235,12 @@ class ConnectRunner:
         handle_signals: bool = True,
         child_grace: float = CHILD_GRACE,
         quiet_cancel: bool = False,
+        stdio: bool = False,
     ) -> None:
+        if stdio and exec_spec is not None:
+            raise ValueError("a stdio run carries stdin and stdout: it runs no program")
         self.authz = authz
+        self.stdio = stdio
         self.exec_spec = exec_spec
         self.on_listening = on_listening
         self.api_cancel = api_cancel
@@ -248,6 +274,8 @@ class ConnectRunner:
         """Start listening, run until the end, tear down. A proxy that cannot start
         raises :class:`ProxyError` (after canceling the session through the API)."""
         with self._signals():  # from the start: a Ctrl-C still tears down properly
+            if self.stdio:
+                return await self._run_stdio()
             try:
                 host, port = await self.proxy.start()
             except ProxyError:
@@ -274,6 +302,39 @@ class ConnectRunner:
             exit_code=exit_code(exec_used=exec_used, child_exit=child_exit, result=result),
             proxy=result,
             child_exit=child_exit,
+            shutdown=shutdown,
+            api_canceled=api_canceled,
+            warnings=tuple(self._warnings),
+        )
+
+    async def _run_stdio(self) -> RunResult:
+        """One connection carrying stdin and stdout (:mod:`bconnect.core.stdio`), no
+        listener, no program; the session is canceled when it ends."""
+        from bconnect.core.stdio import open_stdio
+
+        try:
+            side = await open_stdio()
+        except OSError as exc:
+            await self._cancel_via_api(None)
+            raise ProxyError(f"cannot use stdin and stdout: {exc.strerror or exc}") from None
+        try:
+            try:
+                await self.proxy.start_single(side)
+            except ProxyError:
+                await self._cancel_via_api(None)
+                raise
+            await self._run_until_end("", 0)
+            result = await self.proxy.wait()
+        finally:
+            await side.finish()
+        api_canceled = await self._cancel_via_api(result)
+        shutdown = self._shutdown.is_set()
+        code, reason = stdio_outcome(shutdown=shutdown, result=result)
+        return RunResult(
+            reason=reason,
+            exit_code=code,
+            proxy=result,
+            child_exit=None,
             shutdown=shutdown,
             api_canceled=api_canceled,
             warnings=tuple(self._warnings),
@@ -368,7 +429,9 @@ class ConnectRunner:
         installed: list[signal.Signals] = []
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            # ssh sends its proxy command SIGHUP when it exits
+            signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if self.stdio else _SIGNALS
+            for sig in signals:
                 try:
                     loop.add_signal_handler(sig, self.request_shutdown)
                 except (NotImplementedError, RuntimeError, ValueError):

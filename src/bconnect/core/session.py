@@ -263,13 +263,15 @@ async def run_session(
     events: SessionEvents | None = None,
     handle_signals: bool = True,
     stop: asyncio.Event | None = None,
+    stdio: bool = False,
 ) -> RunResult:
     """Proxy ``session`` until it ends, with ``exec_spec``'s program if given (its exit
     ends the session); tear it down (see the module docstring) and return how it ended.
     ``handle_signals``: SIGINT/SIGTERM end the run (main thread only); setting ``stop``
-    does the same from the caller. Raises :class:`~bconnect.core.proxy.ProxyError` when
-    the proxy cannot start (the session is then canceled through the API, when
-    possible)."""
+    does the same from the caller. ``stdio``: no listener; exactly one connection
+    carries stdin and stdout (:mod:`bconnect.core.stdio`; SIGHUP ends it too). Raises
+    :class:`~bconnect.core.proxy.ProxyError` when the proxy cannot start (the session is
+    then canceled through the API, when possible)."""
     from bconnect.core.runner import ConnectRunner
 
     session.check_not_expired()
@@ -286,6 +288,7 @@ async def run_session(
         api_cancel=session.api_cancel(),
         handle_signals=handle_signals,
         quiet_cancel=not session.owned,
+        stdio=stdio,
     )
     watcher = asyncio.ensure_future(_stop_on(stop, runner)) if stop is not None else None
     try:

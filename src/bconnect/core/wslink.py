@@ -232,11 +232,15 @@ class TcpSide(asyncio.BufferedProtocol):
         return _shared_read
 
     def buffer_updated(self, nbytes: int) -> None:
+        self.received(_shared_read[:nbytes])
+
+    def received(self, data: memoryview) -> None:
+        """Bytes read from this side (``data`` may be reused once this returns)."""
         relay = self.relay
         if relay is not None:
-            relay.from_tcp(_shared_read[:nbytes])
+            relay.from_tcp(data)
         else:
-            self._pending.append(bytes(_shared_read[:nbytes]))
+            self._pending.append(bytes(data))
             if self.transport is not None:
                 self.transport.pause_reading()
 

@@ -1,0 +1,165 @@
+"""``bconnect connect -stdio``: one connection between stdin/stdout and the target, no
+listener, for ssh's ProxyCommand. Real processes against a real controller with its
+embedded worker (the ``dataplane`` fixture): pipes, regular files, an echo server, an
+HTTP server, a refusing port, a signal."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from support.constants import GUARD, PROJECT
+from support.dataplane import make_target
+from support.plugin_dists import bconnect_env
+from support.ports import free_port
+from support.wait import wait_for
+
+from bconnect.cli.connect import ALIAS_KEY, take_connect_args
+from bconnect.core.proxy import ProxyError, ProxyResult
+from bconnect.core.runner import stdio_outcome
+
+
+def _env(ctl: Any, tmp_path: Path) -> dict[str, str]:
+    return bconnect_env(
+        tmp_path / "cache", BOUNDARY_ADDR=ctl.addr, BOUNDARY_TOKEN=ctl.token("admin")
+    )
+
+
+def _stdio(ctl: Any, tmp_path: Path, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bconnect", "connect", "-stdio", *args],
+        env=_env(ctl, tmp_path),
+        **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen},
+    )
+
+
+def _sessions(ctl: Any, target: str) -> list[dict]:
+    resp = ctl.request(
+        "GET", "/v1/sessions", params={"scope_id": PROJECT, "include_terminated": "true"}
+    )
+    return [s for s in resp.json().get("items", []) if s.get("target_id") == target]
+
+
+def _all_ended(ctl: Any, target: str) -> bool:
+    found = _sessions(ctl, target)
+    return bool(found) and all(s["status"] in ("canceling", "terminated") for s in found)
+
+
+# ---------------------------------------------------------------------- parsing
+@pytest.mark.parametrize(
+    ("args", "alias", "rest"),
+    [
+        (["-stdio", "web.prod"], "web.prod", ["-stdio"]),
+        (["web.prod", "-stdio"], "web.prod", ["-stdio"]),
+        (
+            ["-v", "-stdio", "web.prod", "-format", "json"],
+            "web.prod",
+            ["-v", "-stdio", "-format", "json"],
+        ),
+        (
+            ["-stdio", "true", "-target-id", "ttcp_1"],
+            None,
+            ["-stdio", "true", "-target-id", "ttcp_1"],
+        ),
+        (["-stdio", "-target-id", "ttcp_1"], None, ["-stdio", "-target-id", "ttcp_1"]),
+        (["-stdio", "ssh", "web"], None, ["-stdio", "ssh", "web"]),
+    ],
+)
+def test_the_argument_after_stdio_is_the_alias(args, alias, rest) -> None:
+    ctx = click.Context(click.Command("connect"))
+    left = take_connect_args(ctx, args, lambda name: name == "ssh")
+    assert (ctx.meta.get(ALIAS_KEY), left) == (alias, rest)
+
+
+def _result(**kw: Any) -> ProxyResult:
+    fields = dict(reason="", error=None, teardown_sent=True, connections_left=-1, handshakes=1)
+    return ProxyResult(**{**fields, **kw})
+
+
+@pytest.mark.parametrize(
+    ("shutdown", "result", "expected"),
+    [
+        (False, _result(), (0, "")),
+        (True, _result(reason="Received shutdown signal"), (0, "")),
+        (False, _result(error=ProxyError("boom")), (1, "Error: boom")),
+        (
+            False,
+            _result(reason="No connections left in session", handshakes=0),
+            (1, "Error: no connection was made: No connections left in session"),
+        ),
+        (False, _result(reason="Session s_1 was canceled"), (1, "Session s_1 was canceled")),
+        (False, None, (1, "Error: the proxy did not start")),
+    ],
+)
+def test_stdio_outcome(shutdown, result, expected) -> None:
+    assert stdio_outcome(shutdown=shutdown, result=result) == expected
+
+
+# ---------------------------------------------------------------------- end to end
+def test_pipes_carry_bytes_both_ways_and_a_hangup_cancels(dataplane, echo_server, tmp_path) -> None:
+    target = make_target(dataplane, echo_server.port)
+    proc = _stdio(dataplane, tmp_path, "-target-id", target, stdin=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    writer = threading.Thread(target=lambda: (proc.stdin.write(payload), proc.stdin.flush()))
+    writer.start()
+    got = bytearray()
+    while len(got) < len(payload):
+        chunk = proc.stdout.read1(1 << 16)
+        assert chunk, proc.stderr.read() if proc.stderr else ""
+        got += chunk
+    writer.join(GUARD)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    # stdin's end does not end the connection (no half-close on the wire): the echo
+    # server keeps it open, as sshd would; ssh ends its proxy command with SIGHUP
+    proc.stdin.close()
+    assert not _all_ended(dataplane, target)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(GUARD) == 0
+    err = proc.stderr.read() if proc.stderr else b""
+    assert err == b""  # nothing at the default level when things work
+    assert wait_for(lambda: _all_ended(dataplane, target)), _sessions(dataplane, target)
+    assert [s["id"] for s in _sessions(dataplane, target)]  # exactly one session, ended
+
+
+def test_files_as_stdin_and_stdout_and_the_target_closing(dataplane, http_server, tmp_path) -> None:
+    port, _seen = http_server
+    target = make_target(dataplane, port)
+    request = tmp_path / "request.txt"
+    request.write_bytes(b"GET /hello HTTP/1.0\r\nHost: example\r\n\r\n")
+    answer = tmp_path / "answer.txt"
+    with open(request, "rb") as stdin, open(answer, "wb") as stdout:
+        proc = _stdio(dataplane, tmp_path, "-target-id", target, stdin=stdin, stdout=stdout)
+        _, err = proc.communicate(timeout=GUARD)
+    assert proc.returncode == 0, err
+    assert err == b""
+    text = answer.read_bytes()
+    assert text.startswith(b"HTTP/1.0 200"), text[:200]
+    assert wait_for(lambda: _all_ended(dataplane, target))
+
+
+def test_a_target_that_refuses_is_one_line_and_exit_1(dataplane, tmp_path) -> None:
+    target = make_target(dataplane, free_port())  # nothing listens there
+    proc = _stdio(dataplane, tmp_path, "-target-id", target, stdin=subprocess.PIPE)
+    out, err = proc.communicate(b"hello", timeout=GUARD)
+    assert proc.returncode == 1, err
+    assert out == b""
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and "unable to dial endpoint" in lines[0], err
+    assert wait_for(lambda: _all_ended(dataplane, target))
+
+
+def test_stdio_refuses_listener_and_program_flags(dataplane, tmp_path) -> None:
+    for extra in (["-listen-port", "2222"], ["-exec", "true"], ["--", "x"]):
+        proc = _stdio(dataplane, tmp_path, "-target-id", "ttcp_1234567890", *extra)
+        out, err = proc.communicate(timeout=GUARD)
+        assert proc.returncode != 0 and out == b""
+        assert b"-stdio carries one connection" in err, err
