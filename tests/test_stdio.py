@@ -22,7 +22,7 @@ from support.plugin_dists import bconnect_env
 from support.ports import free_port
 from support.wait import wait_for
 
-from bconnect.cli.connect import ALIAS_KEY, take_connect_args
+from bconnect.cli.connect import ALIAS_KEY, connect, take_connect_args
 from bconnect.core.proxy import ProxyError, ProxyResult
 from bconnect.core.runner import stdio_outcome
 
@@ -71,10 +71,17 @@ def _all_ended(ctl: Any, target: str) -> bool:
         ),
         (["-stdio", "-target-id", "ttcp_1"], None, ["-stdio", "-target-id", "ttcp_1"]),
         (["-stdio", "ssh", "web"], None, ["-stdio", "ssh", "web"]),
+        (["-stdio", "-addr", "http://c:9200", "web"], "web", ["-stdio", "-addr", "http://c:9200"]),
+        (
+            ["-stdio=true", "-name-suffix", "bc", "a.b.bc"],
+            "a.b.bc",
+            ["-stdio=true", "-name-suffix", "bc"],
+        ),
+        (["-addr", "http://c", "web"], None, ["-addr", "http://c", "web"]),  # no -stdio: as before
     ],
 )
-def test_the_argument_after_stdio_is_the_alias(args, alias, rest) -> None:
-    ctx = click.Context(click.Command("connect"))
+def test_the_alias_among_stdio_flags(args, alias, rest) -> None:
+    ctx = click.Context(connect)
     left = take_connect_args(ctx, args, lambda name: name == "ssh")
     assert (ctx.meta.get(ALIAS_KEY), left) == (alias, rest)
 
@@ -163,3 +170,32 @@ def test_stdio_refuses_listener_and_program_flags(dataplane, tmp_path) -> None:
         out, err = proc.communicate(timeout=GUARD)
         assert proc.returncode != 0 and out == b""
         assert b"-stdio carries one connection" in err, err
+
+
+def test_a_target_that_greets_and_hangs_up_at_once(dataplane, tmp_path) -> None:
+    """The greeting and the close can reach the client together with the handshake
+    result: the greeting is still written to stdout, and the run is a success."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    greeting = b"220 hello from a one-shot service\r\n"
+
+    def serve() -> None:
+        for _ in range(2):
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(greeting)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        target = make_target(dataplane, server.getsockname()[1])
+        for _ in range(2):
+            proc = _stdio(dataplane, tmp_path, "-target-id", target, stdin=subprocess.DEVNULL)
+            out, err = proc.communicate(timeout=GUARD)
+            assert (proc.returncode, out, err) == (0, greeting, b"")
+    finally:
+        server.close()

@@ -118,20 +118,39 @@ def take_connect_args(
     subcommand = is_subcommand is not None and bool(args) and is_subcommand(args[0])
     if args and not args[0].startswith("-") and not subcommand:
         ctx.meta[ALIAS_KEY] = args.pop(0)
-    elif ALIAS_KEY not in ctx.meta:
-        # `connect -stdio %h`, as an ssh ProxyCommand is written: the argument after
-        # -stdio (a flag without a value) is the alias
-        for index, arg in enumerate(args[:-1]):
-            following = args[index + 1]
-            if (
-                arg in _STDIO_FLAGS
-                and not following.startswith("-")
-                and following.lower() not in _BOOL_WORDS
-                and not (is_subcommand is not None and is_subcommand(following))
-            ):
-                ctx.meta[ALIAS_KEY] = args.pop(index + 1)
-                break
+    elif ALIAS_KEY not in ctx.meta and any(a.split("=", 1)[0] in _STDIO_FLAGS for a in args):
+        # With -stdio the alias may come anywhere among the flags, as ssh ProxyCommands
+        # are written (`connect -stdio -addr URL %h`): the first argument that is not a
+        # flag nor a flag's value.
+        found = _first_positional(args, ctx.command)
+        if found is not None and not (is_subcommand is not None and is_subcommand(args[found])):
+            ctx.meta[ALIAS_KEY] = args.pop(found)
     return args
+
+
+def _first_positional(args: Sequence[str], command: click.Command) -> int | None:
+    """The index of the first argument that is neither a flag nor a flag's value, by
+    ``command``'s options (a boolean flag takes a following true/false as its value)."""
+    valued: set[str] = set()
+    boolean: set[str] = set()
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_flag:
+            (boolean if isinstance(param.type, click.types.BoolParamType) else valued).update(
+                param.opts
+            )
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if not arg.startswith("-") or arg == "-":
+            return index
+        following = args[index + 1] if index + 1 < len(args) else ""
+        if "=" not in arg and (
+            arg in valued or (arg in boolean and following.lower() in _BOOL_WORDS)
+        ):
+            index += 2
+        else:
+            index += 1
+    return None
 
 
 def parse_listen_port(value: str | None) -> int | None:
@@ -477,6 +496,12 @@ CONNECT_OPTIONS = [
         help="How long to wait between connections before closing the session: seconds "
         "or a duration such as 30s. Not set or 0: no timeout; -1 disables it.",
     ),
+    string_option(
+        "name-suffix",
+        help="With an argument NAME.PROJECT.SUFFIX (as `bconnect config ssh -suffix` "
+        "writes ssh host names), connect to the target named NAME in the project named "
+        "PROJECT instead of looking the argument up as an alias.",
+    ),
     bool_option(
         "stdio",
         help="Carry one connection on stdin and stdout instead of listening on a port, "
@@ -491,6 +516,19 @@ def connect_flags(ctx: click.Context, kw: dict[str, Any]) -> ConnectFlags:
     """The parsed :data:`CONNECT_OPTIONS` values of a command (``connect`` or a helper)."""
     scope_id, scope_name = kw["target_scope_id"], kw["target_scope_name"]
     alias = ctx.meta.get(ALIAS_KEY)
+    target_name = kw["target_name"]
+    if kw["name_suffix"]:
+        from bconnect.core.sshconfig import split_suffixed_name
+
+        suffix = str(kw["name_suffix"]).strip(".")
+        parts = split_suffixed_name(alias or "", suffix)
+        if parts is None:
+            raise FlagError(
+                f"-name-suffix {suffix}: expected an argument NAME.PROJECT.{suffix}, "
+                f"got {alias or 'none'!r}"
+            )
+        (target_name, scope_name), alias = parts, None
+        scope_id = None
     if kw["target_id"] or kw["authz_token"] or alias:
         # A scope from the environment does not conflict with an explicit target.
         if ctx.get_parameter_source("target_scope_id") == click.core.ParameterSource.ENVIRONMENT:
@@ -501,7 +539,7 @@ def connect_flags(ctx: click.Context, kw: dict[str, Any]) -> ConnectFlags:
         alias=alias or None,
         authz_token=kw["authz_token"] or None,
         target_id=kw["target_id"] or None,
-        target_name=kw["target_name"] or None,
+        target_name=target_name or None,
         target_scope_id=scope_id or None,
         target_scope_name=scope_name or None,
         host_id=kw["host_id"] or None,

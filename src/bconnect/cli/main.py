@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bconnect.cli.authenticate:authenticate",
         "Authenticate the CLI and store the token",
     ),
+    "config": ("bconnect.cli.config:config", "Print configuration for ssh and other programs"),
     "connect": (
         "bconnect.cli.connect:connect",
         "Connect to a target through a worker",

@@ -647,16 +647,18 @@ class WsLink(WSListener):
         ``result`` (counters that move while relaying) is returned."""
         relay = _Relay(self, tcp, result or RelayResult())
         relay.result.last_activity = time.monotonic()
-        if self.close_rcvd is not None or self.transport is None:
+        # what the peer sent after the proxy handshake, while the TCP side was dialed
+        tcp_transport = tcp.transport
+        for message in self._messages:
+            if tcp_transport is not None:
+                tcp_transport.write(message)
+            relay.result.to_tcp += len(message)
+        self._messages.clear()
+        if self.close_rcvd is not None:  # the peer closed before the relay began
+            relay.ws_closed(*self.close_rcvd)
+        elif self.transport is None:
             relay.finish("ws")
         else:
-            # what the peer sent after the proxy handshake, while the TCP side was dialed
-            tcp_transport = tcp.transport
-            for message in self._messages:
-                if tcp_transport is not None:
-                    tcp_transport.write(message)
-                relay.result.to_tcp += len(message)
-            self._messages.clear()
             self.active = relay
             tcp.attach(relay)
             if self.transport.is_disconnected:

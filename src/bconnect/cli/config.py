@@ -1,0 +1,185 @@
+"""``bconnect config ssh``: an ``ssh_config`` block for plain ``ssh web.prod``.
+
+Like ``tsh config``: it lists the signed-in user's target aliases (``users
+<id>:list-resolvable-aliases``, what Boundary's client cache asks), reads each alias'
+target (name, brokered credential sources) and prints one ``Host`` entry per alias
+whose ``ProxyCommand`` is ``bconnect connect -stdio %h``; the text itself is built by
+:mod:`bconnect.core.sshconfig`. ``-format json`` lists the entries instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from bconnect.cli.options import (
+    CONTEXT_SETTINGS,
+    GlobalOptions,
+    UserError,
+    api_command,
+    controller_call,
+    string_option,
+)
+from bconnect.cli.resources import help_text
+
+if TYPE_CHECKING:
+    from bconnect.core.api import Client
+    from bconnect.core.sshconfig import SshEntry
+
+__all__ = ["config", "this_program"]
+
+
+def this_program() -> list[str]:
+    """The command that runs this bconnect, with absolute paths: the console script, or
+    ``python -m bconnect`` when run that way."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if not argv0 or argv0.endswith(("__main__.py", "-c")) or argv0 == "-m":
+        return [sys.executable, "-m", "bconnect"]
+    found = argv0 if os.sep in argv0 else shutil.which(argv0)
+    return [os.path.abspath(found)] if found else [sys.executable, "-m", "bconnect"]
+
+
+def _global_flags(opts: GlobalOptions) -> list[str]:
+    """The flags that make the ProxyCommand reach the same controller the same way
+    (references and paths only: never a secret)."""
+    flags = ["-addr", opts.addr]
+    if opts.token:  # env://VAR or file://PATH: a reference, not the token
+        flags += ["-token", opts.token]
+    if opts.keyring_type not in ("", "auto"):
+        flags += ["-keyring-type", opts.keyring_type]
+    if opts.ca_cert:
+        flags += ["-ca-cert", os.path.abspath(opts.ca_cert)]
+    if opts.tls_insecure:
+        flags += ["-tls-insecure"]
+    return flags
+
+
+def _try_read(client: Client, collection: str, id_: str) -> dict[str, Any]:
+    """A resource, or {} when the user may not read it (the entry is then plainer)."""
+    from bconnect.core.api import ApiError
+
+    try:
+        return dict(client.read(collection, id_))
+    except ApiError as exc:
+        if exc.status in (403, 404):
+            return {}
+        raise
+
+
+def _user_id(client: Client, token: str) -> str:
+    from bconnect.core.api import token_id
+
+    try:
+        tid = token_id(token)
+    except ValueError:
+        raise UserError("The stored token is not a Boundary token: authenticate again") from None
+    with controller_call("read", "auth token"):
+        return str(client.read("auth-tokens", tid).get("user_id", ""))
+
+
+def _entries(opts: GlobalOptions, client: Client, user_id: str) -> list[SshEntry]:
+    from bconnect.core.sshconfig import SshEntry, proxy_command
+
+    with controller_call("list-resolvable-aliases", "user"):
+        listed = client.list_all(f"users/{user_id}:list-resolvable-aliases")
+    command = proxy_command(this_program(), _global_flags(opts))
+    entries = []
+    for alias in sorted(listed.get("items") or [], key=lambda a: str(a.get("value", ""))):
+        target_id = str(alias.get("destination_id") or "")
+        if alias.get("type", "target") != "target" or not target_id:
+            continue
+        with controller_call("read", "alias"):
+            full = _try_read(client, "aliases", str(alias.get("id", "")))
+        arguments = (full.get("attributes") or {}).get("authorize_session_arguments") or {}
+        with controller_call("read", "target"):
+            target = _try_read(client, "targets", target_id)
+        credentials, user = [], ""
+        for source in target.get("brokered_credential_source_ids") or []:
+            with controller_call("read", "credential"):
+                credential = _try_read(client, "credentials", str(source))
+            ctype = str(credential.get("type", ""))
+            credentials.append((str(source), ctype))
+            user = user or str((credential.get("attributes") or {}).get("username") or "")
+        entries.append(
+            SshEntry(
+                host=str(alias.get("value", "")),
+                target_id=target_id,
+                proxy_command=command,
+                host_key_alias=str(arguments.get("host_id") or target_id),
+                user=user,
+                alias_id=str(alias.get("id", "")),
+                target_name=str(target.get("name", "")),
+                scope_id=str(target.get("scope_id", "")),
+                credentials=tuple(credentials),
+            )
+        )
+    return entries
+
+
+def _config_ssh(opts: GlobalOptions, suffix: str | None) -> None:
+    from bconnect.cli import output
+    from bconnect.core.sshconfig import proxy_command, render_ssh_config
+
+    token = opts.find_token()
+    if not token:
+        raise UserError("Not authenticated: run `bconnect authenticate` first")
+    client = opts.client()
+    entries = _entries(opts, client, _user_id(client, token))
+    suffix = (suffix or "").strip().strip(".")
+    if opts.json:
+        opts.echo(output.dumps_compact({"items": [e.to_json() for e in entries]}))
+        return
+    program = this_program()
+    suffix_command = proxy_command(program, _global_flags(opts), "-name-suffix", suffix)
+    header = [
+        f"bconnect ssh configuration for {opts.addr} ({len(entries)} alias(es)).",
+        "Save it and include it at the top of ~/.ssh/config:",
+        "  bconnect config ssh > ~/.ssh/bconnect.conf",
+        "  Include bconnect.conf",
+        "Then: ssh web.prod, scp, rsync -e ssh, git and IDEs use these hosts.",
+    ]
+    click.echo(
+        render_ssh_config(entries, header=header, suffix=suffix, suffix_command=suffix_command),
+        nl=False,
+    )
+
+
+@click.group(
+    "config",
+    context_settings=CONTEXT_SETTINGS,
+    help=help_text(
+        "Print configuration for other programs (ssh).",
+        "bconnect config ssh > ~/.ssh/bconnect.conf",
+    ),
+)
+def config() -> None:
+    pass
+
+
+@config.command(
+    "ssh",
+    context_settings=CONTEXT_SETTINGS,
+    help=help_text(
+        "Print an ssh_config block for plain ssh, scp, rsync, git and IDEs: one Host "
+        "entry per target alias you may use, whose ProxyCommand is `bconnect connect "
+        "-stdio %h` (this bconnect's absolute path, this controller's address) and whose "
+        "HostKeyAlias is the target's (or the alias' host) id, as `bconnect ssh` uses. "
+        "-suffix adds an entry mapping NAME.PROJECT.SUFFIX to the target named NAME in "
+        "the project named PROJECT. No secret is written: a brokered user name becomes "
+        "User. -format json lists the entries.",
+        "bconnect config ssh > ~/.ssh/bconnect.conf   # then: Include bconnect.conf",
+        "bconnect config ssh -suffix bconnect",
+        "bconnect config ssh -format json",
+    ),
+)
+@string_option(
+    "suffix",
+    help="Also map NAME.PROJECT.SUFFIX host names to targets by name (e.g. bconnect).",
+)
+@api_command
+def config_ssh(opts: GlobalOptions, suffix: str | None) -> None:
+    _config_ssh(opts, suffix)

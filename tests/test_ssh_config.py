@@ -1,0 +1,174 @@
+"""``bconnect config ssh``: the ssh_config block, read by a real ``ssh -F`` that then
+reaches a real sshd by alias and by NAME.PROJECT.SUFFIX through ``connect -stdio``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.constants import GUARD, ORG
+from support.dataplane import add_credential, make_target
+from support.plugin_dists import bconnect_env
+from support.servers import require
+
+from bconnect.core.sshconfig import SshEntry, render_ssh_config, split_suffixed_name
+
+SECRET = "do-not-print-me-9431"
+
+
+def _env(ctl: Any, tmp_path: Path) -> dict[str, str]:
+    return bconnect_env(
+        tmp_path / "cache", BOUNDARY_ADDR=ctl.addr, BOUNDARY_TOKEN=ctl.token("admin")
+    )
+
+
+def _bconnect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bconnect", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=GUARD,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _alias(ctl: Any, value: str, target: str, **attributes: Any) -> str:
+    body: dict[str, Any] = {
+        "scope_id": "global",
+        "type": "target",
+        "value": value,
+        "destination_id": target,
+    }
+    if attributes:
+        body["attributes"] = {"authorize_session_arguments": attributes}
+    made = ctl.request("POST", "/v1/aliases", json=body)
+    assert made.status_code == 200, made.text
+    return made.json()["id"]
+
+
+# ---------------------------------------------------------------------- pure parts
+@pytest.mark.parametrize(
+    ("host", "suffix", "expected"),
+    [
+        ("web.labs.bconnect", "bconnect", ("web", "labs")),
+        ("api.v2.labs.bconnect", ".bconnect", ("api.v2", "labs")),
+        ("WEB.labs.BConnect", "bconnect", ("WEB", "labs")),
+        ("labs.bconnect", "bconnect", None),
+        ("web.labs.example", "bconnect", None),
+        ("web.labs.bconnect", "", None),
+    ],
+)
+def test_split_suffixed_name(host, suffix, expected) -> None:
+    assert split_suffixed_name(host, suffix) == expected
+
+
+def test_render_skips_unsafe_hosts_and_never_takes_secrets() -> None:
+    entries = [
+        SshEntry("web.prod", "ttcp_1", "bc connect -stdio %h", "ttcp_1", "ubuntu"),
+        SshEntry("bad host", "ttcp_2", "bc connect -stdio %h"),
+    ]
+    text = render_ssh_config(entries, suffix="bc", suffix_command="bc -name-suffix bc %h")
+    assert "Host web.prod\n    ProxyCommand bc connect -stdio %h\n" in text
+    assert "    HostKeyAlias ttcp_1\n    User ubuntu\n" in text
+    assert "Host bad host" not in text and "# skipped alias 'bad host'" in text
+    assert "Host *.bc\n" in text and "ProxyCommand bc -name-suffix bc %h" in text
+
+
+# ---------------------------------------------------------------------- end to end
+def test_ssh_by_alias_and_by_suffix_with_the_generated_block(dataplane, openssh, tmp_path) -> None:
+    require("ssh")
+    env = _env(dataplane, tmp_path)
+    target = make_target(dataplane, openssh.port)
+    host = f"web{time.monotonic_ns()}.prod"
+    _alias(dataplane, host, target)
+    keyed = make_target(dataplane, openssh.port)
+    add_credential(
+        dataplane, keyed, "username_password", {"username": "deploy", "password": SECRET}
+    )
+    keyed_host = f"db{time.monotonic_ns()}.prod"
+    _alias(dataplane, keyed_host, keyed, host_id="hst_1234567890")
+    project = dataplane.request("POST", "/v1/scopes", json={"scope_id": ORG, "name": "labs"})
+    assert project.status_code == 200, project.text
+    named = dataplane.request(
+        "POST",
+        "/v1/targets",
+        json={
+            "scope_id": project.json()["id"],
+            "name": "box",
+            "type": "tcp",
+            "address": "127.0.0.1",
+            "attributes": {"default_port": openssh.port},
+        },
+    )
+    assert named.status_code == 200, named.text
+
+    made = _bconnect(env, "config", "ssh", "-suffix", "bconnect")
+    assert made.returncode == 0, made.stderr
+    text = made.stdout
+    assert SECRET not in text and dataplane.token("admin") not in text
+    assert f"Host {host}\n" in text and f"HostKeyAlias {target}\n" in text
+    assert f"Host {keyed_host}\n" in text
+    assert "HostKeyAlias hst_1234567890\n" in text and "User deploy\n" in text
+    assert "ssh will ask for it" in text
+    assert f"-addr {dataplane.addr}" in text
+    assert "Host *.bconnect\n" in text
+
+    config = tmp_path / "ssh_config"
+    options = "\n".join(
+        [
+            "Host *",
+            f"    User {openssh.user}",
+            f"    IdentityFile {openssh.client_key}",
+            "    IdentitiesOnly yes",
+            "    IdentityAgent none",
+            "    BatchMode yes",
+            f"    UserKnownHostsFile {tmp_path / 'known_hosts'}",
+            "    StrictHostKeyChecking accept-new",
+            "    LogLevel ERROR",
+        ]
+    )
+    config.write_text(text + "\n" + options + "\n")
+    for name in (host, "box.labs.bconnect"):
+        result = subprocess.run(
+            ["ssh", "-F", str(config), name, "echo reached $((40+2))"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=GUARD * 2,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 0, (name, result.stderr)
+        assert result.stdout == "reached 42\n"
+    # the host key was pinned under the target id (HostKeyAlias), as bconnect ssh pins
+    # it; ssh writes host names in lower case
+    names = [line.split()[0] for line in (tmp_path / "known_hosts").read_text().splitlines()]
+    assert target.lower() in names, names
+
+    listed = _bconnect(env, "config", "ssh", "-format", "json")
+    assert listed.returncode == 0, listed.stderr
+    items = {i["host"]: i for i in json.loads(listed.stdout)["items"]}
+    assert items[host]["target_id"] == target
+    assert items[keyed_host]["user"] == "deploy"
+    assert items[keyed_host]["credentials"][0]["credential_type"] == "username_password"
+    assert "connect -stdio" in items[host]["proxy_command"]
+    assert SECRET not in listed.stdout
+
+
+def test_config_ssh_without_a_token_is_one_line(dataplane, tmp_path) -> None:
+    env = bconnect_env(tmp_path / "cache", BOUNDARY_ADDR=dataplane.addr)
+    result = _bconnect(env, "config", "ssh")
+    assert result.returncode != 0 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_name_suffix_needs_a_project_part(dataplane, tmp_path) -> None:
+    env = _env(dataplane, tmp_path)
+    result = _bconnect(env, "connect", "-stdio", "-name-suffix", "bconnect", "web.bconnect")
+    assert result.returncode != 0 and result.stdout == ""
+    assert "expected an argument NAME.PROJECT.bconnect" in result.stderr
