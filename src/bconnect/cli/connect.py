@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -35,6 +35,7 @@ from bconnect.cli.options import (
     UserError,
     api_command,
     bool_option,
+    multi_option,
     secret_value,
     string_option,
 )
@@ -93,6 +94,8 @@ class ConnectFlags:
     exec_program: str | None = None
     inactive_timeout: float | None = None
     stdio: bool = False
+    #: ``-exec-env NAME=TEMPLATE`` (``{{credential.…}}`` rendered at launch)
+    exec_env: Mapping[str, str] = field(default_factory=dict)
 
 
 #: ``-stdio`` and its spellings (a following argument that is not a flag is the alias)
@@ -329,6 +332,7 @@ def check_stdio(flags: ConnectFlags, passthrough: Sequence[str] = ()) -> None:
         flag
         for flag, given in (
             ("-exec", flags.exec_program is not None),
+            ("-exec-env", bool(flags.exec_env)),
             ("-listen-port", flags.listen_port is not None),
             ("-listen-addr", flags.listen_addr != "127.0.0.1"),
             ("-inactive-timeout", flags.inactive_timeout is not None),
@@ -373,8 +377,17 @@ def run_connect(opts: GlobalOptions, flags: ConnectFlags, passthrough: Sequence[
     if flags.stdio:
         check_stdio(flags, passthrough)
         return run_stdio(opts, flags)
+    if flags.exec_env and not flags.exec_program:
+        raise FlagError("-exec-env sets variables for the program given with -exec")
     session = open_cli_session(opts, flags)
-    spec = ExecSpec(flags.exec_program, list(passthrough)) if flags.exec_program else None
+    spec = None
+    if flags.exec_program:
+        spec = ExecSpec(
+            flags.exec_program,
+            list(passthrough),
+            env_templates=flags.exec_env,
+            credentials=session.credentials,
+        )
 
     def run(events: SessionEvents) -> Coroutine[Any, Any, RunResult]:
         return run_session(
@@ -496,6 +509,15 @@ CONNECT_OPTIONS = [
         help="How long to wait between connections before closing the session: seconds "
         "or a duration such as 30s. Not set or 0: no timeout; -1 disables it.",
     ),
+    multi_option(
+        "exec-env",
+        help="NAME=VALUE: a variable for the -exec program (or a helper's), repeatable. "
+        "VALUE may name a brokered credential's field, secrets included: "
+        "PGPASSWORD={{credential.db.password}} (NAME the credential's name or id). In "
+        "arguments after --, only {{credential.NAME.username}} and "
+        "{{credential.NAME.private_key_file}} (a 0600 file removed at the end) are "
+        "allowed: a secret on a command line is refused.",
+    ),
     string_option(
         "name-suffix",
         help="With an argument NAME.PROJECT.SUFFIX (as `bconnect config ssh -suffix` "
@@ -535,7 +557,15 @@ def connect_flags(ctx: click.Context, kw: dict[str, Any]) -> ConnectFlags:
             scope_id = None
         if ctx.get_parameter_source("target_scope_name") == click.core.ParameterSource.ENVIRONMENT:
             scope_name = None
+    from bconnect.core.credtemplates import TemplateError, check_argv, parse_exec_env
+
+    try:
+        exec_env = parse_exec_env(kw["exec_env"] or ())
+        check_argv(ctx.meta.get(PASSTHROUGH_KEY, []))  # refused before any session exists
+    except TemplateError as exc:
+        raise FlagError(str(exc)) from None
     return ConnectFlags(
+        exec_env=exec_env,
         alias=alias or None,
         authz_token=kw["authz_token"] or None,
         target_id=kw["target_id"] or None,
@@ -581,6 +611,9 @@ connect = click.group(
         "bconnect targets authorize-session -id ttcp_1234567890 -format json | "
         "bconnect connect -authz-token -",
         "bconnect connect ssh -target-id ttcp_1234567890 -- -L 8080:localhost:80",
+        "bconnect connect -target-id ttcp_1234567890 -exec psql -exec-env "
+        "'PGPASSWORD={{credential.db.password}}' -- -h '{{boundary.ip}}' -p "
+        "'{{boundary.port}}' -U '{{credential.db.username}}' postgres",
         "ssh -o ProxyCommand='bconnect connect -stdio %h' ubuntu@web.prod",
         "BCONNECT_TLS_ENGINE=stdlib bconnect connect -target-id ttcp_1234567890",
     ),

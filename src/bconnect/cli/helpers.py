@@ -192,6 +192,7 @@ def run_helper(
             options=options,
             passthrough=passthrough,
             exec_program=flags.exec_program,
+            exec_env=flags.exec_env,
             listen_addr=flags.listen_addr,
             listen_port=flags.listen_port,
             inactive_timeout=flags.inactive_timeout,

@@ -34,15 +34,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
 from bconnect.core.credentials import SessionCredential, parse_credentials
+from bconnect.core.launchfiles import DIR_PREFIX, LaunchFiles, remove_stale_dirs
 from bconnect.core.runner import ExecSpec, ListenInfo, RunResult, Stdio
 from bconnect.core.session import ConnectSession, SessionEvents, run_session
 from bconnect.core.token import AuthzData
@@ -50,8 +49,9 @@ from bconnect.plugins.hookspecs import ConnectContext, Credential, Launch
 from bconnect.plugins.manager import HelperEntry, PluginFailure, PluginHost
 
 __all__ = [
+    "DIR_PREFIX",
     "LaunchError",
-    "LaunchFiles",
+    "LaunchFiles",  # from bconnect.core.launchfiles
     "build_context",
     "check_launch",
     "ended_reason",
@@ -74,9 +74,6 @@ SECRET_FIELDS = ("password", "private_key", "private_key_passphrase")
 #: Secrets this long are refused anywhere inside an argument; shorter ones (which could
 #: match a port number or a word by accident) only as a whole argument.
 _MIN_EMBEDDED_SECRET = 8
-#: A launch's temp dir: ``bconnect-<pid>-`` and mkdtemp's 8 random characters.
-DIR_PREFIX = "bconnect-"
-STALE_DIR_NAME = re.compile(r"bconnect-([1-9][0-9]{0,9})-[a-z0-9_]{8}")
 
 
 # ---------------------------------------------------------------------- pure parts
@@ -228,89 +225,6 @@ def is_raw_helper(host: PluginHost, helper: str) -> bool:
     return helper in getattr(entry.plugin.plugin, "RAW_HELPERS", ())
 
 
-# ---------------------------------------------------------------------- temp files
-class LaunchFiles:
-    """The private temporary directory of one launch.
-
-    Created on the first :meth:`write` with :func:`tempfile.mkdtemp` (mode 0700) as
-    ``bconnect-<pid>-<random>``; every file is created exclusively with mode 0600.
-    :meth:`cleanup` removes it all and may be called any number of times.
-    """
-
-    def __init__(self, prefix: str = DIR_PREFIX) -> None:
-        self.prefix = f"{prefix}{os.getpid()}-"
-        self.path: str | None = None
-
-    def write(self, files: Mapping[str, str | bytes]) -> dict[str, str]:
-        """Write ``files``; returns ``{name: path}``."""
-        paths: dict[str, str] = {}
-        if not files:
-            return paths
-        if self.path is None:
-            self.path = tempfile.mkdtemp(prefix=self.prefix)
-            os.chmod(self.path, 0o700)
-        for name, content in files.items():
-            path = os.path.join(self.path, name)
-            data = content.encode() if isinstance(content, str) else bytes(content)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "wb", closefd=False) as handle:
-                    handle.write(data)
-            finally:
-                os.close(fd)
-            paths[name] = path
-        return paths
-
-    def cleanup(self) -> None:
-        """Remove the directory and everything in it."""
-        path, self.path = self.path, None
-        if path is not None:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def __enter__(self) -> LaunchFiles:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process *pid* exists; one we may not signal (another user's) exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def remove_stale_dirs(parent: str | None = None) -> list[str]:
-    """Remove the launch directories a killed bconnect left in *parent* (the temp dir).
-
-    Only directories named exactly as :class:`LaunchFiles` names them, owned by this
-    user, not symlinks (never followed), whose creating process is gone; returns the
-    paths removed. A ``kill -9`` gives a helper no chance to clean up, and its directory
-    may hold a brokered private key.
-    """
-    parent = parent or tempfile.gettempdir()
-    removed: list[str] = []
-    with os.scandir(parent) as entries:
-        for entry in entries:
-            match = STALE_DIR_NAME.fullmatch(entry.name)
-            if match is None or not entry.is_dir(follow_symlinks=False):
-                continue
-            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
-                continue
-            pid = int(match.group(1))
-            if pid == os.getpid() or _process_alive(pid):
-                continue
-            shutil.rmtree(entry.path, ignore_errors=True)  # fd-based: no symlink is followed
-            removed.append(entry.path)
-    return removed
-
-
 # ---------------------------------------------------------------------- the launch
 class LaunchError(Exception):
     """The helper cannot be launched at all (no plugin offers it); one line."""
@@ -338,6 +252,7 @@ async def launch_helper(
     options: Mapping[str, Any] | None = None,
     passthrough: Sequence[str] = (),
     exec_program: str | None = None,
+    exec_env: Mapping[str, str] | None = None,
     listen_addr: str = "127.0.0.1",
     listen_port: int | None = None,
     inactive_timeout: float | None = None,
@@ -349,7 +264,9 @@ async def launch_helper(
 ) -> RunResult:
     """Run ``helper``'s program against ``session`` to its end (see the module
     docstring); returns how it ended. ``exec_program`` replaces the helper's program
-    (``-exec``); ``stdio`` is the program's (stdin, stdout, stderr); ``handle_signals``
+    (``-exec``); ``exec_env`` are ``-exec-env`` variables (``{{credential.…}}``
+    templates, rendered at launch, as in the arguments after ``--``); ``stdio`` is the
+    program's (stdin, stdout, stderr); ``handle_signals``
     and ``stop`` are as for :func:`~bconnect.core.session.run_session`. Raises
     :class:`LaunchError` when no plugin offers ``helper``, and
     :class:`~bconnect.core.proxy.ProxyError` when the proxy cannot start."""
@@ -384,6 +301,7 @@ async def launch_helper(
             check_launch(launch, credentials)
             paths = files.write(launch.files)
             spec = prepare_exec(launch, paths, passthrough, exec_program).with_stdio(*stdio)
+            spec = replace(spec, env_templates=dict(exec_env or {}), credentials=credentials)
         except ValueError as exc:
             raise PluginFailure(f"{label}: {exc}") from None
         left = unconsumed(items, launch.consumed)
@@ -394,7 +312,14 @@ async def launch_helper(
 
     exec_spec: ExecSpec | Callable[[ListenInfo], ExecSpec] | None = build
     if is_raw_helper(host, helper):  # `tcp`: plain connect (-exec runs its program)
-        plain = ExecSpec(exec_program, list(passthrough)) if exec_program else None
+        plain = None
+        if exec_program:
+            plain = ExecSpec(
+                exec_program,
+                list(passthrough),
+                env_templates=dict(exec_env or {}),
+                credentials=session.credentials,
+            )
         exec_spec = plain.with_stdio(*stdio) if plain is not None else None
     result: RunResult | None = None
     try:

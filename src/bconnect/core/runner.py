@@ -28,6 +28,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any, TypeAlias
 
+from bconnect.core.credentials import SessionCredential
+from bconnect.core.credtemplates import TemplateError, has_templates, render_all
+from bconnect.core.launchfiles import LaunchFiles
 from bconnect.core.proxy import (
     REASON_SHUTDOWN,
     ClientProxy,
@@ -168,13 +171,20 @@ def needs_api_cancel(result: ProxyResult | None) -> bool:
 @dataclass(frozen=True)
 class ExecSpec:
     """A program to run against the proxy: ``args`` are the passthrough arguments
-    (after ``--``) followed by a helper's own, templated at launch; ``env`` is added to
+    (after ``--``) followed by a helper's own, templated at launch (``{{boundary.…}}``
+    and ``{{credential.…}}``); ``env`` and the rendered ``env_templates`` are added to
     the child's environment. ``stdin``/``stdout``/``stderr`` are as for
     :mod:`subprocess` (a file, a descriptor, ``DEVNULL``; None: inherited)."""
 
     program: str
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    #: ``-exec-env`` variables: values may hold ``{{credential.NAME.FIELD}}`` (secrets
+    #: too) and ``{{boundary.port}}``-style templates, rendered at launch
+    env_templates: Mapping[str, str] = field(default_factory=dict)
+    #: the brokered credentials ``{{credential.…}}`` in ``args`` and ``env_templates``
+    #: name (:mod:`bconnect.core.credtemplates`)
+    credentials: Sequence[SessionCredential] = field(default=(), repr=False)
     stdin: Stdio = None
     stdout: Stdio = None
     stderr: Stdio = None
@@ -259,6 +269,8 @@ class ConnectRunner:
         self._child: asyncio.subprocess.Process | None = None
         self._warnings: list[str] = []
         self._info: ListenInfo | None = None
+        self._files = LaunchFiles()  # key files of {{credential.NAME.private_key_file}}
+        self._written_keys: dict[str, str] = {}
 
     def request_shutdown(self) -> None:
         """What SIGINT/SIGTERM do: end as "Received shutdown signal"."""
@@ -273,6 +285,12 @@ class ConnectRunner:
     async def run(self) -> RunResult:
         """Start listening, run until the end, tear down. A proxy that cannot start
         raises :class:`ProxyError` (after canceling the session through the API)."""
+        try:
+            return await self._run()
+        finally:
+            self._files.cleanup()
+
+    async def _run(self) -> RunResult:
         with self._signals():  # from the start: a Ctrl-C still tears down properly
             if self.stdio:
                 return await self._run_stdio()
@@ -381,7 +399,22 @@ class ConnectRunner:
                 return None
         addr = self.proxy.address
         args = render_args(spec.args, host, port, addr)
-        env = child_env(os.environ, host, port, addr, spec.env)
+        extra = dict(spec.env)
+        templates = dict(
+            zip(
+                spec.env_templates,
+                render_args(spec.env_templates.values(), host, port, addr),
+                strict=True,
+            )
+        )
+        if templates or has_templates(args):
+            try:
+                args, rendered = render_all(args, templates, spec.credentials, self._key_file)
+            except TemplateError as exc:
+                self._warnings.append(f"Failed to collect args: {exc}")
+                return None
+            extra.update(rendered)
+        env = child_env(os.environ, host, port, addr, extra)
         try:
             return await asyncio.create_subprocess_exec(
                 spec.program,
@@ -394,6 +427,16 @@ class ConnectRunner:
         except OSError as exc:
             self._warnings.append(f"Failed to run command: {exc.strerror or exc}: {exc.filename}")
             return None
+
+    def _key_file(self, credential: SessionCredential) -> str:
+        """A brokered private key as a 0600 file (removed when the run ends)."""
+        key = str(credential.private_key)
+        name = f"key-{len(self._written_keys) + 1}"
+        path = self._written_keys.get(credential.source_id)
+        if path is None:
+            path = self._files.write({name: key if key.endswith("\n") else key + "\n"})[name]
+            self._written_keys[credential.source_id] = path
+        return path
 
     async def _terminate_child(self) -> None:
         child = self._child

@@ -79,6 +79,7 @@ class SessionArgs(TypedDict, total=False):
     inactive_timeout: float
     events: SessionEvents
     plugins: PluginHost
+    exec_env: Mapping[str, str]
 
 
 def plan(
@@ -97,7 +98,11 @@ def plan(
         scope_name=given.get("scope_name"),
         host_id=given.get("host_id"),
     )
+    from bconnect.core.credtemplates import check_argv
+
+    check_argv([*spec.get("exec", ()), *spec.get("args", ())])  # before any session exists
     run = RunSpec(
+        exec_env=dict(given.get("exec_env") or {}),
         listen_addr=given.get("listen_addr", "127.0.0.1"),
         listen_port=given.get("listen_port"),
         inactive_timeout=given.get("inactive_timeout"),
@@ -116,7 +121,11 @@ class RunSpec:
     ``{{boundary.addr}}`` replaced, as with ``-exec``); ``helper``: a connect helper's
     name with its ``options`` and ``args`` (what ``--`` passes; with ``exec`` too,
     ``exec[0]`` replaces the helper's program). ``plugins``: the plugin host (default:
-    the built-ins and installed plugins, as the CLI loads them).
+    the built-ins and installed plugins, as the CLI loads them). ``exec_env``: variables
+    for the program whose values may name brokered credentials, secrets included
+    (``{"PGPASSWORD": "{{credential.db.password}}"}``), as ``-exec-env`` does;
+    ``{{credential.NAME.username}}`` and ``.private_key_file`` may also go in ``exec``
+    and ``args`` (:mod:`bconnect.core.credtemplates`).
     """
 
     listen_addr: str = "127.0.0.1"
@@ -129,6 +138,7 @@ class RunSpec:
     stdio: tuple[Stdio, Stdio, Stdio] = (None, None, None)
     events: SessionEvents | None = None
     plugins: PluginHost | None = None
+    exec_env: Mapping[str, str] = field(default_factory=dict)
 
     def checked(self) -> RunSpec:
         """This spec with its plugins loaded, once its helper is known to exist: raises
@@ -147,7 +157,12 @@ class RunSpec:
         if self.helper is None:
             spec = None
             if self.exec:
-                spec = ExecSpec(self.exec[0], [*self.exec[1:], *self.args]).with_stdio(*self.stdio)
+                spec = ExecSpec(
+                    self.exec[0],
+                    [*self.exec[1:], *self.args],
+                    env_templates=self.exec_env,
+                    credentials=session.credentials,
+                ).with_stdio(*self.stdio)
 
             def run(events: SessionEvents, stop: asyncio.Event) -> Awaitable[RunResult]:
                 return run_session(
@@ -179,6 +194,7 @@ class RunSpec:
                 options=self.options,
                 passthrough=passthrough,
                 exec_program=exec_program,
+                exec_env=self.exec_env,
                 listen_addr=self.listen_addr,
                 listen_port=self.listen_port,
                 inactive_timeout=self.inactive_timeout,
