@@ -203,3 +203,51 @@ def test_bconnect_ssh_stdio(dataplane, openssh, tmp_path, how) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "via-helper\n"
     assert wait_for(lambda: _all_ended(dataplane, target))
+
+
+# ---------------------------------------------------------------------- bconnect ssh niceties
+def test_bconnect_ssh_names_the_session_on_stderr(dataplane, openssh, tmp_path) -> None:
+    target = make_target(dataplane, openssh.port)
+    env = _env(dataplane, tmp_path)
+    base = [
+        sys.executable,
+        "-m",
+        "bconnect",
+        "ssh",
+        "-target-id",
+        target,
+        "-username",
+        openssh.user,
+    ]
+    command = ["-remote-command", "echo hi", "--", *openssh.ssh_options()]
+    result = _run([*base, *command], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n"
+    (line,) = result.stderr.splitlines()
+    (session,) = _sessions(dataplane, target)
+    assert (
+        line == f"Session {session['id']}; cancel with bconnect sessions cancel -id {session['id']}"
+    )
+    quiet = _run([*base, "-format", "json", *command], env)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_a_missing_client_program_is_named_before_any_credential(
+    dataplane, openssh, tmp_path
+) -> None:
+    from support.dataplane import add_credential
+
+    target = make_target(dataplane, openssh.port)
+    add_credential(
+        dataplane, target, "username_password", {"username": "u", "password": "pw-never-shown-5521"}
+    )
+    env = {**_env(dataplane, tmp_path), "PATH": str(tmp_path / "empty")}
+    for style, package in (("ssh", "openssh-client"), ("sshpass", "sshpass")):
+        result = _run(
+            [sys.executable, "-m", "bconnect", "ssh", "-target-id", target, "-style", style], env
+        )
+        assert result.returncode == 2, result.stderr
+        assert "pw-never-shown-5521" not in result.stdout + result.stderr
+        assert f'"{style}" was not found on PATH: install the {package} package' in result.stderr
+        assert "Traceback" not in result.stderr
+    assert wait_for(lambda: _all_ended(dataplane, target))

@@ -289,11 +289,13 @@ def run_cli_session(
     *,
     prints_listening: bool,
     exec_used: bool,
+    announce: bool = False,
 ) -> int:
     """Run ``run`` (the core's :func:`~bconnect.core.session.run_session` or
     :func:`~bconnect.core.launch.launch_helper`) with the CLI's printing: the listening
     block (plain ``connect`` only, as in Boundary), connections left (without a
-    program), warnings and the termination reason. Returns the exit code."""
+    program), warnings and the termination reason; with ``announce`` (a helper) the
+    session id and how to cancel it, on stderr. Returns the exit code."""
     import asyncio
 
     from bconnect.cli import connect_output, output
@@ -301,6 +303,12 @@ def run_cli_session(
     from bconnect.core.session import SessionEvents
 
     def listening(info: ListenInfo) -> None:
+        if announce and not opts.json:  # a helper's program owns stdout: a line on stderr
+            opts.echo(
+                f"Session {info.session_id}; cancel with "
+                f"bconnect sessions cancel -id {info.session_id}",
+                err=True,
+            )
         if prints_listening:
             opts.echo(
                 connect_output.session_info(info, session.authorization, json_format=opts.json)

@@ -208,6 +208,7 @@ def run_helper(
             run,
             prints_listening=raw,
             exec_used=not raw or bool(flags.exec_program),
+            announce=not raw,
         )
     except LaunchError as exc:
         raise UserError(str(exc)) from None

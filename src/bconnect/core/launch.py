@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
@@ -42,7 +43,14 @@ from typing import Any
 
 from bconnect.core.credentials import SessionCredential, parse_credentials
 from bconnect.core.launchfiles import DIR_PREFIX, LaunchFiles, remove_stale_dirs
-from bconnect.core.runner import ExecSpec, ListenInfo, RunResult, Stdio
+from bconnect.core.runner import (
+    ExecSpec,
+    ListenInfo,
+    ProgramMissing,
+    RunResult,
+    Stdio,
+    missing_program_hint,
+)
 from bconnect.core.session import ConnectSession, SessionEvents, run_session
 from bconnect.core.token import AuthzData
 from bconnect.plugins.hookspecs import ConnectContext, Credential, Launch
@@ -304,6 +312,9 @@ async def launch_helper(
             spec = replace(spec, env_templates=dict(exec_env or {}), credentials=credentials)
         except ValueError as exc:
             raise PluginFailure(f"{label}: {exc}") from None
+        if shutil.which(spec.program) is None:  # said before any credential is shown
+            files.cleanup()
+            raise ProgramMissing(missing_program_hint(spec.program))
         left = unconsumed(items, launch.consumed)
         if left and unconsumed_credentials is not None:
             unconsumed_credentials(left)

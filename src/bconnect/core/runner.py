@@ -42,7 +42,10 @@ from bconnect.core.proxy import (
 from bconnect.core.token import AuthzData
 
 __all__ = [
+    "CLIENT_PACKAGES",
     "EXIT_CHILD_FAILED",
+    "ProgramMissing",
+    "missing_program_hint",
     "ConnectRunner",
     "ExecSpec",
     "ListenInfo",
@@ -165,6 +168,33 @@ def needs_api_cancel(result: ProxyResult | None) -> bool:
     if isinstance(result.error, SessionInUse) or result.session_over:
         return False
     return result.teardown_sent is not True
+
+
+#: The package that brings a helper's client program, for the hint when it is missing
+#: (Debian/Ubuntu names; the hint says where else to look).
+CLIENT_PACKAGES = {
+    "ssh": "openssh-client",
+    "scp": "openssh-client",
+    "sshpass": "sshpass",
+    "putty": "putty",
+    "psql": "postgresql-client",
+    "mysql": "default-mysql-client or mariadb-client",
+    "redis-cli": "redis-tools",
+    "kubectl": "kubectl (https://kubernetes.io/docs/tasks/tools/)",
+    "curl": "curl",
+}
+
+
+class ProgramMissing(Exception):
+    """A helper's client program is not installed; the message is the one-line hint."""
+
+
+def missing_program_hint(program: str) -> str:
+    """The one line for a client program that is not on PATH."""
+    name = os.path.basename(program)
+    package = CLIENT_PACKAGES.get(name)
+    where = f"install the {package} package" if package else "install it"
+    return f'"{name}" was not found on PATH: {where}, or name another program with -exec'
 
 
 # ---------------------------------------------------------------------- the runner
@@ -394,6 +424,9 @@ class ConnectRunner:
         if not isinstance(spec, ExecSpec):
             try:
                 spec = spec(self._info)  # a helper builds its command from the address
+            except ProgramMissing as exc:
+                self._warnings.append(str(exc))
+                return None
             except Exception as exc:
                 self._warnings.append(f"Failed to collect args: {exc}")
                 return None
