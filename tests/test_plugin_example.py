@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.cli import run_bconnect
+from support.cli import after_session_line, run_bconnect
 from support.dataplane import add_credential, make_target, session
 from support.plugin_dists import bconnect_env, install_example
 from support.wait import wait_for
@@ -85,7 +85,7 @@ def test_nc_sends_and_prints_the_echo(env: dict[str, str], dataplane, echo_serve
     result = bconnect(env, "nc", "-target-id", target, "-send", "hello", ctl=dataplane)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hello\n"
-    assert result.stderr == ""
+    assert after_session_line(result.stderr) == ""
     kinds = [e["event"] for e in events(env)]
     assert kinds[0] == "started" and kinds[-1] == "ended"
     assert events(env)[-1]["data"] == {"reason": "Program exited", "exit_code": 0}
@@ -120,6 +120,6 @@ def test_nc_helper_error(env: dict[str, str], dataplane, echo_server) -> None:
     result = bconnect(env, "nc", "-target-id", target, "-client", "nc", "-send", "x", ctl=dataplane)
     assert result.returncode == 2
     message = "Failed to collect args: -send and -auth work only with -client python"
-    assert result.stderr == message + "\n"
+    assert after_session_line(result.stderr) == message + "\n"
     sid = events(env)[0]["session_id"]
     assert wait_for(lambda: session(dataplane, sid)["status"] in ("canceling", "terminated"))

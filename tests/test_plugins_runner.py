@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.cli import SESSION_LINE
 from support.constants import GUARD
 from support.dataplane import add_credential, make_target, session
 from support.plugin_dists import bconnect_env, make_dist, sample
@@ -340,7 +341,8 @@ def test_plugin_failure(dataplane, target, probe, probes, mode: str, message: st
     code, out, err = p.finish()
     assert code == 2
     lines = [line for line in err.splitlines() if "bconnect_session_event" not in line]
-    assert lines == [f"Failed to collect args: {message}"]
+    assert lines[1:] == [f"Failed to collect args: {message}"]
+    assert SESSION_LINE.fullmatch(lines[0] + "\n"), err
     assert "plugin \"probe\": bconnect_session_event('started') failed (ignored)" in err
     assert PASSWORD not in out + err
     assert p.temp_dirs() == []

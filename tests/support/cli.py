@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -27,3 +28,13 @@ def run_bconnect(
         timeout=timeout,
         **kw,
     )
+
+
+SESSION_LINE = re.compile(r"Session (s_\w+); cancel with bconnect sessions cancel -id \1\n")
+
+
+def after_session_line(stderr: str) -> str:
+    """A helper's stderr after its first line, which names the session (checked)."""
+    first, _, rest = stderr.partition("\n")
+    assert SESSION_LINE.fullmatch(first + "\n"), stderr
+    return rest
