@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -392,3 +393,23 @@ def test_bconnect_against_a_real_boundary(
     sid = re.search(r"Session ID:\s+(s_\w+)", run.stdout).group(1)
     ended = session_after(boundary_dev, token, sid, "terminated")
     assert ended["status"] in ("canceling", "terminated")
+
+    # connect -stdio through the real worker: the stream on the pipes, SIGHUP ends it
+    stdio = subprocess.Popen(
+        [sys.executable, "-m", "bconnect", "connect", "-stdio", "-target-id", "ttcp_1234567890"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert stdio.stdin is not None and stdio.stdout is not None
+    payload = os.urandom(MiB)
+    threading.Thread(target=lambda: (stdio.stdin.write(payload), stdio.stdin.flush())).start()
+    got = bytearray()
+    while len(got) < len(payload):
+        chunk = stdio.stdout.read1(1 << 16)
+        assert chunk, stdio.stderr.read() if stdio.stderr else b""
+        got += chunk
+    assert bytes(got) == payload
+    stdio.send_signal(signal.SIGHUP)
+    assert stdio.wait(GUARD) == 0

@@ -5,6 +5,7 @@ HTTP server, a refusing port, a signal."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -51,6 +52,24 @@ def _sessions(ctl: Any, target: str) -> list[dict]:
 def _all_ended(ctl: Any, target: str) -> bool:
     found = _sessions(ctl, target)
     return bool(found) and all(s["status"] in ("canceling", "terminated") for s in found)
+
+
+def _listening_sockets(pid: int) -> set[str]:
+    """The inodes of the TCP sockets process ``pid`` listens on."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.read().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # TCP_LISTEN
+                    listening.add(fields[9])
+    owned = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                owned.add(link[len("socket:[") : -1])
+    return owned & listening
 
 
 # ---------------------------------------------------------------------- parsing
@@ -125,6 +144,7 @@ def test_pipes_carry_bytes_both_ways_and_a_hangup_cancels(dataplane, echo_server
         got += chunk
     writer.join(GUARD)
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    assert _listening_sockets(proc.pid) == set()  # no local listener in stdio mode
     # stdin's end does not end the connection (no half-close on the wire): the echo
     # server keeps it open, as sshd would; ssh ends its proxy command with SIGHUP
     proc.stdin.close()
@@ -170,6 +190,32 @@ def test_stdio_refuses_listener_and_program_flags(dataplane, tmp_path) -> None:
         out, err = proc.communicate(timeout=GUARD)
         assert proc.returncode != 0 and out == b""
         assert b"-stdio carries one connection" in err, err
+    proc = _stdio(dataplane, tmp_path, "-authz-token", "-", stdin=subprocess.PIPE)
+    out, err = proc.communicate(b"an authorization token", timeout=GUARD)
+    assert proc.returncode != 0 and out == b""
+    assert b"give -authz-token as env://VAR or file://PATH" in err, err
+
+
+def test_stdio_with_an_authorization_token(dataplane, echo_server, tmp_path) -> None:
+    """A session authorized elsewhere (targets authorize-session), given by reference."""
+    target = make_target(dataplane, echo_server.port)
+    authz = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
+    assert authz.status_code == 200, authz.text
+    env = {**_env(dataplane, tmp_path), "AUTHZ": authz.json()["authorization_token"]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bconnect", "connect", "-stdio", "-authz-token", "env://AUTHZ"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"ping\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == b"ping\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(GUARD) == 0
+    assert wait_for(lambda: _all_ended(dataplane, target))
 
 
 def test_a_target_that_greets_and_hangs_up_at_once(dataplane, tmp_path) -> None:

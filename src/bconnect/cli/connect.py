@@ -353,6 +353,10 @@ def check_stdio(flags: ConnectFlags, passthrough: Sequence[str] = ()) -> None:
             f"-stdio carries one connection on stdin and stdout: it cannot be used with "
             f"{', '.join(conflicts)}"
         )
+    if flags.authz_token == "-":
+        raise FlagError(
+            "-stdio carries the stream on stdin: give -authz-token as env://VAR or file://PATH"
+        )
 
 
 def run_stdio(opts: GlobalOptions, flags: ConnectFlags) -> int:

@@ -53,8 +53,11 @@ def _details(ctx: Ctx, row: Any) -> dict[str, Any]:
         .where(t.session_states.c.session_id == row.id)
         .order_by(t.session_states.c.start_time.desc())
     ).all()
+    # newest first, by the lifecycle (pending → active → canceling → terminated): a
+    # state's time comes from the request that set it, and two racing requests (an API
+    # cancel, the worker's last close report) may stamp them out of order
     order = {s.value: i for i, s in enumerate(Status)}
-    states = sorted(states, key=lambda s: (s.start_time, order[s.status]), reverse=True)
+    states = sorted(states, key=lambda s: (order[s.status], s.start_time), reverse=True)
     doc["states"] = [
         res.drop_none(
             {
