@@ -216,6 +216,7 @@ def test_every_operation_for_every_principal(fresh_controller: Any) -> None:
                 table.append((method, path, {}))
                 row = table[-1]
             row[2][principal] = got
+    console = _console_rows(ctl, ids, tokens, table, mismatches)
     hardening_report(
         "permission matrix",
         {
@@ -225,7 +226,7 @@ def test_every_operation_for_every_principal(fresh_controller: Any) -> None:
         },
     )
     assert mismatches == [], "\n".join(map(str, mismatches))
-    rendered = _render(table)
+    rendered = _render(table, console)
     if os.environ.get("BCONNECT_WRITE_DOCS"):
         DOC.write_text(rendered)
     assert DOC.read_text() == rendered, "docs/permissions.md is stale: BCONNECT_WRITE_DOCS=1"
@@ -358,7 +359,61 @@ def _body(path: str, rtype: str, ids: dict[str, tuple[str, str]]) -> Any:
 _NAMES = itertools.count(1)
 
 
-def _render(table: list[tuple[str, str, dict[str, str]]]) -> str:
+#: the admin console's pages and the API call that decides each (the console asks the
+#: API as the signed-in user): its answer must be the page's
+CONSOLE_PAGES = (
+    ("/scopes", "GET", "/v1/scopes"),
+    ("/projects/{project}/sessions", "GET", "/v1/sessions"),
+    ("/sessions/{session}", "GET", "/v1/sessions/{id}"),
+    ("/projects/{project}/targets", "GET", "/v1/targets"),
+    ("/targets/{target}", "GET", "/v1/targets/{id}"),
+    ("/workers", "GET", "/v1/workers"),
+    # recursive lists from global: 200 with whatever the grants let the user see
+    ("/users", "GET", ""),
+    ("/roles", "GET", ""),
+)
+_PAGE_FOR_API = {"allowed": "allowed", "403": "403", "401": "sign-in"}
+_SIGNED_IN = {"admin": "allowed", "user": "allowed"}
+
+
+def _console_rows(
+    ctl: Any,
+    ids: dict[str, Any],
+    tokens: dict[str, str | None],
+    table: list[tuple[str, str, dict[str, str]]],
+    mismatches: list[Any],
+) -> list[tuple[str, dict[str, str]]]:
+    """Each console page for each principal (the token in the console's cookie): shown
+    ("allowed"), a 403 page, or a redirect to sign in — as the page's API call answered."""
+    rows = []
+    for page, method, api_path in CONSOLE_PAGES:
+        api = next((cells for m, p, cells in table if (m, p) == (method, api_path)), _SIGNED_IN)
+        url = page.format(project=PROJECT, session=ids["session"][0], target=ids["target"][0])
+        cells = {}
+        for principal in PRINCIPALS:
+            token = tokens[principal]
+            cookies = {"bconnect_console": token} if token else {}
+            resp = requests.get(
+                f"{ctl.addr}{url}", cookies=cookies, allow_redirects=False, timeout=30
+            )
+            location = resp.headers.get("location", "")
+            got = {200: "allowed", 403: "403"}.get(resp.status_code, str(resp.status_code))
+            if resp.status_code == 303 and location.startswith("/login"):
+                got = "sign-in"
+            # the console is for signed-in users: without a valid token, sign in first
+            want = _PAGE_FOR_API[api.get(principal, "401")] if token else "sign-in"
+            if principal in ("expired token", "revoked token"):
+                want = "sign-in"
+            if got != want:
+                mismatches.append((principal, "console", url, resp.status_code, want))
+            cells[principal] = got
+        rows.append((page, cells))
+    return rows
+
+
+def _render(
+    table: list[tuple[str, str, dict[str, str]]], console: list[tuple[str, dict[str, str]]]
+) -> str:
     lines = [
         "# Permission matrix",
         "",
@@ -385,6 +440,22 @@ def _render(table: list[tuple[str, str, dict[str, str]]]) -> str:
         lines.append(
             f"| `{method} {path}` | " + " | ".join(cells.get(p, "?") for p in PRINCIPALS) + " |"
         )
+    lines += [
+        "",
+        "## The admin console's pages",
+        "",
+        "The console ([admin-console.md](admin-console.md)) asks the API as the signed-in",
+        "user, so each page answers as its API call above does: *allowed* (shown), 403 (a",
+        "page saying it is not permitted), *sign-in* (a redirect to the sign-in page: the",
+        "console is for signed-in users, so no, an expired or a revoked token goes there).",
+        "Users and Roles list recursively from global, showing what the grants let the",
+        "user see (possibly nothing). Checked by the same test.",
+        "",
+        "| page | " + " | ".join(PRINCIPALS) + " |",
+        "|---|" + "---|" * len(PRINCIPALS),
+    ]
+    for page, cells in console:
+        lines.append(f"| `GET {page}` | " + " | ".join(cells[p] for p in PRINCIPALS) + " |")
     return "\n".join(lines) + "\n"
 
 

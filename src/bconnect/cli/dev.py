@@ -319,6 +319,7 @@ def _banner(
     return f"""==> bconnect dev started! Log data will follow below.
 
           Controller API: http://{api}
+           Admin console: http://{api}/
              Cluster API: http://{cluster}
             Worker proxy: {proxy}
                 Database: {database}

@@ -198,6 +198,10 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    # the admin console's pages, at / (the API stays under /v1/)
+    from bconnect.controller.console import router as console_router
+
+    app.include_router(console_router)
 
     @app.exception_handler(errors.ApiException)
     async def _api_error(request: Request, exc: errors.ApiException) -> JSONResponse:
