@@ -23,6 +23,7 @@ import requests
 from support.constants import AUTH_METHOD, GUARD, PROJECT
 from support.dev import start_dev
 from support.echo import EchoServer
+from support.processes import end_process
 from support.servers import require
 
 CHROMIUM = "/usr/bin/chromium"
@@ -66,11 +67,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield addr
     finally:
-        proc.terminate()
-        try:
-            proc.wait(GUARD)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        end_process(proc)
         echo.close()
 
 

@@ -119,6 +119,23 @@ def test_render_by_name_or_id_and_clear_failures() -> None:
 
 
 # ---------------------------------------------------------------------- end to end
+def _env(ctl: Any, tmp_path: Path) -> dict[str, str]:
+    return bconnect_env(
+        tmp_path / "cache", BOUNDARY_ADDR=ctl.addr, BOUNDARY_TOKEN=ctl.token("admin")
+    )
+
+
+def _bconnect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bconnect", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=GUARD,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def _target_with_credentials(ctl: Any, port: int) -> str:
     target = make_target(ctl, port)
     add_credential(ctl, target, "username_password", {"username": "app", "password": PASSWORD})
@@ -147,32 +164,21 @@ def _check_child_output(out: str) -> None:
 def test_connect_exec_with_credential_templates(dataplane, echo_server, tmp_path) -> None:
     target = _target_with_credentials(dataplane, echo_server.port)
     login, key = _named(dataplane, target)
-    env = bconnect_env(
-        tmp_path / "cache", BOUNDARY_ADDR=dataplane.addr, BOUNDARY_TOKEN=dataplane.token("admin")
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bconnect",
-            "connect",
-            "-target-id",
-            target,
-            "-exec",
-            sys.executable,
-            "-exec-env",
-            f"SECRET_PW={{{{credential.{login}.password}}}}",
-            "--",
-            "-c",
-            CHILD,
-            f"{{{{credential.{login}.username}}}}",
-            f"{{{{ credential.{key}.private_key_file }}}}",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=GUARD,
-        stdin=subprocess.DEVNULL,
+    env = _env(dataplane, tmp_path)
+    result = _bconnect(
+        env,
+        "connect",
+        "-target-id",
+        target,
+        "-exec",
+        sys.executable,
+        "-exec-env",
+        f"SECRET_PW={{{{credential.{login}.password}}}}",
+        "--",
+        "-c",
+        CHILD,
+        f"{{{{credential.{login}.username}}}}",
+        f"{{{{ credential.{key}.private_key_file }}}}",
     )
     assert result.returncode == 0, result.stderr
     # the child's report is the last line (connect printed its listening block first)
@@ -183,21 +189,12 @@ def test_a_secret_template_in_argv_is_refused_before_any_session(
     dataplane, echo_server, tmp_path
 ) -> None:
     target = _target_with_credentials(dataplane, echo_server.port)
-    env = bconnect_env(
-        tmp_path / "cache", BOUNDARY_ADDR=dataplane.addr, BOUNDARY_TOKEN=dataplane.token("admin")
-    )
+    env = _env(dataplane, tmp_path)
     for command in (
         ["connect", "-target-id", target, "-exec", "echo", "--", "{{credential.db.password}}"],
         ["ssh", "-target-id", target, "--", "-o", "X={{credential.db.private_key}}"],
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "bconnect", *command],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=GUARD,
-            stdin=subprocess.DEVNULL,
-        )
+        result = _bconnect(env, *command)
         assert result.returncode != 0 and result.stdout == ""
         assert "would put a secret on the command line" in result.stderr
         assert "-exec-env VAR=" in result.stderr
@@ -212,27 +209,16 @@ def test_an_unknown_credential_name_ends_the_run_with_one_line(
     dataplane, echo_server, tmp_path
 ) -> None:
     target = _target_with_credentials(dataplane, echo_server.port)
-    env = bconnect_env(
-        tmp_path / "cache", BOUNDARY_ADDR=dataplane.addr, BOUNDARY_TOKEN=dataplane.token("admin")
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bconnect",
-            "connect",
-            "-target-id",
-            target,
-            "-exec",
-            "echo",
-            "--",
-            "{{credential.nope.username}}",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=GUARD,
-        stdin=subprocess.DEVNULL,
+    env = _env(dataplane, tmp_path)
+    result = _bconnect(
+        env,
+        "connect",
+        "-target-id",
+        target,
+        "-exec",
+        "echo",
+        "--",
+        "{{credential.nope.username}}",
     )
     assert result.returncode == 2, result.stderr
     assert (

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 from support.cli import run_bconnect
-from support.constants import GUARD, PROJECT
-from support.dataplane import add_credential, make_target
+from support.constants import GUARD
+from support.dataplane import add_credential, all_ended, make_target, sessions_of
 from support.plugin_dists import bconnect_env
 from support.servers import (
     PG_PASSWORD,
@@ -83,21 +83,9 @@ def leftovers(env: dict[str, str]) -> list[str]:
     return [p.name for p in Path(env["TMPDIR"]).iterdir() if p.name.startswith("bconnect-")]
 
 
-def sessions_of(ctl: Any, target: str) -> list[dict]:
-    resp = ctl.request(
-        "GET", "/v1/sessions", params={"scope_id": PROJECT, "include_terminated": "true"}
-    )
-    return [s for s in resp.json().get("items", []) if s.get("target_id") == target]
-
-
 def assert_sessions_ended(ctl: Any, target: str) -> None:
     """Every session of ``target`` is canceled or terminated (bconnect tore it down)."""
-
-    def ended() -> bool:
-        found = sessions_of(ctl, target)
-        return bool(found) and all(s["status"] in ("canceling", "terminated") for s in found)
-
-    assert wait_for(ended), sessions_of(ctl, target)
+    assert wait_for(lambda: all_ended(ctl, target)), sessions_of(ctl, target)
 
 
 # ---------------------------------------------------------------------- the SSH server

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.constants import GUARD, PROJECT
-from support.dataplane import make_target
+from support.constants import GUARD
+from support.dataplane import all_ended, make_target, sessions_of
 from support.openssh import OpenSSH
 from support.plugin_dists import bconnect_env
 from support.servers import require
@@ -38,18 +38,6 @@ def _proxy_command(target: str) -> str:
 def _ssh(server: OpenSSH, target: str) -> list[str]:
     """ssh through bconnect: the host name is only a name (the ProxyCommand decides)."""
     return ["ssh", *server.ssh_options(), "-o", _proxy_command(target), "-l", server.user]
-
-
-def _sessions(ctl: Any, target: str) -> list[dict]:
-    resp = ctl.request(
-        "GET", "/v1/sessions", params={"scope_id": PROJECT, "include_terminated": "true"}
-    )
-    return [s for s in resp.json().get("items", []) if s.get("target_id") == target]
-
-
-def _all_ended(ctl: Any, target: str) -> bool:
-    found = _sessions(ctl, target)
-    return bool(found) and all(s["status"] in ("canceling", "terminated") for s in found)
 
 
 def _run(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -74,8 +62,8 @@ def test_ssh_runs_a_command_and_returns_its_output_and_status(dataplane, openssh
     assert result.returncode == 7, result.stderr
     assert result.stdout == "MARKER-42\n"
     assert result.stderr == ""
-    assert wait_for(lambda: _all_ended(dataplane, target)), _sessions(dataplane, target)
-    assert len(_sessions(dataplane, target)) == 1
+    assert wait_for(lambda: all_ended(dataplane, target)), sessions_of(dataplane, target)
+    assert len(sessions_of(dataplane, target)) == 1
 
 
 def test_scp_copies_10_mb_there_and_back(dataplane, openssh, tmp_path) -> None:
@@ -94,8 +82,8 @@ def test_scp_copies_10_mb_there_and_back(dataplane, openssh, tmp_path) -> None:
     down = _run([*scp, f"{openssh.user}@web.prod:{remote}", str(back)], env)
     assert down.returncode == 0, down.stderr
     assert hashlib.sha256(back.read_bytes()).digest() == hashlib.sha256(data).digest()
-    assert wait_for(lambda: _all_ended(dataplane, target))
-    assert len(_sessions(dataplane, target)) == 2  # one session per scp, both over
+    assert wait_for(lambda: all_ended(dataplane, target))
+    assert len(sessions_of(dataplane, target)) == 2  # one session per scp, both over
 
 
 def test_sftp_and_rsync_over_ssh(dataplane, openssh, tmp_path) -> None:
@@ -120,7 +108,7 @@ def test_sftp_and_rsync_over_ssh(dataplane, openssh, tmp_path) -> None:
     result = _run([*sftp, f"{openssh.user}@web.prod"], env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "via-sftp.txt").read_text() == "alpha\n"
-    assert wait_for(lambda: _all_ended(dataplane, target))
+    assert wait_for(lambda: all_ended(dataplane, target))
 
 
 def test_git_clones_and_pushes_over_ssh(dataplane, openssh, tmp_path) -> None:
@@ -164,7 +152,7 @@ def test_a_session_canceled_from_the_api_ends_ssh(dataplane, openssh, tmp_path) 
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "started\n"
-        (session,) = _sessions(dataplane, target)
+        (session,) = sessions_of(dataplane, target)
         resp = dataplane.request(
             "POST", f"/v1/sessions/{session['id']}:cancel", json={"version": session["version"]}
         )
@@ -176,7 +164,7 @@ def test_a_session_canceled_from_the_api_ends_ssh(dataplane, openssh, tmp_path) 
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-    assert wait_for(lambda: _all_ended(dataplane, target))
+    assert wait_for(lambda: all_ended(dataplane, target))
 
 
 @pytest.mark.parametrize("how", ["alias", "target-id"])
@@ -202,7 +190,7 @@ def test_bconnect_ssh_stdio(dataplane, openssh, tmp_path, how) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "via-helper\n"
-    assert wait_for(lambda: _all_ended(dataplane, target))
+    assert wait_for(lambda: all_ended(dataplane, target))
 
 
 # ---------------------------------------------------------------------- bconnect ssh niceties
@@ -224,7 +212,7 @@ def test_bconnect_ssh_names_the_session_on_stderr(dataplane, openssh, tmp_path) 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hi\n"
     (line,) = result.stderr.splitlines()
-    (session,) = _sessions(dataplane, target)
+    (session,) = sessions_of(dataplane, target)
     assert (
         line == f"Session {session['id']}; cancel with bconnect sessions cancel -id {session['id']}"
     )
@@ -250,4 +238,4 @@ def test_a_missing_client_program_is_named_before_any_credential(
         assert "pw-never-shown-5521" not in result.stdout + result.stderr
         assert f'"{style}" was not found on PATH: install the {package} package' in result.stderr
         assert "Traceback" not in result.stderr
-    assert wait_for(lambda: _all_ended(dataplane, target))
+    assert wait_for(lambda: all_ended(dataplane, target))

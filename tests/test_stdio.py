@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 import pytest
-from support.constants import GUARD, PROJECT
-from support.dataplane import make_target
+from support.constants import GUARD
+from support.dataplane import all_ended, make_target, sessions_of
 from support.plugin_dists import bconnect_env
 from support.ports import free_port
 from support.wait import wait_for
@@ -40,18 +40,6 @@ def _stdio(ctl: Any, tmp_path: Path, *args: str, **popen: Any) -> subprocess.Pop
         env=_env(ctl, tmp_path),
         **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen},
     )
-
-
-def _sessions(ctl: Any, target: str) -> list[dict]:
-    resp = ctl.request(
-        "GET", "/v1/sessions", params={"scope_id": PROJECT, "include_terminated": "true"}
-    )
-    return [s for s in resp.json().get("items", []) if s.get("target_id") == target]
-
-
-def _all_ended(ctl: Any, target: str) -> bool:
-    found = _sessions(ctl, target)
-    return bool(found) and all(s["status"] in ("canceling", "terminated") for s in found)
 
 
 def _listening_sockets(pid: int) -> set[str]:
@@ -148,13 +136,13 @@ def test_pipes_carry_bytes_both_ways_and_a_hangup_cancels(dataplane, echo_server
     # stdin's end does not end the connection (no half-close on the wire): the echo
     # server keeps it open, as sshd would; ssh ends its proxy command with SIGHUP
     proc.stdin.close()
-    assert not _all_ended(dataplane, target)
+    assert not all_ended(dataplane, target)
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(GUARD) == 0
     err = proc.stderr.read() if proc.stderr else b""
     assert err == b""  # nothing at the default level when things work
-    assert wait_for(lambda: _all_ended(dataplane, target)), _sessions(dataplane, target)
-    assert [s["id"] for s in _sessions(dataplane, target)]  # exactly one session, ended
+    assert wait_for(lambda: all_ended(dataplane, target)), sessions_of(dataplane, target)
+    assert [s["id"] for s in sessions_of(dataplane, target)]  # exactly one session, ended
 
 
 def test_files_as_stdin_and_stdout_and_the_target_closing(dataplane, http_server, tmp_path) -> None:
@@ -170,7 +158,7 @@ def test_files_as_stdin_and_stdout_and_the_target_closing(dataplane, http_server
     assert err == b""
     text = answer.read_bytes()
     assert text.startswith(b"HTTP/1.0 200"), text[:200]
-    assert wait_for(lambda: _all_ended(dataplane, target))
+    assert wait_for(lambda: all_ended(dataplane, target))
 
 
 def test_a_target_that_refuses_is_one_line_and_exit_1(dataplane, tmp_path) -> None:
@@ -181,7 +169,7 @@ def test_a_target_that_refuses_is_one_line_and_exit_1(dataplane, tmp_path) -> No
     assert out == b""
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and "unable to dial endpoint" in lines[0], err
-    assert wait_for(lambda: _all_ended(dataplane, target))
+    assert wait_for(lambda: all_ended(dataplane, target))
 
 
 def test_stdio_refuses_listener_and_program_flags(dataplane, tmp_path) -> None:
@@ -215,7 +203,7 @@ def test_stdio_with_an_authorization_token(dataplane, echo_server, tmp_path) -> 
     assert proc.stdout.readline() == b"ping\n"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(GUARD) == 0
-    assert wait_for(lambda: _all_ended(dataplane, target))
+    assert wait_for(lambda: all_ended(dataplane, target))
 
 
 def test_a_target_that_greets_and_hangs_up_at_once(dataplane, tmp_path) -> None:

@@ -145,3 +145,17 @@ def terminated(ctl: Any, sid: str) -> dict | None:
 def connection_closed(ctl: Any, sid: str) -> dict | None:
     """The session once its first connection has a close reason (None if not in time)."""
     return wait_for(lambda: (s := session(ctl, sid))["connections"][0].get("closed_reason") and s)
+
+
+def sessions_of(ctl: Any, target: str) -> list[dict]:
+    """Every session of ``target`` in the dev project, terminated ones included."""
+    resp = ctl.request(
+        "GET", "/v1/sessions", params={"scope_id": PROJECT, "include_terminated": "true"}
+    )
+    return [s for s in resp.json().get("items", []) if s.get("target_id") == target]
+
+
+def all_ended(ctl: Any, target: str) -> bool:
+    """``target`` has sessions, and every one is canceling or terminated."""
+    found = sessions_of(ctl, target)
+    return bool(found) and all(s["status"] in ("canceling", "terminated") for s in found)

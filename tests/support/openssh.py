@@ -19,6 +19,7 @@ from pathlib import Path
 
 from support.constants import GUARD
 from support.ports import free_port
+from support.processes import end_process
 from support.servers import require
 
 SSHD = "/usr/sbin/sshd"
@@ -137,9 +138,4 @@ def running_openssh(base: Path) -> Iterator[OpenSSH]:
             home=home,
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(GUARD)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
