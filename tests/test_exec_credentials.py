@@ -247,3 +247,25 @@ def test_library_run_with_exec_env(dataplane, echo_server) -> None:
         _check_child_output(str(done.stdout).strip())
         with pytest.raises(TemplateError):
             client.run(["echo", "{{credential.x.password}}"], target)
+
+
+def test_a_secret_template_through_a_helper_option_is_refused(
+    dataplane, echo_server, tmp_path
+) -> None:
+    """A helper builds arguments from its options: those are checked too, at launch."""
+    target = _target_with_credentials(dataplane, echo_server.port)
+    login, _key = _named(dataplane, target)
+    env = _env(dataplane, tmp_path)
+    result = _bconnect(
+        env,
+        "ssh",
+        "-target-id",
+        target,
+        "-style",
+        "ssh",
+        "-username",
+        f"{{{{credential.{login}.password}}}}",
+    )
+    assert result.returncode == 2, result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert "would put a secret on the command line" in result.stderr

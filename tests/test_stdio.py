@@ -233,3 +233,39 @@ def test_a_target_that_greets_and_hangs_up_at_once(dataplane, tmp_path) -> None:
             assert (proc.returncode, out, err) == (0, greeting, b"")
     finally:
         server.close()
+
+
+def test_one_socket_as_stdin_and_stdout(dataplane, echo_server, tmp_path) -> None:
+    """inetd, socat EXEC: and systemd hand a program one socket as stdin and stdout."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    target = make_target(dataplane, echo_server.port)
+    proc = _stdio(dataplane, tmp_path, "-target-id", target, stdin=theirs, stdout=theirs)
+    theirs.close()
+    try:
+        ours.settimeout(GUARD)
+        payload = os.urandom(200_000)
+        ours.sendall(payload)
+        got = bytearray()
+        while len(got) < len(payload):
+            chunk = ours.recv(65536)
+            assert chunk, proc.stderr.read() if proc.stderr else b""
+            got += chunk
+        assert bytes(got) == payload
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(GUARD) == 0
+    finally:
+        ours.close()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_session_limited_to_one_connection_is_a_success(dataplane, http_server, tmp_path) -> None:
+    """The one connection uses the session up: that is no failure (exit 0, quiet)."""
+    port, _seen = http_server
+    target = make_target(dataplane, port, session_connection_limit=1)
+    proc = _stdio(dataplane, tmp_path, "-target-id", target, stdin=subprocess.PIPE)
+    out, err = proc.communicate(b"GET /hello HTTP/1.0\r\n\r\n", timeout=GUARD)
+    assert (proc.returncode, err) == (0, b"")
+    assert out.startswith(b"HTTP/1.0 200")

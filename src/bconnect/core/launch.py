@@ -42,6 +42,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bconnect.core.credentials import SessionCredential, parse_credentials
+from bconnect.core.credtemplates import check_argv
 from bconnect.core.launchfiles import DIR_PREFIX, LaunchFiles, remove_stale_dirs
 from bconnect.core.runner import (
     ExecSpec,
@@ -310,6 +311,7 @@ async def launch_helper(
             paths = files.write(launch.files)
             spec = prepare_exec(launch, paths, passthrough, exec_program).with_stdio(*stdio)
             spec = replace(spec, env_templates=dict(exec_env or {}), credentials=credentials)
+            check_argv(spec.args)  # templates in options too, before credentials are shown
         except ValueError as exc:
             raise PluginFailure(f"{label}: {exc}") from None
         if shutil.which(spec.program) is None:  # said before any credential is shown

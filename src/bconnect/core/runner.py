@@ -29,9 +29,10 @@ from datetime import datetime
 from typing import IO, Any, TypeAlias
 
 from bconnect.core.credentials import SessionCredential
-from bconnect.core.credtemplates import TemplateError, has_templates, render_all
-from bconnect.core.launchfiles import LaunchFiles
+from bconnect.core.credtemplates import TemplateError, check_argv, has_templates, render_all
+from bconnect.core.launchfiles import LaunchFiles, remove_stale_dirs
 from bconnect.core.proxy import (
+    REASON_NO_CONNECTIONS,
     REASON_SHUTDOWN,
     ClientProxy,
     ProxyError,
@@ -70,7 +71,9 @@ EXIT_CHILD_FAILED = 2
 #: How long a child has to exit after SIGTERM before it is killed.
 CHILD_GRACE = 10.0
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: what ends a run in order (the child, the listener, the session): Ctrl-C, kill, and the
+#: terminal closing (ssh also sends its proxy command SIGHUP as it exits)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _TEMPLATE_STYLES = ("{{boundary.%s}}", "{{ boundary.%s}}", "{{boundary.%s }}", "{{ boundary.%s }}")
 
 
@@ -153,7 +156,8 @@ def stdio_outcome(*, shutdown: bool, result: ProxyResult | None) -> tuple[int, s
         return 1, f"Error: {result.error}"
     if result.handshakes == 0:
         return 1, f"Error: no connection was made: {result.termination_reason}"
-    if result.reason:
+    if result.reason and result.reason != REASON_NO_CONNECTIONS:
+        # (the one connection used up a limited session: that is no failure)
         return 1, result.reason
     return 0, ""
 
@@ -442,6 +446,9 @@ class ConnectRunner:
         )
         if templates or has_templates(args):
             try:
+                # on the final arguments: a helper's own (built from its options) and
+                # any {{boundary.…}} just filled in are checked too
+                check_argv(args)
                 args, rendered = render_all(args, templates, spec.credentials, self._key_file)
             except TemplateError as exc:
                 self._warnings.append(f"Failed to collect args: {exc}")
@@ -465,10 +472,14 @@ class ConnectRunner:
         """A brokered private key as a 0600 file (removed when the run ends)."""
         key = str(credential.private_key)
         name = f"key-{len(self._written_keys) + 1}"
-        path = self._written_keys.get(credential.source_id)
+        ident = credential.source_id or f"#{id(credential)}"
+        path = self._written_keys.get(ident)
         if path is None:
+            if not self._written_keys:  # a killed run's keys must not stay behind
+                with contextlib.suppress(OSError):
+                    remove_stale_dirs()
             path = self._files.write({name: key if key.endswith("\n") else key + "\n"})[name]
-            self._written_keys[credential.source_id] = path
+            self._written_keys[ident] = path
         return path
 
     async def _terminate_child(self) -> None:
@@ -505,9 +516,7 @@ class ConnectRunner:
         installed: list[signal.Signals] = []
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             loop = asyncio.get_running_loop()
-            # ssh sends its proxy command SIGHUP when it exits
-            signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if self.stdio else _SIGNALS
-            for sig in signals:
+            for sig in _SIGNALS:
                 try:
                     loop.add_signal_handler(sig, self.request_shutdown)
                 except (NotImplementedError, RuntimeError, ValueError):

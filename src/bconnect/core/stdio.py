@@ -250,9 +250,13 @@ async def open_stdio(stdin_fd: int = 0, stdout_fd: int = 1) -> StdioSide:
             else _bridge_in(side, in_fd)
         )
         reader, _ = await loop.connect_read_pipe(lambda: _Stdin(side), source)
+        # a socket as stdout goes through the bridge too: asyncio's write-pipe transport
+        # takes a readable socket for a closed one, and stdin and stdout are often the
+        # same socket (inetd, socat EXEC:, systemd sockets)
+        direct = _pollable(out_fd) and not stat.S_ISSOCK(os.fstat(out_fd).st_mode)
         sink: Any = (
             open(os.dup(out_fd), "wb", buffering=0)  # noqa: SIM115 (the transport owns it)
-            if _pollable(out_fd)
+            if direct
             else _bridge_out(side, out_fd)
         )
         writer, _ = await loop.connect_write_pipe(lambda: _Stdout(side), sink)

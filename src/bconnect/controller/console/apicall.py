@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from starlette.requests import Request
 
@@ -71,7 +71,7 @@ class ConsoleApi:
             "http_version": "1.1",
             "method": method,
             "scheme": original.get("scheme", "http"),
-            "path": path,
+            "path": unquote(path),  # ASGI paths are decoded; raw_path keeps the escapes
             "raw_path": path.encode(),
             "query_string": urlencode(params).encode(),
             "root_path": "",
@@ -99,7 +99,10 @@ class ConsoleApi:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        await self.request.app(scope, receive, send)
+        try:
+            await self.request.app(scope, receive, send)
+        except Exception:  # the API answered 500 already; Starlette re-raises after it
+            return ApiAnswer(500, {"message": "Internal error."})
         raw = b"".join(chunks)
         try:
             data = json.loads(raw) if raw else {}

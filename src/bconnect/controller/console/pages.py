@@ -49,11 +49,16 @@ def _when(value: Any) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _bytes(value: Any) -> str:
+def _count(value: Any) -> int:
+    """A byte count from the API (a string of digits), 0 for anything else."""
     try:
-        number = int(value or 0)
+        return max(0, int(str(value or 0), 10))
     except (TypeError, ValueError):
-        return str(value)
+        return 0
+
+
+def _bytes(value: Any) -> str:
+    number = _count(value)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if number < 1024 or unit == "GiB":
             return f"{number} {unit}" if unit == "B" else f"{number:.1f} {unit}"
@@ -79,6 +84,14 @@ def _render(request: Request, template: str, status: int = 200, **values: Any) -
     return security.headers(HTMLResponse(html, status_code=status))
 
 
+#: what the sign-in page may say when sent there (a code in the URL, never free text:
+#: a link must not put words of its own on the controller's page)
+MESSAGES = {
+    "expired": "Your session with the controller has ended: sign in again.",
+    "signed-out": "Signed out.",
+}
+
+
 def _to_login(request: Request, message: str = "") -> Response:
     query = {"next": request.url.path}
     if message:
@@ -92,7 +105,7 @@ def _to_login(request: Request, message: str = "") -> Response:
 def _problem(request: Request, answer: ApiAnswer) -> Response:
     """The page for an API answer that is not a success."""
     if answer.status == 401:
-        return _to_login(request, "Your session with the controller has ended: sign in again.")
+        return _to_login(request, "expired")
     titles = {403: "Not permitted", 404: "Not found"}
     title = titles.get(answer.status, "The controller could not do that")
     return _render(
@@ -131,13 +144,14 @@ def _api(request: Request) -> ConsoleApi:
 async def _signed_in(request: Request) -> bool:
     """A token that the controller still honours (not expired, not revoked): the API
     reads it for its owner; for anyone else (an invalid token is the anonymous user)
-    it answers 401 or 403."""
+    it answers 401 or 403. Any other failure (the database away: 503) is not a reason
+    to forget the token: the page goes on and shows the API's own answer."""
     token = _token(request)
     if not token:
         return False
     token_id = "_".join(token.split("_")[:2])
     answer = await _api(request).get(f"/v1/auth-tokens/{quote(token_id, safe='')}")
-    return answer.ok
+    return answer.status not in (401, 403, 404)
 
 
 def _names(answer: ApiAnswer, *fields: str) -> dict[str, str]:
@@ -183,7 +197,7 @@ async def _login_page(
         methods=methods,
         chosen=chosen or next((m["id"] for m in methods if m.get("is_primary")), ""),
         login_name=login_name,
-        message=message or request.query_params.get("message", ""),
+        message=message or MESSAGES.get(request.query_params.get("message", ""), ""),
         login_csrf=csrf,
         next=_safe_next(request.query_params.get("next", "")),
         signed_in=False,
@@ -201,7 +215,12 @@ async def _login_page(
 
 def _safe_next(value: str) -> str:
     """Where to go after signing in: a path on this console only."""
-    if value.startswith("/") and not value.startswith("//") and not value.startswith("/v1/"):
+    if (
+        value.startswith("/")
+        and not value.startswith(("//", "/\\", "/v1/"))
+        and "\\" not in value
+        and value.isprintable()
+    ):
         return value
     return "/scopes"
 
@@ -260,8 +279,16 @@ async def logout(request: Request) -> Response:
         return _forbidden(request)
     token = _token(request) or ""
     token_id = "_".join(token.split("_")[:2])
-    await _api(request).call("DELETE", f"/v1/auth-tokens/{quote(token_id, safe='')}")
-    response = RedirectResponse("/login?message=Signed+out.", status_code=303)
+    answer = await _api(request).call("DELETE", f"/v1/auth-tokens/{quote(token_id, safe='')}")
+    if not answer.ok and answer.status not in (401, 404):  # gone already: signed out
+        return _render(
+            request,
+            "problem.html",
+            status=answer.status,
+            title="Not signed out",
+            message=f"The controller could not revoke your token: {answer.message}",
+        )
+    response = RedirectResponse("/login?message=signed-out", status_code=303)
     response.delete_cookie(security.TOKEN_COOKIE, path="/")
     return security.headers(response)
 
@@ -305,14 +332,17 @@ async def _sessions(request: Request, project: str) -> dict[str, Any] | ApiAnswe
         and (not user or s.get("user_id") == user)
         and (not target or s.get("target_id") == target)
     ]
-    reads = await asyncio.gather(*(api.get(f"/v1/sessions/{s['id']}") for s in rows[:MAX_DETAILED]))
+    reads = await asyncio.gather(
+        *(api.get(f"/v1/sessions/{quote(str(s.get('id')), safe='')}") for s in rows[:MAX_DETAILED])
+    )
     detail = {r.body.get("id"): r.body for r in reads if r.ok}
     for row in rows:
-        conns = (detail.get(row["id"]) or {}).get("connections") or []
+        conns = (detail.get(row.get("id")) or {}).get("connections") or []
+        conns = [c for c in conns if isinstance(c, dict)]
         row["_live"] = sum(1 for c in conns if not c.get("closed_reason"))
         row["_total"] = len(conns)
-        row["_up"] = sum(int(c.get("bytes_up") or 0) for c in conns)
-        row["_down"] = sum(int(c.get("bytes_down") or 0) for c in conns)
+        row["_up"] = sum(_count(c.get("bytes_up")) for c in conns)
+        row["_down"] = sum(_count(c.get("bytes_down")) for c in conns)
     return {
         "sessions": rows,
         "users": _names(users, "name", "login_name"),
@@ -495,6 +525,8 @@ async def roles_page(request: Request) -> Response:
     listed = await api.get("/v1/roles", scope_id="global", recursive=True)
     if not listed.ok:
         return _problem(request, listed)
-    reads = await asyncio.gather(*(api.get(f"/v1/roles/{r['id']}") for r in listed.items))
+    reads = await asyncio.gather(
+        *(api.get(f"/v1/roles/{quote(str(r.get('id')), safe='')}") for r in listed.items)
+    )
     roles = [r.body if r.ok else item for r, item in zip(reads, listed.items, strict=True)]
     return _render(request, "roles.html", roles=roles)
