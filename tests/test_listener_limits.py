@@ -237,3 +237,39 @@ def test_client_address(peer: str, headers: Any, settings: ForwardedFor, expecte
 def test_client_address_refusals(peer: str, headers: Any, settings: ForwardedFor) -> None:
     with pytest.raises(ForwardedError):
         client_address(peer, headers, settings)
+
+
+def test_the_console_behind_a_trusted_tls_terminating_proxy(tmp_path: Path) -> None:
+    """A trusted proxy's X-Forwarded-Proto: https makes the console's cookie Secure and
+    its Origin check expect https://; an untrusted peer's header changes nothing."""
+    import re
+
+    trusted = HttpListener(
+        forwarded=ForwardedFor(authorized_addrs=(ipaddress.ip_network("127.0.0.1/32"),))
+    )
+    ctl = start_controller(str(tmp_path / "db.sqlite"), listener_http={"api": trusted})
+    try:
+        host = ctl.addr.split("//", 1)[1]
+        proxied = {"X-Forwarded-For": "192.0.2.10", "X-Forwarded-Proto": "https"}
+        browser = requests.Session()
+        page = browser.get(f"{ctl.addr}/login", headers=proxied, timeout=30)
+        assert "Secure" in page.headers["set-cookie"]
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        form = {
+            "csrf": csrf,
+            "auth_method_id": AUTH_METHOD,
+            "login_name": "admin",
+            "password": "password",
+        }
+        signed = browser.post(
+            f"{ctl.addr}/login",
+            data=form,
+            headers={**proxied, "Origin": f"https://{host}"},
+            cookies={"bconnect_login_csrf": csrf},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert signed.status_code == 303, signed.text
+        assert "Secure" in signed.headers["set-cookie"]
+    finally:
+        ctl.stop()

@@ -9,7 +9,10 @@ With Boundary's listener keys, a request from an address in
 in ``X-Forwarded-For`` (minus ``x_forwarded_for_hop_skips`` proxies of its own);
 ``x_forwarded_for_reject_not_authorized`` refuses (400) a request carrying the header
 from anyone else, ``x_forwarded_for_reject_not_present`` one from an authorized proxy
-without it. The decision is a pure function; the middleware applies it.
+without it. Such a proxy's ``X-Forwarded-Proto`` (http or https) also becomes the
+request's scheme, so that the admin console behind a TLS-terminating proxy sets its
+cookie ``Secure`` and matches the browser's ``https://`` Origin. The decision is a pure
+function; the middleware applies it.
 """
 
 from __future__ import annotations
@@ -110,4 +113,14 @@ class ForwardedForMiddleware:
             return
         if address is not None:
             scope = {**scope, "client": (address, 0)}
+            scheme = forwarded_scheme(scope.get("headers", []))
+            if scheme:  # TLS ended at the proxy: the admin console's cookie and origin
+                scope["scheme"] = scheme
         await self.app(scope, receive, send)
+
+
+def forwarded_scheme(headers: Sequence[tuple[bytes, bytes]]) -> str:
+    """``X-Forwarded-Proto`` (its last value) when it is http or https, else ""."""
+    values = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-proto"]
+    last = values[-1].split(",")[-1].strip().lower() if values else ""
+    return last if last in ("http", "https") else ""
