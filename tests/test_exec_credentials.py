@@ -5,15 +5,15 @@ through ``-exec-env`` or a 0600 key file, never on a command line — checked in
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.constants import GUARD, PROJECT
+from support.cli import run_bconnect
+from support.constants import PROJECT
 from support.dataplane import add_credential, make_target
-from support.plugin_dists import bconnect_env
+from support.plugin_dists import admin_env
 
 from bconnect import Client
 from bconnect.core.credentials import SessionCredential
@@ -119,23 +119,6 @@ def test_render_by_name_or_id_and_clear_failures() -> None:
 
 
 # ---------------------------------------------------------------------- end to end
-def _env(ctl: Any, tmp_path: Path) -> dict[str, str]:
-    return bconnect_env(
-        tmp_path / "cache", BOUNDARY_ADDR=ctl.addr, BOUNDARY_TOKEN=ctl.token("admin")
-    )
-
-
-def _bconnect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bconnect", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=GUARD,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def _target_with_credentials(ctl: Any, port: int) -> str:
     target = make_target(ctl, port)
     add_credential(ctl, target, "username_password", {"username": "app", "password": PASSWORD})
@@ -164,9 +147,8 @@ def _check_child_output(out: str) -> None:
 def test_connect_exec_with_credential_templates(dataplane, echo_server, tmp_path) -> None:
     target = _target_with_credentials(dataplane, echo_server.port)
     login, key = _named(dataplane, target)
-    env = _env(dataplane, tmp_path)
-    result = _bconnect(
-        env,
+    env = admin_env(dataplane, tmp_path)
+    result = run_bconnect(
         "connect",
         "-target-id",
         target,
@@ -179,6 +161,7 @@ def test_connect_exec_with_credential_templates(dataplane, echo_server, tmp_path
         CHILD,
         f"{{{{credential.{login}.username}}}}",
         f"{{{{ credential.{key}.private_key_file }}}}",
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     # the child's report is the last line (connect printed its listening block first)
@@ -189,12 +172,12 @@ def test_a_secret_template_in_argv_is_refused_before_any_session(
     dataplane, echo_server, tmp_path
 ) -> None:
     target = _target_with_credentials(dataplane, echo_server.port)
-    env = _env(dataplane, tmp_path)
+    env = admin_env(dataplane, tmp_path)
     for command in (
         ["connect", "-target-id", target, "-exec", "echo", "--", "{{credential.db.password}}"],
         ["ssh", "-target-id", target, "--", "-o", "X={{credential.db.private_key}}"],
     ):
-        result = _bconnect(env, *command)
+        result = run_bconnect(*command, env=env)
         assert result.returncode != 0 and result.stdout == ""
         assert "would put a secret on the command line" in result.stderr
         assert "-exec-env VAR=" in result.stderr
@@ -209,9 +192,8 @@ def test_an_unknown_credential_name_ends_the_run_with_one_line(
     dataplane, echo_server, tmp_path
 ) -> None:
     target = _target_with_credentials(dataplane, echo_server.port)
-    env = _env(dataplane, tmp_path)
-    result = _bconnect(
-        env,
+    env = admin_env(dataplane, tmp_path)
+    result = run_bconnect(
         "connect",
         "-target-id",
         target,
@@ -219,6 +201,7 @@ def test_an_unknown_credential_name_ends_the_run_with_one_line(
         "echo",
         "--",
         "{{credential.nope.username}}",
+        env=env,
     )
     assert result.returncode == 2, result.stderr
     assert (
@@ -227,7 +210,7 @@ def test_an_unknown_credential_name_ends_the_run_with_one_line(
     )
 
 
-def test_library_run_with_exec_env(dataplane, echo_server) -> None:
+def test_library_run_with_execadmin_env(dataplane, echo_server) -> None:
     target = _target_with_credentials(dataplane, echo_server.port)
     login, key = _named(dataplane, target)
     with Client(dataplane.addr, dataplane.token("admin")) as client:
@@ -255,9 +238,8 @@ def test_a_secret_template_through_a_helper_option_is_refused(
     """A helper builds arguments from its options: those are checked too, at launch."""
     target = _target_with_credentials(dataplane, echo_server.port)
     login, _key = _named(dataplane, target)
-    env = _env(dataplane, tmp_path)
-    result = _bconnect(
-        env,
+    env = admin_env(dataplane, tmp_path)
+    result = run_bconnect(
         "ssh",
         "-target-id",
         target,
@@ -265,6 +247,7 @@ def test_a_secret_template_through_a_helper_option_is_refused(
         "ssh",
         "-username",
         f"{{{{credential.{login}.password}}}}",
+        env=env,
     )
     assert result.returncode == 2, result.stderr
     assert PASSWORD not in result.stdout + result.stderr

@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli import run_bconnect
 from support.constants import GUARD, ORG
 from support.dataplane import add_credential, make_target
-from support.plugin_dists import bconnect_env
+from support.plugin_dists import admin_env, bconnect_env
 from support.servers import require
 
 from bconnect.core.sshconfig import SshEntry, render_ssh_config, split_suffixed_name
 
 SECRET = "do-not-print-me-9431"
-
-
-def _env(ctl: Any, tmp_path: Path) -> dict[str, str]:
-    return bconnect_env(
-        tmp_path / "cache", BOUNDARY_ADDR=ctl.addr, BOUNDARY_TOKEN=ctl.token("admin")
-    )
-
-
-def _bconnect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bconnect", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=GUARD,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def _alias(ctl: Any, value: str, target: str, **attributes: Any) -> str:
@@ -83,7 +65,7 @@ def test_render_skips_unsafe_hosts_and_never_takes_secrets() -> None:
 # ---------------------------------------------------------------------- end to end
 def test_ssh_by_alias_and_by_suffix_with_the_generated_block(dataplane, openssh, tmp_path) -> None:
     require("ssh")
-    env = _env(dataplane, tmp_path)
+    env = admin_env(dataplane, tmp_path)
     target = make_target(dataplane, openssh.port)
     host = f"web{time.monotonic_ns()}.prod"
     _alias(dataplane, host, target)
@@ -108,7 +90,7 @@ def test_ssh_by_alias_and_by_suffix_with_the_generated_block(dataplane, openssh,
     )
     assert named.status_code == 200, named.text
 
-    made = _bconnect(env, "config", "ssh", "-suffix", "bconnect")
+    made = run_bconnect("config", "ssh", "-suffix", "bconnect", env=env)
     assert made.returncode == 0, made.stderr
     text = made.stdout
     assert SECRET not in text and dataplane.token("admin") not in text
@@ -150,7 +132,7 @@ def test_ssh_by_alias_and_by_suffix_with_the_generated_block(dataplane, openssh,
     names = [line.split()[0] for line in (tmp_path / "known_hosts").read_text().splitlines()]
     assert target.lower() in names, names
 
-    listed = _bconnect(env, "config", "ssh", "-format", "json")
+    listed = run_bconnect("config", "ssh", "-format", "json", env=env)
     assert listed.returncode == 0, listed.stderr
     items = {i["host"]: i for i in json.loads(listed.stdout)["items"]}
     assert items[host]["target_id"] == target
@@ -162,13 +144,13 @@ def test_ssh_by_alias_and_by_suffix_with_the_generated_block(dataplane, openssh,
 
 def test_config_ssh_without_a_token_is_one_line(dataplane, tmp_path) -> None:
     env = bconnect_env(tmp_path / "cache", BOUNDARY_ADDR=dataplane.addr)
-    result = _bconnect(env, "config", "ssh")
+    result = run_bconnect("config", "ssh", env=env)
     assert result.returncode != 0 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_name_suffix_needs_a_project_part(dataplane, tmp_path) -> None:
-    env = _env(dataplane, tmp_path)
-    result = _bconnect(env, "connect", "-stdio", "-name-suffix", "bconnect", "web.bconnect")
+    env = admin_env(dataplane, tmp_path)
+    result = run_bconnect("connect", "-stdio", "-name-suffix", "bconnect", "web.bconnect", env=env)
     assert result.returncode != 0 and result.stdout == ""
     assert "expected an argument NAME.PROJECT.bconnect" in result.stderr

@@ -11,24 +11,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from support.constants import GUARD
 from support.dataplane import all_ended, make_target, sessions_of
 from support.openssh import OpenSSH
-from support.plugin_dists import bconnect_env
+from support.plugin_dists import admin_env
 from support.servers import require
 from support.wait import wait_for
 
 BCONNECT = f"{shlex.quote(sys.executable)} -m bconnect"
-
-
-def _env(ctl: Any, tmp_path: Path) -> dict[str, str]:
-    return bconnect_env(
-        tmp_path / "cache", BOUNDARY_ADDR=ctl.addr, BOUNDARY_TOKEN=ctl.token("admin")
-    )
 
 
 def _proxy_command(target: str) -> str:
@@ -57,7 +50,7 @@ def test_ssh_runs_a_command_and_returns_its_output_and_status(dataplane, openssh
     target = make_target(dataplane, openssh.port)
     result = _run(
         [*_ssh(openssh, target), "web.prod", "echo MARKER-$((6*7)); exit 7"],
-        _env(dataplane, tmp_path),
+        admin_env(dataplane, tmp_path),
     )
     assert result.returncode == 7, result.stderr
     assert result.stdout == "MARKER-42\n"
@@ -69,7 +62,7 @@ def test_ssh_runs_a_command_and_returns_its_output_and_status(dataplane, openssh
 def test_scp_copies_10_mb_there_and_back(dataplane, openssh, tmp_path) -> None:
     require("scp")
     target = make_target(dataplane, openssh.port)
-    env = _env(dataplane, tmp_path)
+    env = admin_env(dataplane, tmp_path)
     data = os.urandom(10 * 1024 * 1024)
     local = tmp_path / "ten.bin"
     local.write_bytes(data)
@@ -90,7 +83,7 @@ def test_sftp_and_rsync_over_ssh(dataplane, openssh, tmp_path) -> None:
     require("rsync")
     require("sftp")
     target = make_target(dataplane, openssh.port)
-    env = _env(dataplane, tmp_path)
+    env = admin_env(dataplane, tmp_path)
     tree = tmp_path / "tree"
     (tree / "sub").mkdir(parents=True)
     (tree / "a.txt").write_text("alpha\n")
@@ -114,7 +107,7 @@ def test_sftp_and_rsync_over_ssh(dataplane, openssh, tmp_path) -> None:
 def test_git_clones_and_pushes_over_ssh(dataplane, openssh, tmp_path) -> None:
     require("git")
     target = make_target(dataplane, openssh.port)
-    env = _env(dataplane, tmp_path)
+    env = admin_env(dataplane, tmp_path)
     env.update(
         GIT_SSH_COMMAND=shlex.join(["ssh", *openssh.ssh_options(), "-o", _proxy_command(target)]),
         GIT_AUTHOR_NAME="t",
@@ -143,7 +136,7 @@ def test_a_session_canceled_from_the_api_ends_ssh(dataplane, openssh, tmp_path) 
     target = make_target(dataplane, openssh.port)
     proc = subprocess.Popen(
         [*_ssh(openssh, target), "web.prod", "echo started; sleep 120"],
-        env=_env(dataplane, tmp_path),
+        env=admin_env(dataplane, tmp_path),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -186,7 +179,7 @@ def test_bconnect_ssh_stdio(dataplane, openssh, tmp_path, how) -> None:
         host = "anything"
     result = _run(
         ["ssh", *openssh.ssh_options(), "-o", proxy, "-l", openssh.user, host, "echo via-helper"],
-        _env(dataplane, tmp_path),
+        admin_env(dataplane, tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "via-helper\n"
@@ -196,7 +189,7 @@ def test_bconnect_ssh_stdio(dataplane, openssh, tmp_path, how) -> None:
 # ---------------------------------------------------------------------- bconnect ssh niceties
 def test_bconnect_ssh_names_the_session_on_stderr(dataplane, openssh, tmp_path) -> None:
     target = make_target(dataplane, openssh.port)
-    env = _env(dataplane, tmp_path)
+    env = admin_env(dataplane, tmp_path)
     base = [
         sys.executable,
         "-m",
@@ -229,7 +222,7 @@ def test_a_missing_client_program_is_named_before_any_credential(
     add_credential(
         dataplane, target, "username_password", {"username": "u", "password": "pw-never-shown-5521"}
     )
-    env = {**_env(dataplane, tmp_path), "PATH": str(tmp_path / "empty")}
+    env = {**admin_env(dataplane, tmp_path), "PATH": str(tmp_path / "empty")}
     for style, package in (("ssh", "openssh-client"), ("sshpass", "sshpass")):
         result = _run(
             [sys.executable, "-m", "bconnect", "ssh", "-target-id", target, "-style", style], env

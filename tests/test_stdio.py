@@ -19,7 +19,7 @@ import click
 import pytest
 from support.constants import GUARD
 from support.dataplane import all_ended, make_target, sessions_of
-from support.plugin_dists import bconnect_env
+from support.plugin_dists import admin_env
 from support.ports import free_port
 from support.wait import wait_for
 
@@ -28,16 +28,10 @@ from bconnect.core.proxy import ProxyError, ProxyResult
 from bconnect.core.runner import stdio_outcome
 
 
-def _env(ctl: Any, tmp_path: Path) -> dict[str, str]:
-    return bconnect_env(
-        tmp_path / "cache", BOUNDARY_ADDR=ctl.addr, BOUNDARY_TOKEN=ctl.token("admin")
-    )
-
-
 def _stdio(ctl: Any, tmp_path: Path, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "bconnect", "connect", "-stdio", *args],
-        env=_env(ctl, tmp_path),
+        env=admin_env(ctl, tmp_path),
         **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen},
     )
 
@@ -189,7 +183,7 @@ def test_stdio_with_an_authorization_token(dataplane, echo_server, tmp_path) -> 
     target = make_target(dataplane, echo_server.port)
     authz = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
     assert authz.status_code == 200, authz.text
-    env = {**_env(dataplane, tmp_path), "AUTHZ": authz.json()["authorization_token"]}
+    env = {**admin_env(dataplane, tmp_path), "AUTHZ": authz.json()["authorization_token"]}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bconnect", "connect", "-stdio", "-authz-token", "env://AUTHZ"],
         env=env,

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
@@ -88,3 +89,11 @@ def bconnect_env(cache: Path, *paths: Path, **extra: str) -> dict[str, str]:
         )
     env.update(extra)
     return env
+
+
+def admin_env(ctl: Any, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """:func:`bconnect_env` pointed at ``ctl`` with its admin's token (the plugin cache
+    in ``tmp_path``)."""
+    return bconnect_env(
+        tmp_path / "cache", BOUNDARY_ADDR=ctl.addr, BOUNDARY_TOKEN=ctl.token("admin"), **extra
+    )
