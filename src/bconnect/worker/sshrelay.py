@@ -1,0 +1,301 @@
+"""SSH terminated at the worker (issue 19's building block; not yet wired to sessions).
+
+For an ``ssh`` target the worker does not pass bytes through: it is the SSH server the
+user's ``ssh`` talks to (client authentication ``none``: the session's TLS tunnel already
+authenticated the user, as Boundary does), and it opens its own SSH connection to the
+host with the injected credential, verifying the host's key. :func:`serve_relay` runs
+that on one connected socket until the client goes away.
+
+Every request of a client channel is repeated on an upstream channel — pty (type, size,
+modes), environment, shell / exec / subsystem (so ``sftp`` and ``scp`` work), window
+changes, signals, breaks, data both ways with stderr kept apart, EOF — and the host's
+exit status or exit signal is returned. asyncssh's low-level session API is used
+because its process API cannot pass the ``sftp`` subsystem through (it accepts it only
+to run its own SFTP server). Port forwarding (``ssh -L``) is refused for now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+
+__all__ = ["Upstream", "UpstreamRefused", "serve_relay"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where and how the worker logs in: the injected credential (``password`` or
+    ``private_key`` with its ``passphrase``) and the host keys it accepts
+    (``known_hosts``: OpenSSH known_hosts text; never empty — an unverified host is
+    refused)."""
+
+    host: str
+    port: int
+    username: str
+    known_hosts: str
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False)
+
+
+class UpstreamRefused(Exception):
+    """The host could not be reached, its key did not match, or it refused the login;
+    the message is one line for the user (and the session's close reason)."""
+
+
+async def connect_upstream(upstream: Upstream) -> asyncssh.SSHClientConnection:
+    """The worker's SSH connection to the host; :class:`UpstreamRefused` says why not."""
+    if not upstream.known_hosts.strip():
+        raise UpstreamRefused("no host key is known for the target: refusing to connect")
+    keys = []
+    if upstream.private_key:
+        try:
+            keys.append(asyncssh.import_private_key(upstream.private_key, upstream.passphrase))
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise UpstreamRefused(f"the injected private key cannot be used: {exc}") from None
+    try:
+        return await asyncssh.connect(
+            upstream.host,
+            upstream.port,
+            username=upstream.username,
+            password=upstream.password,
+            client_keys=keys or None,
+            known_hosts=asyncssh.import_known_hosts(upstream.known_hosts),
+            agent_path=None,
+            config=None,
+            preferred_auth="publickey,password,keyboard-interactive",
+        )
+    except asyncssh.HostKeyNotVerifiable:
+        raise UpstreamRefused(
+            f"the host key of {upstream.host}:{upstream.port} does not match the one "
+            "recorded for the target: refusing to connect"
+        ) from None
+    except asyncssh.PermissionDenied:
+        raise UpstreamRefused(
+            f"{upstream.host}:{upstream.port} refused the injected credential of "
+            f"{upstream.username!r}"
+        ) from None
+    except (OSError, asyncssh.Error) as exc:
+        reason = getattr(exc, "reason", "") or getattr(exc, "strerror", "") or str(exc)
+        raise UpstreamRefused(f"cannot reach {upstream.host}:{upstream.port}: {reason}") from None
+
+
+class _UpstreamSession(asyncssh.SSHClientSession[bytes]):
+    """The host's side of one relayed channel: its output goes back to the client."""
+
+    def __init__(self, down: _ClientSession) -> None:
+        self.down = down
+        self.exit: tuple[str, Any] | None = None
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self.down.write(data, datatype)
+
+    def eof_received(self) -> bool:
+        self.down.write_eof()
+        return True
+
+    def exit_status_received(self, status: int) -> None:
+        self.exit = ("status", status)
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.exit = ("signal", (signal, core_dumped, msg, lang))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.down.upstream_closed(self.exit)
+
+
+class _ClientSession(asyncssh.SSHServerSession[bytes]):
+    """The client's side of one channel, repeated upstream."""
+
+    def __init__(self, upstream: asyncio.Future[asyncssh.SSHClientConnection]) -> None:
+        self.upstream = upstream
+        self.chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self.up: asyncssh.SSHClientChannel[bytes] | None = None
+        self.term: tuple[str, tuple[int, int, int, int], Mapping[int, int]] | None = None
+        self.queued: list[tuple[bytes, asyncssh.DataType]] = []
+        self.queued_eof = False
+        self.opening: asyncio.Task[None] | None = None
+
+    # the client's channel
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:  # type: ignore[override]
+        self.chan = chan
+
+    def pty_requested(
+        self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Mapping[int, int]
+    ) -> bool:
+        self.term = (term_type, term_size, term_modes)
+        return True
+
+    def shell_requested(self) -> bool:
+        return self._start(command=None, subsystem=None)
+
+    def exec_requested(self, command: str) -> bool:
+        return self._start(command=command, subsystem=None)
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return self._start(command=None, subsystem=subsystem)
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self.up is None:
+            self.queued.append((data, datatype))
+        else:
+            self.up.write(data, datatype)
+
+    def eof_received(self) -> bool:
+        if self.up is None:
+            self.queued_eof = True
+        else:
+            self.up.write_eof()
+        return True
+
+    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        if self.up is not None:
+            self.up.change_terminal_size(width, height, pixwidth, pixheight)
+
+    def signal_received(self, signal: str) -> None:
+        if self.up is not None:
+            self.up.send_signal(signal)
+
+    def break_received(self, msec: int) -> bool:
+        if self.up is not None:
+            self.up.send_break(msec)
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.up is not None:
+            self.up.close()
+        if self.opening is not None:
+            self.opening.cancel()
+
+    # relaying
+    def _start(self, *, command: str | None, subsystem: str | None) -> bool:
+        self.opening = asyncio.ensure_future(self._open(command, subsystem))
+        return True
+
+    async def _open(self, command: str | None, subsystem: str | None) -> None:
+        assert self.chan is not None
+        try:
+            conn = await asyncio.shield(self.upstream)
+            options: dict[str, Any] = {"encoding": None, "env": self.chan.get_environment()}
+            if self.term is not None:
+                term_type, size, modes = self.term
+                options.update(term_type=term_type, term_size=size, term_modes=modes)
+            if subsystem is not None:
+                options["subsystem"] = subsystem
+            elif command is not None:
+                options["command"] = command
+            self.up, _ = await conn.create_session(lambda: _UpstreamSession(self), **options)
+        except UpstreamRefused as exc:
+            self._fail(str(exc))
+            return
+        except (OSError, asyncssh.Error) as exc:
+            self._fail(f"the host refused the channel: {getattr(exc, 'reason', '') or exc}")
+            return
+        for data, datatype in self.queued:
+            self.up.write(data, datatype)
+        self.queued.clear()
+        if self.queued_eof:
+            self.up.write_eof()
+
+    def _fail(self, message: str) -> None:
+        assert self.chan is not None
+        with contextlib.suppress(Exception):
+            self.chan.write_stderr((message + "\r\n").encode())
+            self.chan.exit(255)
+
+    def write(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self.chan is not None:
+            self.chan.write(data, datatype)
+
+    def write_eof(self) -> None:
+        if self.chan is not None:
+            with contextlib.suppress(Exception):
+                self.chan.write_eof()
+
+    def upstream_closed(self, exit: tuple[str, Any] | None) -> None:
+        if self.chan is None:
+            return
+        with contextlib.suppress(Exception):
+            if exit is not None and exit[0] == "signal":
+                self.chan.exit_with_signal(*exit[1])
+            else:
+                self.chan.exit(exit[1] if exit is not None else 255)
+
+
+class _Server(asyncssh.SSHServer):
+    """One client connection: logs in upstream at once, so a refusal is known early."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.settings = upstream
+        self.upstream: asyncio.Future[asyncssh.SSHClientConnection] = asyncio.ensure_future(
+            connect_upstream(upstream)
+        )
+        self.upstream.add_done_callback(self._upstream_done)
+        self.conn: asyncssh.SSHServerConnection | None = None
+        self.refused: str | None = None
+        self.keyed = False  # key exchange done: a disconnect message reaches the client
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+
+    def _upstream_done(self, future: asyncio.Future[asyncssh.SSHClientConnection]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if isinstance(exc, UpstreamRefused):
+            log.info("ssh relay: %s", exc)
+            self.refused = str(exc)
+            if self.keyed:
+                self._disconnect()
+
+    def _disconnect(self) -> None:
+        assert self.conn is not None and self.refused is not None
+        self.conn.disconnect(asyncssh.DISC_HOST_NOT_ALLOWED_TO_CONNECT, self.refused)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.upstream.done():
+            self.upstream.cancel()
+        elif not self.upstream.cancelled() and self.upstream.exception() is None:
+            self.upstream.result().close()
+
+    def begin_auth(self, username: str) -> bool:
+        self.keyed = True
+        if self.refused is not None:
+            self._disconnect()
+        return False  # the tunnel authenticated the user: no SSH authentication
+
+    def session_requested(self) -> _ClientSession:
+        return _ClientSession(self.upstream)
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        raise asyncssh.ChannelOpenError(
+            asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+            "port forwarding through bconnect ssh targets is not supported yet",
+        )
+
+
+async def serve_relay(sock: socket.socket, upstream: Upstream, host_key: asyncssh.SSHKey) -> None:
+    """Be the SSH server on ``sock`` (a connected socket, taken over) with ``host_key``
+    and relay to ``upstream`` until the client disconnects."""
+    conn = await asyncssh.run_server(
+        sock,
+        server_factory=lambda: _Server(upstream),
+        server_host_keys=[host_key],
+        encoding=None,
+        allow_scp=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        keepalive_interval=30,
+    )
+    await conn.wait_closed()
