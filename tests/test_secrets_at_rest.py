@@ -194,6 +194,7 @@ def test_rotating_the_root_key(tmp_path: Path) -> None:
     assert counts["root_key_id"] == "new_root" and counts["data_keys_rewrapped"] == 1
     assert counts["credentials.secret_encrypted"] >= 1
     assert counts["sessions.private_key_encrypted"] == 1
+    assert counts["targets.ssh_host_key_encrypted"] == 0  # no ssh target here
     assert legacy.secret.startswith(TEXT_PREFIX)
     # only the new key from now on: everything still reads
     new = RootKey.from_text("new_root", new_text)

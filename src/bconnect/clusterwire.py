@@ -16,6 +16,7 @@ __all__ = [
     "CANCEL_SESSION_PATH",
     "CLOSED_PATH",
     "CONNECTED_PATH",
+    "PIN_HOST_KEY_PATH",
     "PREFIX",
     "REGISTER_PATH",
     "SESSION_PATH",
@@ -34,6 +35,8 @@ STATUS_PATH = f"{PREFIX}/workers/{{worker_id}}:status"
 SESSION_PATH = f"{PREFIX}/sessions/{{session_id}}"
 AUTHORIZE_CONNECTION_PATH = f"{SESSION_PATH}:authorize-connection"
 CANCEL_SESSION_PATH = f"{SESSION_PATH}:cancel"
+#: ssh sessions: the worker reports the key a target's host presented, to be pinned
+PIN_HOST_KEY_PATH = f"{SESSION_PATH}:pin-host-key"
 CONNECTED_PATH = f"{PREFIX}/connections/{{connection_id}}:connected"
 CLOSED_PATH = f"{PREFIX}/connections/{{connection_id}}:closed"
 
@@ -60,3 +63,4 @@ class RefusalKind(StrEnum):
     SESSION_EXPIRED = "SessionExpired"
     TOFU_MISMATCH = "TofuMismatch"
     CONNECTION_LIMIT_REACHED = "ConnectionLimitReached"
+    HOST_KEY_MISMATCH = "HostKeyMismatch"

@@ -14,8 +14,10 @@ from bconnect.cli.options import (
     FlagError,
     GlobalOptions,
     UserError,
+    bool_option,
     controller_call,
     multi_option,
+    nullable,
     string_option,
 )
 from bconnect.cli.output import COMMON_ITEM_FIELDS, ItemField, ListField, RenderContext, Section
@@ -35,6 +37,7 @@ from bconnect.cli.resources import (
     version_option,
 )
 from bconnect.core.api import ApiResponse
+from bconnect.core.secrets import SecretRefError, resolve_secret_ref
 from bconnect.durations import parse_duration
 
 # -- table layout ------------------------------------------------------------------------------
@@ -107,6 +110,9 @@ TARGET_VIEW = output.ResourceView(
         "default_client_port": "Default Client Port",
         "enable_session_recording": "Enable Session Recording",
         "storage_bucket_id": "Storage Bucket ID",
+        "record_input": "Record Input",
+        "known_hosts": "Known Hosts",
+        "worker_host_key": "Worker Host Key",
     },
 )
 
@@ -258,6 +264,79 @@ def _tcp_update_body(kw: dict[str, Any]) -> dict[str, Any]:
     return tcp_body(kw)
 
 
+def ssh_body(kw: dict[str, Any]) -> dict[str, Any]:
+    """An ssh target's body: the tcp fields, recording, and the host keys the worker
+    accepts from the target's hosts."""
+    body = tcp_body(kw)
+    attributes: dict[str, Any] = body.get("attributes", {})
+    for flag in ("enable_session_recording", "record_input"):
+        if kw.get(flag) is not None:
+            attributes[flag] = kw[flag]
+    if kw.get("storage_bucket_id"):
+        attributes["storage_bucket_id"] = nullable(kw["storage_bucket_id"])
+    if kw.get("known_hosts"):
+        raw = kw["known_hosts"]
+        attributes["known_hosts"] = None if raw == "null" else _known_hosts_text(raw)
+    if attributes:
+        body["attributes"] = attributes
+    for flag, key in (
+        ("injected", "injected_application_credential_source_ids"),
+        ("brokered", "brokered_credential_source_ids"),
+    ):
+        if kw.get(flag):
+            body[key] = list(kw[flag])
+    return body
+
+
+def _known_hosts_text(value: str) -> str:
+    """``-known-hosts``: known_hosts lines, or ``file://PATH`` / ``env://VAR`` holding them."""
+    try:
+        return resolve_secret_ref(value, must=False)
+    except SecretRefError as exc:
+        raise UserError(f"Error parsing known hosts flag: {exc}") from None
+
+
+def _ssh_update_body(kw: dict[str, Any]) -> dict[str, Any]:
+    require_id(kw["id_"])
+    return ssh_body(kw)
+
+
+_SSH_OPTIONS = [
+    *_TCP_OPTIONS,
+    bool_option(
+        "enable-session-recording",
+        default=None,
+        help="Record the target's sessions (needs -storage-bucket-id): true or false.",
+    ),
+    string_option("storage-bucket-id", help="The storage bucket the worker writes recordings to."),
+    bool_option(
+        "record-input",
+        default=None,
+        help="Also record what users type (off by default: keystrokes carry secrets).",
+    ),
+    string_option(
+        "known-hosts",
+        help="The host keys the worker accepts from the target's hosts, as OpenSSH "
+        "known_hosts lines or file://PATH. A host with no line is pinned at first use. "
+        '"null" clears it.',
+    ),
+]
+
+_SSH_CREATE_OPTIONS = [
+    multi_option(
+        "injected-application-credential-source",
+        "injected",
+        help="A credential (username/password or SSH private key) the worker logs in with. "
+        "May be specified multiple times.",
+    ),
+    multi_option(
+        "brokered-credential-source",
+        "brokered",
+        help="A credential returned to the user when connecting. May be specified multiple times.",
+    ),
+]
+
+
 # -- commands ----------------------------------------------------------------------------------
 
 targets = resource_group(
@@ -288,6 +367,23 @@ type_groups(
         options=_TCP_OPTIONS,
         create_body=tcp_body,
         update_body=_tcp_update_body,
+    ),
+    ResourceType(
+        "ssh",
+        create_help=help_text(
+            "Create an ssh-type target: the worker terminates SSH and logs in to the host "
+            "with an injected credential, which never reaches the user.",
+            "bconnect targets create ssh -scope-id p_1234567890 -name web-ssh -address "
+            "10.0.0.5 -injected-application-credential-source credup_1234567890",
+        ),
+        update_help=help_text(
+            "Update an ssh-type target given its ID.",
+            "bconnect targets update ssh -id tssh_1234567890 -known-hosts file://known_hosts",
+        ),
+        options=_SSH_OPTIONS,
+        create_options=_SSH_CREATE_OPTIONS,
+        create_body=ssh_body,
+        update_body=_ssh_update_body,
     ),
     create_example="bconnect targets create tcp -scope-id p_1234567890 -name prodops "
     "-address 10.0.0.5 -default-port 22",

@@ -150,6 +150,27 @@ def brokered_credentials(ctx: Ctx, target_id: str) -> list[dict[str, Any]]:
     return out
 
 
+_INJECTED_COUNT = (
+    select(func.count())
+    .select_from(t.target_credential_sources)
+    .where(
+        t.target_credential_sources.c.target_id == bindparam("target_id"),
+        t.target_credential_sources.c.purpose == "injected_application",
+    )
+)
+
+
+def check_injectable(ctx: Ctx, target: Any) -> None:
+    """An ssh target's worker logs in with an injected credential: without one there is
+    nothing to log in with."""
+    if not ctx.conn.execute(_INJECTED_COUNT, {"target_id": target.id}).scalar_one():
+        raise errors.FailedPrecondition(
+            f"Target {target.id} is an ssh target without an injected application credential "
+            "source: add one (bconnect targets add-credential-sources -id "
+            f"{target.id} -injected-application-credential-source credup_…)."
+        )
+
+
 _PENDING_OF_USER = (
     select(func.count())
     .select_from(t.sessions)
@@ -196,6 +217,8 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
     """Authorize a session on ``target`` (at ``host_id``, else a host chosen at random):
     record it pending and answer with its authorization token and brokered credentials."""
     check_pending_limit(ctx)
+    if target.type == "ssh":
+        check_injectable(ctx, target)
     address, port, host_set_id, host_id = choose_endpoint(ctx, target, host_id)
     session_id = new_id("s")
     expiration = _session_expiration(ctx, target)

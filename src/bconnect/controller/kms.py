@@ -210,7 +210,8 @@ def is_encrypted(value: bytes | str) -> bool:
 
 def rotate(engine: Engine, keyring: Keyring, batch: int = 500) -> dict[str, int]:
     """``bconnect database rotate-keys``: every data key wrapped with the current root
-    key, a new data key, and every secret (credentials, session private keys) encrypted
+    key, a new data key, and every secret (credentials, session private keys, ssh targets'
+    host keys) encrypted
     again with it, including any stored before encryption existed. Batches of ``batch``
     rows, each in a transaction of its own, so a large table does not hold locks long."""
     with engine.begin() as conn:
@@ -221,13 +222,14 @@ def rotate(engine: Engine, keyring: Keyring, batch: int = 500) -> dict[str, int]
     for table, column, text in (
         (t.credentials, "secret", True),
         (t.sessions, "private_key", False),
+        (t.targets, "ssh_host_key", False),
     ):
         done, after = 0, ""
         while True:
             with engine.begin() as conn:
                 rows = conn.execute(
                     select(table.c.id, table.c[column])
-                    .where(table.c.id > after)
+                    .where(table.c.id > after, table.c[column].is_not(None))
                     .order_by(table.c.id)
                     .limit(batch)
                 ).all()

@@ -367,6 +367,16 @@ class TcpAttributes(Strict):
     default_client_port: int | None = Field(default=None, ge=1, le=65535)
 
 
+class SshAttributes(TcpAttributes):
+    """An ssh target's attributes: Boundary's (recording) and bconnect's ``known_hosts``
+    (the host keys the worker accepts) and ``record_input`` (keystrokes in recordings)."""
+
+    enable_session_recording: bool | None = None
+    storage_bucket_id: str | None = Field(default=None, max_length=32)
+    known_hosts: str | None = Field(default=None, max_length=65536)
+    record_input: bool | None = None
+
+
 class HostSourceInfo(Out):
     id: str
     host_catalog_id: str
@@ -393,12 +403,13 @@ class TargetItem(Resource):
     brokered_credential_source_ids: list[str] | None = None
     brokered_credential_sources: list[CredentialSourceInfo] | None = None
     injected_application_credential_source_ids: list[str] | None = None
+    injected_application_credential_sources: list[CredentialSourceInfo] | None = None
     attributes: dict[str, Any] | None = None
 
 
 class TargetCreate(Strict):
     scope_id: str
-    type: Literal["tcp"] = "tcp"
+    type: Literal["tcp", "ssh"] = "tcp"
     name: str = Field(min_length=1, max_length=128)
     description: Description = None
     address: str | None = Field(default=None, max_length=255)
@@ -406,7 +417,10 @@ class TargetCreate(Strict):
     session_connection_limit: int | None = Field(default=None, ge=-1, le=2**31 - 1)
     worker_filter: str | None = None
     egress_worker_filter: str | None = None
-    attributes: TcpAttributes | None = None
+    attributes: SshAttributes | None = None
+    # bconnect: credential sources given at creation (one transaction)
+    brokered_credential_source_ids: list[str] | None = None
+    injected_application_credential_source_ids: list[str] | None = None
 
 
 class TargetUpdate(Strict):
@@ -418,7 +432,7 @@ class TargetUpdate(Strict):
     session_connection_limit: int | None = Field(default=None, ge=-1, le=2**31 - 1)
     worker_filter: str | None = None
     egress_worker_filter: str | None = None
-    attributes: TcpAttributes | None = None
+    attributes: SshAttributes | None = None
 
 
 class HostSourceIds(Strict):

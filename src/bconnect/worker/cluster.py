@@ -44,7 +44,9 @@ __all__ = [
     "ClusterUnavailable",
     "ClusterUnreachable",
     "ConnectionGrant",
+    "InjectedCredential",
     "SessionInfo",
+    "SshSettings",
     "StatusAnswer",
     "parse_time",
 ]
@@ -91,6 +93,44 @@ class ClusterRefused(ClusterError):
 
 
 @dataclass(frozen=True)
+class InjectedCredential:
+    """A credential the worker logs in to an ssh target's host with (never logged)."""
+
+    type: str
+    username: str
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """What an ``ssh`` session needs at the worker: the target's host key (presented to
+    the user's ssh), the host keys accepted from its hosts, the injected credentials."""
+
+    host_key: bytes = field(repr=False)
+    known_hosts: str
+    credentials: tuple[InjectedCredential, ...] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> SshSettings:
+        return cls(
+            host_key=base64.b64decode(body["host_key"], validate=True),
+            known_hosts=str(body.get("known_hosts") or ""),
+            credentials=tuple(
+                InjectedCredential(
+                    type=str(c["type"]),
+                    username=str(c.get("username") or ""),
+                    password=c.get("password"),
+                    private_key=c.get("private_key"),
+                    passphrase=c.get("passphrase"),
+                )
+                for c in body.get("credentials") or ()
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class SessionInfo:
     """A session as the worker needs it (``GET /v1/cluster/sessions/{id}``)."""
 
@@ -101,6 +141,9 @@ class SessionInfo:
     connection_limit: int
     certificate: bytes = field(repr=False)
     private_key: bytes = field(repr=False)  # secret: never log
+    type: str = "tcp"
+    target_id: str = ""
+    ssh: SshSettings | None = None
 
     @classmethod
     def from_json(cls, session_id: str, body: Mapping[str, Any]) -> SessionInfo:
@@ -114,6 +157,9 @@ class SessionInfo:
                 connection_limit=int(body.get("connection_limit", -1)),
                 certificate=base64.b64decode(body["certificate"], validate=True),
                 private_key=base64.b64decode(body["private_key"], validate=True),
+                type=str(body.get("type") or "tcp"),
+                target_id=str(body.get("target_id") or ""),
+                ssh=SshSettings.from_json(body["ssh"]) if body.get("ssh") else None,
             )
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise ValueError(f"malformed session answer: {type(exc).__name__}") from None
@@ -293,6 +339,13 @@ class ClusterClient:
         path = clusterwire.CLOSED_PATH.format(connection_id=_seg(connection_id))
         body = {"bytes_up": bytes_up, "bytes_down": bytes_down, "closed_reason": closed_reason}
         await self._call("POST", path, body)
+
+    async def pin_host_key(self, session_id: str, host: str, port: int, key: str) -> bool:
+        """Report the key ``host:port`` presented for an ssh session's target: pinned
+        (True) if none was known; ``ClusterRefused`` (HostKeyMismatch) if another is."""
+        path = clusterwire.PIN_HOST_KEY_PATH.format(session_id=_seg(session_id))
+        answer = await self._call("POST", path, {"host": host, "port": port, "key": key})
+        return bool(answer.get("pinned"))
 
     async def cancel_session(self, session_id: str, tofu_token: str) -> None:
         """The client's SESSION_CANCEL command."""

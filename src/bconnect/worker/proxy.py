@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -248,6 +249,8 @@ class ConnectionProxy:
             log.warning("connection %s: %s", live.connection_id, exc)
             await channel.close(CloseCode.PROTOCOL_ERROR, "unable to parse endpoint")
             return ClosedReason.SYSTEM_ERROR
+        if accepted.session.ssh is not None:
+            return await self._run_ssh(accepted, live, host, port)
         loop = asyncio.get_running_loop()
         try:
             _, endpoint = await asyncio.wait_for(
@@ -263,10 +266,52 @@ class ConnectionProxy:
         finally:
             endpoint.close()
 
-    async def _connected(self, accepted: _Accepted, live: LiveConnection, tcp: TcpSide) -> str:
+    async def _run_ssh(
+        self, accepted: _Accepted, live: LiveConnection, host: str, port: int
+    ) -> str:
+        """An ssh target: the client's bytes go to this worker's SSH server (one end of a
+        socket pair), which logs in to ``host:port`` with the injected credential."""
+        from bconnect.worker import sshsession  # asyncssh: loaded for ssh targets only
+
+        session = accepted.session
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        try:
+            _, tcp = await loop.connect_accepted_socket(TcpSide, ours)
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
+        server = asyncio.ensure_future(
+            sshsession.serve(theirs, session, host, port, self.cluster, live.connection_id)
+        )
+        try:
+            reason = await self._connected(accepted, live, tcp, endpoint=(host, port))
+        finally:
+            tcp.close()
+        try:
+            refused = await asyncio.wait_for(asyncio.shield(server), 5.0)
+        except (TimeoutError, ConnectionError):  # the client went away mid-conversation
+            server.cancel()
+            return reason
+        except Exception as exc:  # noqa: BLE001 - ends with the connection
+            log.warning("connection %s: ssh relay failed: %r", live.connection_id, exc)
+            return reason
+        if refused is not None and live.stop_reason is None:
+            return ClosedReason.NETWORK_ERROR
+        return reason
+
+    async def _connected(
+        self,
+        accepted: _Accepted,
+        live: LiveConnection,
+        tcp: TcpSide,
+        endpoint: tuple[str, int] | None = None,
+    ) -> str:
         channel = accepted.channel
         assert tcp.transport is not None
-        endpoint = _address(tcp.transport.get_extra_info("peername"))
+        if endpoint is None:
+            endpoint = _address(tcp.transport.get_extra_info("peername"))
         # The report travels while bytes already flow: the client's first byte does not
         # wait for the controller. Should the controller refuse it, the connection ends
         # as it would have before relaying (1011 "unable to establish proxy").

@@ -1,4 +1,4 @@
-"""SSH terminated at the worker (issue 19's building block; not yet wired to sessions).
+"""SSH terminated at the worker: what serves an ``ssh`` target's connections.
 
 For an ``ssh`` target the worker does not pass bytes through: it is the SSH server the
 user's ``ssh`` talks to (client authentication ``none``: the session's TLS tunnel already
@@ -20,23 +20,31 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
 
-__all__ = ["Upstream", "UpstreamRefused", "serve_relay"]
+from bconnect.hostport import join_host_port
+
+__all__ = ["PinHostKey", "Upstream", "UpstreamRefused", "serve_relay"]
 
 log = logging.getLogger(__name__)
+
+
+#: Records the key a host presented when none was known for it (the worker asks the
+#: controller); raises :class:`UpstreamRefused` when another key is recorded.
+PinHostKey = Callable[[str], Awaitable[object]]
 
 
 @dataclass(frozen=True)
 class Upstream:
     """Where and how the worker logs in: the injected credential (``password`` or
     ``private_key`` with its ``passphrase``) and the host keys it accepts
-    (``known_hosts``: OpenSSH known_hosts text; never empty — an unverified host is
-    refused)."""
+    (``known_hosts``: OpenSSH known_hosts text). A host with no line there is refused,
+    unless ``pin`` is given: then its key is accepted and handed to ``pin`` (first-use
+    pinning), and the connection is used only once ``pin`` has returned."""
 
     host: str
     port: int
@@ -45,6 +53,15 @@ class Upstream:
     password: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
     passphrase: str | None = field(default=None, repr=False)
+    pin: PinHostKey | None = field(default=None, repr=False, compare=False)
+
+    def known_keys(self) -> asyncssh.SSHKnownHosts | None:
+        """The known hosts, if they name a key (or a CA) for this host."""
+        if not self.known_hosts.strip():
+            return None
+        known = asyncssh.import_known_hosts(self.known_hosts)
+        trusted = known.match(self.host, "", self.port)
+        return known if trusted[0] or trusted[1] else None
 
 
 class UpstreamRefused(Exception):
@@ -54,8 +71,15 @@ class UpstreamRefused(Exception):
 
 async def connect_upstream(upstream: Upstream) -> asyncssh.SSHClientConnection:
     """The worker's SSH connection to the host; :class:`UpstreamRefused` says why not."""
-    if not upstream.known_hosts.strip():
-        raise UpstreamRefused("no host key is known for the target: refusing to connect")
+    try:
+        known = upstream.known_keys()
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise UpstreamRefused(f"the target's known hosts cannot be read: {exc}") from None
+    if known is None and upstream.pin is None:
+        raise UpstreamRefused(
+            f"no host key is known for {join_host_port(upstream.host, upstream.port)}: "
+            "refusing to connect"
+        )
     keys = []
     if upstream.private_key:
         try:
@@ -63,13 +87,13 @@ async def connect_upstream(upstream: Upstream) -> asyncssh.SSHClientConnection:
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise UpstreamRefused(f"the injected private key cannot be used: {exc}") from None
     try:
-        return await asyncssh.connect(
+        conn = await asyncssh.connect(
             upstream.host,
             upstream.port,
             username=upstream.username,
             password=upstream.password,
             client_keys=keys or None,
-            known_hosts=asyncssh.import_known_hosts(upstream.known_hosts),
+            known_hosts=known,  # None: first use, pinned below
             agent_path=None,
             config=None,
             preferred_auth="publickey,password,keyboard-interactive",
@@ -86,7 +110,18 @@ async def connect_upstream(upstream: Upstream) -> asyncssh.SSHClientConnection:
         ) from None
     except (OSError, asyncssh.Error) as exc:
         reason = getattr(exc, "reason", "") or getattr(exc, "strerror", "") or str(exc)
-        raise UpstreamRefused(f"cannot reach {upstream.host}:{upstream.port}: {reason}") from None
+        where = join_host_port(upstream.host, upstream.port)
+        raise UpstreamRefused(f"cannot reach {where}: {reason}") from None
+    if known is None and upstream.pin is not None:
+        key = conn.get_server_host_key()
+        try:
+            if key is None:
+                raise UpstreamRefused("the host presented no key")
+            await upstream.pin(key.export_public_key("openssh").decode().strip())
+        except BaseException:
+            conn.close()
+            raise
+    return conn
 
 
 class _UpstreamSession(asyncssh.SSHClientSession[bytes]):
@@ -200,6 +235,9 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
         except (OSError, asyncssh.Error) as exc:
             self._fail(f"the host refused the channel: {getattr(exc, 'reason', '') or exc}")
             return
+        except Exception:  # noqa: BLE001 - reported to the client, logged by the server
+            self._fail("the worker could not log in to the host")
+            return
         for data, datatype in self.queued:
             self.up.write(data, datatype)
         self.queued.clear()
@@ -251,11 +289,16 @@ class _Server(asyncssh.SSHServer):
         if future.cancelled():
             return
         exc = future.exception()
+        if exc is None:
+            return
         if isinstance(exc, UpstreamRefused):
-            log.info("ssh relay: %s", exc)
             self.refused = str(exc)
-            if self.keyed:
-                self._disconnect()
+        else:
+            log.warning("ssh relay: logging in to the host failed: %r", exc)
+            self.refused = "the worker could not log in to the host"
+        log.info("ssh relay: %s", self.refused)
+        if self.keyed:
+            self._disconnect()
 
     def _disconnect(self) -> None:
         assert self.conn is not None and self.refused is not None
@@ -285,12 +328,21 @@ class _Server(asyncssh.SSHServer):
         )
 
 
-async def serve_relay(sock: socket.socket, upstream: Upstream, host_key: asyncssh.SSHKey) -> None:
+async def serve_relay(
+    sock: socket.socket, upstream: Upstream, host_key: asyncssh.SSHKey
+) -> str | None:
     """Be the SSH server on ``sock`` (a connected socket, taken over) with ``host_key``
-    and relay to ``upstream`` until the client disconnects."""
+    and relay to ``upstream`` until the client disconnects. Returns why the host was
+    refused (the message the client was disconnected with), or ``None``."""
+    servers: list[_Server] = []
+
+    def factory() -> _Server:
+        servers.append(_Server(upstream))
+        return servers[-1]
+
     conn = await asyncssh.run_server(
         sock,
-        server_factory=lambda: _Server(upstream),
+        server_factory=factory,
         server_host_keys=[host_key],
         encoding=None,
         allow_scp=False,
@@ -299,3 +351,4 @@ async def serve_relay(sock: socket.socket, upstream: Upstream, host_key: asyncss
         keepalive_interval=30,
     )
     await conn.wait_closed()
+    return servers[0].refused if servers else None

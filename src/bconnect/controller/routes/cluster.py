@@ -20,6 +20,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,16 +34,18 @@ from starlette.types import Scope
 
 from bconnect import clusterwire
 from bconnect.clusterwire import ClosedReason
-from bconnect.controller import errors, sessionops
+from bconnect.controller import errors, sessionops, sshtargets
 from bconnect.controller.context import utcnow
 from bconnect.controller.kms import open_session_key
 from bconnect.controller.resources import fmt_time
 from bconnect.controller.secrets import mint_worker_credential, token_hash, worker_id_of
 from bconnect.controller.settings import Settings
+from bconnect.controller.sshtargets import open_host_key
 from bconnect.controller.storage import schema as t
 from bconnect.ids import new_id
 
 router = APIRouter(tags=["cluster"], include_in_schema=False)
+log = logging.getLogger(__name__)
 
 #: The ASGI scope key app.RequestShape sets on cluster calls: what :func:`cluster_auth` found.
 CLUSTER_AUTH = "bconnect.cluster_auth"
@@ -281,19 +284,67 @@ def read_session(request: Request, session_id: str) -> dict[str, Any]:
     with _db(request, write=False) as (conn, caller):
         row = conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)).first()
         caller.check_session(row)
+        target, creds = None, []
+        if row is not None and row.type == "ssh":
+            target = conn.execute(select(t.targets).where(t.targets.c.id == row.target_id)).first()
+            keyring = request.app.state.settings.keyring
+            creds = sshtargets.injected_credentials(conn, keyring, row.target_id)
     if row is None:
         raise errors.not_found(session_id)
-    return {
+    keyring = request.app.state.settings.keyring
+    answer = {
         "session_id": row.id,
+        "type": row.type,
+        "target_id": row.target_id,
         "status": row.status,
         "endpoint": row.endpoint,
         "expiration": fmt_time(row.expiration_time),
         "connection_limit": row.connection_limit,
         "certificate": base64.b64encode(row.certificate).decode(),
-        "private_key": base64.b64encode(
-            open_session_key(request.app.state.settings.keyring, row)
-        ).decode(),
+        "private_key": base64.b64encode(open_session_key(keyring, row)).decode(),
     }
+    if row.type == "ssh" and target is not None:
+        answer["ssh"] = {
+            "host_key": base64.b64encode(open_host_key(keyring, target)).decode(),
+            "known_hosts": target.known_hosts or "",
+            "credentials": creds,
+        }
+    return answer
+
+
+class PinHostKey(_Body):
+    host: str = Field(max_length=255)
+    port: int = Field(ge=1, le=65535)
+    key: str = Field(max_length=16384)
+
+
+@router.post(clusterwire.PIN_HOST_KEY_PATH)
+@_on_cluster_threads
+def pin_host_key(request: Request, session_id: str, body: PinHostKey) -> dict[str, Any]:
+    """The key a host of the session's target presented: recorded when none is known for
+    that host, else it must match (409 HostKeyMismatch)."""
+    with _db(request, write=True) as (conn, caller):
+        row = conn.execute(
+            select(t.sessions.c.id, t.sessions.c.worker_ids, t.sessions.c.target_id).where(
+                t.sessions.c.id == session_id
+            )
+        ).first()
+        caller.check_session(row)
+        if row is None:
+            raise errors.not_found(session_id)
+        try:
+            added = sshtargets.pin_host_key(conn, row.target_id, body.host, body.port, body.key)
+        except sshtargets.PinRefused as exc:
+            raise Refused(clusterwire.RefusalKind.HOST_KEY_MISMATCH, str(exc)) from None
+    if added:
+        log.warning(
+            "target %s: pinned the host key of %s:%d at first use (session %s)",
+            row.target_id,
+            body.host,
+            body.port,
+            session_id,
+        )
+    return {"pinned": added}
 
 
 @router.post(clusterwire.AUTHORIZE_CONNECTION_PATH)

@@ -1,11 +1,11 @@
-"""/v1/targets (tcp), host and credential sources, and :authorize-session."""
+"""/v1/targets (tcp and ssh), host and credential sources, and :authorize-session."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from bconnect.controller import aliasing, errors
@@ -19,12 +19,14 @@ from bconnect.controller.models import (
     CredentialSourceIds,
     HostSourceIds,
     SessionAuthorization,
+    SshAttributes,
     TargetCreate,
     TargetItem,
     TargetResponse,
     TargetUpdate,
 )
 from bconnect.controller.routes.common import add_standard_routes, model_response
+from bconnect.controller.sshtargets import INJECTABLE_TYPES, new_host_key, validate_known_hosts
 from bconnect.controller.storage import schema as t
 from bconnect.controller.transaction import transaction
 from bconnect.ids import new_id
@@ -53,11 +55,19 @@ def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
     ).all()
     brokered = [c for c in creds if c.purpose == BROKERED]
     injected = [c for c in creds if c.purpose == INJECTED]
-    attrs = {
+    attrs: dict[str, Any] = {
         k: getattr(row, k)
         for k in ("default_port", "default_client_port")
         if getattr(row, k) is not None
     }
+    if row.type == "ssh":
+        attrs["enable_session_recording"] = bool(row.enable_session_recording)
+        attrs["record_input"] = bool(row.record_input)
+        if row.storage_bucket_id:
+            attrs["storage_bucket_id"] = row.storage_bucket_id
+        if row.known_hosts:
+            attrs["known_hosts"] = row.known_hosts
+        attrs["worker_host_key"] = row.ssh_host_key_public
     return {
         "address": row.address or None,
         "host_source_ids": [h.id for h in host_sets] or None,
@@ -69,6 +79,8 @@ def _render(ctx: Ctx, row: Any) -> dict[str, Any]:
         "brokered_credential_source_ids": [c.id for c in brokered] or None,
         "brokered_credential_sources": [credential_source_info(c) for c in brokered] or None,
         "injected_application_credential_source_ids": [c.id for c in injected] or None,
+        "injected_application_credential_sources": [credential_source_info(c) for c in injected]
+        or None,
         "attributes": attrs or None,
     }
 
@@ -105,10 +117,11 @@ def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
         ctx.require(scope.id, "target", "create")
         address = _validate_address(ctx, None, body.address)
         attrs = body.attributes
+        target_id = new_id("tssh" if body.type == "ssh" else "ttcp")
         values = {
-            "id": new_id("ttcp"),
+            "id": target_id,
             "scope_id": scope.id,
-            "type": "tcp",
+            "type": body.type,
             "name": body.name,
             "description": body.description,
             "address": address,
@@ -122,7 +135,88 @@ def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
         }
         if values["session_connection_limit"] == 0:
             raise errors.invalid_field("session_connection_limit", "Must be -1 or positive.")
-        return res.render(ctx, TARGETS, res.insert_row(ctx, TARGETS, values))
+        values.update(_type_attributes(ctx, body.type, attrs, create=True))
+        if body.type == "ssh":
+            values["ssh_host_key"], values["ssh_host_key_public"] = new_host_key(
+                ctx.settings.keyring, target_id
+            )
+        row = res.insert_row(ctx, TARGETS, values)
+        _check_recording(row)
+        for purpose, ids in (
+            (BROKERED, body.brokered_credential_source_ids),
+            (INJECTED, body.injected_application_credential_source_ids),
+        ):
+            for cred_id in dict.fromkeys(ids or []):
+                _validate_credential(ctx, row, purpose, cred_id)
+                ctx.conn.execute(
+                    insert(t.target_credential_sources).values(
+                        target_id=target_id, credential_id=cred_id, purpose=purpose
+                    )
+                )
+        return res.render(ctx, TARGETS, row)
+
+
+def _type_attributes(
+    ctx: Ctx, target_type: str, attrs: SshAttributes | None, *, create: bool
+) -> dict[str, Any]:
+    """The ssh-only attributes as columns (refused on a tcp target)."""
+    given = attrs.model_dump(exclude_unset=True) if attrs is not None else {}
+    ssh_only = [k for k in given if k not in ("default_port", "default_client_port")]
+    if target_type != "ssh":
+        if ssh_only:
+            raise errors.invalid_field(
+                f"attributes.{ssh_only[0]}", "This attribute is for ssh targets only."
+            )
+        return {}
+    values: dict[str, Any] = {}
+    if create and given.get("default_port") is None:
+        values["default_port"] = 22
+    for flag in ("enable_session_recording", "record_input"):
+        if flag in given:
+            values[flag] = 1 if given[flag] else 0
+    if "known_hosts" in given:
+        text = given["known_hosts"] or None
+        if text is not None:
+            try:
+                validate_known_hosts(text)
+            except ValueError as exc:
+                raise errors.invalid_field("attributes.known_hosts", str(exc)) from None
+        values["known_hosts"] = text
+    if "storage_bucket_id" in given:
+        values["storage_bucket_id"] = given["storage_bucket_id"] or None
+    return values
+
+
+def _check_recording(row: Any) -> None:
+    """Recording needs a storage bucket."""
+    if row.enable_session_recording and not row.storage_bucket_id:
+        raise errors.invalid_field(
+            "attributes.storage_bucket_id",
+            "Session recording needs a storage bucket (-storage-bucket-id).",
+        )
+
+
+def _validate_credential(ctx: Ctx, target: Any, purpose: str, cred_id: str) -> None:
+    """A credential of the target's project; injected ones only on ssh targets, and of a
+    type the worker can log in with."""
+    field = f"{purpose}_credential_source_ids"
+    cred = ctx.conn.execute(
+        select(t.credentials.c.scope_id, t.credentials.c.type).where(t.credentials.c.id == cred_id)
+    ).first()
+    if cred is None or cred.scope_id != target.scope_id:
+        raise errors.invalid_field(field, f"{cred_id} is not a credential in this project.")
+    if purpose != INJECTED:
+        return
+    if target.type != "ssh":
+        raise errors.invalid_field(
+            field, "Only ssh targets take injected application credential sources."
+        )
+    if cred.type not in INJECTABLE_TYPES:
+        raise errors.invalid_field(
+            field,
+            f"{cred_id} is a {cred.type} credential; an ssh target injects "
+            "username_password or ssh_private_key credentials.",
+        )
 
 
 @router.patch("/v1/targets/{id}", response_model=TargetResponse, response_model_exclude_none=True)
@@ -152,8 +246,13 @@ def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, An
         if values.get("worker_filter") is not None:
             values["worker_filter"] = _validate_filter(values["worker_filter"])
         if body.attributes is not None:
-            values.update(body.attributes.model_dump(exclude_unset=True))
+            given = body.attributes.model_dump(exclude_unset=True)
+            values.update(
+                {k: v for k, v in given.items() if k in ("default_port", "default_client_port")}
+            )
+            values.update(_type_attributes(ctx, row.type, body.attributes, create=False))
         row = res.patch_row(ctx, TARGETS, row, body.version, values)
+        _check_recording(row)
         return res.render(ctx, TARGETS, row)
 
 
@@ -210,16 +309,6 @@ def _credential_sources(action: str):  # noqa: ANN202
         with transaction(request) as ctx:
             target = res.get_row(ctx, TARGETS, id)
 
-            def validate(cred_id: str) -> None:
-                cred = ctx.conn.execute(
-                    select(t.credentials.c.scope_id).where(t.credentials.c.id == cred_id)
-                ).first()
-                if cred is None or cred.scope_id != target.scope_id:
-                    raise errors.invalid_field(
-                        "brokered_credential_source_ids",
-                        f"{cred_id} is not a credential in this project.",
-                    )
-
             if action.startswith("set"):
                 changes = [
                     (BROKERED, body.brokered_credential_source_ids),
@@ -239,6 +328,10 @@ def _credential_sources(action: str):  # noqa: ANN202
                     "brokered_credential_source_ids", "Must contain at least one id."
                 )
             for purpose, ids in changes:
+
+                def validate(cred_id: str, purpose: str = purpose) -> None:
+                    _validate_credential(ctx, target, purpose, cred_id)
+
                 res.change_links(
                     ctx,
                     TARGETS,

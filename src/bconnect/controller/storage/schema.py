@@ -240,6 +240,16 @@ targets = Table(
     Column("session_max_seconds", Integer, nullable=False, default=28800),
     Column("session_connection_limit", Integer, nullable=False, default=-1),
     Column("worker_filter", Text, nullable=True),
+    # ssh targets (the worker terminates SSH): the SSH host key the worker presents for
+    # this target (OpenSSH private key, sealed; its public half in the clear), the host
+    # keys the worker accepts from the target's hosts (known_hosts text; pinned at first
+    # use when empty), and session recording
+    Column("ssh_host_key", LargeBinary, nullable=True),
+    Column("ssh_host_key_public", Text, nullable=True),
+    Column("known_hosts", Text, nullable=True),
+    Column("enable_session_recording", Integer, nullable=False, default=0),
+    Column("record_input", Integer, nullable=False, default=0),
+    Column("storage_bucket_id", String(32), nullable=True),
     *_common(),
     UniqueConstraint("scope_id", "name", name="uq_targets_scope_name"),
 )

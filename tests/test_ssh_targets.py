@@ -1,0 +1,292 @@
+"""ssh targets: the worker terminates SSH and logs in to the host with an injected
+credential that never reaches the user's machine. A real ``sshd`` (the ``openssh``
+fixture), the real ``ssh``/``scp`` as clients, a real controller and worker
+(``dataplane``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.constants import GUARD
+from support.dataplane import all_ended, sessions_of
+from support.openssh import OpenSSH
+from support.plugin_dists import admin_env
+from support.servers import require
+from support.wait import wait_for
+
+PROJECT = "p_1234567890"
+#: what the client's ssh needs: no user config, agent or keys of its own, no prompts
+CLIENT_OPTIONS = [
+    "-F",
+    "/dev/null",
+    "-o",
+    "IdentityAgent=none",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "IdentityFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+]
+
+
+def _credential(ctl: Any, ctype: str, username: str, **attributes: str) -> str:
+    store = ctl.request(
+        "POST",
+        "/v1/credential-stores",
+        json={"scope_id": PROJECT, "name": f"store-{time.monotonic_ns()}"},
+    )
+    assert store.status_code == 200, store.text
+    cred = ctl.request(
+        "POST",
+        "/v1/credentials",
+        json={
+            "credential_store_id": store.json()["id"],
+            "type": ctype,
+            "attributes": {"username": username, **attributes},
+        },
+    )
+    assert cred.status_code == 200, cred.text
+    return cred.json()["id"]
+
+
+def _key_credential(ctl: Any, server: OpenSSH) -> str:
+    return _credential(
+        ctl, "ssh_private_key", server.user, private_key=server.client_key.read_text()
+    )
+
+
+def ssh_target(ctl: Any, port: int, credential: str | None, **attributes: Any) -> str:
+    body: dict[str, Any] = {
+        "scope_id": PROJECT,
+        "type": "ssh",
+        "name": f"ssh-{port}-{time.monotonic_ns()}",
+        "address": "127.0.0.1",
+        "attributes": {"default_port": port, **attributes},
+    }
+    if credential:
+        body["injected_application_credential_source_ids"] = [credential]
+    made = ctl.request("POST", "/v1/targets", json=body)
+    assert made.status_code == 200, made.text
+    return made.json()["id"]
+
+
+def _bconnect_ssh(target: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "bconnect", "ssh", "-target-id", target, *args]
+
+
+def _run(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=GUARD * 2, **kw)
+
+
+def test_a_target_is_created_with_its_own_host_key_and_port_22(dataplane, openssh) -> None:
+    cred = _key_credential(dataplane, openssh)
+    made = dataplane.request(
+        "POST",
+        "/v1/targets",
+        json={
+            "scope_id": PROJECT,
+            "type": "ssh",
+            "name": "box",
+            "address": "127.0.0.1",
+            "injected_application_credential_source_ids": [cred],
+        },
+    ).json()
+    assert made["id"].startswith("tssh_") and made["type"] == "ssh"
+    attrs = made["attributes"]
+    assert attrs["default_port"] == 22
+    assert attrs["worker_host_key"].startswith("ssh-ed25519 ")
+    assert attrs["enable_session_recording"] is False
+    assert made["injected_application_credential_source_ids"] == [cred]
+    again = dataplane.request("GET", f"/v1/targets/{made['id']}").json()
+    assert again["attributes"]["worker_host_key"] == attrs["worker_host_key"]
+
+
+def test_injected_credentials_are_refused_where_they_cannot_be_used(dataplane, openssh) -> None:
+    cred = _key_credential(dataplane, openssh)
+    tcp = dataplane.request(
+        "POST",
+        "/v1/targets",
+        json={
+            "scope_id": PROJECT,
+            "name": "tcp-box",
+            "address": "127.0.0.1",
+            "attributes": {"default_port": 22},
+            "injected_application_credential_source_ids": [cred],
+        },
+    )
+    assert tcp.status_code == 400
+    assert "Only ssh targets" in tcp.text
+    json_cred = _credential(dataplane, "username_password", "u", password="p")
+    target = ssh_target(dataplane, openssh.port, None)
+    # an ssh target with nothing to inject cannot be connected to: said at authorization
+    refused = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
+    assert refused.status_code == 400, refused.text
+    assert "without an injected application credential source" in refused.text
+    version = dataplane.request("GET", f"/v1/targets/{target}").json()["version"]
+    added = dataplane.request(
+        "POST",
+        f"/v1/targets/{target}:add-credential-sources",
+        json={"version": version, "injected_application_credential_source_ids": [json_cred]},
+    )
+    assert added.status_code == 200, added.text
+    recording = dataplane.request(
+        "PATCH",
+        f"/v1/targets/{target}",
+        json={"version": version + 1, "attributes": {"enable_session_recording": True}},
+    )
+    assert recording.status_code == 400
+    assert "storage bucket" in recording.text
+
+
+def test_the_user_lands_as_the_injected_user_without_the_secret(
+    dataplane, openssh, tmp_path
+) -> None:
+    require("ssh")
+    key_text = openssh.client_key.read_text()
+    target = ssh_target(dataplane, openssh.port, _key_credential(dataplane, openssh))
+    auth = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
+    assert auth.status_code == 200
+    assert auth.json()["type"] == "ssh"
+    assert "PRIVATE KEY" not in auth.text and "credentials" not in auth.json()
+    session = auth.json()["session_id"]
+    canceled = dataplane.request("POST", f"/v1/sessions/{session}:cancel", json={"version": 1})
+    assert canceled.status_code == 200, canceled.text
+    env = admin_env(dataplane, tmp_path)
+    result = _run(
+        _bconnect_ssh(
+            target,
+            "-remote-command",
+            "echo MARKER-$((6*7)) as $(id -un); exit 3",
+            "--",
+            *CLIENT_OPTIONS,
+        ),
+        env,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == f"MARKER-42 as {openssh.user}\n"
+    # a live session: nothing of the key in any process of the client, its files or env
+    proc = subprocess.Popen(
+        _bconnect_ssh(target, "-remote-command", "sleep 30", "--", *CLIENT_OPTIONS),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_for(lambda: _ssh_children(proc.pid)), "ssh never started"
+        needle = key_text.strip().splitlines()[1].encode()  # a line of the key's body
+        for pid in [proc.pid, *_ssh_children(proc.pid)]:
+            for part in ("cmdline", "environ"):
+                assert needle not in Path(f"/proc/{pid}/{part}").read_bytes()
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert needle not in path.read_bytes(), path
+        for path in Path(os.environ.get("TMPDIR", "/tmp")).glob("bconnect-*/*"):
+            if path.is_file() and path.stat().st_uid == os.getuid():
+                assert needle not in path.read_bytes(), path
+    finally:
+        proc.terminate()  # bconnect cancels its session as it ends
+        out, err = proc.communicate(timeout=GUARD)
+    assert wait_for(lambda: all_ended(dataplane, target)), sessions_of(dataplane, target)
+
+
+def _ssh_children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def test_scp_10_mb_both_ways(dataplane, openssh, tmp_path) -> None:
+    require("scp")
+    target = ssh_target(dataplane, openssh.port, _key_credential(dataplane, openssh))
+    data = os.urandom(10 * 1024 * 1024)
+    local = tmp_path / "up.bin"
+    local.write_bytes(data)
+    remote = openssh.home / f"scp-{time.monotonic_ns()}.bin"
+    env = admin_env(dataplane, tmp_path)
+    proxy = f"ProxyCommand={sys.executable} -m bconnect connect -stdio -target-id {target}"
+    scp = ["scp", *CLIENT_OPTIONS, "-o", "StrictHostKeyChecking=no", "-o"]
+    scp += ["UserKnownHostsFile=/dev/null", "-o", proxy]
+    up = _run([*scp, str(local), f"anyone@box:{remote}"], env)
+    assert up.returncode == 0, up.stderr
+    assert hashlib.sha256(remote.read_bytes()).digest() == hashlib.sha256(data).digest()
+    back = tmp_path / "down.bin"
+    down = _run([*scp, f"anyone@box:{remote}", str(back)], env)
+    assert down.returncode == 0, down.stderr
+    assert back.read_bytes() == data
+
+
+def test_a_changed_host_key_is_refused_with_a_clear_reason(dataplane, openssh, tmp_path) -> None:
+    target = ssh_target(dataplane, openssh.port, _key_credential(dataplane, openssh))
+    env = admin_env(dataplane, tmp_path)
+    first = _run(_bconnect_ssh(target, "-remote-command", "true", "--", *CLIENT_OPTIONS), env)
+    assert first.returncode == 0, first.stderr
+    pinned = dataplane.request("GET", f"/v1/targets/{target}").json()["attributes"]
+    key_type, key_body = openssh.host_public_key.split()[:2]
+    assert pinned["known_hosts"] == f"[127.0.0.1]:{openssh.port} {key_type} {key_body}\n"
+    # the host's key changes (or someone else answers on its address)
+    other = tmp_path / "other"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True, timeout=GUARD
+    )
+    target2 = ssh_target(
+        dataplane,
+        openssh.port,
+        _key_credential(dataplane, openssh),
+        known_hosts=f"[127.0.0.1]:{openssh.port} {other.with_suffix('.pub').read_text()}",
+    )
+    refused = _run(_bconnect_ssh(target2, "-remote-command", "true", "--", *CLIENT_OPTIONS), env)
+    assert refused.returncode != 0
+    assert "does not match the one recorded for the target" in refused.stderr, refused.stderr
+    (session,) = sessions_of(dataplane, target2)
+    assert wait_for(lambda: all_ended(dataplane, target2))
+
+
+@pytest.mark.parametrize("verb", ["create"])
+def test_the_cli_creates_an_ssh_target(dataplane, openssh, tmp_path, verb) -> None:
+    cred = _key_credential(dataplane, openssh)
+    env = admin_env(dataplane, tmp_path)
+    made = _run(
+        [
+            sys.executable,
+            "-m",
+            "bconnect",
+            "targets",
+            "create",
+            "ssh",
+            "-scope-id",
+            PROJECT,
+            "-name",
+            "cli-ssh",
+            "-address",
+            "127.0.0.1",
+            "-default-port",
+            str(openssh.port),
+            "-injected-application-credential-source",
+            cred,
+        ],
+        env,
+    )
+    assert made.returncode == 0, made.stderr
+    assert "Worker Host Key" in made.stdout and "tssh_" in made.stdout
+    assert "Injected Application Credential Sources" in made.stdout
