@@ -290,3 +290,96 @@ def test_the_cli_creates_an_ssh_target(dataplane, openssh, tmp_path, verb) -> No
     assert made.returncode == 0, made.stderr
     assert "Worker Host Key" in made.stdout and "tssh_" in made.stdout
     assert "Injected Application Credential Sources" in made.stdout
+
+
+# ---------------------------------------------------------------------- recording
+def local_bucket(ctl: Any, directory: Path) -> str:
+    made = ctl.request(
+        "POST",
+        "/v1/storage-buckets?plugin_name=local",
+        json={
+            "scope_id": "global",
+            "name": f"b{time.monotonic_ns()}",
+            "bucket_name": str(directory),
+        },
+    )
+    assert made.status_code == 200, made.text
+    return made.json()["id"]
+
+
+def recordings_of(ctl: Any, session_id: str) -> list[dict[str, Any]]:
+    listed = ctl.request("GET", "/v1/session-recordings?scope_id=global&recursive=true").json()
+    return [r for r in listed.get("items", []) if r["session_id"] == session_id]
+
+
+def test_an_exec_channel_is_recorded_and_downloads_verified(dataplane, openssh, tmp_path) -> None:
+    require("ssh")
+    bucket = local_bucket(dataplane, tmp_path / "recordings")
+    target = ssh_target(
+        dataplane,
+        openssh.port,
+        _key_credential(dataplane, openssh),
+        enable_session_recording=True,
+        storage_bucket_id=bucket,
+    )
+    env = admin_env(dataplane, tmp_path)
+    marker = f"MARKER-{time.monotonic_ns()}"
+    result = _run(
+        _bconnect_ssh(target, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS), env
+    )
+    assert result.returncode == 0, result.stderr
+    (session,) = sessions_of(dataplane, target)
+    assert wait_for(lambda: all_ended(dataplane, target))
+
+    def available() -> list[dict[str, Any]]:
+        found = recordings_of(dataplane, session["id"])
+        return found if found and found[0]["state"] == "available" else []
+
+    assert wait_for(available), recordings_of(dataplane, session["id"])
+    (listed,) = available()
+    recording = dataplane.request("GET", f"/v1/session-recordings/{listed['id']}").json()
+    assert recording["create_time_values"]["user"]["id"] == "u_1234567890"
+    assert recording["create_time_values"]["target"]["id"] == target
+    (connection,) = recording["connection_recordings"]
+    (channel,) = connection["channel_recordings"]
+    assert channel["command"] == f"echo {marker}" and channel["state"] == "available"
+    download = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download")
+    assert download.status_code == 200, download.text
+    assert hashlib.sha256(download.content).hexdigest() == channel["sha256"]
+    lines = download.content.decode().splitlines()
+    header = __import__("json").loads(lines[0])
+    assert header["version"] == 2 and header["command"] == f"echo {marker}"
+    assert any(marker in line and '"o"' in line for line in lines[1:])
+    # the player reads it
+    cast = tmp_path / "rec.cast"
+    cast.write_bytes(download.content)
+    require("asciinema")
+    played = _run(["asciinema", "cat", str(cast)], env)
+    assert played.returncode == 0, played.stderr
+    assert marker in played.stdout
+    # a tampered object is refused
+    (stored,) = (tmp_path / "recordings").rglob(f"{channel['id']}.cast")
+    stored.write_bytes(stored.read_bytes().replace(marker.encode(), b"MARKER-forged"))
+    refused = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download")
+    assert refused.status_code == 400
+    assert "does not match the SHA-256" in refused.text
+
+
+def test_an_unwritable_bucket_refuses_the_session(dataplane, openssh, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    bucket = local_bucket(dataplane, blocker / "recordings")
+    target = ssh_target(
+        dataplane,
+        openssh.port,
+        _key_credential(dataplane, openssh),
+        enable_session_recording=True,
+        storage_bucket_id=bucket,
+    )
+    env = admin_env(dataplane, tmp_path)
+    refused = _run(
+        _bconnect_ssh(target, "-remote-command", "echo should-not-run", "--", *CLIENT_OPTIONS), env
+    )
+    assert refused.returncode != 0
+    assert "should-not-run" not in refused.stdout
+    assert f"storage bucket {bucket} cannot be written" in refused.stderr, refused.stderr

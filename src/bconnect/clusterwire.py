@@ -14,6 +14,8 @@ __all__ = [
     "ACTIVATE_PATH",
     "AUTHORIZE_CONNECTION_PATH",
     "CANCEL_SESSION_PATH",
+    "CHANNEL_FINISHED_PATH",
+    "CHANNEL_STARTED_PATH",
     "CLOSED_PATH",
     "CONNECTED_PATH",
     "PIN_HOST_KEY_PATH",
@@ -39,6 +41,11 @@ CANCEL_SESSION_PATH = f"{SESSION_PATH}:cancel"
 PIN_HOST_KEY_PATH = f"{SESSION_PATH}:pin-host-key"
 CONNECTED_PATH = f"{PREFIX}/connections/{{connection_id}}:connected"
 CLOSED_PATH = f"{PREFIX}/connections/{{connection_id}}:closed"
+
+#: recorded ssh sessions: a channel's recording begins (the controller names its object)
+#: and ends (its size and SHA-256, or why it could not be finished)
+CHANNEL_STARTED_PATH = f"{PREFIX}/session-recordings/{{recording_id}}:channels"
+CHANNEL_FINISHED_PATH = f"{PREFIX}/channel-recordings/{{channel_id}}:finished"
 
 #: A worker calling with the shared worker key says which worker it is in this header.
 WORKER_ID_HEADER = "X-Bconnect-Worker-Id"

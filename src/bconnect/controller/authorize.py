@@ -17,6 +17,7 @@ from bconnect.controller.addresses import endpoint as make_endpoint
 from bconnect.controller.context import Ctx
 from bconnect.controller.filters import compile_filter
 from bconnect.controller.kms import open_credential, seal_session_key
+from bconnect.controller.recordings import create_session_recording
 from bconnect.controller.resources import drop_none, fmt_time
 from bconnect.controller.sessionstate import Status
 from bconnect.controller.storage import schema as t
@@ -238,6 +239,7 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
         worker_ids=worker_ids,
     )
     _insert_session(ctx, session)
+    create_session_recording(ctx, target, session)
     scope = ctx.scope_info(target.scope_id)
     return drop_none(
         {

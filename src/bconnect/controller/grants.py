@@ -78,6 +78,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "credential": ("create", "read", "update", "delete", "list"),
     "session": ("read", "read:self", "cancel", "cancel:self", "list", "no-op"),
     "worker": ("create", "read", "update", "delete", "list"),
+    "storage-bucket": ("create", "read", "update", "delete", "list"),
+    "session-recording": ("read", "list", "download", "delete"),
 }
 TYPES = frozenset(ACTIONS) | {"*"}
 # Actions that may carry ``:self`` and apply then only to the caller's own resources.

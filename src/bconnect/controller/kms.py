@@ -221,6 +221,7 @@ def rotate(engine: Engine, keyring: Keyring, batch: int = 500) -> dict[str, int]
     counts = {"data keys rewrapped": rewrapped}
     for table, column, text in (
         (t.credentials, "secret", True),
+        (t.storage_buckets, "secrets", True),
         (t.sessions, "private_key", False),
         (t.targets, "ssh_host_key", False),
     ):

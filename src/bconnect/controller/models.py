@@ -689,3 +689,61 @@ CredentialStoreResponse = CredentialStoreItem
 CredentialResponse = CredentialItem
 SessionResponse = SessionItem
 WorkerResponse = WorkerItem
+
+
+# ---------------------------------------------------------------- storage buckets, recordings
+
+
+class StorageBucketItem(Resource):
+    scope_id: str
+    plugin: dict[str, Any] | None = None
+    bucket_name: str
+    bucket_prefix: str | None = None
+    worker_filter: str | None = None
+    attributes: dict[str, Any] | None = None
+    secrets_hmac: str | None = None
+
+
+class StorageBucketCreate(Strict):
+    scope_id: str
+    name: Name = None
+    description: Description = None
+    plugin_name: str | None = Field(default=None, max_length=32)
+    bucket_name: str = Field(min_length=1, max_length=1024)
+    bucket_prefix: str | None = Field(default=None, max_length=1024)
+    worker_filter: str | None = None
+    attributes: dict[str, Any] | None = None
+    secrets: dict[str, Any] | None = None
+
+
+class StorageBucketUpdate(Strict):
+    version: int = Field(ge=1)
+    name: Name = None
+    description: Description = None
+    worker_filter: str | None = None
+    attributes: dict[str, Any] | None = None
+    secrets: dict[str, Any] | None = None
+
+
+StorageBucketResponse = StorageBucketItem
+
+
+class SessionRecordingItem(Out):
+    id: str
+    scope: ScopeInfo
+    session_id: str
+    storage_bucket_id: str
+    type: str
+    state: str
+    mime_types: list[str] | None = None
+    bytes_up: int | None = None
+    bytes_down: int | None = None
+    start_time: Timestamp | None = None
+    end_time: Timestamp | None = None
+    duration: str | None = None
+    endpoint: str | None = None
+    create_time_values: dict[str, Any] | None = None
+    connection_recordings: list[dict[str, Any]] | None = None
+    created_time: Timestamp
+    updated_time: Timestamp
+    authorized_actions: list[str] = Field(default_factory=list)

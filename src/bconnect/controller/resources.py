@@ -186,6 +186,7 @@ CASCADES: dict[str, list[tuple[str, Table, str]]] = {
         ("host-sets", t.host_sets, "host_catalog_id"),
     ],
     "credential-stores": [("credentials", t.credentials, "credential_store_id")],
+    "storage-buckets": [("session-recordings", t.session_recordings, "storage_bucket_id")],
     "auth-methods": [
         ("accounts", t.accounts, "auth_method_id"),
         ("auth-tokens", t.auth_tokens, "auth_method_id"),

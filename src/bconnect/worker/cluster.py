@@ -45,6 +45,7 @@ __all__ = [
     "ClusterUnreachable",
     "ConnectionGrant",
     "InjectedCredential",
+    "RecordingSettings",
     "SessionInfo",
     "SshSettings",
     "StatusAnswer",
@@ -104,6 +105,24 @@ class InjectedCredential:
 
 
 @dataclass(frozen=True)
+class RecordingSettings:
+    """Where a recorded ssh session's channels go: its session recording and the storage
+    bucket (plugin, name, prefix, attributes and secrets: never logged)."""
+
+    session_recording_id: str
+    record_input: bool
+    bucket: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> RecordingSettings:
+        return cls(
+            session_recording_id=str(body["session_recording_id"]),
+            record_input=bool(body.get("record_input")),
+            bucket=dict(body["bucket"]),
+        )
+
+
+@dataclass(frozen=True)
 class SshSettings:
     """What an ``ssh`` session needs at the worker: the target's host key (presented to
     the user's ssh), the host keys accepted from its hosts, the injected credentials."""
@@ -111,6 +130,7 @@ class SshSettings:
     host_key: bytes = field(repr=False)
     known_hosts: str
     credentials: tuple[InjectedCredential, ...] = field(repr=False)
+    recording: RecordingSettings | None = None
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> SshSettings:
@@ -126,6 +146,9 @@ class SshSettings:
                     passphrase=c.get("passphrase"),
                 )
                 for c in body.get("credentials") or ()
+            ),
+            recording=(
+                RecordingSettings.from_json(body["recording"]) if body.get("recording") else None
             ),
         )
 
@@ -346,6 +369,25 @@ class ClusterClient:
         path = clusterwire.PIN_HOST_KEY_PATH.format(session_id=_seg(session_id))
         answer = await self._call("POST", path, {"host": host, "port": port, "key": key})
         return bool(answer.get("pinned"))
+
+    async def channel_started(
+        self, recording_id: str, connection_id: str, kind: str, command: str | None
+    ) -> dict[str, str]:
+        """Register a channel's recording: its ``id`` and ``object_key``."""
+        path = clusterwire.CHANNEL_STARTED_PATH.format(recording_id=_seg(recording_id))
+        body = {"connection_id": connection_id, "type": kind, "command": command}
+        answer = await self._call("POST", path, body)
+        try:
+            return {"id": str(answer["id"]), "object_key": str(answer["object_key"])}
+        except KeyError as exc:
+            raise ClusterError(200, "Internal", f"malformed channel answer: {exc}") from None
+
+    async def channel_finished(
+        self, channel_id: str, size: int, sha256: str | None, error: str | None
+    ) -> None:
+        """A channel's recording is written (``sha256``) or could not be (``error``)."""
+        path = clusterwire.CHANNEL_FINISHED_PATH.format(channel_id=_seg(channel_id))
+        await self._call("POST", path, {"bytes": size, "sha256": sha256, "error": error})
 
     async def cancel_session(self, session_id: str, tofu_token: str) -> None:
         """The client's SESSION_CANCEL command."""

@@ -22,7 +22,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncssh
 
@@ -62,6 +62,29 @@ class Upstream:
         known = asyncssh.import_known_hosts(self.known_hosts)
         trusted = known.match(self.host, "", self.port)
         return known if trusted[0] or trusted[1] else None
+
+
+class ChannelLog(Protocol):
+    """One channel's recording (worker/recorder.py)."""
+
+    def output(self, data: bytes) -> None: ...
+    def input(self, data: bytes) -> None: ...
+    def resize(self, width: int, height: int) -> None: ...
+    def event(self, label: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class ChannelRecorder(Protocol):
+    """Starts channel recordings; ``start`` raises (any exception, its message shown to
+    the user) when a channel cannot be recorded: it is then refused."""
+
+    async def start(
+        self,
+        kind: str,
+        command: str | None,
+        term: tuple[str, tuple[int, int, int, int]] | None,
+        env: Mapping[str, str],
+    ) -> ChannelLog: ...
 
 
 class UpstreamRefused(Exception):
@@ -124,6 +147,17 @@ async def connect_upstream(upstream: Upstream) -> asyncssh.SSHClientConnection:
     return conn
 
 
+class RecordingRefused(Exception):
+    """A channel that cannot be recorded (and so is not opened)."""
+
+
+async def _recording(start: Awaitable[ChannelLog]) -> ChannelLog:
+    try:
+        return await start
+    except Exception as exc:  # noqa: BLE001 - the recorder's reason, shown to the user
+        raise RecordingRefused(str(exc) or type(exc).__name__) from None
+
+
 class _UpstreamSession(asyncssh.SSHClientSession[bytes]):
     """The host's side of one relayed channel: its output goes back to the client."""
 
@@ -133,6 +167,8 @@ class _UpstreamSession(asyncssh.SSHClientSession[bytes]):
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         self.down.write(data, datatype)
+        if self.down.log is not None and self.down.subsystem is None:
+            self.down.log.output(data)
 
     def eof_received(self) -> bool:
         self.down.write_eof()
@@ -151,8 +187,15 @@ class _UpstreamSession(asyncssh.SSHClientSession[bytes]):
 class _ClientSession(asyncssh.SSHServerSession[bytes]):
     """The client's side of one channel, repeated upstream."""
 
-    def __init__(self, upstream: asyncio.Future[asyncssh.SSHClientConnection]) -> None:
+    def __init__(
+        self,
+        upstream: asyncio.Future[asyncssh.SSHClientConnection],
+        recorder: ChannelRecorder | None = None,
+    ) -> None:
         self.upstream = upstream
+        self.recorder = recorder
+        self.log: ChannelLog | None = None
+        self.subsystem: str | None = None
         self.chan: asyncssh.SSHServerChannel[bytes] | None = None
         self.up: asyncssh.SSHClientChannel[bytes] | None = None
         self.term: tuple[str, tuple[int, int, int, int], Mapping[int, int]] | None = None
@@ -182,8 +225,10 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         if self.up is None:
             self.queued.append((data, datatype))
-        else:
-            self.up.write(data, datatype)
+            return
+        self.up.write(data, datatype)
+        if self.log is not None and self.subsystem is None:
+            self.log.input(data)
 
     def eof_received(self) -> bool:
         if self.up is None:
@@ -195,6 +240,8 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
         if self.up is not None:
             self.up.change_terminal_size(width, height, pixwidth, pixheight)
+        if self.log is not None:
+            self.log.resize(width, height)
 
     def signal_received(self, signal: str) -> None:
         if self.up is not None:
@@ -210,6 +257,8 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
             self.up.close()
         if self.opening is not None:
             self.opening.cancel()
+        if self.log is not None:
+            self.log.close()
 
     # relaying
     def _start(self, *, command: str | None, subsystem: str | None) -> bool:
@@ -228,6 +277,15 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
                 options["subsystem"] = subsystem
             elif command is not None:
                 options["command"] = command
+            if self.recorder is not None:
+                self.subsystem = subsystem
+                term = (self.term[0], self.term[1]) if self.term is not None else None
+                self.log = await _recording(self.recorder.start(
+                    "sftp" if subsystem is not None else "session",
+                    subsystem or command,
+                    term,
+                    self.chan.get_environment(),
+                ))
             self.up, _ = await conn.create_session(lambda: _UpstreamSession(self), **options)
         except UpstreamRefused as exc:
             self._fail(str(exc))
@@ -235,8 +293,12 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
         except (OSError, asyncssh.Error) as exc:
             self._fail(f"the host refused the channel: {getattr(exc, 'reason', '') or exc}")
             return
+        except RecordingRefused as exc:
+            self._fail(str(exc))
+            return
         except Exception:  # noqa: BLE001 - reported to the client, logged by the server
-            self._fail("the worker could not log in to the host")
+            log.exception("ssh relay: opening a channel failed")
+            self._fail("the worker could not open the channel on the host")
             return
         for data, datatype in self.queued:
             self.up.write(data, datatype)
@@ -260,6 +322,8 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
                 self.chan.write_eof()
 
     def upstream_closed(self, exit: tuple[str, Any] | None) -> None:
+        if self.log is not None:
+            self.log.close()
         if self.chan is None:
             return
         with contextlib.suppress(Exception):
@@ -272,14 +336,23 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
 class _Server(asyncssh.SSHServer):
     """One client connection: logs in upstream at once, so a refusal is known early."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        recorder: ChannelRecorder | None = None,
+        refusal: str | None = None,
+    ) -> None:
         self.settings = upstream
-        self.upstream: asyncio.Future[asyncssh.SSHClientConnection] = asyncio.ensure_future(
-            connect_upstream(upstream)
-        )
+        self.recorder = recorder
+        self.upstream: asyncio.Future[asyncssh.SSHClientConnection]
+        if refusal is not None:
+            self.upstream = asyncio.get_running_loop().create_future()
+            self.upstream.set_exception(UpstreamRefused(refusal))
+        else:
+            self.upstream = asyncio.ensure_future(connect_upstream(upstream))
         self.upstream.add_done_callback(self._upstream_done)
         self.conn: asyncssh.SSHServerConnection | None = None
-        self.refused: str | None = None
+        self.refused: str | None = refusal
         self.keyed = False  # key exchange done: a disconnect message reaches the client
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
@@ -317,7 +390,7 @@ class _Server(asyncssh.SSHServer):
         return False  # the tunnel authenticated the user: no SSH authentication
 
     def session_requested(self) -> _ClientSession:
-        return _ClientSession(self.upstream)
+        return _ClientSession(self.upstream, self.recorder)
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
@@ -329,15 +402,21 @@ class _Server(asyncssh.SSHServer):
 
 
 async def serve_relay(
-    sock: socket.socket, upstream: Upstream, host_key: asyncssh.SSHKey
+    sock: socket.socket,
+    upstream: Upstream,
+    host_key: asyncssh.SSHKey,
+    recorder: ChannelRecorder | None = None,
+    refusal: str | None = None,
 ) -> str | None:
     """Be the SSH server on ``sock`` (a connected socket, taken over) with ``host_key``
-    and relay to ``upstream`` until the client disconnects. Returns why the host was
-    refused (the message the client was disconnected with), or ``None``."""
+    and relay to ``upstream`` until the client disconnects, recording each channel with
+    ``recorder``. With ``refusal`` the client is disconnected with that reason at once.
+    Returns why the host was refused (the message the client was disconnected with),
+    or ``None``."""
     servers: list[_Server] = []
 
     def factory() -> _Server:
-        servers.append(_Server(upstream))
+        servers.append(_Server(upstream, recorder, refusal))
         return servers[-1]
 
     conn = await asyncssh.run_server(

@@ -1,6 +1,7 @@
 """An ``ssh`` session's connection at the worker: the controller's session data turned
 into the relay's settings (worker/sshrelay.py), with first-use pinning of the host's key
-through the controller."""
+through the controller, and the session's recorder (worker/recorder.py) when the target
+records: a bucket that cannot be written refuses the connection with the reason."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import asyncssh
 
 from bconnect.clusterwire import RefusalKind
 from bconnect.hostport import join_host_port
+from bconnect.objectstore import BucketError
 from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterRefused, SessionInfo
+from bconnect.worker.recorder import RecordingFailed, SessionRecorder
 from bconnect.worker.sshrelay import Upstream, UpstreamRefused, serve_relay
 
 __all__ = ["serve", "upstream_for"]
@@ -78,9 +81,25 @@ async def serve(
     assert session.ssh is not None
     try:
         host_key = asyncssh.import_private_key(session.ssh.host_key)
-        upstream = upstream_for(session, host, port, cluster)
-    except (asyncssh.KeyImportError, UpstreamRefused) as exc:
+    except asyncssh.KeyImportError as exc:
         log.warning("connection %s: cannot serve ssh: %s", connection_id, exc)
         sock.close()
         return str(exc)
-    return await serve_relay(sock, upstream, host_key)
+    refusal: str | None = None
+    try:
+        upstream = upstream_for(session, host, port, cluster)
+    except UpstreamRefused as exc:
+        upstream, refusal = Upstream(host, port, "", ""), str(exc)
+    recorder = None
+    if session.ssh.recording is not None and refusal is None:
+        try:
+            recorder = SessionRecorder(cluster, session.ssh.recording, connection_id)
+            await recorder.check()
+        except (RecordingFailed, BucketError) as exc:
+            log.warning("connection %s: %s", connection_id, exc)
+            refusal = str(exc)
+    try:
+        return await serve_relay(sock, upstream, host_key, recorder, refusal)
+    finally:
+        if recorder is not None:
+            await recorder.drain()

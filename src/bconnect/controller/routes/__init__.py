@@ -7,6 +7,7 @@ from bconnect.controller.routes import (
     credentials,
     hosts,
     iam,
+    recordings,
     scopes,
     sessions,
     targets,
@@ -23,5 +24,6 @@ ROUTERS = [
     credentials.router,
     sessions.router,
     workers.router,
+    recordings.router,
     cluster.router,
 ]

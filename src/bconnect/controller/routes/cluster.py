@@ -34,7 +34,7 @@ from starlette.types import Scope
 
 from bconnect import clusterwire
 from bconnect.clusterwire import ClosedReason
-from bconnect.controller import errors, sessionops, sshtargets
+from bconnect.controller import errors, recordings, sessionops, sshtargets
 from bconnect.controller.context import utcnow
 from bconnect.controller.kms import open_session_key
 from bconnect.controller.resources import fmt_time
@@ -284,11 +284,12 @@ def read_session(request: Request, session_id: str) -> dict[str, Any]:
     with _db(request, write=False) as (conn, caller):
         row = conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)).first()
         caller.check_session(row)
-        target, creds = None, []
+        target, creds, recording = None, [], None
         if row is not None and row.type == "ssh":
             target = conn.execute(select(t.targets).where(t.targets.c.id == row.target_id)).first()
             keyring = request.app.state.settings.keyring
             creds = sshtargets.injected_credentials(conn, keyring, row.target_id)
+            recording = recordings.bucket_settings(conn, keyring, row.id)
     if row is None:
         raise errors.not_found(session_id)
     keyring = request.app.state.settings.keyring
@@ -308,8 +309,60 @@ def read_session(request: Request, session_id: str) -> dict[str, Any]:
             "host_key": base64.b64encode(open_host_key(keyring, target)).decode(),
             "known_hosts": target.known_hosts or "",
             "credentials": creds,
+            "recording": recording,
         }
     return answer
+
+
+class ChannelStarted(_Body):
+    connection_id: str = Field(max_length=32)
+    type: str = Field(pattern="^(session|sftp)$")
+    command: str | None = Field(default=None, max_length=65536)
+
+
+class ChannelFinished(_Body):
+    bytes: int = Field(ge=0)
+    sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+    error: str | None = Field(default=None, max_length=4096)
+
+
+def _recording_session(conn: Connection, caller: Caller, recording_id: str) -> None:
+    row = conn.execute(
+        select(t.sessions.c.id, t.sessions.c.worker_ids)
+        .join(t.session_recordings, t.session_recordings.c.session_id == t.sessions.c.id)
+        .where(t.session_recordings.c.id == recording_id)
+    ).first()
+    if row is None:
+        raise errors.not_found(recording_id)
+    caller.check_session(row)
+
+
+@router.post(clusterwire.CHANNEL_STARTED_PATH)
+@_on_cluster_threads
+def channel_started(request: Request, recording_id: str, body: ChannelStarted) -> dict[str, Any]:
+    with _db(request, write=True) as (conn, caller):
+        _recording_session(conn, caller, recording_id)
+        return recordings.channel_started(
+            conn, recording_id, body.connection_id, body.type, body.command, utcnow()
+        )
+
+
+@router.post(clusterwire.CHANNEL_FINISHED_PATH)
+@_on_cluster_threads
+def channel_finished(request: Request, channel_id: str, body: ChannelFinished) -> dict[str, Any]:
+    with _db(request, write=True) as (conn, caller):
+        owner = conn.execute(
+            select(t.channel_recordings.c.session_recording_id).where(
+                t.channel_recordings.c.id == channel_id
+            )
+        ).first()
+        if owner is None:
+            raise errors.not_found(channel_id)
+        _recording_session(conn, caller, owner.session_recording_id)
+        recordings.channel_finished(
+            conn, channel_id, body.bytes, body.sha256, body.error, utcnow()
+        )
+    return {}
 
 
 class PinHostKey(_Body):

@@ -36,8 +36,17 @@ CHILD_TYPE = {"global": "org", "org": "project"}
 PREFIX = {"org": "o", "project": "p"}
 # What may be created inside a scope, for authorized_collection_actions.
 COLLECTIONS = {
-    "global": ("alias", "scope", "auth-method", "user", "role", "worker"),
-    "org": ("scope", "auth-method", "user", "role"),
+    "global": (
+        "alias",
+        "scope",
+        "auth-method",
+        "user",
+        "role",
+        "worker",
+        "storage-bucket",
+        "session-recording",
+    ),
+    "org": ("scope", "auth-method", "user", "role", "storage-bucket", "session-recording"),
     "project": ("host-catalog", "target", "credential-store", "role", "session"),
 }
 PLURAL = {
@@ -51,9 +60,13 @@ PLURAL = {
     "target": "targets",
     "credential-store": "credential-stores",
     "session": "sessions",
+    "storage-bucket": "storage-buckets",
+    "session-recording": "session-recordings",
 }
 # What lives in a scope, in the order it can be deleted: (collection, table).
 CONTENTS = (
+    ("session-recordings", t.session_recordings),
+    ("storage-buckets", t.storage_buckets),
     ("aliases", t.aliases),
     ("sessions", t.sessions),
     ("targets", t.targets),

@@ -141,7 +141,7 @@ def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
                 ctx.settings.keyring, target_id
             )
         row = res.insert_row(ctx, TARGETS, values)
-        _check_recording(row)
+        _check_recording(ctx, row)
         for purpose, ids in (
             (BROKERED, body.brokered_credential_source_ids),
             (INJECTED, body.injected_application_credential_source_ids),
@@ -187,8 +187,26 @@ def _type_attributes(
     return values
 
 
-def _check_recording(row: Any) -> None:
+def _check_bucket(ctx: Ctx, target: Any) -> None:
+    """A target's storage bucket exists, in global or in the target's org."""
+    if not target.storage_bucket_id:
+        return
+    bucket = ctx.conn.execute(
+        select(t.storage_buckets.c.scope_id).where(
+            t.storage_buckets.c.id == target.storage_bucket_id
+        )
+    ).first()
+    org = ctx.scope_row(target.scope_id).parent_id
+    if bucket is None or bucket.scope_id not in ("global", org):
+        raise errors.invalid_field(
+            "attributes.storage_bucket_id",
+            f"{target.storage_bucket_id} is not a storage bucket in global or this org.",
+        )
+
+
+def _check_recording(ctx: Ctx, row: Any) -> None:
     """Recording needs a storage bucket."""
+    _check_bucket(ctx, row)
     if row.enable_session_recording and not row.storage_bucket_id:
         raise errors.invalid_field(
             "attributes.storage_bucket_id",
@@ -252,7 +270,7 @@ def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, An
             )
             values.update(_type_attributes(ctx, row.type, body.attributes, create=False))
         row = res.patch_row(ctx, TARGETS, row, body.version, values)
-        _check_recording(row)
+        _check_recording(ctx, row)
         return res.render(ctx, TARGETS, row)
 
 

@@ -437,6 +437,82 @@ deleted_items = Table(
     Column("delete_time", UTCDateTime, nullable=False, index=True),
 )
 
+# Where workers write session recordings (Boundary's storage buckets): plugin "local" (a
+# directory on the worker, bucket_name is its absolute path) or "s3". ``secrets`` is
+# sealed JSON (an S3 access key); ``secrets_hmac`` shows that it changed.
+storage_buckets = Table(
+    "storage_buckets",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column("plugin_name", String(32), nullable=False),
+    Column("bucket_name", String(1024), nullable=False),
+    Column("bucket_prefix", String(1024), nullable=True),
+    Column("worker_filter", Text, nullable=True),
+    Column("attributes", Text, nullable=False, default="{}"),
+    Column("secrets", Text, nullable=True),
+    Column("secrets_hmac", String(64), nullable=True),
+    *_common(),
+    UniqueConstraint("scope_id", "name", name="uq_storage_buckets_scope_name"),
+)
+
+# A recorded session (its scope is its storage bucket's, as in Boundary) and one row per
+# recorded channel: the worker writes each channel's asciicast file to the bucket, the
+# controller keeps the index and each file's SHA-256 once the worker has finished it.
+session_recordings = Table(
+    "session_recordings",
+    metadata,
+    _id(),
+    _scope_fk(),
+    Column(
+        "storage_bucket_id",
+        String(32),
+        ForeignKey("storage_buckets.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("session_id", String(32), nullable=False, index=True),
+    Column("target_id", String(32), nullable=False),
+    Column("target_name", String(128), nullable=True),
+    Column("project_id", String(32), nullable=False),
+    Column("user_id", String(32), nullable=False),
+    Column("user_name", String(128), nullable=True),
+    Column("endpoint", String(512), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=True),
+    Column("created_time", UTCDateTime, nullable=False),
+    Column("updated_time", UTCDateTime, nullable=False),
+    Index("ix_session_recordings_listing", "created_time", "id"),
+)
+
+channel_recordings = Table(
+    "channel_recordings",
+    metadata,
+    _id(),
+    Column(
+        "session_recording_id",
+        String(32),
+        ForeignKey("session_recordings.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("connection_id", String(32), nullable=False),
+    Column("type", String(16), nullable=False),  # "session" (shell, exec) or "sftp"
+    Column("command", Text, nullable=True),
+    Column("object_key", Text, nullable=False),
+    Column("mime_type", String(64), nullable=False),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("sha256", String(64), nullable=True),
+    # started → available (finished and hashed) | incomplete (the worker stopped writing)
+    Column("state", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=True),
+    Column("created_time", UTCDateTime, nullable=False),
+    Column("updated_time", UTCDateTime, nullable=False),
+)
+
 # Data keys (controller/kms.py): AES-256-GCM keys, each wrapped with an operator's root
 # key (``root_key_id`` names it); they encrypt credentials' secrets and session keys.
 kms_keys = Table(
