@@ -136,9 +136,7 @@ class S3Bucket:
             import boto3  # noqa: PLC0415 - only s3 buckets need it
             from botocore.config import Config  # noqa: PLC0415
         except ImportError:
-            raise BucketError(
-                "s3 storage buckets need boto3: pip install 'bconnect[s3]'"
-            ) from None
+            raise BucketError("s3 storage buckets need boto3: pip install 'bconnect[s3]'") from None
         return boto3.client(
             "s3",
             endpoint_url=self.attributes.get("endpoint_url") or None,

@@ -280,12 +280,14 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
             if self.recorder is not None:
                 self.subsystem = subsystem
                 term = (self.term[0], self.term[1]) if self.term is not None else None
-                self.log = await _recording(self.recorder.start(
-                    "sftp" if subsystem is not None else "session",
-                    subsystem or command,
-                    term,
-                    self.chan.get_environment(),
-                ))
+                self.log = await _recording(
+                    self.recorder.start(
+                        "sftp" if subsystem is not None else "session",
+                        subsystem or command,
+                        term,
+                        self.chan.get_environment(),
+                    )
+                )
             self.up, _ = await conn.create_session(lambda: _UpstreamSession(self), **options)
         except UpstreamRefused as exc:
             self._fail(str(exc))

@@ -359,9 +359,7 @@ def channel_finished(request: Request, channel_id: str, body: ChannelFinished) -
         if owner is None:
             raise errors.not_found(channel_id)
         _recording_session(conn, caller, owner.session_recording_id)
-        recordings.channel_finished(
-            conn, channel_id, body.bytes, body.sha256, body.error, utcnow()
-        )
+        recordings.channel_finished(conn, channel_id, body.bytes, body.sha256, body.error, utcnow())
     return {}
 
 

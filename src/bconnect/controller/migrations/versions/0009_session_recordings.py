@@ -79,9 +79,7 @@ def upgrade() -> None:
         "ix_session_recordings_storage_bucket_id", "session_recordings", ["storage_bucket_id"]
     )
     op.create_index("ix_session_recordings_session_id", "session_recordings", ["session_id"])
-    op.create_index(
-        "ix_session_recordings_listing", "session_recordings", ["created_time", "id"]
-    )
+    op.create_index("ix_session_recordings_listing", "session_recordings", ["created_time", "id"])
     op.create_table(
         "channel_recordings",
         sa.Column("id", sa.String(length=32), nullable=False),
