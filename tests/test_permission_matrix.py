@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import update
+from sqlalchemy import select, update
 from support.constants import AUTH_METHOD, ORG, PROJECT
 from support.dataplane import make_target
 from support.hardening import hardening_report
 
+from bconnect.controller import recordings
 from bconnect.controller.context import utcnow
 from bconnect.controller.storage import schema as t
 
@@ -69,6 +70,8 @@ SINGULAR = {
     "credentials": "credential",
     "sessions": "session",
     "workers": "worker",
+    "storage-buckets": "storage-bucket",
+    "session-recordings": "session-recording",
 }
 
 
@@ -126,7 +129,27 @@ def resources(ctl: Any) -> dict[str, tuple[str, str]]:
         "/v1/aliases",
         {"scope_id": "global", "value": "matrix.test", "destination_id": "ttcp_1234567890"},
     )
+    bucket = create(
+        "/v1/storage-buckets",
+        {"scope_id": "global", "plugin_name": "local", "bucket_name": "/nonexistent/matrix"},
+    )
+    recorded = create(
+        "/v1/targets",
+        {
+            "scope_id": PROJECT,
+            "type": "ssh",
+            "name": "matrix-recorded",
+            "address": "127.0.0.1",
+            "attributes": {"enable_session_recording": True, "storage_bucket_id": bucket["id"]},
+            "injected_application_credential_source_ids": [cred["id"]],
+        },
+    )
+    recording, channel = _recorded_session(ctl, recorded["id"])
     return {
+        "storage-bucket": (bucket["id"], "global"),
+        "session-recording": (recording, "global"),
+        "channel-recording": (channel, "global"),
+        "recorded-target": (recorded["id"], PROJECT),
         "alias": (alias["id"], "global"),
         "scope": (ORG, "global"),
         "auth-method": (AUTH_METHOD, "global"),
@@ -143,6 +166,23 @@ def resources(ctl: Any) -> dict[str, tuple[str, str]]:
         "session": (session["session_id"], PROJECT),
         "worker": (worker.worker_id, "global"),
     }
+
+
+def _recorded_session(ctl: Any, target: str) -> tuple[str, str]:
+    """A session on the recorded target: its recording, and a channel recording row (as
+    a worker would register it; its object was never written)."""
+    session = ctl.request("POST", f"/v1/targets/{target}:authorize-session", json={})
+    assert session.status_code == 200, session.text
+    with ctl.engine.begin() as conn:
+        recording = conn.execute(
+            select(t.session_recordings.c.id).where(
+                t.session_recordings.c.session_id == session.json()["session_id"]
+            )
+        ).scalar_one()
+        channel = recordings.channel_started(
+            conn, recording, "sc_1234567890", "session", "true", utcnow()
+        )
+    return recording, channel["id"]
 
 
 LIST_PARAMS = {
@@ -236,6 +276,8 @@ def _throwaway(ctl: Any, rtype: str, ids: dict[str, tuple[str, str]]) -> str:
     """A new resource of ``rtype``, made by admin, for admin's delete to remove."""
     if rtype == "auth-token":
         return _token_id(ctl, ctl.login("admin"))
+    if rtype == "session-recording":
+        return _recorded_session(ctl, ids["recorded-target"][0])[0]
     if rtype == "worker":
         from support.cluster_api import WorkerClient
 
@@ -256,6 +298,8 @@ def _request(
 ) -> tuple[str, dict[str, str], Any]:
     """A concrete request: ids filled in; bodies that an allowed caller gets refused for
     (a stale version, a missing field), so allowed calls change nothing."""
+    if path.endswith(":download"):
+        rid = ids["channel-recording"][0]
     url = path.replace("{id}", rid)
     params: dict[str, str] = {}
     if "{id}" not in path:
@@ -308,6 +352,12 @@ def _body(path: str, rtype: str, ids: dict[str, tuple[str, str]]) -> Any:
                 "attributes": {"default_port": 22},
             },
             "credential-store": {"scope_id": PROJECT, "type": "static", "name": name},
+            "storage-bucket": {
+                "scope_id": "global",
+                "name": name,
+                "plugin_name": "local",
+                "bucket_name": "/nonexistent/matrix-recordings",
+            },
             "credential": {
                 "credential_store_id": ids["credential-store"][0],
                 "type": "username_password",

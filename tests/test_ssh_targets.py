@@ -383,3 +383,87 @@ def test_an_unwritable_bucket_refuses_the_session(dataplane, openssh, tmp_path) 
     assert refused.returncode != 0
     assert "should-not-run" not in refused.stdout
     assert f"storage bucket {bucket} cannot be written" in refused.stderr, refused.stderr
+
+
+def _bconnect(env: dict[str, str], *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, "-m", "bconnect", *args], env, **kw)
+
+
+def test_the_cli_records_lists_downloads_and_plays(dataplane, openssh, tmp_path) -> None:
+    require("ssh")
+    env = admin_env(dataplane, tmp_path)
+    made = _bconnect(
+        env,
+        "storage-buckets",
+        "create",
+        "plugin",
+        "-scope-id",
+        "global",
+        "-name",
+        "cli-bucket",
+        "-plugin-name",
+        "local",
+        "-bucket-name",
+        str(tmp_path / "cli-recordings"),
+        "-format",
+        "json",
+    )
+    assert made.returncode == 0, made.stderr
+    bucket = __import__("json").loads(made.stdout)["item"]["id"]
+    target = _bconnect(
+        env,
+        "targets",
+        "create",
+        "ssh",
+        "-scope-id",
+        PROJECT,
+        "-name",
+        "recorded",
+        "-address",
+        "127.0.0.1",
+        "-default-port",
+        str(openssh.port),
+        "-injected-application-credential-source",
+        _key_credential(dataplane, openssh),
+        "-enable-session-recording",
+        "true",
+        "-storage-bucket-id",
+        bucket,
+        "-format",
+        "json",
+    )
+    assert target.returncode == 0, target.stderr
+    target_id = __import__("json").loads(target.stdout)["item"]["id"]
+    marker = f"PLAYED-{time.monotonic_ns()}"
+    ran = _run(
+        _bconnect_ssh(target_id, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS), env
+    )
+    assert ran.returncode == 0, ran.stderr
+    (session,) = sessions_of(dataplane, target_id)
+
+    def recorded() -> str:
+        listed = _bconnect(env, "session-recordings", "list", "-scope-id", "global")
+        return (
+            listed.stdout if session["id"] in listed.stdout and "available" in listed.stdout else ""
+        )
+
+    assert wait_for(recorded)
+    recording = [r for r in recordings_of(dataplane, session["id"])][0]["id"]
+    read = _bconnect(env, "session-recordings", "read", "-id", recording)
+    assert read.returncode == 0, read.stderr
+    assert "Channel Recording:" in read.stdout and f"echo {marker}" in read.stdout
+    assert "User ID:" in read.stdout and "u_1234567890" in read.stdout
+    channel = next(
+        line.split()[-1]
+        for line in read.stdout.splitlines()
+        if line.strip().startswith("ID:") and "chr_" in line
+    )
+    out = tmp_path / "got.cast"
+    got = _bconnect(env, "session-recordings", "download", "-id", channel, "-output", str(out))
+    assert got.returncode == 0, got.stderr
+    assert marker in out.read_text()
+    played = _bconnect(env, "session-recordings", "play", "-id", channel, "-speed", "100")
+    assert played.returncode == 0, played.stderr
+    assert marker in played.stdout
+    wrong = _bconnect(env, "session-recordings", "play", "-id", recording)
+    assert wrong.returncode != 0 and "is not a channel recording" in wrong.stderr

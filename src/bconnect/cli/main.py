@@ -54,7 +54,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bconnect.cli.server:server",
         "Start a controller and/or worker from a config file",
     ),
+    "session-recordings": (
+        "bconnect.cli.session_recordings:session_recordings",
+        "List, read, download and play recordings of ssh sessions",
+    ),
     "sessions": ("bconnect.cli.sessions:sessions", "List, read and cancel sessions"),
+    "storage-buckets": (
+        "bconnect.cli.storage_buckets:storage_buckets",
+        "Manage storage buckets for session recordings",
+    ),
     "targets": ("bconnect.cli.targets:targets", "Manage targets and authorize sessions"),
     "users": ("bconnect.cli.users:users", "Manage users"),
     "workers": ("bconnect.cli.workers:workers", "List, read and delete workers"),

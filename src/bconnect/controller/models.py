@@ -706,6 +706,7 @@ class StorageBucketItem(Resource):
 
 class StorageBucketCreate(Strict):
     scope_id: str
+    type: Literal["plugin"] | None = None
     name: Name = None
     description: Description = None
     plugin_name: str | None = Field(default=None, max_length=32)

@@ -21,7 +21,8 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import TYPE_CHECKING, Any, Unpack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 from urllib.parse import quote, urlsplit
 
 from bconnect.core.tlserrors import tls_failure
@@ -51,6 +52,18 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: A list that has not ended after this many pages, or holds more items, is refused.
 MAX_LIST_PAGES = 10_000
 MAX_LIST_ITEMS = 1_000_000
+
+
+@dataclass(frozen=True)
+class RecordingDownload:
+    """What :meth:`Client.download_recording` wrote: its size and SHA-256, whether that is
+    the hash the controller checked (``verified``), and whether the worker finished
+    writing it (``complete``: an incomplete recording has no recorded hash)."""
+
+    size: int
+    sha256: str
+    verified: bool
+    complete: bool
 
 
 class ApiError(Exception):
@@ -569,6 +582,41 @@ class Client:
         if version is None:
             version = self.read("sessions", id).get("version")
         return _unwrap_item(self.post(f"sessions/{_seg(id)}:cancel", {"version": version}))
+
+    def download_recording(self, channel_id: str, out: BinaryIO) -> RecordingDownload:
+        """Write a channel recording (``chr_…``) to ``out``; the controller has checked it
+        against the SHA-256 the worker recorded, and this checks what arrived against the
+        controller's (``RecordingDownload.verified``)."""
+        import requests
+
+        url = self.addr + _path(f"session-recordings/{_seg(channel_id)}:download")
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = self.session.get(
+                url, headers=headers, timeout=self.timeout, verify=self._verify, stream=True
+            )
+        except requests.exceptions.SSLError as exc:
+            raise ControllerUnreachable(self.addr, f"TLS error: {tls_failure(exc)}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ControllerUnreachable(self.addr, str(exc)) from None
+        with response:
+            if response.status_code >= 400:
+                _read_body(response)
+                error = ApiError.from_response(response)
+                error.token_sent = bool(self.token)
+                raise error
+            digest, size = hashlib.sha256(), 0
+            for chunk in response.iter_content(64 * 1024):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            expected = response.headers.get("X-Bconnect-Sha256", "")
+            return RecordingDownload(
+                size=size,
+                sha256=digest.hexdigest(),
+                verified=bool(expected) and expected == digest.hexdigest(),
+                complete=response.headers.get("X-Bconnect-Recording-State") != "incomplete",
+            )
 
     # ------------------------------------------------------------------ sessions
     # (docs/library.md; the machinery is bconnect.core.tunnel)

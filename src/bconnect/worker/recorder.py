@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bconnect import objectstore
-from bconnect.worker.asciicast import AsciicastEncoder
+from bconnect.core.asciicast import AsciicastEncoder
 from bconnect.worker.cluster import ClusterClient, ClusterError, RecordingSettings
 
 __all__ = ["ChannelLog", "RecordingFailed", "SessionRecorder"]
