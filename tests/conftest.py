@@ -21,6 +21,7 @@ from support.dataplane import Connect
 from support.echo import EchoServer
 from support.fake_controller import FakeController
 from support.fake_worker import FakeWorker
+from support.s3 import S3Server, running_s3
 from support.openssh import OpenSSH, running_openssh
 from support.pgserver import PostgresServer, postgres_bindir
 from support.servers import (
@@ -229,6 +230,13 @@ def ssh_server() -> Iterator[SSHServer]:
 def openssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSSH]:
     """A real OpenSSH sshd on 127.0.0.1 (support/openssh.py): public key logins."""
     with running_openssh(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server on 127.0.0.1 (moto's standalone server)."""
+    with running_s3() as server:
         yield server
 
 

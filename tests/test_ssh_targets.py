@@ -5,19 +5,30 @@ fixture), the real ``ssh``/``scp`` as clients, a real controller and worker
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import json
 import os
+import pty
+import re
+import select
+import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import s3
 from support.constants import GUARD
 from support.dataplane import all_ended, sessions_of
 from support.openssh import OpenSSH
 from support.plugin_dists import admin_env
+from support.processes import end_process
 from support.servers import require
 from support.wait import wait_for
 
@@ -347,7 +358,7 @@ def test_an_exec_channel_is_recorded_and_downloads_verified(dataplane, openssh, 
     assert download.status_code == 200, download.text
     assert hashlib.sha256(download.content).hexdigest() == channel["sha256"]
     lines = download.content.decode().splitlines()
-    header = __import__("json").loads(lines[0])
+    header = json.loads(lines[0])
     assert header["version"] == 2 and header["command"] == f"echo {marker}"
     assert any(marker in line and '"o"' in line for line in lines[1:])
     # the player reads it
@@ -409,7 +420,7 @@ def test_the_cli_records_lists_downloads_and_plays(dataplane, openssh, tmp_path)
         "json",
     )
     assert made.returncode == 0, made.stderr
-    bucket = __import__("json").loads(made.stdout)["item"]["id"]
+    bucket = json.loads(made.stdout)["item"]["id"]
     target = _bconnect(
         env,
         "targets",
@@ -433,7 +444,7 @@ def test_the_cli_records_lists_downloads_and_plays(dataplane, openssh, tmp_path)
         "json",
     )
     assert target.returncode == 0, target.stderr
-    target_id = __import__("json").loads(target.stdout)["item"]["id"]
+    target_id = json.loads(target.stdout)["item"]["id"]
     marker = f"PLAYED-{time.monotonic_ns()}"
     ran = _run(
         _bconnect_ssh(target_id, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS), env
@@ -467,3 +478,199 @@ def test_the_cli_records_lists_downloads_and_plays(dataplane, openssh, tmp_path)
     assert marker in played.stdout
     wrong = _bconnect(env, "session-recordings", "play", "-id", recording)
     assert wrong.returncode != 0 and "is not a channel recording" in wrong.stderr
+
+
+def _recorded_target(ctl: Any, server: OpenSSH, bucket: str, **attributes: Any) -> str:
+    return ssh_target(
+        ctl,
+        server.port,
+        _key_credential(ctl, server),
+        enable_session_recording=True,
+        storage_bucket_id=bucket,
+        **attributes,
+    )
+
+
+def _available_recording(ctl: Any, target: str) -> dict[str, Any]:
+    """The target's one session's recording, once it is available, read in full."""
+    (session,) = sessions_of(ctl, target)
+
+    def ready() -> list[dict[str, Any]]:
+        found = recordings_of(ctl, session["id"])
+        return found if found and found[0]["state"] == "available" else []
+
+    found = wait_for(ready)
+    assert found, recordings_of(ctl, session["id"])
+    return ctl.request("GET", f"/v1/session-recordings/{found[0]['id']}").json()
+
+
+def _channels(recording: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for conn in recording["connection_recordings"] for c in conn["channel_recordings"]]
+
+
+def _read_until(fd: int, pattern: str, seen: bytearray) -> re.Match[str]:
+    deadline = time.monotonic() + GUARD
+    while time.monotonic() < deadline:
+        found = re.search(pattern, seen.decode(errors="replace"))
+        if found:
+            return found
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+    raise AssertionError(f"{pattern!r} not seen in {seen.decode(errors='replace')!r}")
+
+
+def test_an_interactive_pty_session_follows_a_window_change(dataplane, openssh, tmp_path) -> None:
+    require("ssh")
+    bucket = local_bucket(dataplane, tmp_path / "pty-recordings")
+    target = _recorded_target(dataplane, openssh, bucket, record_input=True)
+    env = admin_env(dataplane, tmp_path)
+    argv = _bconnect_ssh(target, "--", *CLIENT_OPTIONS, "-tt")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: on the new terminal, 24 x 80
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        os.execve(sys.executable, argv, env)
+    seen = bytearray()
+    try:
+        os.write(fd, b"echo SIZE=$(stty size)\n")
+        assert _read_until(fd, r"SIZE=(\d+ \d+)", seen).group(1) == "24 80"
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        seen.clear()
+        time.sleep(0.5)  # the SIGWINCH reaches ssh, which sends window-change
+
+        def resized() -> bool:
+            os.write(fd, b"echo SIZE=$(stty size)\n")
+            found = _read_until(fd, r"SIZE=(\d+ \d+)", seen).group(1)
+            seen.clear()
+            return found == "40 100"
+
+        assert wait_for(resized)
+        os.write(fd, b"exit 5\n")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 5
+    recording = _available_recording(dataplane, target)
+    (channel,) = _channels(recording)
+    cast = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download").text
+    events = [json.loads(line) for line in cast.splitlines()[1:]]
+    assert json.loads(cast.splitlines()[0])["width"] == 80
+    assert [e[2] for e in events if e[1] == "r"] == ["100x40"]
+    assert "SIZE=40 100" in "".join(e[2] for e in events if e[1] == "o")
+    assert "exit 5" in "".join(e[2] for e in events if e[1] == "i")  # record_input is on
+
+
+def test_an_api_cancel_ends_ssh_and_finishes_the_recording(dataplane, openssh, tmp_path) -> None:
+    require("ssh")
+    bucket = local_bucket(dataplane, tmp_path / "cancel-recordings")
+    target = _recorded_target(dataplane, openssh, bucket)
+    env = admin_env(dataplane, tmp_path)
+    proc = subprocess.Popen(
+        _bconnect_ssh(
+            target, "-remote-command", "echo BEFORE-CANCEL; sleep 60", "--", *CLIENT_OPTIONS
+        ),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "BEFORE-CANCEL\n"
+        (session,) = sessions_of(dataplane, target)
+        canceled = dataplane.request(
+            "POST", f"/v1/sessions/{session['id']}:cancel", json={"version": session["version"]}
+        )
+        assert canceled.status_code == 200, canceled.text
+        proc.wait(GUARD)
+    finally:
+        end_process(proc)
+    assert proc.returncode != 0
+    recording = _available_recording(dataplane, target)
+    (channel,) = _channels(recording)
+    assert channel["state"] == "available" and channel["sha256"]
+    cast = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download")
+    assert cast.status_code == 200 and "BEFORE-CANCEL" in cast.text
+
+
+def test_recording_grants(dataplane, openssh, tmp_path) -> None:
+    """type=session-recording;actions=list,read,download lets a user see and download
+    recordings, not delete them; without it, nothing."""
+    bucket = local_bucket(dataplane, tmp_path / "grant-recordings")
+    target = _recorded_target(dataplane, openssh, bucket)
+    ran = _run(
+        _bconnect_ssh(target, "-remote-command", "echo GRANTED", "--", *CLIENT_OPTIONS),
+        admin_env(dataplane, tmp_path),
+    )
+    assert ran.returncode == 0, ran.stderr
+    recording = _available_recording(dataplane, target)
+    (channel,) = _channels(recording)
+    paths = (
+        ("GET", f"/v1/session-recordings/{recording['id']}"),
+        ("GET", f"/v1/session-recordings/{channel['id']}:download"),
+    )
+    for method, path in paths:
+        assert dataplane.request(method, path, who="user").status_code == 403
+    role = dataplane.request("POST", "/v1/roles", json={"scope_id": "global", "name": "auditors"})
+    assert role.status_code == 200, role.text
+    role_id, version = role.json()["id"], role.json()["version"]
+    for action, body in (
+        ("add-principals", {"principal_ids": ["u_0987654321"]}),
+        (
+            "add-grants",
+            {"grant_strings": ["ids=*;type=session-recording;actions=list,read,download"]},
+        ),
+    ):
+        done = dataplane.request(
+            "POST", f"/v1/roles/{role_id}:{action}", json={"version": version, **body}
+        )
+        assert done.status_code == 200, done.text
+        version = done.json()["version"]
+    for method, path in paths:
+        assert dataplane.request(method, path, who="user").status_code == 200
+    listed = dataplane.request("GET", "/v1/session-recordings?scope_id=global", who="user")
+    assert recording["id"] in [r["id"] for r in listed.json()["items"]]
+    refused = dataplane.request("DELETE", f"/v1/session-recordings/{recording['id']}", who="user")
+    assert refused.status_code == 403
+
+
+def test_an_s3_bucket_records_the_same_way(dataplane, openssh, s3_server, tmp_path) -> None:
+    require("ssh")
+    name = s3_server.make_bucket(f"rec-{time.monotonic_ns()}")
+    made = dataplane.request(
+        "POST",
+        "/v1/storage-buckets?plugin_name=s3",
+        json={
+            "scope_id": "global",
+            "bucket_name": name,
+            "bucket_prefix": "bconnect",
+            "attributes": {"endpoint_url": s3_server.endpoint_url, "region": s3.REGION},
+            "secrets": {"access_key_id": s3.ACCESS_KEY, "secret_access_key": s3.SECRET_KEY},
+        },
+    )
+    assert made.status_code == 200, made.text
+    shown = made.json()
+    assert "secrets" not in shown and shown["secrets_hmac"]
+    assert s3.SECRET_KEY not in made.text
+    target = _recorded_target(dataplane, openssh, shown["id"])
+    marker = f"S3-MARKER-{time.monotonic_ns()}"
+    ran = _run(
+        _bconnect_ssh(target, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS),
+        admin_env(dataplane, tmp_path),
+    )
+    assert ran.returncode == 0, ran.stderr
+    (channel,) = _channels(_available_recording(dataplane, target))
+    got = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download")
+    assert got.status_code == 200, got.text
+    assert marker in got.text
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=name)["Contents"]]
+    assert any(k.startswith("bconnect/") and k.endswith(f"{channel['id']}.cast") for k in keys)
+    stored = s3_server.client().get_object(Bucket=name, Key=next(k for k in keys if "chr_" in k))
+    assert hashlib.sha256(stored["Body"].read()).hexdigest() == channel["sha256"]
