@@ -674,3 +674,41 @@ def test_an_s3_bucket_records_the_same_way(dataplane, openssh, s3_server, tmp_pa
     assert any(k.startswith("bconnect/") and k.endswith(f"{channel['id']}.cast") for k in keys)
     stored = s3_server.client().get_object(Bucket=name, Key=next(k for k in keys if "chr_" in k))
     assert hashlib.sha256(stored["Body"].read()).hexdigest() == channel["sha256"]
+
+
+def test_sftp_transfers_are_recorded_as_events_not_contents(dataplane, openssh, tmp_path) -> None:
+    require("sftp")
+    bucket = local_bucket(dataplane, tmp_path / "sftp-recordings")
+    target = _recorded_target(dataplane, openssh, bucket)
+    secret = f"CONTENT-{time.monotonic_ns()}".encode() * 1000
+    local = tmp_path / "payload.bin"
+    local.write_bytes(secret)
+    remote = openssh.home / f"sftp-{time.monotonic_ns()}.bin"
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {local} {remote}\nget {remote} {tmp_path / 'back.bin'}\nrm {remote}\n")
+    proxy = f"ProxyCommand={sys.executable} -m bconnect connect -stdio -target-id {target}"
+    ran = _run(
+        [
+            "sftp",
+            *CLIENT_OPTIONS,
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            proxy,
+            "-b",
+            str(batch),
+            "anyone@box",
+        ],
+        admin_env(dataplane, tmp_path),
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "back.bin").read_bytes() == secret
+    (channel,) = _channels(_available_recording(dataplane, target))
+    assert channel["type"] == "sftp" and channel["command"] == "sftp"
+    cast = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download").text
+    assert f"sftp upload {remote} {len(secret)} bytes" in cast
+    assert f"sftp download {remote} {len(secret)} bytes" in cast
+    assert f"sftp remove {remote}" in cast
+    assert "CONTENT-" not in cast

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import asyncssh
 
 from bconnect.hostport import join_host_port
+from bconnect.worker.sftpwatch import SftpWatch
 
 __all__ = ["PinHostKey", "Upstream", "UpstreamRefused", "serve_relay"]
 
@@ -167,8 +168,11 @@ class _UpstreamSession(asyncssh.SSHClientSession[bytes]):
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         self.down.write(data, datatype)
-        if self.down.log is not None and self.down.subsystem is None:
-            self.down.log.output(data)
+        if self.down.log is not None:
+            if self.down.sftp is not None:
+                self.down.sftp.server(data)
+            elif self.down.subsystem is None:
+                self.down.log.output(data)
 
     def eof_received(self) -> bool:
         self.down.write_eof()
@@ -196,6 +200,7 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
         self.recorder = recorder
         self.log: ChannelLog | None = None
         self.subsystem: str | None = None
+        self.sftp: SftpWatch | None = None  # the transfers of a recorded sftp channel
         self.chan: asyncssh.SSHServerChannel[bytes] | None = None
         self.up: asyncssh.SSHClientChannel[bytes] | None = None
         self.term: tuple[str, tuple[int, int, int, int], Mapping[int, int]] | None = None
@@ -227,7 +232,12 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
             self.queued.append((data, datatype))
             return
         self.up.write(data, datatype)
-        if self.log is not None and self.subsystem is None:
+        if self.log is None:
+            return
+        if self.sftp is not None:
+            for event in self.sftp.client(data):
+                self.log.event(event)
+        elif self.subsystem is None:
             self.log.input(data)
 
     def eof_received(self) -> bool:
@@ -257,8 +267,15 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
             self.up.close()
         if self.opening is not None:
             self.opening.cancel()
-        if self.log is not None:
-            self.log.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self.log is None:
+            return
+        if self.sftp is not None:
+            for event in self.sftp.finish():
+                self.log.event(event)
+        self.log.close()
 
     # relaying
     def _start(self, *, command: str | None, subsystem: str | None) -> bool:
@@ -279,6 +296,7 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
                 options["command"] = command
             if self.recorder is not None:
                 self.subsystem = subsystem
+                self.sftp = SftpWatch() if subsystem == "sftp" else None
                 term = (self.term[0], self.term[1]) if self.term is not None else None
                 self.log = await _recording(
                     self.recorder.start(
@@ -302,9 +320,9 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
             log.exception("ssh relay: opening a channel failed")
             self._fail("the worker could not open the channel on the host")
             return
-        for data, datatype in self.queued:
-            self.up.write(data, datatype)
-        self.queued.clear()
+        queued, self.queued = self.queued, []
+        for data, datatype in queued:
+            self.data_received(data, datatype)
         if self.queued_eof:
             self.up.write_eof()
 
@@ -324,8 +342,7 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
                 self.chan.write_eof()
 
     def upstream_closed(self, exit: tuple[str, Any] | None) -> None:
-        if self.log is not None:
-            self.log.close()
+        self._close_log()
         if self.chan is None:
             return
         with contextlib.suppress(Exception):
