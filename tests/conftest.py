@@ -21,9 +21,9 @@ from support.dataplane import Connect
 from support.echo import EchoServer
 from support.fake_controller import FakeController
 from support.fake_worker import FakeWorker
-from support.s3 import S3Server, running_s3
 from support.openssh import OpenSSH, running_openssh
 from support.pgserver import PostgresServer, postgres_bindir
+from support.s3 import S3Server, running_s3
 from support.servers import (
     PostgresRole,
     SSHServer,

@@ -712,3 +712,31 @@ def test_sftp_transfers_are_recorded_as_events_not_contents(dataplane, openssh, 
     assert f"sftp download {remote} {len(secret)} bytes" in cast
     assert f"sftp remove {remote}" in cast
     assert "CONTENT-" not in cast
+
+
+def test_an_injected_password_logs_in_to_a_real_sshd(dataplane, openssh, tmp_path) -> None:
+    require("ssh")
+    user, password = openssh.password_user()
+    cred = _credential(dataplane, "username_password", user, password=password)
+    target = ssh_target(dataplane, openssh.port, cred)
+    ran = _run(
+        _bconnect_ssh(target, "-remote-command", "id -un", "--", *CLIENT_OPTIONS),
+        admin_env(dataplane, tmp_path),
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == f"{user}\n"
+    assert password not in ran.stderr
+    # a wrong password: refused at the worker, said to the user in one line
+    wrong = _credential(dataplane, "username_password", user, password="not-" + password)
+    refused = _run(
+        _bconnect_ssh(
+            ssh_target(dataplane, openssh.port, wrong),
+            "-remote-command",
+            "true",
+            "--",
+            *CLIENT_OPTIONS,
+        ),
+        admin_env(dataplane, tmp_path),
+    )
+    assert refused.returncode != 0
+    assert f"refused the injected credential of '{user}'" in refused.stderr, refused.stderr

@@ -1,7 +1,8 @@
 """A real OpenSSH server for the tests: ``/usr/sbin/sshd`` (Debian's ``openssh-server``)
 on 127.0.0.1 with a throwaway configuration, host key and client key, in the
-foreground of a child process. The current user logs in with ``client_key`` (public
-key only; ``sftp`` is the internal one). conftest.py makes the ``openssh`` fixture.
+foreground of a child process. The current user logs in with ``client_key``, and
+:meth:`OpenSSH.password_user` with a password (``sftp`` is the internal one).
+conftest.py makes the ``openssh`` fixture.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,12 +19,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from support.constants import GUARD
 from support.ports import free_port
 from support.processes import end_process
 from support.servers import require
 
 SSHD = "/usr/sbin/sshd"
+
+
+#: a system user who logs in with a password (made by the fixture when run as root)
+PASSWORD_USER = "bconnect-pw"
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,25 @@ class OpenSSH:
     client_key: Path
     host_public_key: str
     home: Path
+
+    def password_user(self) -> tuple[str, str]:
+        """(name, password) of a system user this sshd lets in with a password: made,
+        and given a fresh password, on each call. Needs root (skipped otherwise, failed
+        under CI, which runs as root)."""
+        if os.geteuid() != 0:
+            message = "a password user needs root (useradd, chpasswd)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        if subprocess.run(["id", PASSWORD_USER], capture_output=True).returncode != 0:
+            subprocess.run(
+                ["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", PASSWORD_USER],
+                check=True,
+                timeout=GUARD,
+            )
+        password = secrets.token_urlsafe(18)
+        subprocess.run(["chpasswd"], input=f"{PASSWORD_USER}:{password}\n", text=True, check=True)
+        return PASSWORD_USER, password
 
     def ssh_options(self) -> list[str]:
         """ssh options for a test: no user config or agent, this key, no prompts."""
@@ -105,9 +132,9 @@ def running_openssh(base: Path) -> Iterator[OpenSSH]:
                 f"HostKey {host_key}",
                 f"PidFile {base / 'sshd.pid'}",
                 f"AuthorizedKeysFile {authorized}",
-                "AuthenticationMethods publickey",
                 "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
+                "PasswordAuthentication yes",
+                "PermitEmptyPasswords no",
                 "KbdInteractiveAuthentication no",
                 "UsePAM no",
                 "StrictModes no",
