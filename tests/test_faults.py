@@ -14,8 +14,6 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import requests
 import sqlalchemy
 from support.cluster_harness import SQLiteCluster
 from support.cluster_sessions import (
@@ -43,9 +40,9 @@ from support.dataplane import (
     start_connect,
     terminated,
 )
+from support.dev import DevProcess
 from support.echo import echo_through
 from support.hardening import hardening_report
-from support.ports import free_port
 from support.wait import wait_for
 
 
@@ -101,54 +98,8 @@ def test_client_killed_mid_transfer(dataplane, echo_server, connects) -> None:  
     hardening_report("faults", {"kill -9 of a client mid-transfer": 1, "sessions checked": 1})
 
 
-class Dev:
-    """`bconnect dev` on fixed ports and a database file, restartable."""
-
-    def __init__(self, directory: Path) -> None:
-        self.db = directory / "dev.db"
-        self.ports = [free_port() for _ in range(3)]
-        self.log = directory / "dev.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.addr = f"http://127.0.0.1:{self.ports[0]}"
-        self.token = ""
-
-    def start(self) -> None:
-        api, cluster, proxy = self.ports
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bconnect", "dev", "-database-url", str(self.db),
-                 "-api-listen-address", f"127.0.0.1:{api}",
-                 "-cluster-listen-address", f"127.0.0.1:{cluster}",
-                 "-proxy-listen-address", f"127.0.0.1:{proxy}", "-job-interval", "0.2"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        assert wait_for(self._ready), self.log.read_text()
-
-    def _ready(self) -> bool:
-        try:
-            resp = requests.post(
-                f"{self.addr}/v1/auth-methods/ampw_1234567890:authenticate",
-                json={"attributes": {"login_name": "admin", "password": "password"}},
-                timeout=5,
-            )
-        except requests.RequestException:
-            return False
-        if resp.ok:
-            self.token = resp.json()["attributes"]["token"]
-        return resp.ok
-
-    def request(self, method: str, path: str, who: str = "admin", **kw: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return requests.request(method, f"{self.addr}{path}", headers=headers, timeout=30, **kw)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(GUARD)
-
-
 def test_dev_killed_mid_transfer_and_restarted(tmp_path, echo_server, connects) -> None:  # noqa: ANN001
-    dev = Dev(tmp_path)
+    dev = DevProcess(tmp_path)
     try:
         dev.start()
         target = make_target(dev, echo_server.port)

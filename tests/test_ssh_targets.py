@@ -26,6 +26,7 @@ import pytest
 from support import s3
 from support.constants import GUARD
 from support.dataplane import all_ended, sessions_of
+from support.dev import DevProcess
 from support.openssh import OpenSSH
 from support.plugin_dists import admin_env
 from support.processes import end_process
@@ -740,3 +741,131 @@ def test_an_injected_password_logs_in_to_a_real_sshd(dataplane, openssh, tmp_pat
     )
     assert refused.returncode != 0
     assert f"refused the injected credential of '{user}'" in refused.stderr, refused.stderr
+
+
+# ---------------------------------------------------------------------- recording faults
+def test_a_bucket_that_fills_mid_session_ends_it_with_the_reason(openssh, tmp_path) -> None:
+    """`bconnect dev` whose writes past 8 MiB fail (RLIMIT_FSIZE: EFBIG, as a full disk
+    would): a session printing 16 MB is cut with the reason, never relayed unrecorded."""
+    require("ssh")
+    limit = 8 * 1024 * 1024
+    dev = DevProcess(tmp_path, file_size_limit=limit)
+    try:
+        dev.start()
+        bucket = local_bucket(dev, tmp_path / "recordings")
+        target = _recorded_target(dev, openssh, bucket)
+        env = admin_env(dev, tmp_path)
+        result = subprocess.run(
+            _bconnect_ssh(
+                target,
+                "-remote-command",
+                "head -c 12000000 /dev/zero | base64 -w 100; echo NEVER-SHOWN",
+                "--",
+                *CLIENT_OPTIONS,
+            ),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=GUARD * 2,
+        )
+        assert result.returncode != 0
+        err = result.stderr.decode(errors="replace")
+        assert f"session recording failed: storage bucket {bucket} cannot be written" in err, err
+        assert "File too large" in err and "Traceback" not in err
+        assert b"NEVER-SHOWN" not in result.stdout
+        # what the user saw is no more than what was recorded
+        assert 0 < len(result.stdout) < limit
+        (session,) = sessions_of(dev, target)
+
+        def closed() -> dict[str, Any] | None:
+            read = dev.request("GET", f"/v1/sessions/{session['id']}").json()
+            conns = read.get("connections") or []
+            return conns[0] if conns and conns[0].get("closed_reason") else None
+
+        assert wait_for(closed)
+        assert closed()["closed_reason"] == "system error"  # type: ignore[index]
+        dev.request(
+            "POST", f"/v1/sessions/{session['id']}:cancel", json={"version": session["version"]}
+        )
+        recording = _settled_recording(dev, target)
+        (channel,) = _channels(recording)
+        assert recording["state"] == channel["state"] == "incomplete"
+        assert "File too large" in channel["error"]
+        assert "Traceback" not in dev.log.read_text()
+    finally:
+        dev.kill()
+    assert dev.db.stat().st_size < limit  # the limit hit the recording, not the database
+
+
+def test_a_worker_killed_mid_session_leaves_an_incomplete_recording(openssh, tmp_path) -> None:
+    """SIGKILL of `bconnect dev` while a channel is being recorded; started again on the
+    same database: the recording is listed as incomplete, and what reached the bucket is
+    whole asciicast events that download and play."""
+    require("ssh")
+    dev = DevProcess(tmp_path)
+    proc = None
+    try:
+        dev.start()
+        bucket = local_bucket(dev, tmp_path / "recordings")
+        target = _recorded_target(dev, openssh, bucket)
+        env = admin_env(dev, tmp_path)
+        proc = subprocess.Popen(
+            _bconnect_ssh(
+                target,
+                "-remote-command",
+                "i=0; while [ $i -lt 1200 ]; do i=$((i+1)); echo line-$i; sleep 0.05; done",
+                "--",
+                *CLIENT_OPTIONS,
+            ),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line == "line-20\n":
+                break
+        dev.kill()
+        proc.wait(GUARD)
+        assert proc.returncode != 0
+        dev.start()
+        (session,) = sessions_of(dev, target)
+        dev.request(
+            "POST", f"/v1/sessions/{session['id']}:cancel", json={"version": session["version"]}
+        )
+        recording = _settled_recording(dev, target)
+        (channel,) = _channels(recording)
+        assert recording["state"] == channel["state"] == "incomplete"
+        assert "sha256" not in channel
+        download = dev.request("GET", f"/v1/session-recordings/{channel['id']}:download")
+        assert download.status_code == 200, download.text
+        assert download.headers["X-Bconnect-Recording-State"] == "incomplete"
+        lines = download.text.splitlines()
+        assert json.loads(lines[0])["version"] == 2
+        events = [json.loads(line) for line in lines[1:]]  # every line whole
+        assert "line-20" in "".join(e[2] for e in events if e[1] == "o")
+        cast = tmp_path / "partial.cast"
+        cast.write_bytes(download.content)
+        require("asciinema")
+        played = _run(["asciinema", "cat", str(cast)], env)
+        assert played.returncode == 0 and "line-20" in played.stdout, played.stderr
+    finally:
+        if proc is not None:
+            end_process(proc)
+        dev.kill()
+
+
+def _settled_recording(ctl: Any, target: str) -> dict[str, Any]:
+    """The target's one recording once its session has ended (state no longer started)."""
+
+    def settled() -> dict[str, Any] | None:
+        (session,) = sessions_of(ctl, target)
+        found = recordings_of(ctl, session["id"])
+        if not found or found[0]["state"] == "started":
+            return None
+        return ctl.request("GET", f"/v1/session-recordings/{found[0]['id']}").json()
+
+    assert wait_for(settled)
+    return settled()  # type: ignore[return-value]

@@ -290,14 +290,16 @@ class ConnectionProxy:
         finally:
             tcp.close()
         try:
-            refused = await asyncio.wait_for(asyncio.shield(server), 5.0)
+            ended = await asyncio.wait_for(asyncio.shield(server), 5.0)
         except (TimeoutError, ConnectionError):  # the client went away mid-conversation
             server.cancel()
             return reason
         except Exception as exc:  # noqa: BLE001 - ends with the connection
             log.warning("connection %s: ssh relay failed: %r", live.connection_id, exc)
             return reason
-        if refused is not None and live.stop_reason is None:
+        if ended is not None and live.stop_reason is None:
+            if ended.recording:
+                return ClosedReason.SYSTEM_ERROR
             return ClosedReason.NETWORK_ERROR
         return reason
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bconnect import objectstore
@@ -40,12 +40,14 @@ class ChannelLog:
         writer: objectstore.Writer,
         encoder: AsciicastEncoder,
         record_input: bool,
+        failed: Callable[[str], None] | None = None,
     ) -> None:
         self.recorder = recorder
         self.channel_id = channel_id
         self.writer = writer
         self.encoder = encoder
         self.record_input = record_input
+        self.failed = failed
         self.error: str | None = None
         self.closed = False
 
@@ -57,6 +59,11 @@ class ChannelLog:
         except objectstore.BucketError as exc:
             self.error = str(exc)
             log.warning("recording %s: %s", self.channel_id, exc)
+            if self.failed is not None:
+                self.failed(
+                    f"session recording failed: storage bucket {self.recorder.bucket_id} "
+                    f"cannot be written ({exc}): ending the session"
+                )
 
     def output(self, data: bytes) -> None:
         self._write(self.encoder.output(data, time.time()))
@@ -135,8 +142,10 @@ class SessionRecorder:
         command: str | None,
         term: tuple[str, tuple[int, int, int, int]] | None,
         env: Mapping[str, str],
+        failed: Callable[[str], None] | None = None,
     ) -> ChannelLog:
-        """Begin a channel's recording; ``RecordingFailed`` if it cannot be."""
+        """Begin a channel's recording; ``RecordingFailed`` if it cannot be. A write
+        that fails later calls ``failed`` (once) with a line for the user."""
         try:
             answer = await self.cluster.channel_started(
                 self.settings.session_recording_id, self.connection_id, kind, command
@@ -161,6 +170,7 @@ class SessionRecorder:
         )
         channel = ChannelLog(self, answer["id"], writer, encoder, self.settings.record_input)
         channel._write(encoder.header())
+        channel.failed = failed
         if channel.error is not None:
             raise RecordingFailed(f"cannot write the session recording: {channel.error}")
         return channel

@@ -29,7 +29,7 @@ import asyncssh
 from bconnect.hostport import join_host_port
 from bconnect.worker.sftpwatch import SftpWatch
 
-__all__ = ["PinHostKey", "Upstream", "UpstreamRefused", "serve_relay"]
+__all__ = ["Ending", "PinHostKey", "Upstream", "UpstreamRefused", "serve_relay"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ class Upstream:
 
 
 class ChannelLog(Protocol):
-    """One channel's recording (worker/recorder.py)."""
+    """One channel's recording (worker/recorder.py); ``error`` once it cannot be written."""
+
+    error: str | None
 
     def output(self, data: bytes) -> None: ...
     def input(self, data: bytes) -> None: ...
@@ -75,9 +77,15 @@ class ChannelLog(Protocol):
     def close(self) -> None: ...
 
 
+#: Told, once, that a channel's recording can no longer be written (the message is one
+#: line for the user): the relay then ends the whole connection with that reason.
+RecordingFailure = Callable[[str], None]
+
+
 class ChannelRecorder(Protocol):
     """Starts channel recordings; ``start`` raises (any exception, its message shown to
-    the user) when a channel cannot be recorded: it is then refused."""
+    the user) when a channel cannot be recorded: it is then refused. A recording that
+    fails later calls ``failed``."""
 
     async def start(
         self,
@@ -85,7 +93,17 @@ class ChannelRecorder(Protocol):
         command: str | None,
         term: tuple[str, tuple[int, int, int, int]] | None,
         env: Mapping[str, str],
+        failed: RecordingFailure,
     ) -> ChannelLog: ...
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Why the relay ended a connection itself: ``message`` is what the client was
+    told; ``recording`` when the session's recording failed (not the host)."""
+
+    message: str
+    recording: bool = False
 
 
 class UpstreamRefused(Exception):
@@ -167,12 +185,15 @@ class _UpstreamSession(asyncssh.SSHClientSession[bytes]):
         self.exit: tuple[str, Any] | None = None
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        self.down.write(data, datatype)
-        if self.down.log is not None:
-            if self.down.sftp is not None:
-                self.down.sftp.server(data)
-            elif self.down.subsystem is None:
-                self.down.log.output(data)
+        down = self.down
+        if down.log is not None:  # recorded first: output that cannot be is not shown
+            if down.sftp is not None:
+                down.sftp.server(data)
+            elif down.subsystem is None:
+                down.log.output(data)
+            if down.log.error is not None:
+                return
+        down.write(data, datatype)
 
     def eof_received(self) -> bool:
         self.down.write_eof()
@@ -195,9 +216,12 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
         self,
         upstream: asyncio.Future[asyncssh.SSHClientConnection],
         recorder: ChannelRecorder | None = None,
+        failed: RecordingFailure | None = None,
     ) -> None:
         self.upstream = upstream
         self.recorder = recorder
+        self.failed = failed
+        self.recording_failed: str | None = None
         self.log: ChannelLog | None = None
         self.subsystem: str | None = None
         self.sftp: SftpWatch | None = None  # the transfers of a recorded sftp channel
@@ -268,6 +292,8 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
         if self.opening is not None:
             self.opening.cancel()
         self._close_log()
+        if self.recording_failed is not None and self.failed is not None:
+            self.failed(self.recording_failed)
 
     def _close_log(self) -> None:
         if self.log is None:
@@ -304,6 +330,7 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
                         subsystem or command,
                         term,
                         self.chan.get_environment(),
+                        self._recording_failed,
                     )
                 )
             self.up, _ = await conn.create_session(lambda: _UpstreamSession(self), **options)
@@ -331,6 +358,19 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
         with contextlib.suppress(Exception):
             self.chan.write_stderr((message + "\r\n").encode())
             self.chan.exit(255)
+
+    def _recording_failed(self, message: str) -> None:
+        """Output that cannot be recorded is not relayed: the channel ends with the
+        reason on its stderr (after what the client was already sent), then the
+        connection (:meth:`connection_lost`)."""
+        if self.recording_failed is not None:
+            return
+        self.recording_failed = message
+        if self.chan is not None:
+            with contextlib.suppress(Exception):
+                self.chan.write_stderr(("\r\n" + message + "\r\n").encode())
+        if self.up is not None:
+            self.up.close()  # then upstream_closed: exit status 255
 
     def write(self, data: bytes, datatype: asyncssh.DataType) -> None:
         if self.chan is not None:
@@ -372,6 +412,7 @@ class _Server(asyncssh.SSHServer):
         self.upstream.add_done_callback(self._upstream_done)
         self.conn: asyncssh.SSHServerConnection | None = None
         self.refused: str | None = refusal
+        self.recording_failed: str | None = None
         self.keyed = False  # key exchange done: a disconnect message reaches the client
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
@@ -409,7 +450,20 @@ class _Server(asyncssh.SSHServer):
         return False  # the tunnel authenticated the user: no SSH authentication
 
     def session_requested(self) -> _ClientSession:
-        return _ClientSession(self.upstream, self.recorder)
+        return _ClientSession(self.upstream, self.recorder, self._recording_failed)
+
+    def _recording_failed(self, message: str) -> None:
+        if self.recording_failed is not None:
+            return
+        self.recording_failed = message
+        log.warning("ssh relay: %s", message)
+        if self.conn is not None:
+            self.conn.disconnect(asyncssh.DISC_BY_APPLICATION, message)
+
+    def ending(self) -> Ending | None:
+        if self.recording_failed is not None:
+            return Ending(self.recording_failed, recording=True)
+        return Ending(self.refused) if self.refused is not None else None
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
@@ -426,12 +480,12 @@ async def serve_relay(
     host_key: asyncssh.SSHKey,
     recorder: ChannelRecorder | None = None,
     refusal: str | None = None,
-) -> str | None:
+) -> Ending | None:
     """Be the SSH server on ``sock`` (a connected socket, taken over) with ``host_key``
     and relay to ``upstream`` until the client disconnects, recording each channel with
     ``recorder``. With ``refusal`` the client is disconnected with that reason at once.
-    Returns why the host was refused (the message the client was disconnected with),
-    or ``None``."""
+    Returns why the relay ended the connection itself (the host refused, or the
+    recording failed), or ``None``."""
     servers: list[_Server] = []
 
     def factory() -> _Server:
@@ -449,4 +503,4 @@ async def serve_relay(
         keepalive_interval=30,
     )
     await conn.wait_closed()
-    return servers[0].refused if servers else None
+    return servers[0].ending() if servers else None

@@ -15,7 +15,7 @@ from bconnect.hostport import join_host_port
 from bconnect.objectstore import BucketError
 from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterRefused, SessionInfo
 from bconnect.worker.recorder import RecordingFailed, SessionRecorder
-from bconnect.worker.sshrelay import Upstream, UpstreamRefused, serve_relay
+from bconnect.worker.sshrelay import Ending, Upstream, UpstreamRefused, serve_relay
 
 __all__ = ["serve", "upstream_for"]
 
@@ -75,16 +75,16 @@ async def serve(
     port: int,
     cluster: ClusterClient,
     connection_id: str,
-) -> str | None:
-    """Serve one connection of an ssh session on ``sock``; returns why the host was
-    refused, or ``None``."""
+) -> Ending | None:
+    """Serve one connection of an ssh session on ``sock``; returns why the worker ended
+    it itself (the host refused, the recording failed), or ``None``."""
     assert session.ssh is not None
     try:
         host_key = asyncssh.import_private_key(session.ssh.host_key)
     except asyncssh.KeyImportError as exc:
         log.warning("connection %s: cannot serve ssh: %s", connection_id, exc)
         sock.close()
-        return str(exc)
+        return Ending(str(exc))
     refusal: str | None = None
     try:
         upstream = upstream_for(session, host, port, cluster)
