@@ -23,8 +23,17 @@ import requests
 from support.constants import AUTH_METHOD, GUARD, PROJECT
 from support.dev import start_dev
 from support.echo import EchoServer
+from support.plugin_dists import admin_env
 from support.processes import end_process
 from support.servers import require
+from support.sshtargets import (
+    CLIENT_OPTIONS,
+    available_recording,
+    bconnect_ssh,
+    channels,
+    local_bucket,
+    recorded_target,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 XSS = "<img src=x onerror=window.__xss=1>"
@@ -406,3 +415,131 @@ def test_keyboard_reaches_the_sign_in_form(dev, page) -> None:
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
     assert {"auth_method_id", "login_name", "password"} <= set(focused)
+
+
+# ---------------------------------------------------------------------- recordings
+class _DevApi:
+    """The module's `bconnect dev` as the ssh-target helpers (support/sshtargets.py)
+    and admin_env want it."""
+
+    def __init__(self, addr: str) -> None:
+        self.addr = addr
+
+    def token(self, who: str = "admin") -> str:
+        return _token(self.addr, who)
+
+    def request(self, method: str, path: str, who: str = "admin", **kw: Any) -> Any:
+        return _api(self.addr, who, method, path, **kw)
+
+
+def _player_state(page: Any) -> str | None:
+    return page.locator(".player").get_attribute("data-state")
+
+
+def test_recordings_are_listed_and_play_in_the_browser(dev, openssh, page, browser, tmp_path):  # noqa: ANN001, ANN201
+    """A recorded ssh exec through the real `bconnect ssh`; in the browser: the
+    project's Recordings → the recording (user, target, SHA-256) → Play: the terminal
+    shows the output without its escape codes. A tampered object is refused with the
+    reason; a user without recording grants sees none."""
+    require("ssh")
+    ctl = _DevApi(dev)
+    bucket_dir = tmp_path / "recordings"
+    target = recorded_target(ctl, openssh, local_bucket(ctl, bucket_dir))
+    marker = f"PLAYED-{time.monotonic_ns()}"
+    command = f"printf '\\033[1;32m%s\\033[0m\\n' {marker}; sleep 0.5; echo second-line"
+    ran = subprocess.run(
+        bconnect_ssh(target, "-remote-command", command, "--", *CLIENT_OPTIONS),
+        env=admin_env(ctl, tmp_path),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=GUARD * 2,
+    )
+    assert ran.returncode == 0, ran.stderr
+    recording = available_recording(ctl, target)
+    (channel,) = channels(recording)
+
+    _sign_in(page, dev, "admin")
+    page.wait_for_url("**/scopes")
+    page.click(f"a[href='/projects/{PROJECT}/recordings']")
+    page.wait_for_url(f"**/projects/{PROJECT}/recordings")
+    row = page.locator("table.recordings tbody tr", has_text=recording["id"])
+    listed = row.inner_text()
+    assert "admin" in listed and "available" in listed
+    assert recording["create_time_values"]["target"]["name"] in listed
+    _shot(page, "recordings", tmp_path)
+    row.locator(f"a[href='/recordings/{recording['id']}']").click()
+    page.wait_for_url(f"**/recordings/{recording['id']}")
+    channels_text = page.locator("table.channels").inner_text()
+    assert channel["sha256"] in channels_text and command in channels_text
+    _shot(page, "recording", tmp_path)
+    page.click(f"a[href='/recordings/{recording['id']}/channels/{channel['id']}']")
+    page.wait_for_url(f"**/channels/{channel['id']}")
+    assert _until(lambda: _player_state(page) == "ready"), page.locator(".status").inner_text()
+    assert "Verified" in page.locator(".status").inner_text()
+    page.select_option("select[name=speed]", "4")
+    page.click("button[data-action=play]")
+    assert _until(lambda: _player_state(page) == "ended")
+    screen = page.locator(".screen").inner_text()
+    assert screen.splitlines() == [marker, "second-line"], screen
+    _shot(page, "player", tmp_path)
+
+    # the object changed in the bucket: the player says why it will not play it
+    (stored,) = bucket_dir.rglob(f"{channel['id']}.cast")
+    stored.write_bytes(stored.read_bytes().replace(marker.encode(), b"PLAYED-forged"))
+    page.reload()
+    assert _until(lambda: _player_state(page) == "error")
+    assert "does not match the SHA-256" in page.locator(".status").inner_text()
+    assert "forged" not in page.locator(".screen").inner_text()
+
+    # "user" has no session-recording grant: nothing to list, the recording not readable
+    context = browser.new_context()
+    try:
+        theirs = context.new_page()
+        _sign_in(theirs, dev, "user")
+        theirs.wait_for_url("**/scopes")
+        theirs.goto(f"{dev}/projects/{PROJECT}/recordings")
+        assert recording["id"] not in theirs.content()
+        theirs.goto(f"{dev}/recordings/{recording['id']}")
+        assert theirs.locator("h1").inner_text() in ("Not permitted", "Not found")
+        cast = theirs.request.get(
+            f"{dev}/recordings/{recording['id']}/channels/{channel['id']}.cast"
+        )
+        assert cast.status in (403, 404)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    ("output", "crlf", "screen"),
+    [
+        ("one\ntwo\n", True, "one\ntwo"),
+        ("one\ntwo", False, "one\n   two"),  # a pty's bare LF keeps the column
+        ("abc\rX\r\n", False, "Xbc"),
+        ("\x1b[1;31mred\x1b[0m plain\r\n", False, "red plain"),
+        ("\x1b]0;a title\x07shown\r\n", False, "shown"),
+        ("keep\r\nwipe\x1b[2J\x1b[Hnew", False, "new"),
+        ("abcdef\x1b[3D\x1b[K!", False, "abc!"),
+        ("\x1b[3;4Hxy", False, "\n\n   xy"),
+        ("0123456789AB", False, "0123456789\nAB"),  # wraps at the width
+        ("tab\tX", False, "tab     X"),
+        ("ab\bC", False, "aC"),
+        ("$ \x1b[?1049hfull screen\x1b[?1049lback", False, "$ back"),  # alternate screen
+    ],
+)
+def test_the_players_terminal(browser, output: str, crlf: bool, screen: str) -> None:
+    """player.js's terminal on its own (a blank page, where evaluate may run): what a
+    recorded output leaves on a 10-column screen."""
+    script = Path(__file__).parents[1] / "src/bconnect/controller/console/static/player.js"
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.add_script_tag(content=script.read_text())
+        shown = page.evaluate(
+            "([output, crlf]) => { const t = new Terminal(10, 5, crlf);"
+            " t.write(output); return t.text(); }",
+            [output, crlf],
+        )
+    finally:
+        context.close()
+    assert shown == screen

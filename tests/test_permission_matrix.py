@@ -421,6 +421,8 @@ CONSOLE_PAGES = (
     # recursive lists from global: 200 with whatever the grants let the user see
     ("/users", "GET", ""),
     ("/roles", "GET", ""),
+    ("/projects/{project}/recordings", "GET", ""),
+    ("/recordings/{recording}", "GET", "/v1/session-recordings/{id}"),
 )
 _PAGE_FOR_API = {"allowed": "allowed", "403": "403", "401": "sign-in"}
 _SIGNED_IN = {"admin": "allowed", "user": "allowed"}
@@ -438,7 +440,12 @@ def _console_rows(
     rows = []
     for page, method, api_path in CONSOLE_PAGES:
         api = next((cells for m, p, cells in table if (m, p) == (method, api_path)), _SIGNED_IN)
-        url = page.format(project=PROJECT, session=ids["session"][0], target=ids["target"][0])
+        url = page.format(
+            project=PROJECT,
+            session=ids["session"][0],
+            target=ids["target"][0],
+            recording=ids["session-recording"][0],
+        )
         cells = {}
         for principal in PRINCIPALS:
             token = tokens[principal]

@@ -27,73 +27,24 @@ from support import s3
 from support.constants import GUARD
 from support.dataplane import all_ended, sessions_of
 from support.dev import DevProcess
-from support.openssh import OpenSSH
 from support.plugin_dists import admin_env
 from support.processes import end_process
 from support.servers import require
+from support.sshtargets import (
+    CLIENT_OPTIONS,
+    PROJECT,
+    available_recording,
+    bconnect_ssh,
+    channels,
+    credential,
+    key_credential,
+    local_bucket,
+    recorded_target,
+    recordings_of,
+    settled_recording,
+    ssh_target,
+)
 from support.wait import wait_for
-
-PROJECT = "p_1234567890"
-#: what the client's ssh needs: no user config, agent or keys of its own, no prompts
-CLIENT_OPTIONS = [
-    "-F",
-    "/dev/null",
-    "-o",
-    "IdentityAgent=none",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "IdentityFile=/dev/null",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "LogLevel=ERROR",
-]
-
-
-def _credential(ctl: Any, ctype: str, username: str, **attributes: str) -> str:
-    store = ctl.request(
-        "POST",
-        "/v1/credential-stores",
-        json={"scope_id": PROJECT, "name": f"store-{time.monotonic_ns()}"},
-    )
-    assert store.status_code == 200, store.text
-    cred = ctl.request(
-        "POST",
-        "/v1/credentials",
-        json={
-            "credential_store_id": store.json()["id"],
-            "type": ctype,
-            "attributes": {"username": username, **attributes},
-        },
-    )
-    assert cred.status_code == 200, cred.text
-    return cred.json()["id"]
-
-
-def _key_credential(ctl: Any, server: OpenSSH) -> str:
-    return _credential(
-        ctl, "ssh_private_key", server.user, private_key=server.client_key.read_text()
-    )
-
-
-def ssh_target(ctl: Any, port: int, credential: str | None, **attributes: Any) -> str:
-    body: dict[str, Any] = {
-        "scope_id": PROJECT,
-        "type": "ssh",
-        "name": f"ssh-{port}-{time.monotonic_ns()}",
-        "address": "127.0.0.1",
-        "attributes": {"default_port": port, **attributes},
-    }
-    if credential:
-        body["injected_application_credential_source_ids"] = [credential]
-    made = ctl.request("POST", "/v1/targets", json=body)
-    assert made.status_code == 200, made.text
-    return made.json()["id"]
-
-
-def _bconnect_ssh(target: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "bconnect", "ssh", "-target-id", target, *args]
 
 
 def _run(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -102,7 +53,7 @@ def _run(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.Complete
 
 
 def test_a_target_is_created_with_its_own_host_key_and_port_22(dataplane, openssh) -> None:
-    cred = _key_credential(dataplane, openssh)
+    cred = key_credential(dataplane, openssh)
     made = dataplane.request(
         "POST",
         "/v1/targets",
@@ -125,7 +76,7 @@ def test_a_target_is_created_with_its_own_host_key_and_port_22(dataplane, openss
 
 
 def test_injected_credentials_are_refused_where_they_cannot_be_used(dataplane, openssh) -> None:
-    cred = _key_credential(dataplane, openssh)
+    cred = key_credential(dataplane, openssh)
     tcp = dataplane.request(
         "POST",
         "/v1/targets",
@@ -139,7 +90,7 @@ def test_injected_credentials_are_refused_where_they_cannot_be_used(dataplane, o
     )
     assert tcp.status_code == 400
     assert "Only ssh targets" in tcp.text
-    json_cred = _credential(dataplane, "username_password", "u", password="p")
+    json_cred = credential(dataplane, "username_password", "u", password="p")
     target = ssh_target(dataplane, openssh.port, None)
     # an ssh target with nothing to inject cannot be connected to: said at authorization
     refused = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
@@ -166,7 +117,7 @@ def test_the_user_lands_as_the_injected_user_without_the_secret(
 ) -> None:
     require("ssh")
     key_text = openssh.client_key.read_text()
-    target = ssh_target(dataplane, openssh.port, _key_credential(dataplane, openssh))
+    target = ssh_target(dataplane, openssh.port, key_credential(dataplane, openssh))
     auth = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
     assert auth.status_code == 200
     assert auth.json()["type"] == "ssh"
@@ -176,7 +127,7 @@ def test_the_user_lands_as_the_injected_user_without_the_secret(
     assert canceled.status_code == 200, canceled.text
     env = admin_env(dataplane, tmp_path)
     result = _run(
-        _bconnect_ssh(
+        bconnect_ssh(
             target,
             "-remote-command",
             "echo MARKER-$((6*7)) as $(id -un); exit 3",
@@ -189,7 +140,7 @@ def test_the_user_lands_as_the_injected_user_without_the_secret(
     assert result.stdout == f"MARKER-42 as {openssh.user}\n"
     # a live session: nothing of the key in any process of the client, its files or env
     proc = subprocess.Popen(
-        _bconnect_ssh(target, "-remote-command", "sleep 30", "--", *CLIENT_OPTIONS),
+        bconnect_ssh(target, "-remote-command", "sleep 30", "--", *CLIENT_OPTIONS),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -230,7 +181,7 @@ def _ssh_children(pid: int) -> list[int]:
 
 def test_scp_10_mb_both_ways(dataplane, openssh, tmp_path) -> None:
     require("scp")
-    target = ssh_target(dataplane, openssh.port, _key_credential(dataplane, openssh))
+    target = ssh_target(dataplane, openssh.port, key_credential(dataplane, openssh))
     data = os.urandom(10 * 1024 * 1024)
     local = tmp_path / "up.bin"
     local.write_bytes(data)
@@ -249,9 +200,9 @@ def test_scp_10_mb_both_ways(dataplane, openssh, tmp_path) -> None:
 
 
 def test_a_changed_host_key_is_refused_with_a_clear_reason(dataplane, openssh, tmp_path) -> None:
-    target = ssh_target(dataplane, openssh.port, _key_credential(dataplane, openssh))
+    target = ssh_target(dataplane, openssh.port, key_credential(dataplane, openssh))
     env = admin_env(dataplane, tmp_path)
-    first = _run(_bconnect_ssh(target, "-remote-command", "true", "--", *CLIENT_OPTIONS), env)
+    first = _run(bconnect_ssh(target, "-remote-command", "true", "--", *CLIENT_OPTIONS), env)
     assert first.returncode == 0, first.stderr
     pinned = dataplane.request("GET", f"/v1/targets/{target}").json()["attributes"]
     key_type, key_body = openssh.host_public_key.split()[:2]
@@ -264,10 +215,10 @@ def test_a_changed_host_key_is_refused_with_a_clear_reason(dataplane, openssh, t
     target2 = ssh_target(
         dataplane,
         openssh.port,
-        _key_credential(dataplane, openssh),
+        key_credential(dataplane, openssh),
         known_hosts=f"[127.0.0.1]:{openssh.port} {other.with_suffix('.pub').read_text()}",
     )
-    refused = _run(_bconnect_ssh(target2, "-remote-command", "true", "--", *CLIENT_OPTIONS), env)
+    refused = _run(bconnect_ssh(target2, "-remote-command", "true", "--", *CLIENT_OPTIONS), env)
     assert refused.returncode != 0
     assert "does not match the one recorded for the target" in refused.stderr, refused.stderr
     (session,) = sessions_of(dataplane, target2)
@@ -276,7 +227,7 @@ def test_a_changed_host_key_is_refused_with_a_clear_reason(dataplane, openssh, t
 
 @pytest.mark.parametrize("verb", ["create"])
 def test_the_cli_creates_an_ssh_target(dataplane, openssh, tmp_path, verb) -> None:
-    cred = _key_credential(dataplane, openssh)
+    cred = key_credential(dataplane, openssh)
     env = admin_env(dataplane, tmp_path)
     made = _run(
         [
@@ -305,39 +256,20 @@ def test_the_cli_creates_an_ssh_target(dataplane, openssh, tmp_path, verb) -> No
 
 
 # ---------------------------------------------------------------------- recording
-def local_bucket(ctl: Any, directory: Path) -> str:
-    made = ctl.request(
-        "POST",
-        "/v1/storage-buckets?plugin_name=local",
-        json={
-            "scope_id": "global",
-            "name": f"b{time.monotonic_ns()}",
-            "bucket_name": str(directory),
-        },
-    )
-    assert made.status_code == 200, made.text
-    return made.json()["id"]
-
-
-def recordings_of(ctl: Any, session_id: str) -> list[dict[str, Any]]:
-    listed = ctl.request("GET", "/v1/session-recordings?scope_id=global&recursive=true").json()
-    return [r for r in listed.get("items", []) if r["session_id"] == session_id]
-
-
 def test_an_exec_channel_is_recorded_and_downloads_verified(dataplane, openssh, tmp_path) -> None:
     require("ssh")
     bucket = local_bucket(dataplane, tmp_path / "recordings")
     target = ssh_target(
         dataplane,
         openssh.port,
-        _key_credential(dataplane, openssh),
+        key_credential(dataplane, openssh),
         enable_session_recording=True,
         storage_bucket_id=bucket,
     )
     env = admin_env(dataplane, tmp_path)
     marker = f"MARKER-{time.monotonic_ns()}"
     result = _run(
-        _bconnect_ssh(target, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS), env
+        bconnect_ssh(target, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS), env
     )
     assert result.returncode == 0, result.stderr
     (session,) = sessions_of(dataplane, target)
@@ -384,13 +316,13 @@ def test_an_unwritable_bucket_refuses_the_session(dataplane, openssh, tmp_path) 
     target = ssh_target(
         dataplane,
         openssh.port,
-        _key_credential(dataplane, openssh),
+        key_credential(dataplane, openssh),
         enable_session_recording=True,
         storage_bucket_id=bucket,
     )
     env = admin_env(dataplane, tmp_path)
     refused = _run(
-        _bconnect_ssh(target, "-remote-command", "echo should-not-run", "--", *CLIENT_OPTIONS), env
+        bconnect_ssh(target, "-remote-command", "echo should-not-run", "--", *CLIENT_OPTIONS), env
     )
     assert refused.returncode != 0
     assert "should-not-run" not in refused.stdout
@@ -436,7 +368,7 @@ def test_the_cli_records_lists_downloads_and_plays(dataplane, openssh, tmp_path)
         "-default-port",
         str(openssh.port),
         "-injected-application-credential-source",
-        _key_credential(dataplane, openssh),
+        key_credential(dataplane, openssh),
         "-enable-session-recording",
         "true",
         "-storage-bucket-id",
@@ -448,7 +380,7 @@ def test_the_cli_records_lists_downloads_and_plays(dataplane, openssh, tmp_path)
     target_id = json.loads(target.stdout)["item"]["id"]
     marker = f"PLAYED-{time.monotonic_ns()}"
     ran = _run(
-        _bconnect_ssh(target_id, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS), env
+        bconnect_ssh(target_id, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS), env
     )
     assert ran.returncode == 0, ran.stderr
     (session,) = sessions_of(dataplane, target_id)
@@ -481,34 +413,6 @@ def test_the_cli_records_lists_downloads_and_plays(dataplane, openssh, tmp_path)
     assert wrong.returncode != 0 and "is not a channel recording" in wrong.stderr
 
 
-def _recorded_target(ctl: Any, server: OpenSSH, bucket: str, **attributes: Any) -> str:
-    return ssh_target(
-        ctl,
-        server.port,
-        _key_credential(ctl, server),
-        enable_session_recording=True,
-        storage_bucket_id=bucket,
-        **attributes,
-    )
-
-
-def _available_recording(ctl: Any, target: str) -> dict[str, Any]:
-    """The target's one session's recording, once it is available, read in full."""
-    (session,) = sessions_of(ctl, target)
-
-    def ready() -> list[dict[str, Any]]:
-        found = recordings_of(ctl, session["id"])
-        return found if found and found[0]["state"] == "available" else []
-
-    found = wait_for(ready)
-    assert found, recordings_of(ctl, session["id"])
-    return ctl.request("GET", f"/v1/session-recordings/{found[0]['id']}").json()
-
-
-def _channels(recording: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for conn in recording["connection_recordings"] for c in conn["channel_recordings"]]
-
-
 def _read_until(fd: int, pattern: str, seen: bytearray) -> re.Match[str]:
     deadline = time.monotonic() + GUARD
     while time.monotonic() < deadline:
@@ -527,9 +431,9 @@ def _read_until(fd: int, pattern: str, seen: bytearray) -> re.Match[str]:
 def test_an_interactive_pty_session_follows_a_window_change(dataplane, openssh, tmp_path) -> None:
     require("ssh")
     bucket = local_bucket(dataplane, tmp_path / "pty-recordings")
-    target = _recorded_target(dataplane, openssh, bucket, record_input=True)
+    target = recorded_target(dataplane, openssh, bucket, record_input=True)
     env = admin_env(dataplane, tmp_path)
-    argv = _bconnect_ssh(target, "--", *CLIENT_OPTIONS, "-tt")
+    argv = bconnect_ssh(target, "--", *CLIENT_OPTIONS, "-tt")
     pid, fd = pty.fork()
     if pid == 0:  # the child: on the new terminal, 24 x 80
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
@@ -557,8 +461,8 @@ def test_an_interactive_pty_session_follows_a_window_change(dataplane, openssh, 
             os.waitpid(pid, 0)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 5
-    recording = _available_recording(dataplane, target)
-    (channel,) = _channels(recording)
+    recording = available_recording(dataplane, target)
+    (channel,) = channels(recording)
     cast = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download").text
     events = [json.loads(line) for line in cast.splitlines()[1:]]
     assert json.loads(cast.splitlines()[0])["width"] == 80
@@ -570,10 +474,10 @@ def test_an_interactive_pty_session_follows_a_window_change(dataplane, openssh, 
 def test_an_api_cancel_ends_ssh_and_finishes_the_recording(dataplane, openssh, tmp_path) -> None:
     require("ssh")
     bucket = local_bucket(dataplane, tmp_path / "cancel-recordings")
-    target = _recorded_target(dataplane, openssh, bucket)
+    target = recorded_target(dataplane, openssh, bucket)
     env = admin_env(dataplane, tmp_path)
     proc = subprocess.Popen(
-        _bconnect_ssh(
+        bconnect_ssh(
             target, "-remote-command", "echo BEFORE-CANCEL; sleep 60", "--", *CLIENT_OPTIONS
         ),
         env=env,
@@ -594,8 +498,8 @@ def test_an_api_cancel_ends_ssh_and_finishes_the_recording(dataplane, openssh, t
     finally:
         end_process(proc)
     assert proc.returncode != 0
-    recording = _available_recording(dataplane, target)
-    (channel,) = _channels(recording)
+    recording = available_recording(dataplane, target)
+    (channel,) = channels(recording)
     assert channel["state"] == "available" and channel["sha256"]
     cast = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download")
     assert cast.status_code == 200 and "BEFORE-CANCEL" in cast.text
@@ -605,14 +509,14 @@ def test_recording_grants(dataplane, openssh, tmp_path) -> None:
     """type=session-recording;actions=list,read,download lets a user see and download
     recordings, not delete them; without it, nothing."""
     bucket = local_bucket(dataplane, tmp_path / "grant-recordings")
-    target = _recorded_target(dataplane, openssh, bucket)
+    target = recorded_target(dataplane, openssh, bucket)
     ran = _run(
-        _bconnect_ssh(target, "-remote-command", "echo GRANTED", "--", *CLIENT_OPTIONS),
+        bconnect_ssh(target, "-remote-command", "echo GRANTED", "--", *CLIENT_OPTIONS),
         admin_env(dataplane, tmp_path),
     )
     assert ran.returncode == 0, ran.stderr
-    recording = _available_recording(dataplane, target)
-    (channel,) = _channels(recording)
+    recording = available_recording(dataplane, target)
+    (channel,) = channels(recording)
     paths = (
         ("GET", f"/v1/session-recordings/{recording['id']}"),
         ("GET", f"/v1/session-recordings/{channel['id']}:download"),
@@ -660,14 +564,14 @@ def test_an_s3_bucket_records_the_same_way(dataplane, openssh, s3_server, tmp_pa
     shown = made.json()
     assert "secrets" not in shown and shown["secrets_hmac"]
     assert s3.SECRET_KEY not in made.text
-    target = _recorded_target(dataplane, openssh, shown["id"])
+    target = recorded_target(dataplane, openssh, shown["id"])
     marker = f"S3-MARKER-{time.monotonic_ns()}"
     ran = _run(
-        _bconnect_ssh(target, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS),
+        bconnect_ssh(target, "-remote-command", f"echo {marker}", "--", *CLIENT_OPTIONS),
         admin_env(dataplane, tmp_path),
     )
     assert ran.returncode == 0, ran.stderr
-    (channel,) = _channels(_available_recording(dataplane, target))
+    (channel,) = channels(available_recording(dataplane, target))
     got = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download")
     assert got.status_code == 200, got.text
     assert marker in got.text
@@ -680,7 +584,7 @@ def test_an_s3_bucket_records_the_same_way(dataplane, openssh, s3_server, tmp_pa
 def test_sftp_transfers_are_recorded_as_events_not_contents(dataplane, openssh, tmp_path) -> None:
     require("sftp")
     bucket = local_bucket(dataplane, tmp_path / "sftp-recordings")
-    target = _recorded_target(dataplane, openssh, bucket)
+    target = recorded_target(dataplane, openssh, bucket)
     secret = f"CONTENT-{time.monotonic_ns()}".encode() * 1000
     local = tmp_path / "payload.bin"
     local.write_bytes(secret)
@@ -706,7 +610,7 @@ def test_sftp_transfers_are_recorded_as_events_not_contents(dataplane, openssh, 
     )
     assert ran.returncode == 0, ran.stderr
     assert (tmp_path / "back.bin").read_bytes() == secret
-    (channel,) = _channels(_available_recording(dataplane, target))
+    (channel,) = channels(available_recording(dataplane, target))
     assert channel["type"] == "sftp" and channel["command"] == "sftp"
     cast = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download").text
     assert f"sftp upload {remote} {len(secret)} bytes" in cast
@@ -718,19 +622,19 @@ def test_sftp_transfers_are_recorded_as_events_not_contents(dataplane, openssh, 
 def test_an_injected_password_logs_in_to_a_real_sshd(dataplane, openssh, tmp_path) -> None:
     require("ssh")
     user, password = openssh.password_user()
-    cred = _credential(dataplane, "username_password", user, password=password)
+    cred = credential(dataplane, "username_password", user, password=password)
     target = ssh_target(dataplane, openssh.port, cred)
     ran = _run(
-        _bconnect_ssh(target, "-remote-command", "id -un", "--", *CLIENT_OPTIONS),
+        bconnect_ssh(target, "-remote-command", "id -un", "--", *CLIENT_OPTIONS),
         admin_env(dataplane, tmp_path),
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == f"{user}\n"
     assert password not in ran.stderr
     # a wrong password: refused at the worker, said to the user in one line
-    wrong = _credential(dataplane, "username_password", user, password="not-" + password)
+    wrong = credential(dataplane, "username_password", user, password="not-" + password)
     refused = _run(
-        _bconnect_ssh(
+        bconnect_ssh(
             ssh_target(dataplane, openssh.port, wrong),
             "-remote-command",
             "true",
@@ -753,10 +657,10 @@ def test_a_bucket_that_fills_mid_session_ends_it_with_the_reason(openssh, tmp_pa
     try:
         dev.start()
         bucket = local_bucket(dev, tmp_path / "recordings")
-        target = _recorded_target(dev, openssh, bucket)
+        target = recorded_target(dev, openssh, bucket)
         env = admin_env(dev, tmp_path)
         result = subprocess.run(
-            _bconnect_ssh(
+            bconnect_ssh(
                 target,
                 "-remote-command",
                 "head -c 12000000 /dev/zero | base64 -w 100; echo NEVER-SHOWN",
@@ -787,8 +691,8 @@ def test_a_bucket_that_fills_mid_session_ends_it_with_the_reason(openssh, tmp_pa
         dev.request(
             "POST", f"/v1/sessions/{session['id']}:cancel", json={"version": session["version"]}
         )
-        recording = _settled_recording(dev, target)
-        (channel,) = _channels(recording)
+        recording = settled_recording(dev, target)
+        (channel,) = channels(recording)
         assert recording["state"] == channel["state"] == "incomplete"
         assert "File too large" in channel["error"]
         assert "Traceback" not in dev.log.read_text()
@@ -807,10 +711,10 @@ def test_a_worker_killed_mid_session_leaves_an_incomplete_recording(openssh, tmp
     try:
         dev.start()
         bucket = local_bucket(dev, tmp_path / "recordings")
-        target = _recorded_target(dev, openssh, bucket)
+        target = recorded_target(dev, openssh, bucket)
         env = admin_env(dev, tmp_path)
         proc = subprocess.Popen(
-            _bconnect_ssh(
+            bconnect_ssh(
                 target,
                 "-remote-command",
                 "i=0; while [ $i -lt 1200 ]; do i=$((i+1)); echo line-$i; sleep 0.05; done",
@@ -835,8 +739,8 @@ def test_a_worker_killed_mid_session_leaves_an_incomplete_recording(openssh, tmp
         dev.request(
             "POST", f"/v1/sessions/{session['id']}:cancel", json={"version": session["version"]}
         )
-        recording = _settled_recording(dev, target)
-        (channel,) = _channels(recording)
+        recording = settled_recording(dev, target)
+        (channel,) = channels(recording)
         assert recording["state"] == channel["state"] == "incomplete"
         assert "sha256" not in channel
         download = dev.request("GET", f"/v1/session-recordings/{channel['id']}:download")
@@ -855,17 +759,3 @@ def test_a_worker_killed_mid_session_leaves_an_incomplete_recording(openssh, tmp
         if proc is not None:
             end_process(proc)
         dev.kill()
-
-
-def _settled_recording(ctl: Any, target: str) -> dict[str, Any]:
-    """The target's one recording once its session has ended (state no longer started)."""
-
-    def settled() -> dict[str, Any] | None:
-        (session,) = sessions_of(ctl, target)
-        found = recordings_of(ctl, session["id"])
-        if not found or found[0]["state"] == "started":
-            return None
-        return ctl.request("GET", f"/v1/session-recordings/{found[0]['id']}").json()
-
-    assert wait_for(settled)
-    return settled()  # type: ignore[return-value]

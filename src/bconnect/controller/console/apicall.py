@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlencode
 
 from starlette.requests import Request
 
-__all__ = ["ApiAnswer", "ConsoleApi"]
+__all__ = ["ApiAnswer", "ConsoleApi", "RawAnswer"]
 
 #: request headers passed from the browser's request to the API call
 _PASSED = (b"host", b"x-forwarded-for", b"x-forwarded-proto", b"user-agent")
@@ -35,6 +35,15 @@ class ApiAnswer:
         return list(self.body.get("items") or [])
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    """An answer as it came: status, headers (lower-case names) and body bytes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 class ConsoleApi:
     """The API as one user sees it."""
 
@@ -50,6 +59,21 @@ class ConsoleApi:
         body: Any = None,
     ) -> ApiAnswer:
         """``method /v1/path?query`` with a JSON ``body``: the status and the JSON."""
+        raw = await self.raw(method, path, query, body)
+        try:
+            data = json.loads(raw.body) if raw.body else {}
+        except ValueError:
+            data = {"message": raw.body.decode(errors="replace")[:200]}
+        return ApiAnswer(raw.status, data if isinstance(data, dict) else {"items": data})
+
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> RawAnswer:
+        """``method /v1/path?query`` with a JSON ``body``, answered as it came."""
         original = self.request.scope
         headers = [(k, v) for k, v in original["headers"] if k in _PASSED]
         headers.append((b"accept", b"application/json"))
@@ -90,25 +114,23 @@ class ConsoleApi:
             return {"type": "http.request", "body": payload, "more_body": False}
 
         status = 500
+        answered: dict[str, str] = {}
         chunks: list[bytes] = []
 
         async def send(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                for name, value in message.get("headers") or []:
+                    answered[name.decode("latin-1").lower()] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
         try:
             await self.request.app(scope, receive, send)
         except Exception:  # the API answered 500 already; Starlette re-raises after it
-            return ApiAnswer(500, {"message": "Internal error."})
-        raw = b"".join(chunks)
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            data = {"message": raw.decode(errors="replace")[:200]}
-        return ApiAnswer(status, data if isinstance(data, dict) else {"items": data})
+            return RawAnswer(500, {}, b'{"message": "Internal error."}')
+        return RawAnswer(status, answered, b"".join(chunks))
 
     async def get(self, path: str, **query: Any) -> ApiAnswer:
         return await self.call("GET", path, query)

@@ -8,6 +8,7 @@ sign-in page; a 403 or 404 is a page saying so.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bconnect.controller.console import security
-from bconnect.controller.console.apicall import ApiAnswer, ConsoleApi
+from bconnect.controller.console.apicall import ApiAnswer, ConsoleApi, RawAnswer
 
 __all__ = ["router"]
 
@@ -34,7 +35,11 @@ _env = jinja2.Environment(
 #: at most this many sessions are read one by one for their connections and bytes
 MAX_DETAILED = 200
 _LIVE = ("pending", "active")
-_STATIC = {"console.js": "text/javascript", "console.css": "text/css"}
+_STATIC = {
+    "console.js": "text/javascript",
+    "player.js": "text/javascript",
+    "console.css": "text/css",
+}
 
 
 # ---------------------------------------------------------------------- formatting
@@ -494,6 +499,96 @@ async def target_page(request: Request, target_id: str) -> Response:
         aliases=aliases,
         commands=_commands(target, aliases),
     )
+
+
+# ---------------------------------------------------------------------- recordings
+def _recording_project(item: dict[str, Any]) -> str:
+    target = (item.get("create_time_values") or {}).get("target") or {}
+    return str(target.get("scope_id") or "")
+
+
+@router.get("/projects/{project}/recordings")
+async def recordings_page(request: Request, project: str) -> Response:
+    if not await _signed_in(request):
+        return _to_login(request)
+    api = _api(request)
+    scope, listed = await asyncio.gather(
+        api.get(f"/v1/scopes/{quote(project, safe='')}"),
+        api.get("/v1/session-recordings", scope_id="global", recursive=True),
+    )
+    for answer in (scope, listed):
+        if not answer.ok:
+            return _problem(request, answer)
+    rows = [r for r in listed.items if _recording_project(r) == project]
+    rows.sort(key=lambda r: str(r.get("start_time") or ""), reverse=True)
+    return _render(request, "recordings.html", scope=scope.body, project=project, recordings=rows)
+
+
+def _channels(recording: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        channel
+        for connection in recording.get("connection_recordings") or []
+        for channel in connection.get("channel_recordings") or []
+    ]
+
+
+@router.get("/recordings/{recording_id}")
+async def recording_page(request: Request, recording_id: str) -> Response:
+    if not await _signed_in(request):
+        return _to_login(request)
+    read = await _api(request).get(f"/v1/session-recordings/{quote(recording_id, safe='')}")
+    if not read.ok:
+        return _problem(request, read)
+    return _render(
+        request,
+        "recording.html",
+        r=read.body,
+        project=_recording_project(read.body),
+        channels=_channels(read.body),
+    )
+
+
+@router.get("/recordings/{recording_id}/channels/{channel_id}.cast")
+async def channel_cast(request: Request, recording_id: str, channel_id: str) -> Response:
+    """The channel's asciicast as the API serves it (checked against its SHA-256); an
+    error is one line of text (the player shows it)."""
+    if not await _signed_in(request):
+        return security.headers(Response("Sign in again.", status_code=401))
+    raw: RawAnswer = await _api(request).raw(
+        "GET", f"/v1/session-recordings/{quote(channel_id, safe='')}:download"
+    )
+    if not 200 <= raw.status < 300:
+        message = ApiAnswer(raw.status, _json_object(raw.body)).message
+        return security.headers(Response(message, status_code=raw.status, media_type="text/plain"))
+    response = Response(raw.body, media_type="application/x-asciicast")
+    for name in ("x-bconnect-sha256", "x-bconnect-recording-state"):
+        if name in raw.headers:
+            response.headers[name] = raw.headers[name]
+    if request.query_params.get("download"):
+        name = f"{channel_id}.cast".replace('"', "")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return security.headers(response)
+
+
+@router.get("/recordings/{recording_id}/channels/{channel_id}")
+async def player_page(request: Request, recording_id: str, channel_id: str) -> Response:
+    if not await _signed_in(request):
+        return _to_login(request)
+    read = await _api(request).get(f"/v1/session-recordings/{quote(recording_id, safe='')}")
+    if not read.ok:
+        return _problem(request, read)
+    channel = next((c for c in _channels(read.body) if c.get("id") == channel_id), None)
+    if channel is None:
+        return _problem(request, ApiAnswer(404, {"message": f"No channel {channel_id} here."}))
+    return _render(request, "player.html", r=read.body, c=channel)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 # ---------------------------------------------------------------------- workers, users, roles
