@@ -65,6 +65,7 @@ def ctx(
     host_id: str = "",
     listen_host: str = "127.0.0.1",
     endpoint: str = "tcp://10.0.0.5:6443",
+    known_hosts: str = "",
     **options: Any,
 ) -> ConnectContext:
     """A context as the core builds it; options named with ``_`` for ``-``."""
@@ -80,6 +81,7 @@ def ctx(
         credentials=credentials,
         options=options,
         passthrough=passthrough,
+        known_hosts=known_hosts,
     )
 
 
@@ -88,7 +90,7 @@ def launch(helper: str, *credentials: Credential, **kw: Any) -> Launch:
     key the core hands them over under)."""
     (info,) = MODULES[helper].bconnect_connect_helpers()
     keys = {o.key for o in info.options}
-    context_args = {"passthrough", "target_id", "host_id", "listen_host", "endpoint"}
+    context_args = {"passthrough", "target_id", "host_id", "listen_host", "endpoint", "known_hosts"}
     assert set(kw) - context_args <= keys, f"{helper} has no option {set(kw) - keys}"
     result = MODULES[helper].bconnect_connect_launch(
         helper=helper, context=ctx(helper, *credentials, **kw)
@@ -233,6 +235,29 @@ def test_ssh_target_uses_no_host_authentication_and_consumes_nothing() -> None:
     assert (result.files, result.consumed) == ({}, set())
     with pytest.raises(HelperError, match="Credentials must be consumed"):
         launch("ssh", UP, style="sshpass", target_id="tssh_1234567890")
+
+
+def test_ssh_target_checks_the_workers_key_when_the_controller_serves_it() -> None:
+    line = "tssh_1234567890 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPretend\n"
+    result = launch("ssh", SPK, target_id="tssh_1234567890", known_hosts=line, username="bob")
+    assert result.argv == [
+        "ssh",
+        "-p",
+        str(PORT),
+        "-o",
+        "HostKeyAlias=tssh_1234567890",
+        "-o",
+        "UserKnownHostsFile={{file.known_hosts}}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-l",
+        "bob",
+        "127.0.0.1",
+    ]
+    assert (result.files, result.consumed) == ({"known_hosts": line}, set())
+    # the user's own -host-key-alias wins, with their own known_hosts (as Boundary)
+    aliased = launch("ssh", target_id="tssh_1234567890", known_hosts=line, host_key_alias="mine")
+    assert "HostKeyAlias=mine" in aliased.argv and aliased.files == {}
 
 
 def test_putty() -> None:

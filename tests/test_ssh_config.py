@@ -15,7 +15,12 @@ from support.dataplane import add_credential, make_target
 from support.plugin_dists import admin_env, bconnect_env
 from support.servers import require
 
-from bconnect.core.sshconfig import SshEntry, render_ssh_config, split_suffixed_name
+from bconnect.core.sshconfig import (
+    SshEntry,
+    known_hosts_command,
+    render_ssh_config,
+    split_suffixed_name,
+)
 
 SECRET = "do-not-print-me-9431"
 
@@ -60,6 +65,32 @@ def test_render_skips_unsafe_hosts_and_never_takes_secrets() -> None:
     assert "    HostKeyAlias ttcp_1\n    User ubuntu\n" in text
     assert "Host bad host" not in text and "# skipped alias 'bad host'" in text
     assert "Host *.bc\n" in text and "ProxyCommand bc -name-suffix bc %h" in text
+
+
+def test_an_ssh_targets_entry_checks_the_workers_key() -> None:
+    command = known_hosts_command(["/opt/b c/bconnect"], ["-addr", "http://h:9200"], "tssh_1Ab")
+    assert command == (
+        "'/opt/b c/bconnect' config known-hosts -target-id tssh_1Ab -addr http://h:9200"
+    )
+    assert known_hosts_command(["/tmp/50%/bconnect"], [], "tssh_1") == (
+        "/tmp/50%%/bconnect config known-hosts -target-id tssh_1"  # ssh's % tokens
+    )
+    entry = SshEntry(
+        "box",
+        "tssh_1Ab",
+        "bc connect -stdio %h",
+        "tssh_1Ab",
+        worker_host_key="ssh-ed25519 AAAAkey",
+        known_hosts_command=command,
+    )
+    text = render_ssh_config([entry])
+    assert text.splitlines() == [
+        "Host box",
+        "    # the worker's key for this ssh target: ssh-ed25519 AAAAkey",
+        "    ProxyCommand bc connect -stdio %h",
+        "    HostKeyAlias tssh_1Ab",
+        f"    KnownHostsCommand {command}",
+    ]
 
 
 # ---------------------------------------------------------------------- end to end

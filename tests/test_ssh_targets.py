@@ -759,3 +759,109 @@ def test_a_worker_killed_mid_session_leaves_an_incomplete_recording(openssh, tmp
         if proc is not None:
             end_process(proc)
         dev.kill()
+
+
+# ---------------------------------------------------------------------- the worker's key
+def test_the_client_checks_the_workers_key_for_the_target(dataplane, openssh, tmp_path) -> None:
+    """Boundary's ssh helper skips the check for localhost; bconnect checks the key the
+    controller serves for the target: `bconnect ssh`, `config known-hosts`, and
+    `config ssh` (KnownHostsCommand) with plain ssh; another target's key is refused."""
+    require("ssh")
+    env = admin_env(dataplane, tmp_path)
+    target = ssh_target(dataplane, openssh.port, key_credential(dataplane, openssh))
+    other = ssh_target(dataplane, openssh.port, key_credential(dataplane, openssh))
+    key = dataplane.request("GET", f"/v1/targets/{target}").json()["attributes"]["worker_host_key"]
+
+    one = _bconnect(env, "config", "known-hosts", "-target-id", target)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout == f"{target} {key}\n"
+    every = _bconnect(env, "config", "known-hosts")
+    assert every.returncode == 0 and f"{target} {key}\n" in every.stdout, every.stderr
+    assert other in every.stdout
+    tcp = _bconnect(env, "config", "known-hosts", "-target-id", "ttcp_1234567890")
+    assert tcp.returncode == 3  # a user error, as elsewhere
+    assert tcp.stderr.strip().endswith("is not an ssh target: it has no worker host key")
+
+    # bconnect ssh: ssh -v says the key was known and matched, under the target id
+    verbose = [*CLIENT_OPTIONS[: CLIENT_OPTIONS.index("LogLevel=ERROR") - 1], "-v"]
+    ran = _run(
+        bconnect_ssh(target, "-remote-command", "echo checked", "--", *verbose),
+        env,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "checked\n"
+    assert f"host '{target.lower()}' is known and matches the ed25519 host key" in (
+        ran.stderr.lower()
+    ), ran.stderr
+
+    # config ssh: plain ssh by alias, the key from KnownHostsCommand, nothing on disk
+    host = f"box{time.monotonic_ns()}.ssh"
+    alias = dataplane.request(
+        "POST",
+        "/v1/aliases",
+        json={"scope_id": "global", "type": "target", "value": host, "destination_id": target},
+    )
+    assert alias.status_code == 200, alias.text
+    made = _bconnect(env, "config", "ssh")
+    assert made.returncode == 0, made.stderr
+    assert f"HostKeyAlias {target}\n" in made.stdout
+    assert f"config known-hosts -target-id {target}" in made.stdout
+    assert f"# the worker's key for this ssh target: {key}" in made.stdout
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    options = "\n".join(
+        [
+            "Host *",
+            "    IdentityAgent none",
+            "    IdentitiesOnly yes",
+            "    IdentityFile /dev/null",
+            "    BatchMode yes",
+            f"    UserKnownHostsFile {empty}",
+            "    GlobalKnownHostsFile /dev/null",
+            "    StrictHostKeyChecking yes",
+            "    LogLevel ERROR",
+        ]
+    )
+    config = tmp_path / "ssh_config"
+    config.write_text(made.stdout + "\n" + options + "\n")
+    plain = _run(["ssh", "-F", str(config), host, "echo via-config"], env)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == "via-config\n" and empty.read_text() == ""
+    # the same entry checked against another target's key: refused
+    config.write_text(
+        made.stdout.replace(f"known-hosts -target-id {target}", f"known-hosts -target-id {other}")
+        + "\n"
+        + options
+        + "\n"
+    )
+    refused = _run(["ssh", "-F", str(config), host, "echo should-not-run"], env)
+    assert refused.returncode == 255 and "should-not-run" not in refused.stdout
+    assert "Host key verification failed" in refused.stderr, refused.stderr
+
+
+def test_a_buckets_worker_filter_chooses_the_workers(dataplane, openssh, tmp_path) -> None:
+    """Only workers matching the bucket's worker filter (and the target's) may serve a
+    recorded session: none matching refuses it at authorize time, as Boundary does."""
+    made = dataplane.request(
+        "POST",
+        "/v1/storage-buckets?plugin_name=local",
+        json={
+            "scope_id": "global",
+            "bucket_name": str(tmp_path / "filtered"),
+            "worker_filter": '"recorders" in "/tags/type"',
+        },
+    )
+    assert made.status_code == 200, made.text
+    bucket = made.json()
+    target = recorded_target(dataplane, openssh, bucket["id"])
+    refused = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
+    assert refused.status_code == 400, refused.text
+    assert "all have been filtered" in refused.json()["message"]
+    updated = dataplane.request(
+        "PATCH",
+        f"/v1/storage-buckets/{bucket['id']}",
+        json={"version": bucket["version"], "worker_filter": '"/name" == "test-worker"'},
+    )
+    assert updated.status_code == 200, updated.text
+    allowed = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
+    assert allowed.status_code == 200, allowed.text

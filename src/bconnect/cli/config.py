@@ -82,7 +82,7 @@ def _user_id(client: Client, token: str) -> str:
 
 
 def _entries(opts: GlobalOptions, client: Client, user_id: str) -> list[SshEntry]:
-    from bconnect.core.sshconfig import SshEntry, proxy_command
+    from bconnect.core.sshconfig import SshEntry, known_hosts_command, proxy_command
 
     with controller_call("list-resolvable-aliases", "user"):
         listed = client.list_all(f"users/{user_id}:list-resolvable-aliases")
@@ -104,20 +104,38 @@ def _entries(opts: GlobalOptions, client: Client, user_id: str) -> list[SshEntry
             ctype = str(credential.get("type", ""))
             credentials.append((str(source), ctype))
             user = user or str((credential.get("attributes") or {}).get("username") or "")
+        worker_key = _worker_host_key(target)
         entries.append(
             SshEntry(
                 host=str(alias.get("value", "")),
                 target_id=target_id,
                 proxy_command=command,
-                host_key_alias=str(arguments.get("host_id") or target_id),
+                # an ssh target's server is the worker, with one key for the target
+                host_key_alias=target_id
+                if worker_key
+                else str(arguments.get("host_id") or target_id),
                 user=user,
                 alias_id=str(alias.get("id", "")),
                 target_name=str(target.get("name", "")),
                 scope_id=str(target.get("scope_id", "")),
                 credentials=tuple(credentials),
+                worker_host_key=worker_key,
+                known_hosts_command=known_hosts_command(
+                    this_program(), _global_flags(opts), target_id
+                )
+                if worker_key
+                else "",
             )
         )
     return entries
+
+
+def _worker_host_key(target: dict[str, Any]) -> str:
+    """An ssh target's worker host key (``ssh-ed25519 AAAA…``), else ""."""
+    if str(target.get("type", "")) != "ssh":
+        return ""
+    key = str((target.get("attributes") or {}).get("worker_host_key") or "").strip()
+    return key if key.startswith("ssh-") else ""
 
 
 def _config_ssh(opts: GlobalOptions, suffix: str | None) -> None:
@@ -167,7 +185,9 @@ def config() -> None:
         "Print an ssh_config block for plain ssh, scp, rsync, git and IDEs: one Host "
         "entry per target alias you may use, whose ProxyCommand is `bconnect connect "
         "-stdio %h` (this bconnect's absolute path, this controller's address) and whose "
-        "HostKeyAlias is the target's (or the alias' host) id, as `bconnect ssh` uses. "
+        "HostKeyAlias is the target's (or the alias' host) id, as `bconnect ssh` uses; "
+        "for an ssh target (tssh_…) ssh checks the worker's key for the target with "
+        "KnownHostsCommand `bconnect config known-hosts -target-id tssh_…`. "
         "-suffix adds an entry mapping NAME.PROJECT.SUFFIX to the target named NAME in "
         "the project named PROJECT. No secret is written: a brokered user name becomes "
         "User. -format json lists the entries.",
@@ -183,3 +203,48 @@ def config() -> None:
 @api_command
 def config_ssh(opts: GlobalOptions, suffix: str | None) -> None:
     _config_ssh(opts, suffix)
+
+
+def _known_hosts(opts: GlobalOptions, target_id: str | None) -> None:
+    from bconnect.core.sshconfig import known_hosts_line
+
+    client = opts.client()
+    if target_id:
+        with controller_call("read", "target"):
+            targets = [dict(client.read("targets", target_id))]
+        if not _worker_host_key(targets[0]):
+            raise UserError(f"Target {target_id} is not an ssh target: it has no worker host key")
+    else:
+        with controller_call("list", "targets"):
+            listed = client.list_all("targets", scope_id="global", recursive=True)
+        targets = []
+        for item in listed.get("items") or []:
+            if str(item.get("type", "")) == "ssh":
+                with controller_call("read", "target"):
+                    targets.append(_try_read(client, "targets", str(item.get("id", ""))))
+    lines = [
+        known_hosts_line(str(t["id"]), key)
+        for t in sorted(targets, key=lambda t: str(t.get("id", "")))
+        if (key := _worker_host_key(t))
+    ]
+    for line in lines:
+        click.echo(line)
+
+
+@config.command(
+    "known-hosts",
+    context_settings=CONTEXT_SETTINGS,
+    help=help_text(
+        "Print known_hosts lines for ssh targets (tssh_…): the key of the SSH server the "
+        "worker runs for each target, under the target id (the HostKeyAlias that "
+        "`bconnect ssh` and `bconnect config ssh` use), as the controller serves it to "
+        "users who may read the target. `bconnect config ssh` makes ssh run it as "
+        "KnownHostsCommand; or append its output to ~/.ssh/known_hosts.",
+        "bconnect config known-hosts >> ~/.ssh/known_hosts",
+        "bconnect config known-hosts -target-id tssh_1234567890",
+    ),
+)
+@string_option("target-id", help="Only this ssh target.")
+@api_command
+def config_known_hosts(opts: GlobalOptions, target_id: str | None) -> None:
+    _known_hosts(opts, target_id)

@@ -17,7 +17,7 @@ from bconnect.controller.addresses import endpoint as make_endpoint
 from bconnect.controller.context import Ctx
 from bconnect.controller.filters import compile_filter
 from bconnect.controller.kms import open_credential, seal_session_key
-from bconnect.controller.recordings import create_session_recording
+from bconnect.controller.recordings import bucket_worker_filter, create_session_recording
 from bconnect.controller.resources import drop_none, fmt_time
 from bconnect.controller.sessionstate import Status
 from bconnect.controller.storage import schema as t
@@ -85,20 +85,23 @@ def choose_endpoint(
     return address, port, host_set_id, host_id
 
 
-def offered_workers(ctx: Ctx, worker_filter: str | None = None) -> tuple[list[str], list[str]]:
+def offered_workers(
+    ctx: Ctx, worker_filter: str | None = None, *more_filters: str | None
+) -> tuple[list[str], list[str]]:
     """(proxy addresses, worker ids) of the healthy workers (reported within the worker
-    grace period) that match the target's ``worker_filter`` (go-bexpr over ``{"name",
-    "tags"}``, as in Boundary: ``"prod" in "/tags/type"``). With no filter and no healthy
-    worker, the configured addresses (`bconnect dev`'s own worker before it registers)
-    and no id. A worker with its own credential serves only sessions it was offered in."""
+    grace period) that match the target's ``worker_filter`` and each of ``more_filters``
+    (a recording target's storage bucket's) — go-bexpr over ``{"name", "tags"}``, as in
+    Boundary: ``"prod" in "/tags/type"``. With no filter and no healthy worker, the
+    configured addresses (`bconnect dev`'s own worker before it registers) and no id. A
+    worker with its own credential serves only sessions it was offered in."""
     grace = timedelta(seconds=ctx.settings.worker_grace)
     fresh = ctx.conn.execute(_FRESH_WORKERS, {"since": ctx.now - grace}).all()
-    if worker_filter:
-        predicate = compile_filter(worker_filter)
+    filters = [f for f in (worker_filter, *more_filters) if f]
+    for predicate in [compile_filter(f) for f in filters]:
         fresh = [w for w in fresh if predicate({"name": w.name or "", "tags": worker_tags(w.tags)})]
     found = sorted({w.address for w in fresh})
     ids = sorted({w.id for w in fresh})
-    if not found and not worker_filter:
+    if not found and not filters:
         found = list(ctx.settings.worker_addresses)
     if not found:
         raise errors.FailedPrecondition(
@@ -223,7 +226,8 @@ def authorize_session(ctx: Ctx, target: Any, host_id: str | None) -> dict[str, A
     address, port, host_set_id, host_id = choose_endpoint(ctx, target, host_id)
     session_id = new_id("s")
     expiration = _session_expiration(ctx, target)
-    workers, worker_ids = offered_workers(ctx, target.worker_filter)
+    bucket_filter = bucket_worker_filter(ctx, target)
+    workers, worker_ids = offered_workers(ctx, target.worker_filter, bucket_filter)
     cert, key = mint_session_certificate(session_id, workers, expiration)
     session = _NewSession(
         id=session_id,

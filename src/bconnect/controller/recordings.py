@@ -27,6 +27,7 @@ from bconnect.ids import new_id
 __all__ = [
     "ASCIICAST",
     "bucket_settings",
+    "bucket_worker_filter",
     "channel_finished",
     "channel_started",
     "create_session_recording",
@@ -46,6 +47,18 @@ def open_bucket_secrets(keyring: Keyring, row: Any) -> dict[str, Any]:
 
 def seal_bucket_secrets(keyring: Keyring, bucket_id: str, secrets: dict[str, Any]) -> str:
     return keyring.encrypt_text(json.dumps(secrets), "storage_buckets", "secrets", bucket_id)
+
+
+def bucket_worker_filter(ctx: Any, target: Any) -> str | None:
+    """The worker filter of the bucket a recording target writes to: only workers that
+    match it (and the target's own filter) may serve its sessions."""
+    if target.type != "ssh" or not target.enable_session_recording or not target.storage_bucket_id:
+        return None
+    return ctx.conn.execute(
+        select(t.storage_buckets.c.worker_filter).where(
+            t.storage_buckets.c.id == target.storage_bucket_id
+        )
+    ).scalar()
 
 
 def create_session_recording(ctx: Any, target: Any, session: Any) -> str | None:

@@ -102,6 +102,7 @@ def build_context(
     credentials: Iterable[SessionCredential],
     options: Mapping[str, Any],
     passthrough: Sequence[str],
+    known_hosts: str = "",
 ) -> ConnectContext:
     """The read-only :class:`ConnectContext` handed to ``bconnect_connect_launch``."""
     return ConnectContext(
@@ -116,6 +117,7 @@ def build_context(
         credentials=tuple(to_credential(c) for c in credentials),
         options=MappingProxyType(dict(options)),
         passthrough=tuple(passthrough),
+        known_hosts=known_hosts,
     )
 
 
@@ -288,6 +290,7 @@ async def launch_helper(
     options = dict(options or {})
     files = LaunchFiles()
     started = False
+    known_hosts = await asyncio.to_thread(session.known_hosts)
 
     def listening(info: ListenInfo) -> None:
         nonlocal started
@@ -304,7 +307,9 @@ async def launch_helper(
     def build(info: ListenInfo) -> ExecSpec:
         items = session.authorization
         credentials = parse_credentials(items)
-        context = build_context(helper, info, session.authz, credentials, options, passthrough)
+        context = build_context(
+            helper, info, session.authz, credentials, options, passthrough, known_hosts
+        )
         launch = host.launch(helper, context)
         try:
             check_launch(launch, credentials)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +46,8 @@ __all__ = [
     "open_session",
     "run_session",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class SessionError(Exception):
@@ -127,6 +130,24 @@ class ConnectSession:
     @property
     def credentials(self) -> tuple[SessionCredential, ...]:
         return parse_credentials(self.authorization)
+
+    def known_hosts(self) -> str:
+        """The known_hosts line of the SSH server an ``ssh`` target's session reaches
+        (the worker's key for the target, under the target id), as the controller
+        serves it to those who may read the target; "" for other targets, without a
+        client, or when the target cannot be read (the helper then does as Boundary)."""
+        from bconnect.core.api import ApiError, ControllerUnreachable
+
+        target_id = self.authz.target_id
+        if self.client is None or not target_id.startswith("tssh_"):
+            return ""
+        try:
+            target = self.client.read("targets", target_id)
+        except (ApiError, ControllerUnreachable) as exc:
+            log.debug("no worker host key for %s: %s", target_id, exc)
+            return ""
+        key = str((target.get("attributes") or {}).get("worker_host_key") or "").strip()
+        return f"{target_id} {key}\n" if key.startswith("ssh-") else ""
 
     def check_not_expired(self, now: datetime | None = None) -> None:
         """:class:`SessionExpired` when the session's expiration has passed."""

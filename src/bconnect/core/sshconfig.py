@@ -20,6 +20,8 @@ from typing import Any
 
 __all__ = [
     "SshEntry",
+    "known_hosts_command",
+    "known_hosts_line",
     "proxy_command",
     "render_ssh_config",
     "split_suffixed_name",
@@ -43,6 +45,10 @@ class SshEntry:
     target_name: str = ""
     scope_id: str = ""
     credentials: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: an ssh target's: the worker's host key (``ssh-ed25519 AAAA…``), checked through
+    #: ``known_hosts_command`` (``KnownHostsCommand``)
+    worker_host_key: str = ""
+    known_hosts_command: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -61,6 +67,22 @@ def proxy_command(program: Sequence[str], global_flags: Sequence[str], *extra: s
             shlex.join([*extra, *global_flags]),
         ]
     ).rstrip()
+
+
+def known_hosts_command(program: Sequence[str], global_flags: Sequence[str], target_id: str) -> str:
+    """``<program> config known-hosts -target-id ID <flags>``: ssh's ``KnownHostsCommand``
+    (OpenSSH 8.5+) for an ssh target's entry. The id is written out, not ``%H``: ssh
+    lower-cases the ``HostKeyAlias`` it passes, and ids are case-sensitive (known_hosts
+    matching is not). A ``%`` would be a token to ssh: doubled."""
+    command = shlex.join(
+        [*program, "config", "known-hosts", "-target-id", target_id, *global_flags]
+    )
+    return command.replace("%", "%%")
+
+
+def known_hosts_line(target_id: str, key: str) -> str:
+    """The known_hosts line of an ssh target's worker key, under the target id."""
+    return f"{target_id} {key.strip()}"
 
 
 def split_suffixed_name(host: str, suffix: str) -> tuple[str, str] | None:
@@ -123,6 +145,12 @@ def render_ssh_config(
         body.append(f"ProxyCommand {entry.proxy_command}")
         if entry.host_key_alias:
             body.append(f"HostKeyAlias {entry.host_key_alias}")
+        if entry.worker_host_key and entry.known_hosts_command:
+            body.insert(
+                len(body) - 2,
+                f"# the worker's key for this ssh target: {entry.worker_host_key}",
+            )
+            body.append(f"KnownHostsCommand {entry.known_hosts_command}")
         if entry.user:
             body.append(f"User {entry.user}")
         lines += _block(entry.host, body)

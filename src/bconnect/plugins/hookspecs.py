@@ -99,6 +99,10 @@ class ConnectContext:
     credentials: Sequence[Credential] = ()
     options: Mapping[str, Any] = field(default_factory=dict)  # the helper's own options
     passthrough: Sequence[str] = ()  # arguments after `--`
+    #: known_hosts lines for the SSH server the session reaches, when the controller
+    #: serves its key (an ``ssh`` target: the worker's key for the target, under the
+    #: target id), else ""
+    known_hosts: str = ""
 
     @property
     def address(self) -> str:

@@ -4,9 +4,12 @@ Matches Boundary's ``internal/cmd/commands/connect/ssh.go`` (``buildArgs``):
 
 * style ``ssh``: ``ssh [ARGS AFTER --] -p PORT -o HostKeyAlias=<host id, else target id>
   [-i {{file.key}} -o IdentitiesOnly=yes] [-l USER] 127.0.0.1 [REMOTE COMMAND]``. For an
-  ``ssh`` target (``tssh_…``, whose host key is the worker's) ``-o
-  NoHostAuthenticationForLocalhost=yes`` replaces the alias and no credential is consumed,
-  as in Boundary.
+  ``ssh`` target (``tssh_…``, whose host key is the worker's) no credential is consumed
+  and the worker's key is checked: ``-o HostKeyAlias=tssh_… -o
+  UserKnownHostsFile={{file.known_hosts}} -o StrictHostKeyChecking=yes`` with the key the
+  controller serves for the target (``ConnectContext.known_hosts``). Where the user may
+  not read the target, ``-o NoHostAuthenticationForLocalhost=yes`` instead, as Boundary
+  always does.
 * style ``sshpass``: ``sshpass -e ssh [ARGS AFTER --] -p PORT -o
   NoHostAuthenticationForLocalhost=yes [-l USER] 127.0.0.1 [REMOTE COMMAND]`` with the
   first brokered username/password credential's password in ``SSHPASS``. Boundary puts
@@ -130,6 +133,16 @@ def bconnect_connect_launch(helper: str, context: ConnectContext) -> Launch | No
             args += ["-p", port]
             if consume or alias:
                 args += ["-o", f"HostKeyAlias={alias or context.host_id or context.target_id}"]
+            elif context.known_hosts:  # the worker's key for the target, from the controller
+                launch.files["known_hosts"] = context.known_hosts
+                args += [
+                    "-o",
+                    f"HostKeyAlias={context.target_id}",
+                    "-o",
+                    "UserKnownHostsFile={{file.known_hosts}}",
+                    "-o",
+                    "StrictHostKeyChecking=yes",
+                ]
             else:
                 args += ["-o", "NoHostAuthenticationForLocalhost=yes"]
         else:  # putty
