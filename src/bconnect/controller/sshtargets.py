@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncssh
 from sqlalchemy import bindparam, select, update
 
 from bconnect.controller.kms import Keyring, open_credential
 from bconnect.controller.storage import schema as t
 from bconnect.hostport import join_host_port
+from bconnect.sshlib import asyncssh
 
 __all__ = [
     "INJECTABLE_TYPES",

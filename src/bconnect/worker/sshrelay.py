@@ -24,9 +24,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import asyncssh
-
 from bconnect.hostport import join_host_port
+from bconnect.sshlib import asyncssh
 from bconnect.worker.sftpwatch import SftpWatch
 
 __all__ = ["Ending", "PinHostKey", "Upstream", "UpstreamRefused", "serve_relay"]

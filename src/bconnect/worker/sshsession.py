@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 import socket
 
-import asyncssh
-
 from bconnect.clusterwire import RefusalKind
 from bconnect.hostport import join_host_port
 from bconnect.objectstore import BucketError
+from bconnect.sshlib import asyncssh
 from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterRefused, SessionInfo
 from bconnect.worker.recorder import RecordingFailed, SessionRecorder
 from bconnect.worker.sshrelay import Ending, Upstream, UpstreamRefused, serve_relay

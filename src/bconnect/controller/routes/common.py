@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import ResponseValidationError
 
+from bconnect.controller import errors
+from bconnect.controller.filters import FilterError, compile_filter
 from bconnect.controller.lists import ListQuery, list_items
 from bconnect.controller.models import list_response
 from bconnect.controller.resources import Kind
@@ -124,3 +126,17 @@ def add_standard_routes(router: APIRouter, kind: Kind, read: bool = True) -> Non
         status_code=204,
         response_class=Response,
     )
+
+
+def validate_worker_filter(text: str | None) -> str | None:
+    """A worker filter (a target's, a storage bucket's) must parse: go-bexpr over the
+    worker's name and tags. "" is none."""
+    if not text:
+        return None
+    try:
+        compile_filter(text)
+    except FilterError as exc:
+        raise errors.invalid_field(
+            "worker_filter", f"Unable to successfully parse filter expression: {exc}"
+        ) from None
+    return text

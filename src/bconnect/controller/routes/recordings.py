@@ -14,7 +14,6 @@ from bconnect.controller import errors
 from bconnect.controller import recordings as rec
 from bconnect.controller import resources as res
 from bconnect.controller.context import Ctx
-from bconnect.controller.filters import FilterError, compile_filter
 from bconnect.controller.models import (
     SessionRecordingItem,
     StorageBucketCreate,
@@ -22,7 +21,7 @@ from bconnect.controller.models import (
     StorageBucketResponse,
     StorageBucketUpdate,
 )
-from bconnect.controller.routes.common import add_standard_routes
+from bconnect.controller.routes.common import add_standard_routes, validate_worker_filter
 from bconnect.controller.secrets import hmac_secret
 from bconnect.controller.storage import schema as t
 from bconnect.controller.transaction import transaction
@@ -87,18 +86,6 @@ def _check_plugin_fields(
                 raise errors.invalid_field(f"{field}.{key}", "Must be a string.")
 
 
-def _validate_filter(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        compile_filter(text)
-    except FilterError as exc:
-        raise errors.invalid_field(
-            "worker_filter", f"Unable to successfully parse filter expression: {exc}"
-        ) from None
-    return text
-
-
 def _secrets_values(ctx: Ctx, bucket_id: str, secrets: dict[str, Any]) -> dict[str, Any]:
     clean = {k: v for k, v in secrets.items() if v}
     if not clean:
@@ -143,7 +130,7 @@ def create_bucket(
             "plugin_name": plugin,
             "bucket_name": body.bucket_name,
             "bucket_prefix": body.bucket_prefix or None,
-            "worker_filter": _validate_filter(body.worker_filter),
+            "worker_filter": validate_worker_filter(body.worker_filter),
             "attributes": json.dumps({k: v for k, v in (body.attributes or {}).items() if v}),
             **_secrets_values(ctx, bucket_id, body.secrets or {}),
         }
@@ -160,7 +147,7 @@ def update_bucket(request: Request, id: str, body: StorageBucketUpdate) -> dict[
         row = res.read_checked(ctx, BUCKETS, id, "update")
         values = res.common_updates(body, ("name", "description", "worker_filter"))
         if values.get("worker_filter"):
-            values["worker_filter"] = _validate_filter(values["worker_filter"])
+            values["worker_filter"] = validate_worker_filter(values["worker_filter"])
         _check_plugin_fields(row.plugin_name, body.attributes, body.secrets)
         if body.attributes is not None:
             merged = {**json.loads(row.attributes or "{}"), **body.attributes}

@@ -13,7 +13,6 @@ from bconnect.controller import resources as res
 from bconnect.controller.addresses import parse_address
 from bconnect.controller.authorize import authorize_session, credential_source_info
 from bconnect.controller.context import Ctx
-from bconnect.controller.filters import FilterError, compile_filter
 from bconnect.controller.models import (
     AuthorizeSessionRequest,
     CredentialSourceIds,
@@ -25,7 +24,11 @@ from bconnect.controller.models import (
     TargetResponse,
     TargetUpdate,
 )
-from bconnect.controller.routes.common import add_standard_routes, model_response
+from bconnect.controller.routes.common import (
+    add_standard_routes,
+    model_response,
+    validate_worker_filter,
+)
 from bconnect.controller.sshtargets import INJECTABLE_TYPES, new_host_key, validate_known_hosts
 from bconnect.controller.storage import schema as t
 from bconnect.controller.transaction import transaction
@@ -131,7 +134,7 @@ def create_target(request: Request, body: TargetCreate) -> dict[str, Any]:
             "session_connection_limit": (
                 body.session_connection_limit if body.session_connection_limit is not None else -1
             ),
-            "worker_filter": _validate_filter(body.worker_filter),
+            "worker_filter": validate_worker_filter(body.worker_filter),
         }
         if values["session_connection_limit"] == 0:
             raise errors.invalid_field("session_connection_limit", "Must be -1 or positive.")
@@ -262,7 +265,7 @@ def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, An
         if "address" in values:
             values["address"] = _validate_address(ctx, row.id, values["address"])
         if values.get("worker_filter") is not None:
-            values["worker_filter"] = _validate_filter(values["worker_filter"])
+            values["worker_filter"] = validate_worker_filter(values["worker_filter"])
         if body.attributes is not None:
             given = body.attributes.model_dump(exclude_unset=True)
             values.update(
@@ -272,19 +275,6 @@ def update_target(request: Request, id: str, body: TargetUpdate) -> dict[str, An
         row = res.patch_row(ctx, TARGETS, row, body.version, values)
         _check_recording(ctx, row)
         return res.render(ctx, TARGETS, row)
-
-
-def _validate_filter(text: str | None) -> str | None:
-    """A worker filter must parse (go-bexpr over the worker's name and tags)."""
-    if not text:
-        return None
-    try:
-        compile_filter(text)
-    except FilterError as exc:
-        raise errors.invalid_field(
-            "worker_filter", f"Unable to successfully parse filter expression: {exc}"
-        ) from None
-    return text
 
 
 def _host_sources(action: str):  # noqa: ANN202
