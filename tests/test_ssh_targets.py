@@ -865,3 +865,29 @@ def test_a_buckets_worker_filter_chooses_the_workers(dataplane, openssh, tmp_pat
     assert updated.status_code == 200, updated.text
     allowed = dataplane.request("POST", f"/v1/targets/{target}:authorize-session", json={})
     assert allowed.status_code == 200, allowed.text
+
+
+def test_a_forward_through_a_recorded_target(dataplane, openssh, echo_server, tmp_path) -> None:
+    """`bconnect ssh -- -W` (a direct-tcpip channel, as -L and -D open): the host dials
+    the destination; the recording has the forward with its byte counts, not the bytes."""
+    require("ssh")
+    bucket = local_bucket(dataplane, tmp_path / "forward-recordings")
+    target = recorded_target(dataplane, openssh, bucket)
+    payload = b"FORWARDED-" + os.urandom(256 * 1024).hex().encode()
+    where = f"127.0.0.1:{echo_server.port}"
+    done = subprocess.run(
+        bconnect_ssh(target, "--", *CLIENT_OPTIONS, "-W", where),
+        env=admin_env(dataplane, tmp_path),
+        input=payload,
+        capture_output=True,
+        timeout=GUARD * 2,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == payload
+    (channel,) = channels(available_recording(dataplane, target))
+    assert channel["type"] == "direct-tcpip" and channel["command"] == f"forward to {where}"
+    cast = dataplane.request("GET", f"/v1/session-recordings/{channel['id']}:download").text
+    assert f"forward to {where} opened" in cast
+    n = len(payload)
+    assert f"forward to {where} closed: {n} bytes sent, {n} bytes received" in cast
+    assert "FORWARDED-" not in cast

@@ -25,6 +25,7 @@ import asyncssh
 import pytest
 from support.constants import GUARD
 from support.openssh import OpenSSH
+from support.ports import free_port
 from support.servers import SSH_PASSWORD, SSHServer, require
 
 from bconnect.worker.sshrelay import Upstream, serve_relay
@@ -224,11 +225,32 @@ def test_an_injected_password_and_a_refused_one(ssh_server: SSHServer) -> None:
         bad.close()
 
 
-def test_port_forwarding_is_refused_clearly(key_relay: Relay) -> None:
-    done = subprocess.run(
-        ["ssh", "-o", "LogLevel=VERBOSE", *CLIENT, "-p", str(key_relay.port), "-l", "anyone",
-         "-W", "127.0.0.1:9", "127.0.0.1"],
-        capture_output=True, text=True, timeout=GUARD, input="",
+def _forward(relay: Relay, where: str, payload: bytes, *extra: str):  # noqa: ANN202
+    return subprocess.run(
+        ["ssh", *extra, *CLIENT, "-p", str(relay.port), "-l", "anyone", "-W", where,
+         "127.0.0.1"],
+        capture_output=True, timeout=GUARD, input=payload,
     )  # fmt: skip
+
+
+def test_a_forward_is_opened_by_the_host(key_relay: Relay, echo_server) -> None:  # noqa: ANN001
+    """`ssh -W` (and so -L, -D: direct-tcpip channels) through the relay: the host
+    dials the destination and the bytes come back whole."""
+    payload = os.urandom(3 * 1024 * 1024)
+    done = _forward(key_relay, f"127.0.0.1:{echo_server.port}", payload)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == payload
+
+
+def test_forwards_the_host_cannot_make_and_remote_forwards_are_refused(key_relay: Relay) -> None:
+    closed = free_port()
+    done = _forward(key_relay, f"127.0.0.1:{closed}", b"", "-o", "LogLevel=INFO")
     assert done.returncode != 0
-    assert "port forwarding through bconnect ssh targets is not supported yet" in done.stderr
+    assert f"the host cannot forward to 127.0.0.1:{closed}" in done.stderr.decode(), done.stderr
+    remote = subprocess.run(
+        ["ssh", *CLIENT, "-p", str(key_relay.port), "-l", "anyone", "-o",
+         "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", "-N", "127.0.0.1"],
+        capture_output=True, text=True, timeout=GUARD, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert remote.returncode != 0
+    assert "remote port forwarding failed" in remote.stderr, remote.stderr

@@ -11,7 +11,9 @@ modes), environment, shell / exec / subsystem (so ``sftp`` and ``scp`` work), wi
 changes, signals, breaks, data both ways with stderr kept apart, EOF — and the host's
 exit status or exit signal is returned. asyncssh's low-level session API is used
 because its process API cannot pass the ``sftp`` subsystem through (it accepts it only
-to run its own SFTP server). Port forwarding (``ssh -L``) is refused for now.
+to run its own SFTP server). Local and dynamic port forwarding (``ssh -L``, ``-D``:
+direct-tcpip channels) are opened on the host's side of the worker's own connection;
+remote forwarding (``-R``) is refused.
 """
 
 from __future__ import annotations
@@ -391,6 +393,61 @@ class _ClientSession(asyncssh.SSHServerSession[bytes]):
                 self.chan.exit(exit[1] if exit is not None else 255)
 
 
+class _Tunnel(asyncssh.SSHTCPSession[bytes]):
+    """One end of a forwarded (direct-tcpip) channel: the client's, or the one the
+    worker opened on the host. Bytes go to the other end, with its flow control; only
+    the byte counts are recorded, never the contents."""
+
+    def __init__(self) -> None:
+        self.chan: asyncssh.SSHTCPChannel[bytes] | None = None
+        self.peer: _Tunnel | None = None
+        self.bytes = 0
+        self.log: ChannelLog | None = None  # kept by the client's end
+        self.where = ""
+        self.closed = False
+
+    def pair(self, up: _Tunnel, log_: ChannelLog | None, where: str) -> None:
+        self.peer, up.peer = up, self
+        self.log, self.where = log_, where
+
+    def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:  # type: ignore[override]
+        self.chan = chan
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self.bytes += len(data)
+        if self.peer is not None and self.peer.chan is not None:
+            self.peer.chan.write(data)
+
+    def eof_received(self) -> bool:
+        if self.peer is not None and self.peer.chan is not None:
+            with contextlib.suppress(Exception):
+                self.peer.chan.write_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.chan is not None:
+            self.peer.chan.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.chan is not None:
+            self.peer.chan.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        peer = self.peer
+        if peer is not None and peer.chan is not None and not peer.closed:
+            peer.chan.close()
+        ours = self if self.log is not None else peer
+        if ours is not None and ours.log is not None and (peer is None or peer.closed):
+            received = ours.peer.bytes if ours.peer is not None else 0
+            ours.log.event(
+                f"forward to {ours.where} closed: {ours.bytes} bytes sent, "
+                f"{received} bytes received"
+            )
+            ours.log.close()
+            ours.log = None
+
+
 class _Server(asyncssh.SSHServer):
     """One client connection: logs in upstream at once, so a refusal is known early."""
 
@@ -466,11 +523,50 @@ class _Server(asyncssh.SSHServer):
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
-    ) -> bool:
-        raise asyncssh.ChannelOpenError(
-            asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
-            "port forwarding through bconnect ssh targets is not supported yet",
-        )
+    ) -> Awaitable[_Tunnel]:
+        """``ssh -L`` / ``-D``: a direct-tcpip channel, opened on the host's side (the
+        host dials ``dest``, as with ssh straight to it); asyncssh confirms the client's
+        channel once this returns, or sends the ChannelOpenError's reason."""
+        return self._forward(dest_host, dest_port, orig_host, orig_port)
+
+    async def _forward(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> _Tunnel:
+        where = join_host_port(dest_host, dest_port)
+        try:
+            conn = await asyncio.shield(self.upstream)
+        except Exception:  # noqa: BLE001 - the refusal is said by _upstream_done
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_CONNECT_FAILED, self.refused or "the host could not be reached"
+            ) from None
+        log_: ChannelLog | None = None
+        if self.recorder is not None:
+            try:
+                log_ = await self.recorder.start(
+                    "direct-tcpip", f"forward to {where}", None, {}, self._recording_failed
+                )
+            except Exception as exc:  # noqa: BLE001 - the recorder's reason
+                raise asyncssh.ChannelOpenError(
+                    asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, str(exc) or "not recorded"
+                ) from None
+        down = _Tunnel()
+        try:
+            _, up = await conn.create_connection(
+                _Tunnel, dest_host, dest_port, orig_host, orig_port
+            )
+        except (OSError, asyncssh.Error) as exc:
+            reason = getattr(exc, "reason", "") or str(exc)
+            if log_ is not None:
+                log_.event(f"forward to {where} refused by the host: {reason}")
+                log_.close()
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_CONNECT_FAILED, f"the host cannot forward to {where}: {reason}"
+            ) from None
+        assert isinstance(up, _Tunnel)
+        down.pair(up, log_, where)
+        if log_ is not None:
+            log_.event(f"forward to {where} opened")
+        return down
 
 
 async def serve_relay(

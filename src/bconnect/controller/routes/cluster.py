@@ -316,7 +316,7 @@ def read_session(request: Request, session_id: str) -> dict[str, Any]:
 
 class ChannelStarted(_Body):
     connection_id: str = Field(max_length=32)
-    type: str = Field(pattern="^(session|sftp)$")
+    type: str = Field(pattern="^(session|sftp|direct-tcpip)$")
     command: str | None = Field(default=None, max_length=65536)
 
 
