@@ -1,11 +1,12 @@
 """The worker's SSH relay (bconnect.worker.sshrelay, issue 19's building block) between
 the real OpenSSH client and real servers: the Debian sshd (public key) and the suite's
 asyncssh server (password). The relay runs on sockets accepted by a plain listener
-here; wiring it to ssh-target sessions comes with the rest of issue 19."""
+here; test_ssh_targets.py runs it inside the worker for ssh-target sessions."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -38,7 +39,10 @@ CLIENT = (
 
 
 class Relay:
-    """A listener on 127.0.0.1 whose every connection is served by serve_relay."""
+    """A listener on 127.0.0.1 whose every connection is served by serve_relay. As in
+    the worker (proxy.py's ``_run_ssh``), serve_relay gets one end of a socket pair and
+    the bytes are copied to the client's TCP socket, which is closed gracefully (FIN,
+    not a reset that could drop a disconnect message the client has not read yet)."""
 
     def __init__(self, upstream: Upstream) -> None:
         self.loop = asyncio.new_event_loop()
@@ -56,7 +60,19 @@ class Relay:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
-            asyncio.run_coroutine_threadsafe(serve_relay(sock, self.upstream, self.key), self.loop)
+            asyncio.run_coroutine_threadsafe(self._serve(sock), self.loop)
+
+    async def _serve(self, client: socket.socket) -> None:
+        ours, theirs = socket.socketpair()
+        for end in (client, ours):
+            end.setblocking(False)
+        served = asyncio.ensure_future(serve_relay(theirs, self.upstream, self.key))
+        try:
+            await asyncio.gather(_copy(client, ours), _copy(ours, client))
+        finally:
+            client.close()
+            ours.close()
+            await asyncio.gather(served, return_exceptions=True)
 
     def close(self) -> None:
         self.listener.close()
@@ -71,6 +87,18 @@ class Relay:
             timeout=GUARD,
             **({"stdin": subprocess.DEVNULL} | kw),  # type: ignore[arg-type]
         )
+
+
+async def _copy(source: socket.socket, sink: socket.socket) -> None:
+    """``source`` → ``sink`` until ``source`` ends, then half-close ``sink``."""
+    loop = asyncio.get_running_loop()
+    try:
+        while data := await loop.sock_recv(source, 65536):
+            await loop.sock_sendall(sink, data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
 
 
 def _known(port: int, public_key: str) -> str:
