@@ -114,6 +114,9 @@ def main() -> int:
 
     # the same figures through a real Boundary, when BOUNDARY_BIN names one
     results["data plane, real Boundary"] = real_boundary(quick)
+    from sshtarget import run as ssh_targets
+
+    results["ssh targets"] = ssh_targets(quick)
     from concurrency import run as concurrency
 
     results["concurrent connections"] = concurrency(quick)

@@ -4,6 +4,8 @@ end to end and write well-formed figures. Nothing here looks at how fast anythin
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +53,13 @@ def test_quick_benchmarks_run_and_write_every_figure(tmp_path: Path) -> None:
             assert isinstance(figures[section][key], int | float), (section, key)
         assert section in result.stdout
     assert figures["concurrent connections"]["errors"] == 0
+    ssh = figures["ssh targets"]
+    if os.path.exists("/usr/sbin/sshd") and shutil.which("ssh"):
+        for direction in ("up", "down"):
+            for key in ("tcp target / direct", "ssh target / tcp target", "recorded / ssh target"):
+                assert isinstance(ssh[f"{key}, {direction}"], float), (key, ssh)
+    else:  # said, not hidden: the machine has no OpenSSH server or client
+        assert "is not installed" in ssh["skipped"]
     cpu = figures["data plane"]["CPU s/GiB, 8 streams"]
     assert set(cpu) == {"client proxy", "worker (bconnect dev)"}
     assert set(figures["data plane"]["met"]) == {
