@@ -29,8 +29,8 @@ def make_target(ctl: Any, port: int, **extra: Any) -> str:
     return resp.json()["id"]
 
 
-def add_credential(ctl: Any, target: str, ctype: str, attributes: dict[str, str]) -> str:
-    """A static store credential, brokered by ``target``."""
+def new_credential(ctl: Any, ctype: str, attributes: dict[str, str]) -> str:
+    """A credential in a new static store of the dev project; its id."""
     store = ctl.request(
         "POST",
         "/v1/credential-stores",
@@ -43,14 +43,20 @@ def add_credential(ctl: Any, target: str, ctype: str, attributes: dict[str, str]
         json={"credential_store_id": store.json()["id"], "type": ctype, "attributes": attributes},
     )
     assert cred.status_code == 200, cred.text
+    return cred.json()["id"]
+
+
+def add_credential(ctl: Any, target: str, ctype: str, attributes: dict[str, str]) -> str:
+    """A static store credential, brokered by ``target``."""
+    cred_id = new_credential(ctl, ctype, attributes)
     current = ctl.request("GET", f"/v1/targets/{target}").json()
     linked = ctl.request(
         "POST",
         f"/v1/targets/{target}:add-credential-sources",
-        json={"version": current["version"], "brokered_credential_source_ids": [cred.json()["id"]]},
+        json={"version": current["version"], "brokered_credential_source_ids": [cred_id]},
     )
     assert linked.status_code == 200, linked.text
-    return cred.json()["id"]
+    return cred_id
 
 
 def authorize(ctl: Any, target: str, who: str = "admin") -> dict:

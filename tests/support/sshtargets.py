@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support.dataplane import sessions_of
+from support.dataplane import new_credential, sessions_of
 from support.openssh import OpenSSH
 from support.wait import wait_for
 
@@ -33,23 +33,7 @@ CLIENT_OPTIONS = [
 
 
 def credential(ctl: Any, ctype: str, username: str, **attributes: str) -> str:
-    store = ctl.request(
-        "POST",
-        "/v1/credential-stores",
-        json={"scope_id": PROJECT, "name": f"store-{time.monotonic_ns()}"},
-    )
-    assert store.status_code == 200, store.text
-    cred = ctl.request(
-        "POST",
-        "/v1/credentials",
-        json={
-            "credential_store_id": store.json()["id"],
-            "type": ctype,
-            "attributes": {"username": username, **attributes},
-        },
-    )
-    assert cred.status_code == 200, cred.text
-    return cred.json()["id"]
+    return new_credential(ctl, ctype, {"username": username, **attributes})
 
 
 def key_credential(ctl: Any, server: OpenSSH) -> str:

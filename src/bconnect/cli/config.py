@@ -82,11 +82,17 @@ def _user_id(client: Client, token: str) -> str:
 
 
 def _entries(opts: GlobalOptions, client: Client, user_id: str) -> list[SshEntry]:
-    from bconnect.core.sshconfig import SshEntry, known_hosts_command, proxy_command
+    from bconnect.core.sshconfig import (
+        SshEntry,
+        known_hosts_command,
+        proxy_command,
+        worker_host_key,
+    )
 
     with controller_call("list-resolvable-aliases", "user"):
         listed = client.list_all(f"users/{user_id}:list-resolvable-aliases")
-    command = proxy_command(this_program(), _global_flags(opts))
+    program, flags = this_program(), _global_flags(opts)
+    command = proxy_command(program, flags)
     entries = []
     for alias in sorted(listed.get("items") or [], key=lambda a: str(a.get("value", ""))):
         target_id = str(alias.get("destination_id") or "")
@@ -104,7 +110,7 @@ def _entries(opts: GlobalOptions, client: Client, user_id: str) -> list[SshEntry
             ctype = str(credential.get("type", ""))
             credentials.append((str(source), ctype))
             user = user or str((credential.get("attributes") or {}).get("username") or "")
-        worker_key = _worker_host_key(target)
+        worker_key = worker_host_key(target)
         entries.append(
             SshEntry(
                 host=str(alias.get("value", "")),
@@ -120,22 +126,12 @@ def _entries(opts: GlobalOptions, client: Client, user_id: str) -> list[SshEntry
                 scope_id=str(target.get("scope_id", "")),
                 credentials=tuple(credentials),
                 worker_host_key=worker_key,
-                known_hosts_command=known_hosts_command(
-                    this_program(), _global_flags(opts), target_id
-                )
+                known_hosts_command=known_hosts_command(program, flags, target_id)
                 if worker_key
                 else "",
             )
         )
     return entries
-
-
-def _worker_host_key(target: dict[str, Any]) -> str:
-    """An ssh target's worker host key (``ssh-ed25519 AAAA…``), else ""."""
-    if str(target.get("type", "")) != "ssh":
-        return ""
-    key = str((target.get("attributes") or {}).get("worker_host_key") or "").strip()
-    return key if key.startswith("ssh-") else ""
 
 
 def _config_ssh(opts: GlobalOptions, suffix: str | None) -> None:
@@ -206,13 +202,13 @@ def config_ssh(opts: GlobalOptions, suffix: str | None) -> None:
 
 
 def _known_hosts(opts: GlobalOptions, target_id: str | None) -> None:
-    from bconnect.core.sshconfig import known_hosts_line
+    from bconnect.core.sshconfig import known_hosts_line, worker_host_key
 
     client = opts.client()
     if target_id:
         with controller_call("read", "target"):
             targets = [dict(client.read("targets", target_id))]
-        if not _worker_host_key(targets[0]):
+        if not worker_host_key(targets[0]):
             raise UserError(f"Target {target_id} is not an ssh target: it has no worker host key")
     else:
         with controller_call("list", "targets"):
@@ -225,7 +221,7 @@ def _known_hosts(opts: GlobalOptions, target_id: str | None) -> None:
     lines = [
         known_hosts_line(str(t["id"]), key)
         for t in sorted(targets, key=lambda t: str(t.get("id", "")))
-        if (key := _worker_host_key(t))
+        if (key := worker_host_key(t))
     ]
     for line in lines:
         click.echo(line)

@@ -137,6 +137,7 @@ class ConnectSession:
         serves it to those who may read the target; "" for other targets, without a
         client, or when the target cannot be read (the helper then does as Boundary)."""
         from bconnect.core.api import ApiError, ControllerUnreachable
+        from bconnect.core.sshconfig import known_hosts_line, worker_host_key
 
         target_id = self.authz.target_id
         if self.client is None or not target_id.startswith("tssh_"):
@@ -146,8 +147,8 @@ class ConnectSession:
         except (ApiError, ControllerUnreachable) as exc:
             log.debug("no worker host key for %s: %s", target_id, exc)
             return ""
-        key = str((target.get("attributes") or {}).get("worker_host_key") or "").strip()
-        return f"{target_id} {key}\n" if key.startswith("ssh-") else ""
+        key = worker_host_key(target)
+        return known_hosts_line(target_id, key) + "\n" if key else ""
 
     def check_not_expired(self, now: datetime | None = None) -> None:
         """:class:`SessionExpired` when the session's expiration has passed."""

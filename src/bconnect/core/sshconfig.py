@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "proxy_command",
     "render_ssh_config",
     "split_suffixed_name",
+    "worker_host_key",
 ]
 
 #: characters ssh_config's Host patterns and our ProxyCommand can carry unquoted
@@ -78,6 +79,15 @@ def known_hosts_command(program: Sequence[str], global_flags: Sequence[str], tar
         [*program, "config", "known-hosts", "-target-id", target_id, *global_flags]
     )
     return command.replace("%", "%%")
+
+
+def worker_host_key(target: Mapping[str, Any]) -> str:
+    """An ssh target's worker host key (``ssh-ed25519 AAAA…``) from the target as the
+    API renders it, else ""."""
+    if str(target.get("type", "")) != "ssh":
+        return ""
+    key = str((target.get("attributes") or {}).get("worker_host_key") or "").strip()
+    return key if key.startswith("ssh-") else ""
 
 
 def known_hosts_line(target_id: str, key: str) -> str:
@@ -142,14 +152,13 @@ def render_ssh_config(
         body = [*_comment(entry)]
         if entry.target_name:
             body.insert(0, f"# target {entry.target_id} ({entry.target_name})")
+        checks_worker_key = bool(entry.worker_host_key and entry.known_hosts_command)
+        if checks_worker_key:
+            body.append(f"# the worker's key for this ssh target: {entry.worker_host_key}")
         body.append(f"ProxyCommand {entry.proxy_command}")
         if entry.host_key_alias:
             body.append(f"HostKeyAlias {entry.host_key_alias}")
-        if entry.worker_host_key and entry.known_hosts_command:
-            body.insert(
-                len(body) - 2,
-                f"# the worker's key for this ssh target: {entry.worker_host_key}",
-            )
+        if checks_worker_key:
             body.append(f"KnownHostsCommand {entry.known_hosts_command}")
         if entry.user:
             body.append(f"User {entry.user}")

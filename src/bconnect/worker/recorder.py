@@ -40,14 +40,15 @@ class ChannelLog:
         writer: objectstore.Writer,
         encoder: AsciicastEncoder,
         record_input: bool,
-        failed: Callable[[str], None] | None = None,
     ) -> None:
         self.recorder = recorder
         self.channel_id = channel_id
         self.writer = writer
         self.encoder = encoder
         self.record_input = record_input
-        self.failed = failed
+        #: told when a write fails mid-session (set once the header is written: a
+        #: header that cannot be written refuses the channel instead)
+        self.failed: Callable[[str], None] | None = None
         self.error: str | None = None
         self.closed = False
 

@@ -433,19 +433,22 @@ class _Tunnel(asyncssh.SSHTCPSession[bytes]):
             self.peer.chan.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The first end to close closes the other; the last records the forward."""
         self.closed = True
         peer = self.peer
-        if peer is not None and peer.chan is not None and not peer.closed:
-            peer.chan.close()
-        ours = self if self.log is not None else peer
-        if ours is not None and ours.log is not None and (peer is None or peer.closed):
-            received = ours.peer.bytes if ours.peer is not None else 0
-            ours.log.event(
-                f"forward to {ours.where} closed: {ours.bytes} bytes sent, "
+        if peer is not None and not peer.closed:
+            if peer.chan is not None:
+                peer.chan.close()
+            return
+        client_end = self if self.log is not None else peer
+        if client_end is not None and client_end.log is not None:
+            received = client_end.peer.bytes if client_end.peer is not None else 0
+            client_end.log.event(
+                f"forward to {client_end.where} closed: {client_end.bytes} bytes sent, "
                 f"{received} bytes received"
             )
-            ours.log.close()
-            ours.log = None
+            client_end.log.close()
+            client_end.log = None
 
 
 class _Server(asyncssh.SSHServer):

@@ -43,6 +43,14 @@ class RawAnswer:
     headers: dict[str, str]
     body: bytes
 
+    def json(self) -> ApiAnswer:
+        """The answer read as the API's JSON (a body that is not: its text as message)."""
+        try:
+            data = json.loads(self.body) if self.body else {}
+        except ValueError:
+            data = {"message": self.body.decode(errors="replace")[:200]}
+        return ApiAnswer(self.status, data if isinstance(data, dict) else {"items": data})
+
 
 class ConsoleApi:
     """The API as one user sees it."""
@@ -59,12 +67,7 @@ class ConsoleApi:
         body: Any = None,
     ) -> ApiAnswer:
         """``method /v1/path?query`` with a JSON ``body``: the status and the JSON."""
-        raw = await self.raw(method, path, query, body)
-        try:
-            data = json.loads(raw.body) if raw.body else {}
-        except ValueError:
-            data = {"message": raw.body.decode(errors="replace")[:200]}
-        return ApiAnswer(raw.status, data if isinstance(data, dict) else {"items": data})
+        return (await self.raw(method, path, query, body)).json()
 
     async def raw(
         self,

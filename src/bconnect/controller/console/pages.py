@@ -8,7 +8,6 @@ sign-in page; a 403 or 404 is a page saying so.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -558,7 +557,7 @@ async def channel_cast(request: Request, recording_id: str, channel_id: str) -> 
         "GET", f"/v1/session-recordings/{quote(channel_id, safe='')}:download"
     )
     if not 200 <= raw.status < 300:
-        message = ApiAnswer(raw.status, _json_object(raw.body)).message
+        message = raw.json().message
         return security.headers(Response(message, status_code=raw.status, media_type="text/plain"))
     response = Response(raw.body, media_type="application/x-asciicast")
     for name in ("x-bconnect-sha256", "x-bconnect-recording-state"):
@@ -581,14 +580,6 @@ async def player_page(request: Request, recording_id: str, channel_id: str) -> R
     if channel is None:
         return _problem(request, ApiAnswer(404, {"message": f"No channel {channel_id} here."}))
     return _render(request, "player.html", r=read.body, c=channel)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # ---------------------------------------------------------------------- workers, users, roles
