@@ -447,11 +447,13 @@ def _credential_sources_command(verb: str, summary: str) -> click.Command:
         ),
         version_option("target"),
     ]
-    example = (
+    examples = (
         f"bconnect targets {action} -id ttcp_1234567890 "
-        "-brokered-credential-source credup_1234567890"
+        "-brokered-credential-source credup_1234567890",
+        f"bconnect targets {action} -id tssh_1234567890 "
+        "-injected-application-credential-source credspk_1234567890",
     )
-    return command(action, help_text(summary, example), options)(callback)
+    return command(action, help_text(summary, *examples), options)(callback)
 
 
 targets.add_command(_credential_sources_command("add", "Add credential sources to a target."))
