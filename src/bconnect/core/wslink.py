@@ -10,10 +10,11 @@ a side whose write buffer passes its high-water mark pauses reading on the other
 until it drains, so a receiver that stops reading stops the sender and memory stays
 flat.
 
-TCP bytes travel as binary messages of at most 16 KiB (Boundary's clients send up to 32
-KiB; smaller ones keep each connection's buffers small); frames up to 4 MiB are
-accepted, a larger one is closed with 1009. There is no half-close: when either side
-ends, the connection ends.
+TCP bytes travel as binary messages of at most 16 KiB, and of up to 256 KiB (one TCP
+read) once a connection shows a bulk transfer (Boundary's clients send up to 32 KiB, and
+read any size: ``websocket.NetConn`` has no read limit); frames up to 4 MiB are
+accepted, a larger one is closed with 1009. The frames one TLS read brings go to the TCP
+side in one write. There is no half-close: when either side ends, the connection ends.
 """
 
 from __future__ import annotations
@@ -75,11 +76,17 @@ _WS_BUFFER = 20 * 1024
 _WS_READ = 4 * MAX_MESSAGE
 _WS_BULK_READ = 256 * 1024
 _FULL_READS_TO_GROW = 8
-#: one TCP read: up to two messages. Reads go into one buffer shared by every
-#: connection of the process: picows copies a payload into its frame before ``send``
-#: returns, and nothing else runs between a read and its ``buffer_updated``.
+#: one TCP read: up to two messages, and once a connection's reads keep filling that
+#: (``_FULL_READS_TO_GROW`` in a row: a bulk transfer) up to ``_BULK_TCP_READ``, sent as
+#: one message: a quarter-megabyte frame costs the TLS layer and the peer one call
+#: where 16 KiB messages cost sixteen (and small messages keep a quiet connection's
+#: buffers small, at both ends). Reads go into one buffer shared by every connection of
+#: the process: picows copies a payload into its frame (or the TLS layer encrypts it)
+#: before ``send`` returns, and nothing else runs between a read and its
+#: ``buffer_updated``.
 _TCP_READ = 2 * MAX_MESSAGE
-_shared_read = memoryview(bytearray(_TCP_READ))
+_BULK_TCP_READ = 256 * 1024
+_shared_read = memoryview(bytearray(_BULK_TCP_READ))
 #: a transport's write buffer high/low-water marks (bytes) before the other side pauses
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
@@ -228,10 +235,19 @@ class TcpSide(asyncio.BufferedProtocol):
         if not self.connected.done():
             self.connected.set_result(None)
 
+    _cap = _TCP_READ
+    _full_reads = 0
+
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _shared_read
+        return _shared_read[: self._cap]
 
     def buffer_updated(self, nbytes: int) -> None:
+        if nbytes >= self._cap:
+            self._full_reads += 1
+            if self._full_reads >= _FULL_READS_TO_GROW:
+                self._cap = _BULK_TCP_READ
+        else:
+            self._full_reads = 0
         self.received(_shared_read[:nbytes])
 
     def received(self, data: memoryview) -> None:
@@ -299,13 +315,17 @@ class _Relay:
         self.result = result
         self.done: asyncio.Future[RelayResult] = asyncio.get_running_loop().create_future()
         self._ws_paused = False
+        self._batch: bytearray | None = None
 
     # TCP → WebSocket
     def from_tcp(self, data: memoryview) -> None:
         ws = self.link.transport
         if self.done.done() or ws is None:
             return
-        _send_messages(ws, data)
+        if len(data) > _TCP_READ:  # a bulk read: one message
+            ws.send(WSMsgType.BINARY, data)
+        else:
+            _send_messages(ws, data)
         self.result.to_ws += len(data)
         self.result.last_activity = time.monotonic()
 
@@ -317,11 +337,32 @@ class _Relay:
         if transport.is_closing():
             self.finish("tcp")
             return
+        if self.link.batching:
+            # copied now: picows moves what follows the last whole frame to the front
+            # of its buffer once this read's frames are delivered
+            view = frame.get_payload_as_memoryview()
+            if self._batch is None:
+                self._batch = bytearray(view)
+            else:
+                self._batch += view
+            self.result.to_tcp += len(view)
+            return
         # a copy: a transport may keep what it cannot send now, and the frame's memory
         # is picows' read buffer, reused by the next read
         data = frame.get_payload_as_bytes()
         transport.write(data)
         self.result.to_tcp += len(data)
+        self.result.last_activity = time.monotonic()
+
+    def flush(self) -> None:
+        """Write what the frames of one TLS read brought, in one write (the buffer is
+        the transport's from now on: a new one is made for the next read)."""
+        data, self._batch = self._batch, None
+        if data is None:
+            return
+        transport = self.tcp.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
         self.result.last_activity = time.monotonic()
 
     # flow control
@@ -364,6 +405,7 @@ class _Relay:
     def finish(self, ended_by: str) -> None:
         if self.done.done():
             return
+        self.flush()
         self.result.ended_by = self.result.ended_by or ended_by
         self.link.active = None
         self.tcp.relay = None
@@ -392,7 +434,8 @@ def _options(timeout: float, headers: dict[str, str] | None) -> tuple[Any, ...]:
 
 class _WSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped here
     """picows' protocol, offering at most ``_WS_READ`` bytes a read until reads show a
-    bulk transfer (it still grows its buffer whenever a frame needs more)."""
+    bulk transfer (it still grows its buffer whenever a frame needs more), and telling
+    its link when the frames of one read are all delivered."""
 
     _cap = _WS_READ
     _offered = 0
@@ -405,14 +448,28 @@ class _WSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped
         self._offered = len(view)
         return view
 
+    link: WsLink | None = None
+
     def buffer_updated(self, nbytes: int) -> None:
+        """One TLS read: picows delivers its frames, whose payloads the relay gathers
+        and writes to the TCP side once they all are in (``_Relay.flush``)."""
         if nbytes >= self._offered:
             self._full_reads += 1
             if self._full_reads >= _FULL_READS_TO_GROW:
                 self._cap = _WS_BULK_READ
         else:
             self._full_reads = 0
-        super().buffer_updated(nbytes)
+        link = self.link
+        if link is None:
+            super().buffer_updated(nbytes)
+            return
+        link.batching = True
+        try:
+            super().buffer_updated(nbytes)
+        finally:
+            link.batching = False
+            if link.active is not None:
+                link.active.flush()
 
 
 class WsLink(WSListener):
@@ -431,6 +488,8 @@ class WsLink(WSListener):
         self.disconnected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_rcvd: tuple[int | None, str] | None = None
         self.close_sent = False
+        #: set while the frames of one read are delivered: relayed data is gathered
+        self.batching = False
 
     # ---------------------------------------------------------------- handshakes
     @classmethod
@@ -493,6 +552,7 @@ class WsLink(WSListener):
     async def _upgrade(self, protocol: _WSProtocol, held: Held, failure: str) -> None:
         """Give ``held``'s connection to ``protocol`` and wait for the upgrade."""
         self.protocol = protocol
+        protocol.link = self
         held.hand_over(protocol)
         try:
             await protocol.wait_until_handshake_complete()
