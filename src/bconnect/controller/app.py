@@ -151,13 +151,34 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def on_cluster_listener(app: ASGIApp) -> ASGIApp:
-    """``app`` as the cluster listener serves it: its requests are marked, so that the
-    cluster API answers there and only there (whatever the addresses and ports)."""
+    """What the cluster listener serves: the cluster API alone (:func:`cluster_app`) of
+    the API's ``app`` (found under the API listener's own middleware), its requests
+    marked, so that the cluster API answers there and only there (whatever the
+    addresses and ports)."""
+    api = app
+    while not isinstance(api, FastAPI):
+        api = api.app  # type: ignore[attr-defined]  # an ASGI middleware's wrapped app
+    lean = cluster_app(api)
 
     async def marked(scope: Scope, receive: Receive, send: Send) -> None:
-        await app({**scope, CLUSTER_LISTENER: True}, receive, send)
+        await lean({**scope, CLUSTER_LISTENER: True}, receive, send)
 
     return marked
+
+
+def cluster_app(app: FastAPI) -> FastAPI:
+    """The cluster API's routes alone, sharing ``app``'s state (settings, database,
+    threads), with the same error bodies and request checks: a worker's call, on a
+    connection's path, is matched among a dozen routes instead of the whole API's."""
+    from bconnect.controller.routes.cluster import router
+
+    lean = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    lean.state = app.state
+    lean.include_router(router)
+    _install_error_handlers(lean)
+    settings: Settings = app.state.settings
+    lean.add_middleware(RequestShape, max_body_bytes=settings.max_body_bytes, settings=settings)
+    return lean
 
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
@@ -202,6 +223,14 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     from bconnect.controller.console import router as console_router
 
     app.include_router(console_router)
+    _install_error_handlers(app)
+    app.add_middleware(RequestShape, max_body_bytes=settings.max_body_bytes, settings=settings)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Boundary's error bodies for every failure (never FastAPI's own)."""
 
     @app.exception_handler(errors.ApiException)
     async def _api_error(request: Request, exc: errors.ApiException) -> JSONResponse:
@@ -247,7 +276,3 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         log.exception("internal error serving %s %s", request.method, request.url.path)
         body = errors.Internal("Internal error.").body(_op(request))
         return JSONResponse(body, status_code=500)
-
-    app.add_middleware(RequestShape, max_body_bytes=settings.max_body_bytes, settings=settings)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
