@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bconnect.core.handshake import CANCELED_CLOSE_REASON, HandshakeResult, new_tofu_token
+from bconnect.core.spares import Spares
 from bconnect.core.token import AuthzData
 from bconnect.core.workerconn import (
     CONNECT_TIMEOUT,
@@ -233,10 +234,9 @@ class ClientProxy:
         self._probe_task: asyncio.Task[None] | None = None
         self._session_over = False  # the controller ended the session: nothing to cancel
         self._supervisor: asyncio.Task[None] | None = None
-        #: a connection to the worker made ahead (TCP, TLS, WebSocket upgrade), which the
-        #: next local connection takes: it then waits only for the proxy handshake
-        self._spare: asyncio.Task[WsLink] | None = None
-        self._spare_born = 0.0
+        #: connections to the worker made ahead (TCP, TLS, WebSocket upgrade), which the
+        #: next local connections take: they then wait only for the proxy handshake
+        self._spares: Spares | None = None
         self._single = False  # start_single: one connection, no listener, no spare
 
     # ------------------------------------------------------------------ properties
@@ -553,64 +553,24 @@ class ClientProxy:
         assert self._dialer is not None
         return await self._dialer.open()
 
-    # a spare connection to the worker, made ahead
+    # connections to the worker made ahead
     def _refill_spare(self) -> None:
-        """Start making the next spare connection (when none is there)."""
-        if self._stopping or self._single or self._spare is not None or self._dialer is None:
+        """Start making the next spare connections (as many as are wanted)."""
+        if self._stopping or self._single or self._dialer is None:
             return
-        loop = asyncio.get_running_loop()
-        self._spare = asyncio.ensure_future(self._dialer.open())
-        self._spare.add_done_callback(_forget_failure)
-        self._spare_born = loop.time()
-        timer = self._timers.pop("spare", None)
-        if timer is not None:
-            timer.cancel()
-        self._timers["spare"] = loop.call_later(SPARE_MAX_AGE, self._renew_spare)
-
-    def _renew_spare(self) -> None:
-        """An unused spare is replaced before the worker gives up waiting for its proxy
-        handshake; one that could not be made is not retried until a client comes."""
-        self._timers.pop("spare", None)
-        spare = self._spare
-        failed = spare is not None and spare.done() and spare.exception() is not None
-        self._drop_spare()
-        if not failed:
-            self._refill_spare()
+        if self._spares is None:
+            self._spares = Spares(self._dialer.open, SPARE_MAX_AGE)
+        self._spares.fill()
 
     def _drop_spare(self) -> None:
-        spare, self._spare = self._spare, None
-        timer = self._timers.pop("spare", None)
-        if timer is not None:
-            timer.cancel()
-        if spare is None:
-            return
-        if not spare.done():
-            spare.cancel()
-        elif spare.exception() is None:
-            spare.result().abort()
+        if self._spares is not None:
+            self._spares.close()
 
     async def _take_spare(self) -> WsLink | None:
-        """The spare connection if it is (or becomes) usable."""
-        spare, self._spare = self._spare, None
-        fresh = spare is not None and (
-            asyncio.get_running_loop().time() - self._spare_born < SPARE_MAX_AGE
-        )
-        if spare is None:
+        """A spare connection if one is (or becomes) usable."""
+        if self._spares is None:
             return None
-        if not fresh:
-            if spare.done() and spare.exception() is None:
-                spare.result().abort()
-            else:
-                spare.cancel()
-            return None
-        try:
-            link = await asyncio.shield(spare)
-        except (ProxyError, OSError):
-            return None
-        if not link.is_open:
-            link.abort()
-            return None
-        return link
+        return await self._spares.take()
 
     async def _connect_and_handshake(self) -> tuple[WsLink, HandshakeResult]:
         """A worker connection past the proxy handshake: over the spare when there is
@@ -708,10 +668,3 @@ class ClientProxy:
         if isinstance(state, str):
             state = SessionStatus(state)
         return ended_reason(self.session_id, state) if state is not None else ""
-
-
-def _forget_failure(task: asyncio.Future[Any]) -> None:
-    """A spare that could not be made is not an error until a client needs it (then
-    a fresh dial reports why); fetching the exception keeps asyncio from logging it."""
-    if not task.cancelled():
-        task.exception()
