@@ -174,3 +174,96 @@ def test_concurrent_connects_respect_the_limit(fresh_controller) -> None:
     for th in threads:
         th.join()
     assert sorted(codes) == [200, 200] + [409] * 14
+
+
+def _events(w: WorkerClient, *events: dict) -> list[dict]:
+    resp = w.call("POST", "/v1/cluster/connection-events", json={"events": list(events)})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["results"]
+
+
+def test_connection_events_are_taken_each_as_its_own_call_would_be(fresh_controller) -> None:
+    """One call: a connection admitted by the worker is recorded connected, then
+    closed; a connection the controller authorized is connected and closed; each
+    refused event says why and leaves the others be."""
+    ctl = fresh_controller
+    w = WorkerClient(ctl)
+    w.register()
+    sid = new_session(ctl)
+    tofu = "G" * 20
+    first = w.call(
+        "POST", f"/v1/cluster/sessions/{sid}:authorize-connection", json={"tofu_token": tofu}
+    ).json()["connection_id"]
+    mine = "sc_Admitted01"
+    addresses = {
+        "client_tcp_address": "127.0.0.1",
+        "client_tcp_port": 40001,
+        "endpoint_tcp_address": "127.0.0.1",
+        "endpoint_tcp_port": 22,
+    }
+    results = _events(
+        w,
+        {"event": "connected", "connection_id": first, **addresses},
+        {"event": "admitted", "connection_id": mine, "session_id": sid, "tofu_token": tofu,
+         **addresses, "client_tcp_port": 40002},
+        {"event": "admitted", "connection_id": "sc_Admitted02", "session_id": sid,
+         "tofu_token": "H" * 20},
+        {"event": "admitted", "connection_id": mine, "session_id": sid, "tofu_token": tofu},
+        {"event": "admitted", "connection_id": "sc_Admitted03", "session_id": "s_nosuch1234",
+         "tofu_token": tofu},
+        {"event": "closed", "connection_id": mine, "bytes_up": 7, "bytes_down": 9,
+         "closed_reason": "closed by end-user"},
+        {"event": "closed", "connection_id": "sc_unknown123", "closed_reason": "canceled"},
+    )  # fmt: skip
+    assert results[0] == {} and results[1] == {} and results[5] == {}
+    assert results[2]["kind"] == "TofuMismatch"
+    assert results[3]["kind"] == "InvalidArgument"  # an id in use
+    assert results[4]["kind"] == "NotFound"
+    assert results[6]["kind"] == "NotFound"
+    read = ctl.request("GET", f"/v1/sessions/{sid}").json()
+    conns = {c["client_tcp_port"]: c for c in read["connections"]}
+    assert set(conns) == {40001, 40002}  # the controller's, and the one admitted
+    assert "closed_reason" not in conns[40001]  # connected, still open
+    assert conns[40002]["bytes_up"] == "7" and conns[40002]["endpoint_tcp_port"] == 22
+    assert conns[40002]["closed_reason"] == "closed by end-user"
+    # a repeated close changes nothing; a canceled session takes no more admissions
+    assert _events(w, {"event": "closed", "connection_id": mine, "bytes_up": 1}) == [{}]
+    ctl.request("POST", f"/v1/sessions/{sid}:cancel", json={"version": 2}).raise_for_status()
+    (refused,) = _events(
+        w, {"event": "admitted", "connection_id": "sc_Admitted04", "session_id": sid,
+            "tofu_token": tofu},
+    )  # fmt: skip
+    assert refused["kind"] == "SessionNotActive"
+    closing = _events(w, {"event": "closed", "connection_id": first, "closed_reason": "canceled"})
+    assert closing == [{}]
+    final = ctl.request("GET", f"/v1/sessions/{sid}").json()
+    assert final["status"] == "terminated" and final["termination_reason"] == "canceled"
+    kept = {c["client_tcp_port"]: c["bytes_up"] for c in final["connections"]}
+    assert kept[40002] == "7"  # the repeated close changed nothing
+
+
+def test_admitted_connections_respect_a_limit_and_need_an_active_session(
+    fresh_controller,
+) -> None:
+    ctl = fresh_controller
+    w = WorkerClient(ctl)
+    w.register()
+    pending = new_session(ctl)
+    (never,) = _events(
+        w, {"event": "admitted", "connection_id": "sc_Pending001", "session_id": pending,
+            "tofu_token": "J" * 20},
+    )  # fmt: skip
+    assert never["kind"] == "SessionNotActive"  # only the controller begins a session
+    sid = new_session(ctl, limited_target(ctl, 2))
+    tofu = "K" * 20
+    w.call("POST", f"/v1/cluster/sessions/{sid}:authorize-connection", json={"tofu_token": tofu})
+    results = _events(
+        w,
+        *(
+            {"event": "admitted", "connection_id": f"sc_Limited00{i}", "session_id": sid,
+             "tofu_token": tofu}
+            for i in range(3)
+        ),
+    )  # fmt: skip
+    assert [r.get("kind") for r in results] == [None, *["ConnectionLimitReached"] * 2]
+    assert len(ctl.request("GET", f"/v1/sessions/{sid}").json()["connections"]) == 2

@@ -148,6 +148,87 @@ async def test_parallel_connections_share_one_session_lookup(env: Env) -> None:
     await eventually(lambda: len(env.cluster.closed_reports()) == 10, "ten close reports")
 
 
+# ------------------------------------------------------------------ admitted by the worker
+
+
+async def test_an_unlimited_sessions_next_connections_are_admitted_by_the_worker(
+    env: Env,
+) -> None:
+    """The controller authorizes a session's first connection; the next ones with the
+    same tofu token start at once, and the controller hears of them (admitted, with
+    both ends' addresses) while they relay; each is closed and reported as usual."""
+    session = env.session("s_admi123456")
+    tofu = new_tofu_token()
+    first = await env.connect(session, tofu)
+    more = [await env.connect(session, tofu) for _ in range(3)]
+    assert len(env.cluster.calls_to(":authorize-connection")) == 1
+    for conn in more:
+        assert (conn.result.connection_limit, conn.result.connections_left) == (-1, -1)
+        assert abs((conn.result.expiration - session.expiration).total_seconds()) < 1
+        assert await transfer(conn.channel, b"admitted here") == b"admitted here"
+    admitted = await eventually(
+        lambda: len(env.cluster.admitted_reports()) == 3 and env.cluster.admitted_reports(),
+        "three admitted reports",
+    )
+    ports = {a["client_tcp_port"] for a in admitted.values()}
+    assert ports == {conn.local_port for conn in more}
+    for report in admitted.values():
+        assert report["session_id"] == session.session_id
+        assert report["endpoint_tcp_port"] == env.echo_port
+        assert "tofu_token" not in report  # (the fake drops it: it is a secret)
+    for conn in (first, *more):
+        await conn.close()
+    closed = await eventually(
+        lambda: len(env.cluster.closed_reports()) == 4 and env.cluster.closed_reports(),
+        "four close reports",
+    )
+    assert set(admitted) < set(closed)
+    for cid in admitted:
+        assert closed[cid]["bytes_up"] == len(b"admitted here")
+    # the news of several connections travels together
+    events = sum(len(c.body["events"]) for c in env.cluster.calls_to("connection-events"))
+    assert len(env.cluster.calls_to("connection-events")) < events
+
+
+async def test_a_limited_session_asks_the_controller_for_every_connection(env: Env) -> None:
+    session = env.session("s_asks123456", connection_limit=3)
+    tofu = new_tofu_token()
+    conns = [await env.connect(session, tofu) for _ in range(3)]
+    assert [c.result.connections_left for c in conns] == [2, 1, 0]
+    assert len(env.cluster.calls_to(":authorize-connection")) == 3
+    assert not env.cluster.admitted_reports()
+    for conn in conns:
+        await conn.close()
+
+
+async def test_a_connection_admitted_by_the_worker_for_a_session_canceled_meanwhile_ends(
+    env: Env,
+) -> None:
+    """The session is canceled at the controller before the worker heard of it: the
+    worker admits the next connection, the controller refuses it, and the worker ends
+    it as canceled (nothing to close at the controller); the one after that asks the
+    controller again, which refuses it."""
+    session = env.session("s_late123456")
+    tofu = new_tofu_token()
+    first = await env.connect(session, tofu)
+    session.status = "canceling"  # the status answer does not say so yet
+    late = await env.connect(session, tofu)
+    closed = await closed_by_worker(late.channel)
+    assert (closed.code, closed.reason) == (1000, "session canceled")
+    ((cid, _),) = env.cluster.admitted_reports().items()
+    await eventually(lambda: len(env.worker.registry) == 1, "the late connection gone")
+    await env.worker.reports.flushed()
+    assert cid not in env.cluster.closed_reports()
+    channel = await open_channel(
+        env.port, session.session_id, session.certificate, session.private_key
+    )
+    await channel.send(encode_client_handshake(tofu))
+    refused = await closed_by_worker(channel)
+    assert (refused.code, refused.reason) == (1011, "unable to authorize connection")
+    assert len(env.cluster.calls_to(":authorize-connection")) == 2
+    await first.close()
+
+
 # ------------------------------------------------------------------ refusals
 
 
@@ -366,9 +447,9 @@ async def test_controller_outage_keeps_connections_and_queues_close_reports(env:
     assert await transfer(conn.channel, b"still here") == b"still here"
     await conn.close()
     await eventually(lambda: env.cluster.calls_to(":closed"), "a close attempt")
-    assert len(env.worker.closes) == 1  # kept for later
+    assert len(env.worker.reports) == 1  # kept for later
     del env.cluster.fail["/v1/cluster/"]
-    await eventually(lambda: len(env.worker.closes) == 0, "the queued close report")
+    await eventually(lambda: len(env.worker.reports) == 0, "the queued close report")
     (report,) = env.cluster.closed_reports().values()
     assert report["bytes_up"] == len(b"still here")
 

@@ -18,6 +18,8 @@ __all__ = [
     "CHANNEL_STARTED_PATH",
     "CLOSED_PATH",
     "CONNECTED_PATH",
+    "CONNECTION_EVENTS_PATH",
+    "ConnectionEvent",
     "PIN_HOST_KEY_PATH",
     "PREFIX",
     "REGISTER_PATH",
@@ -41,6 +43,11 @@ CANCEL_SESSION_PATH = f"{SESSION_PATH}:cancel"
 PIN_HOST_KEY_PATH = f"{SESSION_PATH}:pin-host-key"
 CONNECTED_PATH = f"{PREFIX}/connections/{{connection_id}}:connected"
 CLOSED_PATH = f"{PREFIX}/connections/{{connection_id}}:closed"
+#: many connections' news in one call, in order: ``connected`` and ``closed`` as the two
+#: calls above say them, and ``admitted``: a connection the worker admitted itself (a
+#: session it served before, with no connection limit), which the controller checks as
+#: ``authorize-connection`` would and records as connected, or refuses
+CONNECTION_EVENTS_PATH = f"{PREFIX}/connection-events"
 
 #: recorded ssh sessions: a channel's recording begins (the controller names its object)
 #: and ends (its size and SHA-256, or why it could not be finished)
@@ -49,6 +56,14 @@ CHANNEL_FINISHED_PATH = f"{PREFIX}/channel-recordings/{{channel_id}}:finished"
 
 #: A worker calling with the shared worker key says which worker it is in this header.
 WORKER_ID_HEADER = "X-Bconnect-Worker-Id"
+
+
+class ConnectionEvent(StrEnum):
+    """The ``event`` of an entry in a ``connection-events`` call."""
+
+    CONNECTED = "connected"
+    ADMITTED = "admitted"
+    CLOSED = "closed"
 
 
 class ClosedReason(StrEnum):

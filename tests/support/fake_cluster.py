@@ -118,10 +118,44 @@ class FakeCluster:
             self.calls.append(call)
             if call.headers.get("authorization") != f"Bearer {self.auth_key}":
                 return 401, {"kind": "Unauthenticated", "message": "bad worker key"}
-            for fragment, status in self.fail.items():
-                if fragment in call.path:
-                    return status, {"kind": "Internal", "message": "failing on purpose"}
+            if call.path == "/v1/cluster/connection-events":
+                return self._events(call)  # each event may fail as its own call would
+            failing = self._failing(call.path)
+            if failing is not None:
+                return failing
             return self._route(call)
+
+    def _failing(self, path: str) -> tuple[int, Any] | None:
+        for fragment, status in self.fail.items():
+            if fragment in path:
+                return status, {"kind": "Internal", "message": "failing on purpose"}
+        return None
+
+    def _events(self, call: Call) -> tuple[int, Any]:
+        """``connection-events``: each event is recorded (and may fail) as the call it
+        stands for: ``…/connections/{id}:connected`` and ``:closed``, and
+        ``…/sessions/{id}:admitted`` (checked as ``authorize-connection`` would be)."""
+        results = []
+        for event in (call.body or {}).get("events", []):
+            kind, cid = event["event"], event["connection_id"]
+            if kind == "admitted":
+                path = f"/v1/cluster/sessions/{event['session_id']}:admitted"
+            else:
+                path = f"/v1/cluster/connections/{cid}:{kind}"
+            drop = ("event", "tofu_token") if kind == "admitted" else ("event", "connection_id")
+            fields = {k: v for k, v in event.items() if k not in drop}
+            self.calls.append(Call(call.method, path, call.headers, fields))
+            failing = self._failing(path)
+            if failing is None and kind == "admitted":
+                status, body = self._authorize(event["session_id"], event["tofu_token"])
+                failing = None if status == 200 else (status, body)
+            if failing is not None and failing[0] >= 500:
+                return failing  # the whole call fails, as the controller's would
+            results.append({} if failing is None else failing[1])
+        return 200, {"results": results}
+
+    def admitted_reports(self) -> dict[str, dict[str, Any]]:
+        return {c.body["connection_id"]: c.body for c in self.calls_to(":admitted")}
 
     def _route(self, call: Call) -> tuple[int, Any]:
         path, body = call.path, call.body or {}

@@ -82,7 +82,7 @@ def cancel_sessions_where(conn: Connection, where: Any, now: datetime) -> list[s
     for session in lock_sessions(conn, set(ids)).values():
         if session.status in (Status.PENDING.value, Status.ACTIVE.value):
             set_status(conn, session, Status.CANCELING, now)
-            _terminate_if_due(conn, lock_session(conn, session.id), now)
+            terminate_if_due(conn, lock_session(conn, session.id), now)
     return ids
 
 
@@ -118,7 +118,7 @@ def terminate_due_sessions(conn: Connection, now: datetime) -> list[str]:
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     candidates = conn.execute(stmt).all()
-    return [row.id for row in candidates if _terminate_if_due(conn, row, now)]
+    return [row.id for row in candidates if terminate_if_due(conn, row, now)]
 
 
 def close_dead_worker_connections(conn: Connection, grace: timedelta, now: datetime) -> int:
@@ -173,7 +173,7 @@ def _close_lost(
         .values(status="closed", closed_reason=ClosedReason.SYSTEM_ERROR.value, updated_time=now)
     ).rowcount
     for session in sessions.values():
-        _terminate_if_due(conn, session, now)
+        terminate_if_due(conn, session, now)
     return closed
 
 
@@ -201,6 +201,21 @@ def lock_session(conn: Connection, session_id: str) -> Any:
     return conn.execute(stmt).first()
 
 
+def check_admission(session: Any, tofu_token: str, now: datetime) -> None:
+    """Raise :class:`Refusal` unless ``session`` (its locked row) may take one more
+    connection from a client with ``tofu_token``: not canceling or terminated, not
+    expired, and the token the session pinned (a pending one pins it); the connection
+    limit is the caller's to count."""
+    if session.status in (Status.CANCELING.value, Status.TERMINATED.value):
+        raise Refusal(RefusalKind.SESSION_NOT_ACTIVE, f"session is {session.status}")
+    if session.expiration_time <= now:
+        raise Refusal(RefusalKind.SESSION_EXPIRED, "session has expired")
+    if session.status != Status.PENDING.value and not hmac.compare_digest(
+        session.tofu_token_hash or "", tofu_hash(tofu_token)
+    ):
+        raise Refusal(RefusalKind.TOFU_MISMATCH, "tofu token not allowed")
+
+
 def authorize_connection(
     conn: Connection, session_id: str, tofu_token: str, worker_id: str | None, now: datetime
 ) -> dict[str, Any] | None:
@@ -210,20 +225,14 @@ def authorize_connection(
     session = lock_session(conn, session_id)
     if session is None:
         return None
-    if session.status in (Status.CANCELING.value, Status.TERMINATED.value):
-        raise Refusal(RefusalKind.SESSION_NOT_ACTIVE, f"session is {session.status}")
-    if session.expiration_time <= now:
-        raise Refusal(RefusalKind.SESSION_EXPIRED, "session has expired")
-    pinned = tofu_hash(tofu_token)
+    check_admission(session, tofu_token, now)
     if session.status == Status.PENDING.value:
         conn.execute(
             update(t.sessions)
             .where(t.sessions.c.id == session.id)
-            .values(tofu_token_hash=pinned, worker_id=worker_id)
+            .values(tofu_token_hash=tofu_hash(tofu_token), worker_id=worker_id)
         )
         set_status(conn, session, Status.ACTIVE, now)
-    elif not hmac.compare_digest(session.tofu_token_hash or "", pinned):
-        raise Refusal(RefusalKind.TOFU_MISMATCH, "tofu token not allowed")
     limit = session.connection_limit
     # only a limited session needs its count (a session's connections pile up: counting
     # them on every connect would make each connect slower than the last)
@@ -305,7 +314,7 @@ def connection_closed(
             )
         )
     if session is not None:
-        _terminate_if_due(conn, session, now)
+        terminate_if_due(conn, session, now)
     return True
 
 
@@ -329,14 +338,14 @@ def cancel_by_client(conn: Connection, session_id: str, tofu_token: str, now: da
             # A client that used up the connection limit cancels because nothing is left:
             # the session ends for its limit when its last connection closes, whichever
             # report reaches the database first, and never passes through canceling.
-            _terminate_if_due(conn, session, now)
+            terminate_if_due(conn, session, now)
             return True
         set_status(conn, session, Status.CANCELING, now)
-        _terminate_if_due(conn, lock_session(conn, session_id), now)
+        terminate_if_due(conn, lock_session(conn, session_id), now)
     return True
 
 
-def _terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
+def terminate_if_due(conn: Connection, session: Any, now: datetime) -> bool:
     """Terminate ``session`` if its time has come (see sessionstate.termination_due).
     Open connections are waited for, except past expiry, when they are closed."""
     if not termination_possible(

@@ -190,13 +190,15 @@ class SessionInfo:
 
 @dataclass(frozen=True)
 class ConnectionGrant:
-    """The controller's answer to ``authorize-connection``."""
+    """The controller's answer to ``authorize-connection`` (or, with ``admitted_here``,
+    the worker's own admission, which the controller confirms while it relays)."""
 
     connection_id: str
     connections_left: int
     connection_limit: int
     expiration: datetime
     endpoint: str
+    admitted_here: bool = False
 
 
 @dataclass(frozen=True)
@@ -347,13 +349,7 @@ class ClusterClient:
     ) -> None:
         """Report that the endpoint was dialed and bytes are about to flow."""
         path = clusterwire.CONNECTED_PATH.format(connection_id=_seg(connection_id))
-        body = {
-            "client_tcp_address": client[0],
-            "client_tcp_port": client[1],
-            "endpoint_tcp_address": endpoint[0],
-            "endpoint_tcp_port": endpoint[1],
-        }
-        await self._call("POST", path, body)
+        await self._call("POST", path, addresses(client, endpoint))
 
     async def closed(
         self, connection_id: str, bytes_up: int, bytes_down: int, closed_reason: str
@@ -362,6 +358,15 @@ class ClusterClient:
         path = clusterwire.CLOSED_PATH.format(connection_id=_seg(connection_id))
         body = {"bytes_up": bytes_up, "bytes_down": bytes_down, "closed_reason": closed_reason}
         await self._call("POST", path, body)
+
+    async def connection_events(self, events: list[dict[str, Any]]) -> list[ClusterError | None]:
+        """Report many connections' news at once (``connected``, ``admitted``, ``closed``
+        entries, in order); for each, ``None`` or the refusal its own call would get."""
+        answer = await self._call("POST", clusterwire.CONNECTION_EVENTS_PATH, {"events": events})
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(events):
+            raise ClusterError(200, "Internal", "malformed connection-events answer")
+        return [_event_error(r) for r in results]
 
     async def pin_host_key(self, session_id: str, host: str, port: int, key: str) -> bool:
         """Report the key ``host:port`` presented for an ssh session's target: pinned
@@ -534,6 +539,24 @@ def _answer(status: int, reason: str, content: bytes) -> dict[str, Any]:
     if not isinstance(answer, dict):
         raise ClusterError(status, "Internal", "answer is not a JSON object")
     return answer
+
+
+#: the status a ``connection-events`` result's kind stands for (refusals are 409)
+_EVENT_STATUS = {"NotFound": 404, "PermissionDenied": 403, "InvalidArgument": 400}
+
+
+def _event_error(result: Any) -> ClusterError | None:
+    """A ``connection-events`` result: ``None`` for ``{}``, else the error its own call
+    would have raised."""
+    if not result:
+        return None
+    if not isinstance(result, dict):
+        return ClusterError(200, "Internal", "malformed connection-events result")
+    kind = str(result.get("kind") or "Unknown")
+    message = str(result.get("message") or "refused")
+    if kind in {k.value for k in clusterwire.RefusalKind}:
+        return ClusterRefused(409, kind, message)
+    return ClusterError(_EVENT_STATUS.get(kind, 400), kind, message)
 
 
 def _error_from(status: int, reason: str, content: bytes) -> ClusterError:
@@ -759,6 +782,15 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             raise _Broken("answer too large")
         parts.append(await reader.readexactly(size))
         await reader.readexactly(2)
+
+
+def addresses(client: tuple[str, int], endpoint: tuple[str, int] | None) -> dict[str, Any]:
+    """A connection's two ends, as ``:connected`` reports them (no endpoint: it was
+    never dialed)."""
+    body: dict[str, Any] = {"client_tcp_address": client[0], "client_tcp_port": client[1]}
+    if endpoint is not None:
+        body["endpoint_tcp_address"], body["endpoint_tcp_port"] = endpoint
+    return body
 
 
 def _seg(value: str) -> str:

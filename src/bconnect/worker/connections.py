@@ -3,8 +3,6 @@
 * ``LiveConnection``: one authorized connection, its live byte counters and, once the
   worker decides to end it (cancel, expiry, shutdown), why.
 * ``ConnectionRegistry``: the open connections, by id and by session.
-* ``CloseReports``: ``:closed`` reports, kept and retried while the controller is away,
-  so no connection stays open at the controller because one call failed.
 """
 
 from __future__ import annotations
@@ -19,13 +17,8 @@ from typing import Any
 
 from bconnect.clusterwire import ClosedReason
 from bconnect.core.wslink import RelayResult
-from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterUnreachable
 
-__all__ = [
-    "CloseReports",
-    "ConnectionRegistry",
-    "LiveConnection",
-]
+__all__ = ["ConnectionRegistry", "LiveConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +53,10 @@ class LiveConnection:
     #: report waits for it (the controller moves a connection to connected only from
     #: authorized, so a close must never overtake it)
     connected_report: asyncio.Future[Any] | None = field(default=None, repr=False)
+    #: whether the controller knows this connection: not yet for one the worker admitted
+    #: itself until the controller confirms it (status reports leave it out until then,
+    #: and one it refused gets no close report)
+    known: bool = True
     #: the task serving this connection (the worker waits for it when shutting down)
     task: asyncio.Task[None] | None = field(default_factory=lambda: _current_task(), repr=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -132,7 +129,7 @@ class ConnectionRegistry:
 
     def reports(self) -> list[dict[str, Any]]:
         """Every open connection's id and current bytes, for a status report."""
-        return [live.report() for live in self._live.values()]
+        return [live.report() for live in self._live.values() if live.known]
 
     def _stop(self, hits: Iterable[LiveConnection], reason: str) -> int:
         """Stop ``hits``; returns how many were not already stopping."""
@@ -160,68 +157,3 @@ class ConnectionRegistry:
     def stop_all(self, reason: str) -> int:
         """Stop every open connection (the worker is shutting down)."""
         return self._stop(list(self._live.values()), reason)
-
-
-@dataclass
-class _PendingClose:
-    bytes_up: int
-    bytes_down: int
-    reason: str
-    after: asyncio.Future[Any] | None = None  # sent only once this is done
-
-
-class CloseReports:
-    """Send ``:closed`` reports; keep the ones the controller could not take, to retry."""
-
-    def __init__(self, cluster: ClusterClient) -> None:
-        self._cluster = cluster
-        self._pending: dict[str, _PendingClose] = {}
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    async def send(
-        self,
-        connection_id: str,
-        bytes_up: int,
-        bytes_down: int,
-        reason: str,
-        *,
-        after: asyncio.Future[Any] | None = None,
-    ) -> None:
-        """Report a closed connection now, or queue it for ``retry`` if unreachable.
-        With ``after`` (the ``:connected`` report), the report waits for that first."""
-        self._pending[connection_id] = _PendingClose(bytes_up, bytes_down, reason, after)
-        await self._send_one(connection_id)
-
-    async def retry(self) -> None:
-        """Try the queued reports again (the status loop calls this)."""
-        for connection_id in list(self._pending):
-            if not await self._send_one(connection_id):
-                return  # still away: keep the rest for next time
-
-    async def _send_one(self, connection_id: str) -> bool:
-        """False when the controller could not be reached (the report stays queued)."""
-        pending = self._pending.get(connection_id)
-        if pending is None:
-            return True
-        if pending.after is not None:
-            if not pending.after.done():
-                await asyncio.wait([pending.after])  # never cancels it
-            pending.after = None
-            if self._pending.get(connection_id) is not pending:
-                return True  # sent meanwhile by another caller
-        try:
-            await self._cluster.closed(
-                connection_id, pending.bytes_up, pending.bytes_down, pending.reason
-            )
-        except ClusterUnreachable as exc:
-            log.debug("close report for %s queued: %s", connection_id, exc)
-            return False
-        except ClusterError as exc:
-            if exc.status >= 500:
-                log.debug("close report for %s queued: %s", connection_id, exc)
-                return False
-            log.warning("controller refused the close report for %s: %s", connection_id, exc)
-        self._pending.pop(connection_id, None)
-        return True

@@ -16,6 +16,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from bconnect.clusterwire import ClosedReason, RefusalKind
@@ -31,6 +32,7 @@ from bconnect.core.handshake import (
 )
 from bconnect.core.wslink import ChannelError, Held, RelayResult, TcpSide, WsLink
 from bconnect.hostport import join_host_port
+from bconnect.ids import new_id
 from bconnect.worker.cluster import (
     ClusterClient,
     ClusterError,
@@ -38,7 +40,8 @@ from bconnect.worker.cluster import (
     ConnectionGrant,
     SessionInfo,
 )
-from bconnect.worker.connections import CloseReports, ConnectionRegistry, LiveConnection
+from bconnect.worker.connections import ConnectionRegistry, LiveConnection
+from bconnect.worker.reports import ConnectionReports
 from bconnect.worker.sessions import SessionCache
 
 __all__ = ["ConnectionProxy", "EndpointError", "close_reason_for", "parse_endpoint"]
@@ -107,7 +110,7 @@ class ConnectionProxy:
         self,
         cluster: ClusterClient,
         registry: ConnectionRegistry,
-        closes: CloseReports,
+        reports: ConnectionReports,
         *,
         sessions: SessionCache | None = None,
         handshake_timeout: float = 10.0,
@@ -116,7 +119,7 @@ class ConnectionProxy:
     ) -> None:
         self.cluster = cluster
         self.registry = registry
-        self.closes = closes
+        self.reports = reports
         self.sessions = sessions
         self.handshake_timeout = handshake_timeout
         self.dial_timeout = dial_timeout
@@ -188,10 +191,21 @@ class ConnectionProxy:
 
     async def _authorize(self, accepted: _Accepted) -> ConnectionGrant | None:
         session_id = accepted.session.session_id
-        try:
-            grant = await self.cluster.authorize_connection(
-                session_id, accepted.handshake.tofu_token
+        tofu_token = accepted.handshake.tofu_token
+        endpoint = self.sessions.admits(session_id, tofu_token) if self.sessions else None
+        if endpoint is not None and not self.stopping:
+            # no connection limit, and the controller took this tofu token before: the
+            # connection starts now and the controller confirms it while bytes flow
+            return ConnectionGrant(
+                connection_id=new_id("sc"),
+                connections_left=-1,
+                connection_limit=-1,
+                expiration=accepted.session.expiration,
+                endpoint=endpoint,
+                admitted_here=True,
             )
+        try:
+            grant = await self.cluster.authorize_connection(session_id, tofu_token)
         except ClusterError as exc:
             log.info("session %s: connection from %s refused: %s", session_id, accepted.client, exc)
             if isinstance(exc, ClusterRefused) and exc.kind == RefusalKind.TOFU_MISMATCH:
@@ -200,11 +214,14 @@ class ConnectionProxy:
                 await accepted.channel.close(CloseCode.INTERNAL_ERROR, NO_CONNECTIONS_CLOSE_REASON)
             return None
         log.debug("session %s: connection %s authorized", session_id, grant.connection_id)
+        if grant.connection_limit < 0 and self.sessions is not None:
+            self.sessions.admit_from_now_on(session_id, tofu_token, grant.endpoint)
         return grant
 
     # ---------------------------------------------------------------- proxying
     async def _proxy(self, accepted: _Accepted, grant: ConnectionGrant) -> None:
         live = LiveConnection(grant.connection_id, accepted.session.session_id, grant.expiration)
+        live.known = not grant.admitted_here
         self.registry.add(live)
         if self.stopping:
             live.stop(ClosedReason.SYSTEM_ERROR)
@@ -214,13 +231,13 @@ class ConnectionProxy:
         finally:
             self.registry.remove(live)
             accepted.channel.abort()
-            await self.closes.send(
-                live.connection_id,
-                live.bytes_up,
-                live.bytes_down,
-                reason,
-                after=live.connected_report,
-            )
+            if not live.known:  # admitted here: the controller hears of it first
+                if live.connected_report is None:  # it ended before relaying
+                    self._report_connected(accepted, live, None)
+                assert live.connected_report is not None
+                await asyncio.wait([live.connected_report])
+            if live.known:  # (one the controller refused has nothing to close)
+                self.reports.closed(live.connection_id, live.bytes_up, live.bytes_down, reason)
             log.info(
                 "connection %s closed (%s): %d bytes up, %d bytes down",
                 live.connection_id,
@@ -317,23 +334,48 @@ class ConnectionProxy:
         # The report travels while bytes already flow: the client's first byte does not
         # wait for the controller. Should the controller refuse it, the connection ends
         # as it would have before relaying (1011 "unable to establish proxy").
-        report = asyncio.ensure_future(
-            self.cluster.connected(live.connection_id, accepted.client, endpoint)
-        )
-        live.connected_report = report
-        report.add_done_callback(lambda done: self._connected_answered(live, done))
+        self._report_connected(accepted, live, endpoint)
         log.debug(
             "connection %s: relaying %s <-> %s", live.connection_id, accepted.client, endpoint
         )
         result = await self._relay_until_stopped(channel, tcp, live)
         return close_reason_for(live, result)
 
-    @staticmethod
-    def _connected_answered(live: LiveConnection, report: asyncio.Future[None]) -> None:
+    def _report_connected(
+        self, accepted: _Accepted, live: LiveConnection, endpoint: tuple[str, int] | None
+    ) -> None:
+        """Start the ``:connected`` report (for a connection admitted here: the
+        controller's confirmation, which records it connected) as ``live.connected_report``."""
+        report: asyncio.Future[None]
+        if live.known:
+            assert endpoint is not None
+            report = self.reports.connected(live.connection_id, accepted.client, endpoint)
+        else:
+            report = self.reports.admitted(
+                live.connection_id,
+                live.session_id,
+                accepted.handshake.tofu_token,
+                accepted.client,
+                endpoint,
+            )
+        live.connected_report = report
+        report.add_done_callback(lambda done: self._connected_answered(live, done))
+
+    def _connected_answered(self, live: LiveConnection, report: asyncio.Future[Any]) -> None:
         if report.cancelled():
             return
         exc = report.exception()
         if exc is None:
+            live.known = True
+            return
+        if not live.known and self.sessions is not None:
+            self.sessions.forget([live.session_id])  # the next one asks the controller
+        if isinstance(exc, ClusterRefused) and exc.kind == RefusalKind.SESSION_NOT_ACTIVE:
+            log.info("connection %s: session %s is over", live.connection_id, live.session_id)
+            live.stop(ClosedReason.CANCELED)
+            return
+        if isinstance(exc, ClusterRefused) and exc.kind == RefusalKind.SESSION_EXPIRED:
+            live.stop(ClosedReason.TIMED_OUT)
             return
         if isinstance(exc, ClusterError):
             log.warning("connection %s: controller refused connect: %s", live.connection_id, exc)

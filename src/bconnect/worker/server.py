@@ -40,9 +40,10 @@ from bconnect.worker.cluster import (
     ClusterUnavailable,
     ClusterUnreachable,
 )
-from bconnect.worker.connections import CloseReports, ConnectionRegistry
+from bconnect.worker.connections import ConnectionRegistry
 from bconnect.worker.identity import OwnCredential
 from bconnect.worker.proxy import ConnectionProxy
+from bconnect.worker.reports import ConnectionReports
 from bconnect.worker.sessions import LookupRefused, SessionCache, is_session_id
 from bconnect.worker.tls import PeekError, peek_client_hello, peer_certificate_matches
 
@@ -269,11 +270,11 @@ class Worker:
         self.cluster = ClusterClient(controller_url, auth_key, ca_file=ca_file)
         self.sessions = SessionCache(self.cluster)
         self.registry = ConnectionRegistry()
-        self.closes = CloseReports(self.cluster)
+        self.reports = ConnectionReports(self.cluster)
         self.proxy = ConnectionProxy(
             self.cluster,
             self.registry,
-            self.closes,
+            self.reports,
             sessions=self.sessions,
             handshake_timeout=handshake_timeout,
             dial_timeout=dial_timeout,
@@ -376,10 +377,10 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if len(self.closes):
-            await self.closes.retry()
-            if len(self.closes):
-                log.warning("%d close report(s) could not reach the controller", len(self.closes))
+        if len(self.reports):
+            await self.reports.retry()
+            if len(self.reports):
+                log.warning("%d close report(s) could not reach the controller", len(self.reports))
 
     # ---------------------------------------------------------------- accepting
     async def _accept_loop(self) -> None:
@@ -539,8 +540,8 @@ class Worker:
         if expired:
             log.info("closing %d connection(s) of expired sessions", expired)
         self.sessions.purge_expired()
-        if len(self.closes):
-            await self.closes.retry()
+        if len(self.reports):
+            await self.reports.retry()
         try:
             answer = await self.cluster.status(self.registry.reports())
         except ClusterError as exc:

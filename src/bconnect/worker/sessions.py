@@ -12,6 +12,8 @@ controller.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import ssl
@@ -85,6 +87,9 @@ class SessionCache:
         self._cluster = cluster
         self._clock = clock
         self._entries: dict[str, CachedSession] = {}
+        #: sessions whose next connections this worker admits itself: the SHA-256 of
+        #: the tofu token the controller accepted, and the endpoint it gave
+        self._admitting: dict[str, tuple[bytes, str]] = {}
         self._used: dict[str, float] = {}  # last lookup, for idle eviction
         self._idle_ttl = idle_ttl
         self._pending: dict[str, asyncio.Future[CachedSession | None]] = {}
@@ -131,6 +136,31 @@ class SessionCache:
         # shield: one waiter giving up must not cancel the lookup the others share
         return await asyncio.shield(pending)
 
+    def admit_from_now_on(self, session_id: str, tofu_token: str, endpoint: str) -> None:
+        """The controller authorized a connection of a cached session with no connection
+        limit: this worker admits its next ones with the same tofu token itself (see
+        ``admits``) until the session is forgotten (canceled, expired, idle, or a
+        connection admitted so was refused)."""
+        entry = self._entries.get(session_id)
+        # not ssh targets: their recordings name the connection at once, and an SSH
+        # login costs far more than the controller's answer
+        if entry is not None and entry.info.ssh is None:
+            digest = hashlib.sha256(tofu_token.encode()).digest()
+            self._admitting[session_id] = (digest, endpoint)
+
+    def admits(self, session_id: str, tofu_token: str) -> str | None:
+        """The endpoint, when this worker admits a connection of ``session_id`` with
+        ``tofu_token`` itself (the controller confirms it while it relays); ``None``
+        when the controller must be asked first."""
+        known = self._admitting.get(session_id)
+        entry = self._entries.get(session_id)
+        if known is None or entry is None or entry.expired:
+            return None
+        digest = hashlib.sha256(tofu_token.encode()).digest()
+        if not hmac.compare_digest(digest, known[0]):
+            return None
+        return known[1]
+
     def forget(self, session_ids: list[str] | tuple[str, ...]) -> None:
         """Drop these sessions (canceled: no new connection will be authorized)."""
         for sid in session_ids:
@@ -158,6 +188,7 @@ class SessionCache:
     def _drop(self, session_id: str) -> None:
         self._entries.pop(session_id, None)
         self._used.pop(session_id, None)
+        self._admitting.pop(session_id, None)
 
     async def _fetch(self, session_id: str) -> CachedSession | None:
         info = await self._cluster.get_session(session_id)

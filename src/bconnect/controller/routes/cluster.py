@@ -34,7 +34,7 @@ from starlette.types import Scope
 
 from bconnect import clusterwire
 from bconnect.clusterwire import ClosedReason
-from bconnect.controller import errors, recordings, sessionops, sshtargets
+from bconnect.controller import connevents, errors, recordings, sessionops, sshtargets
 from bconnect.controller.context import utcnow
 from bconnect.controller.kms import open_session_key
 from bconnect.controller.resources import fmt_time
@@ -96,6 +96,24 @@ class Closed(_Body):
     closed_reason: ClosedReason = ClosedReason.UNKNOWN
 
 
+class ConnectionEventBody(Connected):
+    """One entry of ``connection-events``: ``connection_id`` and, by ``event``, the
+    addresses (connected, admitted), ``session_id`` and ``tofu_token`` (admitted), or
+    the bytes and the reason (closed)."""
+
+    event: clusterwire.ConnectionEvent
+    connection_id: str = Field(min_length=1, max_length=32)
+    session_id: str | None = Field(default=None, max_length=32)
+    tofu_token: str | None = Field(default=None, min_length=1, max_length=256)
+    bytes_up: int = Field(default=0, ge=0)
+    bytes_down: int = Field(default=0, ge=0)
+    closed_reason: ClosedReason = ClosedReason.UNKNOWN
+
+
+class ConnectionEvents(_Body):
+    events: list[ConnectionEventBody] = Field(max_length=1000)
+
+
 class Refused(errors.ApiException):
     status = 409
 
@@ -117,11 +135,16 @@ class Caller:
         if not self.shared_key and worker_id != self.worker_id:
             raise errors.PermissionDenied("A worker may act only as itself.")
 
-    def check_session(self, row: Any) -> None:
+    def may_serve(self, row: Any) -> bool:
         """A worker with its own credential serves only sessions it was offered in."""
-        if self.shared_key or row is None:
-            return
-        if self.worker_id not in json.loads(row.worker_ids or "[]"):
+        return self.shared_key or self.worker_id in json.loads(row.worker_ids or "[]")
+
+    def may_report(self, row: Any) -> bool:
+        """A worker with its own credential reports only connections it serves."""
+        return self.shared_key or row.worker_id == self.worker_id
+
+    def check_session(self, row: Any) -> None:
+        if row is not None and not self.may_serve(row):
             raise errors.PermissionDenied("This session was not offered to this worker.")
 
 
@@ -457,6 +480,26 @@ def closed(request: Request, connection_id: str, body: Closed) -> dict[str, Any]
     return {}
 
 
+@router.post(clusterwire.CONNECTION_EVENTS_PATH)
+@_on_cluster_threads
+def connection_events(request: Request, body: ConnectionEvents) -> dict[str, Any]:
+    """Each event as its own call would take it, in order, written together in one
+    transaction (controller/connevents.py); ``results`` answers each in turn: ``{}``, or
+    the ``kind`` and ``message`` its own call would have refused it with."""
+    events = [e.model_dump(mode="json") for e in body.events]
+    with _db(request, write=True) as (conn, caller):
+        answers = connevents.apply_events(
+            conn,
+            events,
+            caller.worker_id,
+            utcnow(),
+            may_serve=caller.may_serve,
+            may_report=caller.may_report,
+        )
+    results = [{} if a is None else {"kind": a.kind, "message": a.message} for a in answers]
+    return {"results": results}
+
+
 def _session_row(conn: Connection, session_id: str) -> Any:
     return conn.execute(
         select(t.sessions.c.id, t.sessions.c.worker_ids).where(t.sessions.c.id == session_id)
@@ -470,5 +513,5 @@ def _check_connection(conn: Connection, caller: Caller, connection_id: str) -> N
     row = conn.execute(
         select(t.session_connections.c.worker_id).where(t.session_connections.c.id == connection_id)
     ).first()
-    if row is not None and row.worker_id != caller.worker_id:
+    if row is not None and not caller.may_report(row):
         raise errors.PermissionDenied("This connection is another worker's.")
