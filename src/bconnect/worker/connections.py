@@ -49,9 +49,9 @@ class LiveConnection:
     endpoint_failed: bool = False
     #: ``time.monotonic()`` when authorized (for the idle timeout, before any byte)
     started: float = field(default_factory=time.monotonic)
-    #: the ``:connected`` report, sent while the relay already runs; the ``:closed``
-    #: report waits for it (the controller moves a connection to connected only from
-    #: authorized, so a close must never overtake it)
+    #: the ``connected`` (or ``admitted``) report, sent while the relay already runs;
+    #: the ``closed`` report is queued after it (worker/reports.py sends them in order),
+    #: and for a connection admitted here only once the controller has taken it
     connected_report: asyncio.Future[Any] | None = field(default=None, repr=False)
     #: whether the controller knows this connection: not yet for one the worker admitted
     #: itself until the controller confirms it (status reports leave it out until then,
