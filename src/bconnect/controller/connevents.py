@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from bconnect.clusterwire import ConnectionEvent, RefusalKind
+from bconnect.controller import errors
 from bconnect.controller.sessionops import (
     Refusal,
     check_admission,
@@ -84,19 +85,12 @@ def apply_events(
                 batch.report(event, may_report)
         except Refusal as exc:
             answers.append(EventRefused(exc.kind.value, exc.message))
-        except _Refused as exc:
+        except errors.ApiException as exc:
             answers.append(EventRefused(exc.kind, exc.message))
         else:
             answers.append(None)
     batch.write()
     return answers
-
-
-class _Refused(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
 
 
 class _Batch:
@@ -128,14 +122,14 @@ class _Batch:
     def admit(self, event: dict[str, Any], may_serve: Callable[[Any], bool]) -> None:
         connection_id, session_id = event["connection_id"], event.get("session_id")
         if not session_id or not event.get("tofu_token"):
-            raise _Refused("InvalidArgument", "An admitted connection needs its session and token.")
+            raise errors.InvalidArgument("An admitted connection needs its session and token.")
         if not _CONNECTION_ID.fullmatch(connection_id) or connection_id in self.taken:
-            raise _Refused("InvalidArgument", "Not a new connection id.")
+            raise errors.InvalidArgument("Not a new connection id.")
         session = self.sessions.get(session_id)
         if session is None:
-            raise _Refused("NotFound", f"Resource not found: {session_id}")
+            raise errors.not_found(session_id)
         if not may_serve(session):
-            raise _Refused("PermissionDenied", "This session was not offered to this worker.")
+            raise errors.PermissionDenied("This session was not offered to this worker.")
         check_admission(session, event["tofu_token"], self.now)
         if session.status != Status.ACTIVE.value:  # only a session the controller began
             raise Refusal(RefusalKind.SESSION_NOT_ACTIVE, f"session is {session.status}")
@@ -165,14 +159,14 @@ class _Batch:
         connection_id = event["connection_id"]
         known = self.state.get(connection_id)
         if known is None:
-            raise _Refused("NotFound", f"Resource not found: {connection_id}")
+            raise errors.not_found(connection_id)
         row = self.rows.get(connection_id)
         if row is not None and not may_report(row):
-            raise _Refused("PermissionDenied", "This connection is another worker's.")
+            raise errors.PermissionDenied("This connection is another worker's.")
         session_id, status = known
         if event["event"] == ConnectionEvent.CONNECTED:
             if status != "authorized":
-                raise _Refused("NotFound", f"Resource not found: {connection_id}")
+                raise errors.not_found(connection_id)
             self.state[connection_id] = (session_id, "connected")
             self.connects.append(
                 {"b_id": connection_id, **{name: event.get(name) for name in _ADDRESSES}}

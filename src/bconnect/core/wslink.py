@@ -213,6 +213,27 @@ def _send_messages(ws: WSTransport, data: memoryview) -> None:
         ws.send(WSMsgType.BINARY, data[start : start + MAX_MESSAGE])
 
 
+class _ReadSize:
+    """How much one read of a connection may take: ``small`` until reads keep filling
+    what was offered (``_FULL_READS_TO_GROW`` in a row: a bulk transfer), then ``bulk``."""
+
+    __slots__ = ("_full", "bulk", "size")
+
+    def __init__(self, small: int, bulk: int) -> None:
+        self.size = small
+        self.bulk = bulk
+        self._full = 0
+
+    def filled(self, nbytes: int, offered: int) -> None:
+        """A read brought ``nbytes`` of the ``offered``."""
+        if nbytes < offered:
+            self._full = 0
+            return
+        self._full += 1
+        if self._full >= _FULL_READS_TO_GROW:
+            self.size = self.bulk
+
+
 class TcpSide(asyncio.BufferedProtocol):
     """The plain TCP end of a relay (the local client, or the worker's endpoint).
 
@@ -235,19 +256,16 @@ class TcpSide(asyncio.BufferedProtocol):
         if not self.connected.done():
             self.connected.set_result(None)
 
-    _cap = _TCP_READ
-    _full_reads = 0
+    _reads: _ReadSize | None = None
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _shared_read[: self._cap]
+        if self._reads is None:
+            self._reads = _ReadSize(_TCP_READ, _BULK_TCP_READ)
+        return _shared_read[: self._reads.size]
 
     def buffer_updated(self, nbytes: int) -> None:
-        if nbytes >= self._cap:
-            self._full_reads += 1
-            if self._full_reads >= _FULL_READS_TO_GROW:
-                self._cap = _BULK_TCP_READ
-        else:
-            self._full_reads = 0
+        assert self._reads is not None
+        self._reads.filled(nbytes, self._reads.size)
         self.received(_shared_read[:nbytes])
 
     def received(self, data: memoryview) -> None:
@@ -437,14 +455,15 @@ class _WSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped
     bulk transfer (it still grows its buffer whenever a frame needs more), and telling
     its link when the frames of one read are all delivered."""
 
-    _cap = _WS_READ
+    _reads: _ReadSize | None = None
     _offered = 0
-    _full_reads = 0
 
     def get_buffer(self, size_hint: int) -> memoryview:
+        if self._reads is None:
+            self._reads = _ReadSize(_WS_READ, _WS_BULK_READ)
         view: memoryview = super().get_buffer(size_hint)
-        if len(view) > self._cap:
-            view = view[: self._cap]
+        if len(view) > self._reads.size:
+            view = view[: self._reads.size]
         self._offered = len(view)
         return view
 
@@ -453,12 +472,8 @@ class _WSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped
     def buffer_updated(self, nbytes: int) -> None:
         """One TLS read: picows delivers its frames, whose payloads the relay gathers
         and writes to the TCP side once they all are in (``_Relay.flush``)."""
-        if nbytes >= self._offered:
-            self._full_reads += 1
-            if self._full_reads >= _FULL_READS_TO_GROW:
-                self._cap = _WS_BULK_READ
-        else:
-            self._full_reads = 0
+        if self._reads is not None:
+            self._reads.filled(nbytes, self._offered)
         link = self.link
         if link is None:
             super().buffer_updated(nbytes)
