@@ -72,9 +72,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 # ---------------------------------------------------------------- the default ports
 def _hold(port: int) -> socket.socket | None:
-    """127.0.0.1:``port`` bound and listening, or None when something else has it."""
+    """127.0.0.1:``port`` bound and listening, or None when something else has it.
+
+    With SO_REUSEPORT every test process (pytest-xdist's workers) holds the port for its
+    whole session: one worker that finishes early and lets go leaves it held by the
+    others, while a socket bound without the option still finds it in use."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT, not LISTEN
+    with contextlib.suppress(AttributeError, OSError):  # not on every platform
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(("127.0.0.1", port))
         sock.listen(8)

@@ -184,6 +184,26 @@ def test_a_worker_with_its_own_credential(
             json={"bytes_up": 0, "bytes_down": 0, "closed_reason": "system error"},
         )
         assert forged.status_code == 403
+        # nor in a batch, nor admit connections for a session offered to another
+        batch = cluster_call(
+            cluster,
+            "POST",
+            "/v1/cluster/connection-events",
+            credential,
+            json={
+                "events": [
+                    {"event": "closed", "connection_id": connection},
+                    {
+                        "event": "admitted",
+                        "connection_id": "sc_Forged0001",
+                        "session_id": other["session_id"],
+                        "tofu_token": "T" * 20,
+                    },
+                ]
+            },
+        )
+        assert batch.status_code == 200
+        assert [r["kind"] for r in batch.json()["results"]] == ["PermissionDenied"] * 2
     # and nobody with the shared key can take its name (and so its clients)
     taken = cluster_call(
         cluster,
