@@ -34,6 +34,8 @@ class Maker:
     async def finish_all(self, fail: bool = False) -> None:
         await asyncio.sleep(0)  # let the tasks start
         for future in self.pending:
+            if future.cancelled():  # its spare was dropped meanwhile
+                continue
             if fail:
                 future.set_exception(OSError("worker unreachable"))
             else:
@@ -98,3 +100,16 @@ async def test_a_failed_or_dropped_spare_is_not_used_and_close_drops_all() -> No
     assert len(spares) == 0 and all(link.aborted for link in maker.made)
     spares.fill()  # closed: makes no more
     assert len(spares) == 0 and not maker.pending
+
+
+async def test_a_spare_made_while_its_taker_gave_up_is_dropped() -> None:
+    maker = Maker()
+    spares = Spares(maker.open, max_age=60)  # type: ignore[arg-type]
+    spares.fill()
+    taking = asyncio.ensure_future(spares.take())
+    await asyncio.sleep(0)
+    taking.cancel()  # the local client went away while its spare was being made
+    await asyncio.sleep(0)
+    await maker.finish_all()
+    assert taking.cancelled() and not maker.made  # the spare was dropped, not left open
+    spares.close()

@@ -160,6 +160,7 @@ async def test_an_unlimited_sessions_next_connections_are_admitted_by_the_worker
     session = env.session("s_admi123456")
     tofu = new_tofu_token()
     first = await env.connect(session, tofu)
+    await eventually(lambda: env.worker.reports.batching, "the controller taking a batch")
     more = [await env.connect(session, tofu) for _ in range(3)]
     assert len(env.cluster.calls_to(":authorize-connection")) == 1
     for conn in more:
@@ -211,6 +212,7 @@ async def test_a_connection_admitted_by_the_worker_for_a_session_canceled_meanwh
     session = env.session("s_late123456")
     tofu = new_tofu_token()
     first = await env.connect(session, tofu)
+    await eventually(lambda: env.worker.reports.batching, "the controller taking a batch")
     session.status = "canceling"  # the status answer does not say so yet
     late = await env.connect(session, tofu)
     closed = await closed_by_worker(late.channel)
@@ -227,6 +229,50 @@ async def test_a_connection_admitted_by_the_worker_for_a_session_canceled_meanwh
     assert (refused.code, refused.reason) == (1011, "unable to authorize connection")
     assert len(env.cluster.calls_to(":authorize-connection")) == 2
     await first.close()
+
+
+async def test_status_reports_keep_going_while_connections_come_and_go(env: Env) -> None:
+    """News of connections arriving all the time never holds up the status reports
+    (which carry cancels to the worker and tell the controller it is alive)."""
+    session = env.session("s_busy123456")
+    tofu = new_tofu_token()
+    seen = len(env.cluster.calls_to(":status"))
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 1.5
+    count = 0
+    while loop.time() < until:
+        conn = await env.connect(session, tofu)
+        assert await transfer(conn.channel, b"x") == b"x"
+        await conn.close()
+        count += 1
+    assert len(env.cluster.calls_to(":status")) >= seen + 5, count
+    await eventually(lambda: len(env.cluster.closed_reports()) == count, "every close report")
+
+
+async def test_an_older_controller_gets_each_report_as_its_own_call() -> None:
+    """A controller without connection-events (a rolling upgrade): the worker reports
+    each connection with :connected and :closed, and admits none itself."""
+    cluster = FakeCluster(connection_events=False).start()
+    echo = EchoServer()
+    try:
+        async with running_worker(cluster) as (worker, port):
+            env = Env(cluster, worker, port, echo.port)
+            session = env.session("s_olde123456")
+            tofu = new_tofu_token()
+            conns = [await env.connect(session, tofu) for _ in range(3)]
+            for conn in conns:
+                assert await transfer(conn.channel, b"old") == b"old"
+                await conn.close()
+            closed = await eventually(
+                lambda: len(cluster.closed_reports()) == 3 and cluster.closed_reports(),
+                "three close reports",
+            )
+            assert set(closed) == set(cluster.connected_reports())
+            assert len(cluster.calls_to(":authorize-connection")) == 3
+            assert not cluster.admitted_reports() and worker.reports.batching is False
+    finally:
+        cluster.stop()
+        echo.close()
 
 
 # ------------------------------------------------------------------ refusals

@@ -54,6 +54,8 @@ class FakeCluster:
     cancel_sessions: set[str] = field(default_factory=set)
     fail: dict[str, int] = field(default_factory=dict)
     register_failures: int = 0
+    #: False: an older controller, without ``connection-events`` (404)
+    connection_events: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _next_connection: int = 0
@@ -118,7 +120,7 @@ class FakeCluster:
             self.calls.append(call)
             if call.headers.get("authorization") != f"Bearer {self.auth_key}":
                 return 401, {"kind": "Unauthenticated", "message": "bad worker key"}
-            if call.path == "/v1/cluster/connection-events":
+            if call.path == "/v1/cluster/connection-events" and self.connection_events:
                 return self._events(call)  # each event may fail as its own call would
             failing = self._failing(call.path)
             if failing is not None:

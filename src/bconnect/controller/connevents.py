@@ -59,7 +59,13 @@ def apply_events(
     (connection row)`` say whether the calling worker may act on them."""
     session_ids = {e["session_id"] for e in events if e.get("session_id")}
     reported = [e["connection_id"] for e in events if e["event"] != ConnectionEvent.ADMITTED]
+    admitted_ids = [e["connection_id"] for e in events if e["event"] == ConnectionEvent.ADMITTED]
     c = t.session_connections.c
+    if reported:
+        session_ids |= set(conn.execute(select(c.session_id).where(c.id.in_(reported))).scalars())
+    # the sessions first, then their connections as they are now (a cancel or an expiry
+    # may have closed one since: read after the lock, as connection_closed does)
+    sessions = lock_sessions(conn, session_ids)
     rows = {
         r.id: r
         for r in (
@@ -68,13 +74,11 @@ def apply_events(
             else []
         )
     }
-    admitted_ids = [e["connection_id"] for e in events if e["event"] == ConnectionEvent.ADMITTED]
     taken = (
         set(conn.execute(select(c.id).where(c.id.in_(admitted_ids))).scalars())
         if admitted_ids
         else set()
     )
-    sessions = lock_sessions(conn, session_ids | {r.session_id for r in rows.values()})
     batch = _Batch(conn, worker_id, now, sessions, rows, taken)
     answers: list[EventRefused | None] = []
     for event in events:

@@ -74,8 +74,7 @@ class Spares:
         try:
             link = await asyncio.shield(spare.task)
         except asyncio.CancelledError:
-            if not spare.task.done():
-                spare.task.cancel()
+            _drop(spare)  # made meanwhile or not: nobody will use it
             raise
         except Exception as exc:  # noqa: BLE001 - a fresh dial reports why
             log.debug("spare connection failed: %s", exc)

@@ -363,7 +363,6 @@ class _Relay:
                 self._batch = bytearray(view)
             else:
                 self._batch += view
-            self.result.to_tcp += len(view)
             return
         # a copy: a transport may keep what it cannot send now, and the frame's memory
         # is picows' read buffer, reused by the next read
@@ -381,6 +380,7 @@ class _Relay:
         transport = self.tcp.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+            self.result.to_tcp += len(data)
         self.result.last_activity = time.monotonic()
 
     # flow control

@@ -193,7 +193,7 @@ class ConnectionProxy:
         session_id = accepted.session.session_id
         tofu_token = accepted.handshake.tofu_token
         endpoint = self.sessions.admits(session_id, tofu_token) if self.sessions else None
-        if endpoint is not None and not self.stopping:
+        if endpoint is not None and self.reports.batching is True and not self.stopping:
             # no connection limit, and the controller took this tofu token before: the
             # connection starts now and the controller confirms it while bytes flow
             return ConnectionGrant(

@@ -3,14 +3,18 @@
 Three kinds of news (docs/cluster-api.md, ``connection-events``): a connection the
 controller authorized began relaying (``connected``); one the worker admitted itself
 (``admitted``: the controller checks it as it would have authorized it, and records it);
-one ended (``closed``, with its bytes and reason). One call is out at a time; what
-happens meanwhile waits for it and goes together in the next, so an idle worker reports
-at once and a busy one makes one call for many connections instead of two or three each.
+one ended (``closed``, with its bytes and reason). One call is out at a time, at most one
+every ``gather`` seconds; what happens meanwhile goes together in the next, so a busy
+worker makes one call for many connections instead of two or three each.
 
-A ``closed`` report the controller could not take (unreachable, or 5xx) is kept and
-sent again with the next call or the status loop's ``retry``, so no connection stays
-open at the controller because one call failed. ``connected`` and ``admitted`` are not
-retried: the caller learns of the failure (its future) and ends the connection.
+A ``closed`` report the controller did not take (the call failed as a whole) is kept and
+goes again with the next call, or when the status loop calls ``retry``, so no connection
+stays open at the controller because one call failed. ``connected`` and ``admitted`` are
+not retried: the caller learns of the failure (its future) and ends the connection.
+
+A controller without ``connection-events`` (an older one, during a rolling upgrade:
+404 or 405 to the first call) gets each report as its own call from then on: the worker
+admits connections itself only once ``batching`` is True (the controller took a batch).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 from bconnect.clusterwire import ConnectionEvent
 from bconnect.worker.cluster import ClusterClient, ClusterError, ClusterUnreachable, addresses
 
-__all__ = ["ConnectionReports"]
+__all__ = ["GATHER", "ConnectionReports"]
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +55,18 @@ class ConnectionReports:
         self._queue: list[_Event] = []
         #: ``closed`` reports the controller could not take yet, by connection id
         self._held: dict[str, _Event] = {}
+        self._out: list[_Event] = []  # the call now out
         self._sending: asyncio.Task[None] | None = None
         #: seconds the first news waits for more to go with it
         self.gather = gather
+        #: whether the controller takes ``connection-events``: None until the first call
+        #: says (the worker admits connections itself only once it is True)
+        self.batching: bool | None = None
 
     def __len__(self) -> int:
         """Close reports not yet taken by the controller (queued, out, or held)."""
-        queued = sum(1 for e in self._queue if e.answer is None)
-        return queued + len(self._held) + self._out_closes
-
-    _out_closes = 0
+        waiting = [*self._queue, *self._out]
+        return sum(1 for e in waiting if e.answer is None) + len(self._held)
 
     # ---------------------------------------------------------------- the news
     def connected(
@@ -102,15 +108,24 @@ class ConnectionReports:
         self._queue.append(_Event(body))
         self._kick()
 
-    async def retry(self) -> None:
-        """Send the held close reports again, with whatever is queued (the status loop
-        calls this), and wait until that is done."""
-        self._requeue_held()
-        self._kick()
-        await self.flushed()
+    def retry(self) -> None:
+        """Send the held close reports again (the status loop calls this); returns at
+        once."""
+        if self._held:
+            self._kick()
+
+    async def drain(self, timeout: float) -> None:
+        """Send what is queued or held, and wait up to ``timeout`` seconds for that
+        (the worker is stopping)."""
+        if self._held or self._queue:
+            self._kick()
+        sending = self._sending
+        if sending is not None and not sending.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(sending), timeout)
 
     async def flushed(self) -> None:
-        """Wait until nothing is queued or out (held reports may remain)."""
+        """Wait until the call now out (and what was queued meanwhile) is answered."""
         while self._sending is not None and not self._sending.done():
             await asyncio.shield(self._sending)
 
@@ -121,36 +136,78 @@ class ConnectionReports:
         self._kick()
         return answer
 
-    def _requeue_held(self) -> None:
-        held = [e for e in self._held.values()]
-        self._held.clear()
-        self._queue[:0] = held
-
     def _kick(self) -> None:
         if self._sending is None or self._sending.done():
             self._sending = asyncio.ensure_future(self._send_all())
 
     async def _send_all(self) -> None:
-        while self._queue:
-            await asyncio.sleep(self.gather)
-            batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
-            self._out_closes = sum(1 for e in batch if e.answer is None)
-            try:
+        try:
+            while self._queue or self._held:
+                await asyncio.sleep(self.gather)
+                self._queue[:0] = self._held.values()  # held reports go first, in order
+                self._held.clear()
+                batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
+                self._out = batch
+                try:
+                    if not await self._send(batch):
+                        return  # the controller is away: the rest waits for a retry
+                finally:
+                    self._out = []
+        finally:  # cancelled (the loop is closing): nobody waits in vain
+            for event in self._queue:
+                if event.answer is not None and not event.answer.done():
+                    event.answer.set_exception(ClusterUnreachable("the worker is stopping"))
+
+    async def _send(self, batch: list[_Event]) -> bool:
+        """One call for ``batch``; False when the controller could not take it."""
+        try:
+            if self.batching is not False:
                 results = await self._cluster.connection_events([e.body for e in batch])
-            except asyncio.CancelledError:
-                self._fail(batch, ClusterUnreachable("the worker is stopping"))
+                self.batching = True
+            else:
+                results = [await self._send_alone(e) for e in batch]
+        except asyncio.CancelledError:
+            self._fail(batch, ClusterUnreachable("the worker is stopping"))
+            raise
+        except ClusterError as exc:
+            if self.batching is None and exc.status in (404, 405):
+                log.info("the controller has no connection-events: reporting one by one")
+                self.batching = False
+                self._queue[:0] = batch
+                return True
+            self._fail(batch, exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - every caller must hear back
+            log.warning("connection report failed: %r", exc)
+            self._fail(batch, ClusterError(0, "Internal", str(exc)))
+            return False
+        for event, error in zip(batch, results, strict=True):
+            self._answer(event, error)
+        return True
+
+    async def _send_alone(self, event: _Event) -> ClusterError | None:
+        """An older controller's own call for ``event`` (``admitted`` has none)."""
+        body = event.body
+        cid = body["connection_id"]
+        kind = body["event"]
+        try:
+            if kind == ConnectionEvent.CONNECTED.value:
+                client = (body["client_tcp_address"], body["client_tcp_port"])
+                endpoint = (body["endpoint_tcp_address"], body["endpoint_tcp_port"])
+                await self._cluster.connected(cid, client, endpoint)
+            elif kind == ConnectionEvent.CLOSED.value:
+                await self._cluster.closed(
+                    cid, body["bytes_up"], body["bytes_down"], body["closed_reason"]
+                )
+            else:
+                return ClusterError(400, "InvalidArgument", "the controller admits no connection")
+        except ClusterUnreachable:
+            raise
+        except ClusterError as exc:
+            if exc.status >= 500:
                 raise
-            except ClusterError as exc:
-                self._fail(batch, exc)
-                continue
-            except Exception as exc:  # noqa: BLE001 - every caller must hear back
-                log.warning("connection report failed: %r", exc)
-                self._fail(batch, ClusterError(0, "Internal", str(exc)))
-                continue
-            finally:
-                self._out_closes = 0
-            for event, error in zip(batch, results, strict=True):
-                self._answer(event, error)
+            return exc
+        return None
 
     def _answer(self, event: _Event, error: ClusterError | None) -> None:
         if event.answer is not None:
@@ -168,22 +225,12 @@ class ConnectionReports:
             )
 
     def _fail(self, batch: list[_Event], exc: ClusterError) -> None:
-        """The call failed: the asks hear why; close reports are held for a retry when
-        the controller may take them later (unreachable, 5xx)."""
-        later = isinstance(exc, ClusterUnreachable) or exc.status >= 500 or exc.status == 0
-        for event in batch:
-            if event.answer is None and later:
+        """The call failed as a whole: the asks hear why; the close reports, in it and
+        still queued, are held for the next try."""
+        for event in [*batch, *self._queue]:
+            if event.answer is None:
                 self._held.setdefault(event.body["connection_id"], event)
-                continue
-            self._answer(event, exc)
-        if later and self._queue:
-            # the controller is away: what is still queued waits for the next try, as
-            # the held reports do (asks fail at once: their connections end)
-            for event in self._queue:
-                if event.answer is None:
-                    self._held.setdefault(event.body["connection_id"], event)
-                else:
-                    with contextlib.suppress(asyncio.InvalidStateError):
-                        event.answer.set_exception(exc)
-            self._queue.clear()
-            log.debug("connection reports held: %s", exc)
+            elif not event.answer.done():
+                event.answer.set_exception(exc)
+        self._queue.clear()
+        log.debug("connection reports held: %s", exc)

@@ -377,10 +377,9 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.reports.drain(self.shutdown_timeout)
         if len(self.reports):
-            await self.reports.retry()
-            if len(self.reports):
-                log.warning("%d close report(s) could not reach the controller", len(self.reports))
+            log.warning("%d close report(s) could not reach the controller", len(self.reports))
 
     # ---------------------------------------------------------------- accepting
     async def _accept_loop(self) -> None:
@@ -540,8 +539,7 @@ class Worker:
         if expired:
             log.info("closing %d connection(s) of expired sessions", expired)
         self.sessions.purge_expired()
-        if len(self.reports):
-            await self.reports.retry()
+        self.reports.retry()
         try:
             answer = await self.cluster.status(self.registry.reports())
         except ClusterError as exc:
