@@ -439,20 +439,31 @@ async def cancel_session(request: Request, session_id: str) -> Response:
     return security.headers(RedirectResponse(f"/sessions/{quote(session_id)}", status_code=303))
 
 
+async def _project_and_list(
+    request: Request, project: str, path: str, **params: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | Response:
+    """A project page's two reads at once: the project's scope and the list at ``path``
+    (its items), or the page explaining why either failed."""
+    api = _api(request)
+    scope, listed = await asyncio.gather(
+        api.get(f"/v1/scopes/{quote(project, safe='')}"), api.get(path, **params)
+    )
+    for answer in (scope, listed):
+        if not answer.ok:
+            return _problem(request, answer)
+    return scope.body, listed.items
+
+
 # ---------------------------------------------------------------------- targets
 @router.get("/projects/{project}/targets")
 async def targets_page(request: Request, project: str) -> Response:
     if not await _signed_in(request):
         return _to_login(request)
-    api = _api(request)
-    scope, listed = await asyncio.gather(
-        api.get(f"/v1/scopes/{quote(project, safe='')}"),
-        api.get("/v1/targets", scope_id=project),
-    )
-    for answer in (scope, listed):
-        if not answer.ok:
-            return _problem(request, answer)
-    return _render(request, "targets.html", scope=scope.body, project=project, targets=listed.items)
+    found = await _project_and_list(request, project, "/v1/targets", scope_id=project)
+    if isinstance(found, Response):
+        return found
+    scope, targets = found
+    return _render(request, "targets.html", scope=scope, project=project, targets=targets)
 
 
 def _commands(target: dict[str, Any], aliases: list[str]) -> list[str]:
@@ -510,17 +521,15 @@ def _recording_project(item: dict[str, Any]) -> str:
 async def recordings_page(request: Request, project: str) -> Response:
     if not await _signed_in(request):
         return _to_login(request)
-    api = _api(request)
-    scope, listed = await asyncio.gather(
-        api.get(f"/v1/scopes/{quote(project, safe='')}"),
-        api.get("/v1/session-recordings", scope_id="global", recursive=True),
+    found = await _project_and_list(
+        request, project, "/v1/session-recordings", scope_id="global", recursive=True
     )
-    for answer in (scope, listed):
-        if not answer.ok:
-            return _problem(request, answer)
-    rows = [r for r in listed.items if _recording_project(r) == project]
+    if isinstance(found, Response):
+        return found
+    scope, listed = found
+    rows = [r for r in listed if _recording_project(r) == project]
     rows.sort(key=lambda r: str(r.get("start_time") or ""), reverse=True)
-    return _render(request, "recordings.html", scope=scope.body, project=project, recordings=rows)
+    return _render(request, "recordings.html", scope=scope, project=project, recordings=rows)
 
 
 def _channels(recording: dict[str, Any]) -> list[dict[str, Any]]:
