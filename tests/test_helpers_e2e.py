@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from support.cli import run_bconnect
 from support.constants import GUARD
-from support.dataplane import add_credential, all_ended, make_target, sessions_of
+from support.dataplane import add_credential, all_ended, make_alias, make_target, sessions_of
 from support.plugin_dists import bconnect_env
 from support.servers import (
     PG_PASSWORD,
@@ -184,12 +184,6 @@ def test_ssh_with_a_brokered_password_through_sshpass(
     assert (failing.returncode, failing.stdout) == (42, "bye\n"), failing.stderr
     assert leftovers(env) == []
     assert_sessions_ended(dataplane, target)
-
-
-def make_alias(ctl: Any, value: str, target: str) -> None:
-    body = {"scope_id": "global", "type": "target", "value": value, "destination_id": target}
-    resp = ctl.request("POST", "/v1/aliases", json=body)
-    assert resp.status_code == 200, resp.text
 
 
 def test_ssh_by_alias(dataplane, ssh_server: SSHServer, env) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from typing import Any
 
 import pytest
 from support.cli import run_bconnect
 from support.constants import GUARD, ORG
-from support.dataplane import add_credential, make_target
+from support.dataplane import add_credential, make_alias, make_target
 from support.plugin_dists import admin_env, bconnect_env
 from support.servers import require
 
@@ -23,20 +22,6 @@ from bconnect.core.sshconfig import (
 )
 
 SECRET = "do-not-print-me-9431"
-
-
-def _alias(ctl: Any, value: str, target: str, **attributes: Any) -> str:
-    body: dict[str, Any] = {
-        "scope_id": "global",
-        "type": "target",
-        "value": value,
-        "destination_id": target,
-    }
-    if attributes:
-        body["attributes"] = {"authorize_session_arguments": attributes}
-    made = ctl.request("POST", "/v1/aliases", json=body)
-    assert made.status_code == 200, made.text
-    return made.json()["id"]
 
 
 # ---------------------------------------------------------------------- pure parts
@@ -99,13 +84,13 @@ def test_ssh_by_alias_and_by_suffix_with_the_generated_block(dataplane, openssh,
     env = admin_env(dataplane, tmp_path)
     target = make_target(dataplane, openssh.port)
     host = f"web{time.monotonic_ns()}.prod"
-    _alias(dataplane, host, target)
+    make_alias(dataplane, host, target)
     keyed = make_target(dataplane, openssh.port)
     add_credential(
         dataplane, keyed, "username_password", {"username": "deploy", "password": SECRET}
     )
     keyed_host = f"db{time.monotonic_ns()}.prod"
-    _alias(dataplane, keyed_host, keyed, host_id="hst_1234567890")
+    make_alias(dataplane, keyed_host, keyed, host_id="hst_1234567890")
     project = dataplane.request("POST", "/v1/scopes", json={"scope_id": ORG, "name": "labs"})
     assert project.status_code == 200, project.text
     named = dataplane.request(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from support.constants import GUARD
-from support.dataplane import all_ended, make_target, sessions_of
+from support.dataplane import all_ended, make_alias, make_target, sessions_of
 from support.openssh import OpenSSH
 from support.plugin_dists import admin_env
 from support.servers import require
@@ -166,12 +166,7 @@ def test_bconnect_ssh_stdio(dataplane, openssh, tmp_path, how) -> None:
     target = make_target(dataplane, openssh.port)
     if how == "alias":
         value = f"box{time.monotonic_ns()}.prod"
-        made = dataplane.request(
-            "POST",
-            "/v1/aliases",
-            json={"scope_id": "global", "type": "target", "value": value, "destination_id": target},
-        )
-        assert made.status_code == 200, made.text
+        make_alias(dataplane, value, target)
         proxy = f"ProxyCommand={BCONNECT} ssh -stdio %h"
         host = value
     else:

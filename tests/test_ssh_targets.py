@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from support import s3
 from support.constants import GUARD
-from support.dataplane import all_ended, sessions_of
+from support.dataplane import all_ended, make_alias, sessions_of
 from support.dev import DevProcess
 from support.plugin_dists import admin_env
 from support.processes import end_process
@@ -796,12 +796,7 @@ def test_the_client_checks_the_workers_key_for_the_target(dataplane, openssh, tm
 
     # config ssh: plain ssh by alias, the key from KnownHostsCommand, nothing on disk
     host = f"box{time.monotonic_ns()}.ssh"
-    alias = dataplane.request(
-        "POST",
-        "/v1/aliases",
-        json={"scope_id": "global", "type": "target", "value": host, "destination_id": target},
-    )
-    assert alias.status_code == 200, alias.text
+    make_alias(dataplane, host, target)
     made = _bconnect(env, "config", "ssh")
     assert made.returncode == 0, made.stderr
     assert f"HostKeyAlias {target}\n" in made.stdout

@@ -15,6 +15,22 @@ from support.constants import GUARD, PROJECT
 from support.wait import wait_for
 
 
+def make_alias(ctl: Any, value: str, target: str, **attributes: Any) -> str:
+    """A global alias ``value`` for ``target`` (``attributes``: its
+    authorize_session_arguments, e.g. ``host_id``); its id."""
+    body: dict[str, Any] = {
+        "scope_id": "global",
+        "type": "target",
+        "value": value,
+        "destination_id": target,
+    }
+    if attributes:
+        body["attributes"] = {"authorize_session_arguments": attributes}
+    made = ctl.request("POST", "/v1/aliases", json=body)
+    assert made.status_code == 200, made.text
+    return str(made.json()["id"])
+
+
 def make_target(ctl: Any, port: int, **extra: Any) -> str:
     """A TCP target on 127.0.0.1:``port`` in the dev project."""
     body = {
