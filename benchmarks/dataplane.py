@@ -13,6 +13,7 @@ Every server is its own process; the load comes from this one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -48,27 +49,37 @@ def throughput(port: int, total: int) -> float:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     block = os.urandom(CHUNK)
+    failed: list[OSError] = []
 
     def send() -> None:
         sent = 0
-        while sent < total:
-            n = min(CHUNK, total - sent)
-            sock.sendall(block[:n])
-            sent += n
+        try:
+            while sent < total:
+                n = min(CHUNK, total - sent)
+                sock.sendall(block[:n])
+                sent += n
+        except OSError as exc:  # the proxy broke the connection: the reader reports it
+            failed.append(exc)
 
     start = time.perf_counter()
     sender = threading.Thread(target=send)
     sender.start()
     got = 0
     buf = bytearray(CHUNK)
-    while got < total:
-        n = sock.recv_into(buf)
-        if not n:
-            raise RuntimeError(f"connection closed after {got} of {total} bytes")
-        got += n
-    elapsed = time.perf_counter() - start
-    sender.join()
-    sock.close()
+    try:
+        while got < total:
+            n = sock.recv_into(buf)
+            if not n:
+                raise RuntimeError(f"connection closed after {got} of {total} bytes")
+            got += n
+    finally:
+        elapsed = time.perf_counter() - start
+        with contextlib.suppress(OSError):  # wakes a sender still blocked in sendall
+            sock.shutdown(socket.SHUT_RDWR)
+        sender.join()
+        sock.close()
+    if failed:
+        raise failed[0]
     return total / elapsed
 
 

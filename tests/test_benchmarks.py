@@ -71,3 +71,36 @@ def test_quick_benchmarks_run_and_write_every_figure(tmp_path: Path) -> None:
     assert figures["authorize-session (SQLite)"]["errors"] == 0
     assert figures["authorize-session (PostgreSQL)"]["errors"] == 0
     assert figures["sessions list"]["page items"] > 0
+
+
+def test_a_proxy_that_breaks_the_echo_is_one_error_not_a_thread_traceback() -> None:
+    """The throughput harness reports a connection the proxy resets as the reader's
+    error, with the sender stopped (Boundary's worker does reset some)."""
+    code = """
+import socket, struct, sys, threading
+sys.path.insert(0, sys.argv[1])
+import dataplane
+server = socket.create_server(("127.0.0.1", 0))
+def reset_after_a_while():
+    conn, _ = server.accept()
+    got = 0
+    while got < 1 << 20:
+        got += len(conn.recv(65536))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()  # a reset, with the client still sending and waiting for its echo
+threading.Thread(target=reset_after_a_while).start()
+try:
+    dataplane.throughput(server.getsockname()[1], 256 << 20)
+except (OSError, RuntimeError) as exc:
+    print("reported:", type(exc).__name__)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "benchmarks")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("reported: "), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
