@@ -65,6 +65,54 @@ def test_base58_rejects_invalid_characters(bad: str) -> None:
         b58decode(bad)
 
 
+@pytest.mark.parametrize(
+    ("text", "position"), [("0", 0), ("abc0", 3), ("1111l", 4), ("x" * 30 + "O", 30)]
+)
+def test_base58_names_the_first_bad_character_and_its_position(text: str, position: int) -> None:
+    with pytest.raises(ValueError, match=f"invalid base58 character .* at position {position}$"):
+        b58decode(text)
+
+
+def _plain_b58encode(data: bytes) -> str:
+    """The definition, one digit at a time (the codec works ten digits and halves at a
+    time)."""
+    number = int.from_bytes(data, "big")
+    digits = ""
+    while number:
+        number, rem = divmod(number, 58)
+        digits = ALPHABET[rem] + digits
+    return "1" * (len(data) - len(data.lstrip(b"\x00"))) + digits
+
+
+def _bytes_of(number: int, zeros: int) -> bytes:
+    return b"\x00" * zeros + number.to_bytes((number.bit_length() + 7) // 8, "big")
+
+
+#: numbers around the powers of 58 where the codec's leaves (10 digits) and halves split
+BASE58_BOUNDARIES = [
+    _bytes_of(58**k + delta, zeros)
+    for k in (1, 9, 10, 11, 19, 20, 21, 39, 40, 41, 80, 160, 320, 1650)
+    for delta in (-1, 0, 1)
+    for zeros in (0, 2)
+]
+
+
+@pytest.mark.parametrize("data", BASE58_BOUNDARIES)
+def test_base58_matches_the_definition_at_its_boundaries(data: bytes) -> None:
+    text = _plain_b58encode(data)
+    assert b58encode(data) == text
+    assert b58decode(text) == data
+
+
+def test_base58_matches_the_definition_at_token_sizes() -> None:
+    rng = random.Random(1650)
+    for size in [*range(1, 60), 600, 1200, 2000]:
+        data = b"\x00" * rng.randrange(3) + rng.randbytes(size)
+        text = _plain_b58encode(data)
+        assert b58encode(data) == text, size
+        assert b58decode(text) == data, size
+
+
 # --- the token: a hand-computed vector (support/token_vector.py) ------------------------
 
 
