@@ -4,19 +4,19 @@ ClientHello without consuming it, per-session mutual TLS, and refusing everythin
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
 import socket
 import ssl
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from support.worker_client import boundary_context, client_context, client_hello_bytes, open_tls
 
+from bconnect.core import tlsconn
 from bconnect.core.certs import load_session_key, mint_session_certificate
 from bconnect.core.handshake import session_id_from_hello
 from bconnect.worker.tls import (
@@ -250,6 +250,58 @@ async def test_tls_1_2_is_refused(
     await _server_refuses(listener, ctx, build_session_context(cert, key))
 
 
+@pytest.mark.parametrize("engine", ["aiofastnet", "stdlib"])
+async def test_the_data_path_tls_requires_the_session_certificate_without_temp_files(
+    listener: socket.socket,
+    session_cert: tuple[bytes, bytes],
+    engine: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's own TLS (core/tlsconn.py, either engine) on a session context: a
+    client without a certificate is refused, the session's client gets through, and no
+    temporary file is made for it (aiofastnet decodes a peer certificate through one
+    unless the context's verify_mode property reads CERT_NONE; underneath it stays
+    CERT_REQUIRED)."""
+    monkeypatch.setenv(tlsconn.ENGINE_ENV, engine)
+    made: list[object] = []
+    real = tempfile.NamedTemporaryFile
+    monkeypatch.setattr(
+        tempfile, "NamedTemporaryFile", lambda *a, **k: made.append(a) or real(*a, **k)
+    )
+    cert, key = session_cert
+    server_ctx = build_session_context(cert, key)
+    assert server_ctx.enforced_verify_mode == ssl.CERT_REQUIRED
+
+    anonymous = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    anonymous.check_hostname = False
+    anonymous.load_verify_locations(cadata=cert)
+    refused = asyncio.ensure_future(open_tls(port_of(listener), anonymous))
+    conn = await accept(listener)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await tlsconn.start_tls(conn, server_ctx, server_side=True, timeout=5)
+    try:
+        reader, writer = await refused
+    except (ssl.SSLError, ConnectionError):
+        pass
+    else:  # TLS 1.3: the client learns of the refusal on its first read
+        with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+            await asyncio.wait_for(reader.readexactly(1), 5)
+        writer.close()
+
+    client = asyncio.ensure_future(
+        open_tls(port_of(listener), boundary_context(SESSION, cert, key))
+    )
+    conn = await accept(listener)
+    held = await tlsconn.start_tls(conn, server_ctx, server_side=True, timeout=5)
+    assert held.transport is not None
+    assert peer_certificate_matches(held.transport.get_extra_info("ssl_object"), cert)
+    _, c_writer = await client
+    c_writer.close()
+    held.transport.close()
+    if engine == "aiofastnet":
+        assert made == []
+
+
 def _cert_issued_by_session(cert_der: bytes, private_key: bytes) -> tuple[bytes, bytes]:
     """A different certificate, validly signed by the session key (only someone holding
     the key could make it): it chains to the session certificate but is not it."""
@@ -296,13 +348,15 @@ async def test_certificate_chaining_to_the_session_is_not_enough(
     await asyncio.gather(client, return_exceptions=True)
 
 
-def test_session_context_leaves_no_key_on_disk(session_cert: tuple[bytes, bytes]) -> None:
-    pattern = os.path.join(tempfile.gettempdir(), "bconnect-worker-*")
-    before = set(glob.glob(pattern))
+def test_session_context_leaves_no_key_on_disk(
+    session_cert: tuple[bytes, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a temporary directory of its own: other test processes make and remove theirs
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     ctx = build_session_context(*session_cert)
-    assert set(glob.glob(pattern)) == before
+    assert list(tmp_path.iterdir()) == []
     assert ctx.minimum_version == ssl.TLSVersion.TLSv1_3
-    assert ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.enforced_verify_mode == ssl.CERT_REQUIRED
 
 
 def test_session_context_refuses_a_bad_key(session_cert: tuple[bytes, bytes]) -> None:

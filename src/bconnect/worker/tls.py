@@ -19,6 +19,7 @@ import os
 import socket
 import ssl
 import tempfile
+from typing import Any
 
 from bconnect.core.certs import session_tls_files
 from bconnect.core.handshake import (
@@ -113,7 +114,7 @@ def build_session_context(cert_der: bytes, private_key: bytes) -> ssl.SSLContext
     certificate or key.
     """
     cert_pem, key_pem = session_tls_files(cert_der, private_key)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx = _SessionContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     ctx.num_tickets = 0  # no resumption: every connection presents the session cert
@@ -130,6 +131,36 @@ def build_session_context(cert_der: bytes, private_key: bytes) -> ssl.SSLContext
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cadata=bytes(cert_der))
     return ctx
+
+
+class _SessionContext(ssl.SSLContext):
+    """A session's server context, whose ``verify_mode`` *property* reads CERT_NONE.
+
+    OpenSSL, and so the handshake, goes by the mode set underneath, which stays
+    CERT_REQUIRED (``enforced_verify_mode``). The property is read by aiofastnet alone:
+    after each handshake, unless it reads CERT_NONE, aiofastnet decodes the client's
+    certificate into a dict for ``get_extra_info("peercert")``, through a temporary
+    file; bconnect never asks for that dict (it compares the certificate's bytes,
+    ``peer_certificate_matches``), and the file cost ~13 % of a connection's CPU in the
+    worker.
+    """
+
+    @property  # type: ignore[override]
+    def verify_mode(self) -> ssl.VerifyMode:
+        return ssl.CERT_NONE
+
+    @verify_mode.setter
+    def verify_mode(self, value: ssl.VerifyMode) -> None:
+        _C_VERIFY_MODE.__set__(self, value)
+
+    @property
+    def enforced_verify_mode(self) -> ssl.VerifyMode:
+        """The mode the handshake enforces."""
+        return ssl.VerifyMode(_C_VERIFY_MODE.__get__(self))
+
+
+#: ``_ssl._SSLContext.verify_mode``: the mode OpenSSL enforces
+_C_VERIFY_MODE: Any = super(ssl.SSLContext, ssl.SSLContext).verify_mode
 
 
 def _write_private(path: str, data: bytes) -> str:
