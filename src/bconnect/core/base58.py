@@ -22,7 +22,7 @@ _PAIR = 58**2
 
 _LEAF = 10  # digits handled with small-number arithmetic
 #: ``_POWERS[k] == 58 ** (_LEAF * 2**k)``, extended as larger numbers come
-_POWERS = [58**_LEAF]
+_POWERS: list[int] = [58**_LEAF]
 
 
 def _power(level: int) -> int:
