@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import queue
 import sys
 import time
 from pathlib import Path
 
 import requests
+from dataplane import cpu_seconds
 from devserver import DevServer
 
 HERE = Path(__file__).resolve().parent
@@ -66,13 +66,11 @@ def _client(url: str, token: str, start_at: float, warm_until: float, stop_at: f
     out.put((latencies, errors, statuses))
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
+def _cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process so far (Linux /proc), or None."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, TypeError):
+        return cpu_seconds(pid)
+    except (OSError, ValueError, IndexError):
         return None
 
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from devserver import DevServer, start_connect, stop
@@ -105,20 +105,38 @@ def parallel_throughput(port: int, total: int, streams: int) -> float:
     return streams * total / elapsed
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_times(pid))
+
+
+def cpu_split_per_gib(
+    pids: dict[str, int], moved: int, run: Callable[[], float]
+) -> tuple[float, dict[str, tuple[float, float]]]:
+    """Run ``run`` (which returns a rate) and the user and system CPU seconds each
+    process spent per GiB it relayed (``moved`` bytes each way: both directions pass
+    through every process)."""
+    before = {name: cpu_times(pid) for name, pid in pids.items()}
+    rate = run()
+    gib = 2 * moved / 2**30
+    used = {}
+    for name, pid in pids.items():
+        user, system = cpu_times(pid)
+        used[name] = ((user - before[name][0]) / gib, (system - before[name][1]) / gib)
+    return rate, used
 
 
 def cpu_per_gib(pids: dict[str, int], moved: int, run: Callable[[], float]) -> tuple[float, dict]:
-    """Run ``run`` (which returns a rate) and the CPU seconds each process spent per GiB
-    it relayed (``moved`` bytes each way: both directions pass through every process)."""
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    rate = run()
-    gib = 2 * moved / 2**30
-    used = {name: round((cpu_seconds(pid) - before[name]) / gib, 2) for name, pid in pids.items()}
-    return rate, used
+    """``cpu_split_per_gib`` with each process's user and system time added up."""
+    rate, split = cpu_split_per_gib(pids, moved, run)
+    return rate, {name: round(user + system, 2) for name, (user, system) in split.items()}
 
 
 def latency(port: int, count: int) -> list[float]:
@@ -159,6 +177,12 @@ class Proxied:
         self.dev.stop()
 
 
+def _median_split(splits: Iterable[tuple[float, float]]) -> str:
+    """``"user + system"`` seconds, each the median over rounds."""
+    users, systems = zip(*splits, strict=True)
+    return f"{statistics.median(users):.2f} + {statistics.median(systems):.2f}"
+
+
 def run(quick: bool) -> dict:
     total = (16 if quick else 1024) * 1024 * 1024
     count = 50 if quick else 1000
@@ -186,15 +210,26 @@ def run(quick: bool) -> dict:
         part = total // rounds
         samples: dict[str, list[float]] = {}
         cpu_rounds: list[dict] = []
+        chain_pids = {"client relay": relay_client.pid, "worker relay": relay_worker.pid}
+        chain_cpu_rounds: list[dict] = []
         for _ in range(rounds):
             samples.setdefault("direct", []).append(throughput(echo_port, part))
-            samples.setdefault("relay chain", []).append(throughput(chain_port, part))
+            rate, split = cpu_split_per_gib(chain_pids, part, lambda: throughput(chain_port, part))
+            samples.setdefault("relay chain", []).append(rate)
+            chain_cpu_rounds.append(split)
             samples.setdefault("buffered relay chain", []).append(throughput(buffered_port, part))
-            rate, used = cpu_per_gib(pids, part, lambda: throughput(proxied.port, part))
+            rate, split = cpu_split_per_gib(pids, part, lambda: throughput(proxied.port, part))
             samples.setdefault("bconnect", []).append(rate)
-            cpu_rounds.append(used)
+            cpu_rounds.append(split)
         rates = {name: statistics.median(values) for name, values in samples.items()}
-        cpu_one = {name: round(statistics.median(r[name] for r in cpu_rounds), 2) for name in pids}
+        cpu_one = {
+            name: round(statistics.median(sum(r[name]) for r in cpu_rounds), 2) for name in pids
+        }
+        # where the time goes, beside the plain relay's: user (Python, TLS crypto, copies)
+        # and system (the kernel's TCP work), per process
+        cpu_split = {name: _median_split(r[name] for r in cpu_rounds) for name in pids} | {
+            name: _median_split(r[name] for r in chain_cpu_rounds) for name in chain_pids
+        }
         ratio = {
             ref: statistics.median(
                 b / r for b, r in zip(samples["bconnect"], samples[ref], strict=True)
@@ -236,6 +271,7 @@ def run(quick: bool) -> dict:
         "added p50 ms": round(p50 * 1000, 2),
         "added p99 ms": round(p99 * 1000, 2),
         "CPU s/GiB, 1 stream": cpu_one,
+        "user + system CPU s/GiB, 1 stream, beside the relay chain's": cpu_split,
         f"bconnect {STREAMS} streams MB/s": round(rates["bconnect 8 streams"] / mb, 1),
         f"CPU s/GiB, {STREAMS} streams": cpu_eight,
         "targets": (

@@ -62,6 +62,11 @@ def test_quick_benchmarks_run_and_write_every_figure(tmp_path: Path) -> None:
         assert "is not installed" in ssh["skipped"]
     cpu = figures["data plane"]["CPU s/GiB, 8 streams"]
     assert set(cpu) == {"client proxy", "worker (bconnect dev)"}
+    split = figures["data plane"]["user + system CPU s/GiB, 1 stream, beside the relay chain's"]
+    assert set(split) == {"client proxy", "worker (bconnect dev)", "client relay", "worker relay"}
+    for value in split.values():
+        user, system = (float(part) for part in value.split(" + "))
+        assert user >= 0 and system >= 0, split
     assert set(figures["data plane"]["met"]) == {
         "vs relay chain",
         "vs buffered relay chain",
