@@ -157,6 +157,7 @@ async def start_tls(
             sock.close()
             raise
         return held
+    held.fills_buffers = True  # asyncio's TLS protocol fills what it is offered
     done = loop.create_future()
     tls = _LeanTLSProtocol(
         loop,

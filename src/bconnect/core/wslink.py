@@ -13,8 +13,9 @@ flat.
 TCP bytes travel as binary messages of at most 16 KiB, and of up to 256 KiB (one TCP
 read) once a connection shows a bulk transfer (Boundary's clients send up to 32 KiB, and
 read any size: ``websocket.NetConn`` has no read limit); frames up to 4 MiB are
-accepted, a larger one is closed with 1009. The frames one TLS read brings go to the TCP
-side in one write. There is no half-close: when either side ends, the connection ends.
+accepted, a larger one is closed with 1009. Messages of one event-loop turn go to the TCP
+side in one write, and a bulk message straight from picows' buffer. There is no
+half-close: when either side ends, the connection ends.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -69,10 +71,11 @@ MAX_INCOMING = 4 * 1024 * 1024  # largest frame we accept
 CLOSE_WAIT = 2.0  # seconds a closing side waits for the peer's close frame
 #: picows' first read buffer: a message and a header fit without growing it
 _WS_BUFFER = 20 * 1024
-#: what one read may put into it: picows doubles its buffer whenever a read fills it and
-#: never gives memory back, and asyncio's TLS fills any buffer offered while it has data,
-#: so an uncapped buffer grows with every burst. A connection whose reads keep filling
-#: what is offered (a bulk transfer) is offered more, for fewer, larger reads.
+#: what one read may put into it over asyncio's TLS, which fills any buffer offered while
+#: it has data (aiofastnet's reads bring one TLS record): picows doubles its buffer
+#: whenever a read fills it and never gives memory back, so an uncapped buffer would grow
+#: with every burst. A connection whose reads keep filling what is offered (a bulk
+#: transfer) is offered more, for fewer, larger reads.
 _WS_READ = 4 * MAX_MESSAGE
 _WS_BULK_READ = 256 * 1024
 _FULL_READS_TO_GROW = 8
@@ -92,6 +95,13 @@ _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 #: bytes a Held connection keeps before it stops reading
 _HELD_MAX = 64 * 1024
+#: a message at least this large goes to the TCP side on its own, straight from picows'
+#: read buffer; smaller ones are gathered for one write at the end of the loop's turn
+_DIRECT_WRITE = 64 * 1024
+#: asyncio before Python 3.12 copies what a write cannot send at once; from 3.12 its
+#: selector transport keeps the object it is given, and a view of picows' read buffer
+#: would change under it, so the payload is copied first there
+_WRITE_COPIES_REST = sys.version_info < (3, 12)
 
 
 #: frames whose payload is the peer's data (a relay needs no message boundaries)
@@ -131,13 +141,16 @@ class Held(asyncio.Protocol):
     (``hand_over``): a TLS transport between its handshake and the WebSocket, or a
     local client's connection while the worker is dialed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fills_buffers: bool = False) -> None:
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
         self.size = 0
         self.eof = False
         self.lost: asyncio.Future[None] | None = None
         self.error: Exception | None = None
+        #: the transport fills any buffer its protocol offers (asyncio's TLS), so a
+        #: WebSocket on it caps what it offers (``_CappedWSProtocol``)
+        self.fills_buffers = fills_buffers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's transport, or aiofastnet's (not an asyncio.Transport subclass)
@@ -331,7 +344,8 @@ class _Relay:
         self.link = link
         self.tcp = tcp
         self.result = result
-        self.done: asyncio.Future[RelayResult] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[RelayResult] = self._loop.create_future()
         self._ws_paused = False
         self._batch: bytearray | None = None
 
@@ -355,25 +369,22 @@ class _Relay:
         if transport.is_closing():
             self.finish("tcp")
             return
-        if self.link.batching:
-            # copied now: picows moves what follows the last whole frame to the front
-            # of its buffer once this read's frames are delivered
-            view = frame.get_payload_as_memoryview()
-            if self._batch is None:
-                self._batch = bytearray(view)
-            else:
-                self._batch += view
-            return
-        # a copy: a transport may keep what it cannot send now, and the frame's memory
-        # is picows' read buffer, reused by the next read
-        data = frame.get_payload_as_bytes()
-        transport.write(data)
-        self.result.to_tcp += len(data)
-        self.result.last_activity = time.monotonic()
+        # the payload is picows' read buffer, reused once this returns
+        view = frame.get_payload_as_memoryview()
+        if len(view) >= _DIRECT_WRITE:  # a bulk message: on its own, after what came first
+            self.flush()
+            transport.write(view if _WRITE_COPIES_REST else bytes(view))
+            self.result.to_tcp += len(view)
+            self.result.last_activity = time.monotonic()
+        elif self._batch is None:
+            self._batch = bytearray(view)
+            self._loop.call_soon(self.flush)
+        else:
+            self._batch += view
 
     def flush(self) -> None:
-        """Write what the frames of one TLS read brought, in one write (the buffer is
-        the transport's from now on: a new one is made for the next read)."""
+        """Write the gathered messages in one write (the buffer is the transport's from
+        now on: a new one is made for the next)."""
         data, self._batch = self._batch, None
         if data is None:
             return
@@ -450,10 +461,10 @@ def _options(timeout: float, headers: dict[str, str] | None) -> tuple[Any, ...]:
     )
 
 
-class _WSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped here
+class _CappedWSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped
     """picows' protocol, offering at most ``_WS_READ`` bytes a read until reads show a
-    bulk transfer (it still grows its buffer whenever a frame needs more), and telling
-    its link when the frames of one read are all delivered."""
+    bulk transfer (it still grows its buffer whenever a frame needs more): for a
+    transport that fills any buffer offered (``Held.fills_buffers``)."""
 
     _reads: _ReadSize | None = None
     _offered = 0
@@ -467,24 +478,16 @@ class _WSProtocol(WSProtocol):  # type: ignore[misc]  # picows' class is untyped
         self._offered = len(view)
         return view
 
-    link: WsLink | None = None
-
     def buffer_updated(self, nbytes: int) -> None:
-        """One TLS read: picows delivers its frames, whose payloads the relay gathers
-        and writes to the TCP side once they all are in (``_Relay.flush``)."""
         if self._reads is not None:
             self._reads.filled(nbytes, self._offered)
-        link = self.link
-        if link is None:
-            super().buffer_updated(nbytes)
-            return
-        link.batching = True
-        try:
-            super().buffer_updated(nbytes)
-        finally:
-            link.batching = False
-            if link.active is not None:
-                link.active.flush()
+        super().buffer_updated(nbytes)
+
+
+def _protocol_class(held: Held) -> type[WSProtocol]:
+    """picows' own protocol (no Python between a read and its frames), or the capped
+    one where the transport fills what it is offered."""
+    return _CappedWSProtocol if held.fills_buffers else WSProtocol
 
 
 class WsLink(WSListener):
@@ -503,8 +506,6 @@ class WsLink(WSListener):
         self.disconnected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_rcvd: tuple[int | None, str] | None = None
         self.close_sent = False
-        #: set while the frames of one read are delivered: relayed data is gathered
-        self.batching = False
 
     # ---------------------------------------------------------------- handshakes
     @classmethod
@@ -513,7 +514,7 @@ class WsLink(WSListener):
         (``GET /v1/proxy``, our subprotocol, no compression); checks the worker agreed
         to the subprotocol. ``host`` is the Host header."""
         link = cls()
-        protocol = _WSProtocol(
+        protocol = _protocol_class(held)(
             host,
             PROXY_PATH,
             True,
@@ -555,7 +556,7 @@ class WsLink(WSListener):
             )
             return WSUpgradeResponseWithListener(response, link)
 
-        protocol = _WSProtocol(None, None, False, answer, *_options(timeout, None))
+        protocol = _protocol_class(held)(None, None, False, answer, *_options(timeout, None))
         await link._upgrade(protocol, held, "bad websocket upgrade")
         if refused:
             raise ChannelError(f"refused websocket upgrade for {refused[0]}")
@@ -564,10 +565,9 @@ class WsLink(WSListener):
             raise ChannelError("no websocket upgrade request")
         return link
 
-    async def _upgrade(self, protocol: _WSProtocol, held: Held, failure: str) -> None:
+    async def _upgrade(self, protocol: WSProtocol, held: Held, failure: str) -> None:
         """Give ``held``'s connection to ``protocol`` and wait for the upgrade."""
         self.protocol = protocol
-        protocol.link = self
         held.hand_over(protocol)
         try:
             await protocol.wait_until_handshake_complete()
