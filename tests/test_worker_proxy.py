@@ -38,6 +38,7 @@ from support.worker_harness import (
 
 from bconnect.core.certs import mint_session_certificate
 from bconnect.core.handshake import (
+    decode_handshake_result,
     encode_client_handshake,
     new_tofu_token,
 )
@@ -166,6 +167,31 @@ async def test_a_target_that_reads_late_gets_every_byte_intact(env: Env) -> None
     assert await asyncio.wait_for(digest, GUARD) == hashlib.sha256(payload).digest()
     await conn.close()
     target.close()
+
+
+async def test_a_message_begun_before_the_target_answers_arrives_whole(env: Env) -> None:
+    """Data sent right behind the client handshake waits while the worker dials the
+    target: whole messages and the first fragments of one still coming both reach it,
+    in order, before what follows."""
+    session = env.session("s_frag123456")
+    channel = await open_channel(env.port, session.session_id, session.certificate,
+                                 session.private_key)  # fmt: skip
+    protocol = channel.protocol
+    protocol.send_binary(encode_client_handshake(new_tofu_token()))
+    protocol.send_binary(b"whole ")
+    protocol.send_binary(b"first ", fin=False)
+    protocol.send_continuation(b"second ", fin=False)
+    await channel._flush()  # with the handshake: all of it before the relay begins
+    decode_handshake_result(await asyncio.wait_for(channel.recv_message(), GUARD))
+    received = bytearray(await asyncio.wait_for(channel.recv(), GUARD))  # relaying now
+    protocol.send_continuation(b"last", fin=True)
+    await channel._flush()
+    expected = b"whole first second last"
+    with contextlib.suppress(TimeoutError):
+        while len(received) < len(expected):
+            received.extend(await asyncio.wait_for(channel.recv(), 2))
+    assert bytes(received) == expected
+    await channel.close()
 
 
 async def test_endpoint_closing_ends_the_connection(env: Env) -> None:

@@ -21,14 +21,18 @@ _PAIR_VALUE = {pair: value for value, pair in enumerate(_PAIRS)}
 _PAIR = 58**2
 
 _LEAF = 10  # digits handled with small-number arithmetic
-#: ``_POWERS[k] == 58 ** (_LEAF * 2**k)``, extended as larger numbers come
+#: ``_POWERS[k] == 58 ** (_LEAF * 2**k)``: up to 2,560 digits (1.8 KB), made at import so
+#: that threads share it read-only
 _POWERS: list[int] = [58**_LEAF]
+for _ in range(8):
+    _POWERS.append(_POWERS[-1] ** 2)
 
 
 def _power(level: int) -> int:
-    while len(_POWERS) <= level:
-        _POWERS.append(_POWERS[-1] ** 2)
-    return _POWERS[level]
+    if level < len(_POWERS):
+        return _POWERS[level]
+    power: int = 58 ** (_LEAF << level)  # larger than tokens are: computed each time
+    return power
 
 
 def _render(number: int, level: int, out: list[str]) -> None:

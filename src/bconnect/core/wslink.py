@@ -25,6 +25,7 @@ import contextlib
 import logging
 import sys
 import time
+from asyncio import selector_events
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -98,10 +99,16 @@ _HELD_MAX = 64 * 1024
 #: a message at least this large goes to the TCP side on its own, straight from picows'
 #: read buffer; smaller ones are gathered for one write at the end of the loop's turn
 _DIRECT_WRITE = 64 * 1024
-#: asyncio before Python 3.12 copies what a write cannot send at once; from 3.12 its
-#: selector transport keeps the object it is given, and a view of picows' read buffer
-#: would change under it, so the payload is copied first there
-_WRITE_COPIES_REST = sys.version_info < (3, 12)
+#: transports whose ``write`` copies what it cannot send at once, so a view of picows'
+#: read buffer may be handed to them: asyncio's socket transport before Python 3.12
+#: (from 3.12 it keeps the object it is given, as uvloop's transports do; a view would
+#: change under them as picows reuses its buffer, so the payload is copied first)
+_WRITES_COPY: tuple[type, ...] = (
+    # private in asyncio (and so not in its stubs): the class its socket transports are
+    (selector_events._SelectorSocketTransport,)  # type: ignore[attr-defined]
+    if sys.version_info < (3, 12)
+    else ()
+)
 
 
 #: frames whose payload is the peer's data (a relay needs no message boundaries)
@@ -255,6 +262,7 @@ class TcpSide(asyncio.BufferedProtocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.writes_copy = False
         self.relay: _Relay | None = None
         self.connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending: list[bytes] = []
@@ -265,6 +273,8 @@ class TcpSide(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        #: ``write`` may be given a view of memory that is reused once it returns
+        self.writes_copy = type(transport) in _WRITES_COPY
         transport.set_write_buffer_limits(_HIGH_WATER, _LOW_WATER)
         if not self.connected.done():
             self.connected.set_result(None)
@@ -373,7 +383,7 @@ class _Relay:
         view = frame.get_payload_as_memoryview()
         if len(view) >= _DIRECT_WRITE:  # a bulk message: on its own, after what came first
             self.flush()
-            transport.write(view if _WRITE_COPIES_REST else bytes(view))
+            transport.write(view if self.tcp.writes_copy else bytes(view))
             self.result.to_tcp += len(view)
             self.result.last_activity = time.monotonic()
         elif self._batch is None:
@@ -723,12 +733,15 @@ class WsLink(WSListener):
         relay = _Relay(self, tcp, result or RelayResult())
         relay.result.last_activity = time.monotonic()
         # what the peer sent after the proxy handshake, while the TCP side was dialed
+        # (whole messages, then the first parts of one still coming: the relay carries
+        # bytes, not message boundaries)
         tcp_transport = tcp.transport
-        for message in self._messages:
+        for message in (*self._messages, *self._parts):
             if tcp_transport is not None:
                 tcp_transport.write(message)
             relay.result.to_tcp += len(message)
         self._messages.clear()
+        self._parts.clear()
         if self.close_rcvd is not None:  # the peer closed before the relay began
             relay.ws_closed(*self.close_rcvd)
         elif self.transport is None:
