@@ -178,5 +178,5 @@ def test_an_exec_program_whose_session_is_canceled_says_so(
     code, _, err = c.finish(sig=None)
     # the program saw its connection end (0), or was still running when the proxy
     # ended and got SIGTERM, as Boundary does to an -exec program then (128 + 15)
-    assert code in (0, 128 + signal.SIGTERM)
+    assert code in (0, 128 + signal.SIGTERM), (code, err)
     assert err == f"Session {sid} was canceled\n"

@@ -7,6 +7,7 @@ it got (its own ``/proc/self/cmdline``, env, the 0600 file) and then exits or sl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -33,13 +34,34 @@ from bconnect.core.launch import (
     substitute_files,
     unconsumed,
 )
-from bconnect.core.runner import ListenInfo
+from bconnect.core.runner import ListenInfo, _signal_child
 from bconnect.plugins.hookspecs import Launch
 
 PASSWORD = "pr0be-s3cret-pw"
 
 
 # ---------------------------------------------------------------------- pure parts
+async def test_a_child_exiting_just_as_it_is_signaled_keeps_its_exit_code() -> None:
+    """Signalling a child that is exiting that moment: asyncio's Process.send_signal
+    polls, and a poll that reaps the child makes asyncio report 255 (7 % of tries here);
+    the runner's own signalling leaves the reaping to asyncio."""
+    codes = []
+    for _ in range(100):
+        child = await asyncio.create_subprocess_exec(sys.executable, "-c", "raise SystemExit(7)")
+        while _state(child.pid) not in ("Z", "gone"):  # exiting: signal it now
+            await asyncio.sleep(0.0005)
+        _signal_child(child, signal.SIGTERM)
+        codes.append(await child.wait())
+    assert set(codes) <= {7, -signal.SIGTERM}, codes
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
+
+
 def test_launch_files_are_private_and_removed() -> None:
     files = LaunchFiles()
     paths = files.write({"key": "secret\n", "raw": b"\x00\x01"})

@@ -134,6 +134,20 @@ def returncode_to_exit(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _signal_child(child: asyncio.subprocess.Process, sig: int) -> None:
+    """Send ``sig`` to a child that has not been seen to exit.
+
+    Not through ``Process.send_signal``: that polls the child first (subprocess's guard
+    against a recycled pid), and a poll that catches the child just exiting reaps it
+    from under asyncio's child watcher, which then reports its exit code as 255 (seen
+    in CI: a canceled session's ``-exec`` program, exiting as connect ended it). Here
+    the watcher alone reaps; ``returncode`` is set just after, so a pid recycled in
+    between could be signaled, a far smaller window than the race it replaces."""
+    if child.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, sig)
+
+
 def exit_code(*, exec_used: bool, child_exit: int | None, result: ProxyResult | None) -> int:
     """With ``-exec``: the child's exit code. Without: 1 if the proxy failed, else 0."""
     if exec_used:
@@ -311,8 +325,7 @@ class ConnectRunner:
         if self._shutdown.is_set():
             # a second signal: stop waiting for the child and for the worker's teardown
             if self._child is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    self._child.kill()
+                _signal_child(self._child, signal.SIGKILL)
             self.proxy.hurry()
         self._shutdown.set()
 
@@ -483,11 +496,8 @@ class ConnectRunner:
         return path
 
     async def _terminate_child(self) -> None:
-        child = self._child
-        if child is None or child.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGTERM)
+        if self._child is not None:
+            _signal_child(self._child, signal.SIGTERM)
 
     async def _wait_child(self) -> int:
         child = self._child
@@ -496,8 +506,7 @@ class ConnectRunner:
             return await asyncio.wait_for(asyncio.shield(child.wait()), self.child_grace)
         except TimeoutError:
             log.debug("child did not exit %.0fs after SIGTERM: killing it", self.child_grace)
-            with contextlib.suppress(ProcessLookupError):
-                child.kill()
+            _signal_child(child, signal.SIGKILL)
             return await child.wait()
 
     async def _cancel_via_api(self, result: ProxyResult | None) -> bool | None:
