@@ -145,8 +145,9 @@ async def start_tls(
     TLS transport and keeps what arrives. ``timeout`` bounds the handshake; a failed
     one closes the transport, which lets go of all its TLS state (and the socket)."""
     loop = asyncio.get_running_loop()
-    held = Held()
-    if engine() == "aiofastnet":
+    fast = engine() == "aiofastnet"
+    held = Held(fills_buffers=not fast)  # asyncio's TLS protocol fills what it is offered
+    if fast:
         try:
             await _start_tls_aiofastnet(
                 loop, held, sock, context, server_side, timeout, server_hostname
@@ -157,7 +158,6 @@ async def start_tls(
             sock.close()
             raise
         return held
-    held.fills_buffers = True  # asyncio's TLS protocol fills what it is offered
     done = loop.create_future()
     tls = _LeanTLSProtocol(
         loop,
